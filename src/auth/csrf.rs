@@ -1,0 +1,85 @@
+//! CSRF protection by a signed double-submit token: a random value in an `HttpOnly` cookie,
+//! and in each form its HMAC under the server's key. A forged request can send the cookie
+//! but cannot read it, and a planted cookie is useless without the key.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use rocket::http::{Cookie, SameSite};
+use rocket::request::{FromRequest, Outcome, Request};
+use sha2::Sha256;
+
+use super::AuthService;
+use crate::error::{Error, Result};
+
+const CSRF_COOKIE: &str = "miniauth_csrf";
+/// Header carrying the token on JSON requests authenticated by the cookie.
+pub const CSRF_HEADER: &str = "X-CSRF-Token";
+
+pub struct CsrfKey(Hmac<Sha256>);
+
+impl CsrfKey {
+    pub fn new(secret: &[u8]) -> Self {
+        // A key of its own, derived from the secret, so no CSRF token is ever a JWT signature.
+        let mut derive = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+        derive.update(b"miniauth csrf key v1");
+        let key = derive.finalize().into_bytes();
+        CsrfKey(Hmac::new_from_slice(&key).expect("HMAC takes keys of any length"))
+    }
+
+    fn mac(&self, value: &str) -> Hmac<Sha256> {
+        let mut mac = self.0.clone();
+        mac.update(value.as_bytes());
+        mac
+    }
+}
+
+/// The visitor's CSRF secret (its cookie is set on first sight) and the token forms carry.
+pub struct CsrfToken {
+    token: String,
+    cookie_value: String,
+}
+
+impl CsrfToken {
+    /// The value for the hidden `csrf_token` field (or the `X-CSRF-Token` header).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Checks a submitted token against the cookie in constant time.
+    pub fn verify(&self, submitted: &str, key: &CsrfKey) -> Result<()> {
+        let submitted = URL_SAFE_NO_PAD.decode(submitted.trim()).map_err(|_| Error::Csrf)?;
+        key.mac(&self.cookie_value).verify_slice(&submitted).map_err(|_| Error::Csrf)
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for CsrfToken {
+    type Error = Error;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Error> {
+        let Some(auth) = req.rocket().state::<AuthService>() else {
+            return Outcome::Error(Error::internal("auth service missing").stash(req));
+        };
+        let existing = req.cookies().get(CSRF_COOKIE).map(|c| c.value().to_owned());
+        let cookie_value = match existing.filter(|v| v.len() == 43) {
+            Some(value) => value,
+            None => {
+                let mut bytes = [0u8; 32];
+                rand::rngs::OsRng.fill_bytes(&mut bytes);
+                let value = URL_SAFE_NO_PAD.encode(bytes);
+                req.cookies().add(
+                    Cookie::build((CSRF_COOKIE, value.clone()))
+                        .http_only(true)
+                        .same_site(SameSite::Lax)
+                        .path("/")
+                        .secure(auth.cookie_secure),
+                );
+                value
+            }
+        };
+        let token = URL_SAFE_NO_PAD.encode(auth.csrf.mac(&cookie_value).finalize().into_bytes());
+        Outcome::Success(CsrfToken { token, cookie_value })
+    }
+}

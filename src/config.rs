@@ -1,0 +1,132 @@
+//! The one typed configuration struct, extracted from Rocket's figment (`Rocket.toml` profiles
+//! and `ROCKET_*` environment variables), and the secret that is generated on first run.
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use rocket::fairing::AdHoc;
+use rocket::figment::Figment;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// Name of the database in `[default.databases.<name>]`.
+pub const DATABASE: &str = "miniauth";
+
+/// Every MiniAuth setting. Defaults live here and, for the reader, in `Rocket.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Folder for the SQLite file and generated secrets.
+    pub data_dir: PathBuf,
+    /// bcrypt cost factor (4–31). Tests lower it; production keeps 12.
+    pub bcrypt_cost: u32,
+    /// Blocking workers allowed to run bcrypt at once (0 = number of CPU cores).
+    pub hash_workers: usize,
+    /// HMAC secret for tokens and CSRF. Generated under `data_dir` when unset.
+    #[serde(skip_serializing)]
+    pub secret_key: Option<SecretString>,
+    pub jwt_issuer: String,
+    pub jwt_audience: String,
+    /// Lifetime of an access token (JWT), in seconds.
+    pub access_token_ttl: u64,
+    /// Lifetime of a session (and of the browser cookie), in seconds.
+    pub session_ttl: u64,
+    /// Send cookies with the `Secure` flag (on by default in the release profile).
+    pub cookie_secure: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data_dir: PathBuf::from("data"),
+            bcrypt_cost: bcrypt::DEFAULT_COST,
+            hash_workers: 0,
+            secret_key: None,
+            jwt_issuer: "miniauth".into(),
+            jwt_audience: "miniauth".into(),
+            access_token_ttl: 15 * 60,
+            session_ttl: 30 * 24 * 3600,
+            cookie_secure: !cfg!(debug_assertions),
+        }
+    }
+}
+
+impl Settings {
+    pub fn hash_workers(&self) -> usize {
+        match self.hash_workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        }
+    }
+}
+
+/// Lets one variable choose the database: `ROCKET_DATABASE_URL=postgres://…` (or
+/// `database_url` in `Rocket.toml`) overrides `databases.miniauth.url`.
+pub fn with_database_url(figment: Figment) -> Figment {
+    match figment.extract_inner::<String>("database_url") {
+        Ok(url) => figment.merge((format!("databases.{DATABASE}.url"), url)),
+        Err(_) => figment,
+    }
+}
+
+/// Extracts [`Settings`], creates the data folder and makes sure a secret key exists.
+pub fn stage() -> AdHoc {
+    AdHoc::try_on_ignite("MiniAuth settings", |rocket| async move {
+        let mut settings: Settings = match rocket.figment().extract() {
+            Ok(settings) => settings,
+            Err(e) => {
+                log::error!("invalid configuration: {e}");
+                return Err(rocket);
+            }
+        };
+        if let Err(e) = prepare(&mut settings) {
+            log::error!("cannot prepare {}: {e}", settings.data_dir.display());
+            return Err(rocket);
+        }
+        Ok(rocket.manage(settings))
+    })
+}
+
+fn prepare(settings: &mut Settings) -> std::io::Result<()> {
+    if !(4..=31).contains(&settings.bcrypt_cost) {
+        return Err(std::io::Error::other("bcrypt_cost must be between 4 and 31"));
+    }
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(&settings.data_dir)?;
+    match &settings.secret_key {
+        Some(key) if key.expose_secret().len() < 32 => Err(std::io::Error::other(
+            "secret_key must be at least 32 characters",
+        )),
+        Some(_) => Ok(()),
+        None => {
+            let path = settings.data_dir.join("secret.key");
+            settings.secret_key = Some(load_or_create_secret(&path)?);
+            Ok(())
+        }
+    }
+}
+
+/// Reads the generated secret, or writes a new random one with mode 0600.
+fn load_or_create_secret(path: &Path) -> std::io::Result<SecretString> {
+    if path.exists() {
+        let mode = fs::metadata(path)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            log::warn!("{} is readable by others; setting mode 0600", path.display());
+            fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
+        }
+        log::info!("secret key: {}", path.display());
+        return Ok(fs::read_to_string(path)?.trim().to_owned().into());
+    }
+    let mut bytes = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let secret = URL_SAFE_NO_PAD.encode(bytes);
+    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(secret.as_bytes())?;
+    file.sync_all()?;
+    log::info!("generated a new secret key in {}", path.display());
+    Ok(secret.into())
+}

@@ -1,0 +1,220 @@
+//! The one error type of MiniAuth and how it is answered: RFC 9457 problem+json on the API, a
+//! friendly page (or the sign-in redirect) in the browser. Internal causes are logged, never sent.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+
+use rocket::http::{ContentType, Header, Status};
+use rocket::request::Request;
+use rocket::response::{self, Redirect, Responder, Response};
+use rocket::serde::json::serde_json;
+use rocket_dyn_templates::{context, Template};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Messages per field, as in `errors: {field: [message, …]}`.
+pub type FieldErrors = BTreeMap<&'static str, Vec<String>>;
+
+#[derive(Debug, Clone)]
+pub enum Error {
+    /// One or more fields broke a rule (422).
+    Validation(FieldErrors),
+    /// The username is taken, compared case-insensitively (409).
+    UsernameTaken,
+    /// Unknown username or wrong password: one answer for both (401).
+    InvalidCredentials,
+    /// No credentials, or credentials that are not (or no longer) valid (401).
+    Unauthenticated { invalid_token: bool },
+    /// A state-changing request without a valid CSRF token (403).
+    Csrf,
+    /// The body could not be read as the declared type (400).
+    BadRequest(String),
+    UnsupportedMediaType(String),
+    PayloadTooLarge,
+    /// The database cannot be reached right now (503).
+    Unavailable,
+    /// Any other status Rocket produced itself (404, 405, …).
+    Status(Status),
+    /// A bug or an unexpected failure; the cause is logged, the client sees a generic 500.
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        Error::Internal(cause.to_string())
+    }
+
+    pub fn field(field: &'static str, message: impl Into<String>) -> Self {
+        Error::Validation(FieldErrors::from([(field, vec![message.into()])]))
+    }
+
+    pub fn status(&self) -> Status {
+        match self {
+            Error::Validation(_) => Status::UnprocessableEntity,
+            Error::UsernameTaken => Status::Conflict,
+            Error::InvalidCredentials | Error::Unauthenticated { .. } => Status::Unauthorized,
+            Error::Csrf => Status::Forbidden,
+            Error::BadRequest(_) => Status::BadRequest,
+            Error::UnsupportedMediaType(_) => Status::UnsupportedMediaType,
+            Error::PayloadTooLarge => Status::PayloadTooLarge,
+            Error::Unavailable => Status::ServiceUnavailable,
+            Error::Status(status) => *status,
+            Error::Internal(_) => Status::InternalServerError,
+        }
+    }
+
+    /// The human-readable explanation sent to the client.
+    pub fn detail(&self) -> String {
+        match self {
+            Error::Validation(_) => "One or more fields are invalid.".into(),
+            Error::UsernameTaken => "This username is already taken.".into(),
+            Error::InvalidCredentials => "Invalid username or password.".into(),
+            Error::Unauthenticated { invalid_token: false } => "Authentication is required.".into(),
+            Error::Unauthenticated { invalid_token: true } => {
+                "The access token is invalid, expired or revoked.".into()
+            }
+            Error::Csrf => "The form is missing a valid CSRF token: reload the page and try again.".into(),
+            Error::BadRequest(detail) | Error::UnsupportedMediaType(detail) => detail.clone(),
+            Error::PayloadTooLarge => "The request body is too large.".into(),
+            Error::Unavailable => "The service is temporarily unavailable: try again shortly.".into(),
+            Error::Status(status) => match status.code {
+                404 => "There is nothing at this address.".into(),
+                405 => "This method is not allowed here.".into(),
+                422 => "The request body is missing fields or has fields of the wrong type.".into(),
+                _ => status.reason_lossy().to_string(),
+            },
+            Error::Internal(_) => "Something went wrong on our side.".into(),
+        }
+    }
+
+    pub fn problem(&self) -> Problem {
+        let status = self.status();
+        Problem {
+            kind: "about:blank".into(),
+            title: status.reason_lossy().to_string(),
+            status: status.code,
+            detail: self.detail(),
+            errors: match self {
+                Error::Validation(errors) => Some(errors.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => {
+                log::warn!("database unavailable: {e}");
+                Error::Unavailable
+            }
+            e => Error::internal(format!("database: {e}")),
+        }
+    }
+}
+
+/// An RFC 9457 problem details document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: the status and `title` say what kind of problem it is.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// For validation errors: messages per field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<BTreeMap<String, Vec<String>>>)]
+    pub errors: Option<FieldErrors>,
+}
+
+impl<'r> Responder<'r, 'static> for Problem {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        let body = serde_json::to_vec(&self).map_err(|_| Status::InternalServerError)?;
+        Response::build()
+            .status(Status::new(self.status))
+            .header(ContentType::new("application", "problem+json"))
+            .header(Header::new("Cache-Control", "no-store"))
+            .sized_body(body.len(), Cursor::new(body))
+            .ok()
+    }
+}
+
+/// Whether the client should get JSON rather than a page: the API paths, and any request
+/// whose `Accept` prefers JSON.
+pub fn wants_json(req: &Request<'_>) -> bool {
+    let path = req.uri().path();
+    if path == "/auth" || path.starts_with("/auth/") || path == "/openapi.json" {
+        return true;
+    }
+    req.accept().is_some_and(|accept| {
+        let media = accept.preferred().media_type();
+        media.is_json() || media.sub().as_str().ends_with("+json")
+    })
+}
+
+impl<'r> Responder<'r, 'static> for Error {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        if let Error::Internal(cause) = &self {
+            log::error!("{} {}: internal error: {cause}", req.method(), req.uri().path());
+        }
+        let status = self.status();
+        if wants_json(req) {
+            let mut response = self.problem().respond_to(req)?;
+            if let Error::Unauthenticated { invalid_token } = self {
+                let challenge = match invalid_token {
+                    true => r#"Bearer error="invalid_token""#,
+                    false => "Bearer",
+                };
+                response.set_header(Header::new("WWW-Authenticate", challenge));
+            }
+            if status == Status::ServiceUnavailable {
+                response.set_header(Header::new("Retry-After", "5"));
+            }
+            return Ok(response);
+        }
+        if let Error::Unauthenticated { .. } = self {
+            return Redirect::to(crate::auth::login_redirect(req)).respond_to(req);
+        }
+        let page = Template::render(
+            "error",
+            context! { status: status.code, title: status.reason_lossy(), detail: self.detail() },
+        );
+        Response::build_from(page.respond_to(req)?).status(status).ok()
+    }
+}
+
+/// An error a guard failed with, kept for the catcher (Rocket passes only the status on).
+pub struct GuardError(pub Option<Error>);
+
+impl Error {
+    /// Remembers this error for the catcher and returns the status to fail the guard with.
+    pub fn stash(self, req: &Request<'_>) -> (Status, Error) {
+        let status = self.status();
+        req.local_cache(|| GuardError(Some(self.clone())));
+        (status, self)
+    }
+}
+
+/// Answers every error status, whether Rocket or a guard produced it.
+#[rocket::catch(default)]
+pub fn catch_all(status: Status, req: &Request<'_>) -> Error {
+    match &req.local_cache(|| GuardError(None)).0 {
+        Some(error) if error.status() == status => error.clone(),
+        _ => match status.code {
+            400 => Error::BadRequest("The request could not be understood.".into()),
+            413 => Error::PayloadTooLarge,
+            415 => Error::UnsupportedMediaType("Unsupported content type.".into()),
+            500 => Error::internal("a handler failed or panicked"),
+            503 => Error::Unavailable,
+            _ => Error::Status(status),
+        },
+    }
+}

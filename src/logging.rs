@@ -1,0 +1,23 @@
+//! Logging: MiniAuth's own lines (start-up, one per request, errors) on standard error, and
+//! Rocket's chatter silenced: its guard-failure lines (logged under the handler's module,
+//! hence `miniauth::routes=error`) could echo request data.
+
+use rocket::fairing::AdHoc;
+
+/// `RUST_LOG` overrides the default filter, e.g. `RUST_LOG=warn` to drop request lines.
+const DEFAULT_FILTER: &str = "warn,rocket=off,rocket_dyn_templates=warn,miniauth=info,miniauth::routes=error";
+
+/// Installs the logger; call once, before Rocket starts (Rocket then keeps its own quiet).
+pub fn init() {
+    let env = env_logger::Env::default().default_filter_or(DEFAULT_FILTER);
+    let _ = env_logger::Builder::from_env(env).format_timestamp_millis().try_init();
+}
+
+pub fn liftoff() -> AdHoc {
+    AdHoc::on_liftoff("Start-up line", |rocket| {
+        Box::pin(async move {
+            let config = rocket.config();
+            log::info!("MiniAuth listening on http://{}:{}", config.address, config.port);
+        })
+    })
+}

@@ -1,0 +1,147 @@
+//! The JSON API under `/auth`: the original three routes of the FastAPI design, and logout.
+
+use rocket::http::{CookieJar, Header, Status};
+use rocket::response::Responder;
+use rocket::serde::json::Json;
+use rocket::State;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::body::{ApiJson, Credentials, LoginCredentials};
+use crate::auth::{self, ApiUser, AuthService, UserAgent};
+use crate::domain::NewAccount;
+use crate::error::{Problem, Result};
+use crate::store::{users::User, Db};
+
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![register, login, profile, logout]
+}
+
+/// A user as the API shows it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserOut {
+    pub id: i64,
+    pub username: String,
+    /// When the account was created (RFC 3339, UTC).
+    #[schema(format = DateTime)]
+    pub created_at: String,
+}
+
+impl From<User> for UserOut {
+    fn from(user: User) -> Self {
+        UserOut { id: user.id, username: user.username, created_at: crate::rfc3339(user.created_at) }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    /// The JWT to send as `Authorization: Bearer <access_token>`.
+    pub access_token: String,
+    /// Always `bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: i64,
+}
+
+/// A response that must never be cached (it carries a token).
+#[derive(Responder)]
+pub struct NoStore<T> {
+    inner: T,
+    cache_control: Header<'static>,
+    pragma: Header<'static>,
+}
+
+impl<T> NoStore<T> {
+    pub fn new(inner: T) -> Self {
+        NoStore {
+            inner,
+            cache_control: Header::new("Cache-Control", "no-store"),
+            pragma: Header::new("Pragma", "no-cache"),
+        }
+    }
+}
+
+/// Create an account.
+#[utoipa::path(
+    post, path = "/auth/register", tag = "auth",
+    request_body = Credentials,
+    responses(
+        (status = 201, description = "Account created", body = UserOut),
+        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Username taken (compared case-insensitively)", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[rocket::post("/auth/register", data = "<body>")]
+pub async fn register(db: &Db, auth: &State<AuthService>, body: ApiJson<Credentials>) -> Result<(Status, Json<UserOut>)> {
+    let account = NewAccount::parse(&body.0.username, &body.0.password, None)?;
+    let user = auth::register(db, auth, account).await?;
+    Ok((Status::Created, Json(user.into())))
+}
+
+/// Sign in: opens a session and returns its access token.
+#[utoipa::path(
+    post, path = "/auth/login", tag = "auth",
+    request_body(content(
+        (Credentials = "application/json"),
+        (Credentials = "application/x-www-form-urlencoded"),
+    )),
+    responses(
+        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Invalid username or password", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Neither JSON nor a form", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing fields", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[rocket::post("/auth/login", data = "<credentials>")]
+pub async fn login(
+    db: &Db,
+    auth: &State<AuthService>,
+    credentials: LoginCredentials,
+    agent: UserAgent,
+) -> Result<NoStore<Json<TokenResponse>>> {
+    let Credentials { username, password, .. } = credentials.0;
+    let signed_in = auth::sign_in(db, auth, &username, &password, &agent.0).await?;
+    Ok(NoStore::new(Json(TokenResponse {
+        access_token: signed_in.access_token,
+        token_type: "bearer",
+        expires_in: auth.tokens.ttl,
+    })))
+}
+
+/// The signed-in user.
+#[utoipa::path(
+    get, path = "/auth/profile", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The user of the token", body = UserOut),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[rocket::get("/auth/profile")]
+pub fn profile(user: ApiUser) -> Json<UserOut> {
+    Json(user.user.into())
+}
+
+/// Sign out: revokes the session of the token at once.
+#[utoipa::path(
+    post, path = "/auth/logout", tag = "auth",
+    security(("bearer" = [])),
+    responses(
+        (status = 204, description = "Session revoked"),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Cookie-authenticated call without X-CSRF-Token", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[rocket::post("/auth/logout")]
+pub async fn logout(user: ApiUser, db: &Db, auth: &State<AuthService>, jar: &CookieJar<'_>) -> Result<Status> {
+    auth::sign_out(db, &user.session_id).await?;
+    if user.by_cookie {
+        auth.clear_token_cookie(jar);
+    }
+    Ok(Status::NoContent)
+}

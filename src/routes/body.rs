@@ -1,0 +1,125 @@
+//! Request bodies of the JSON API. Every way a body can be wrong gets its own clear 4xx
+//! (415 wrong type, 413 too large, 400 malformed, 422 wrong shape) and never reaches a handler.
+
+use rocket::data::{self, Data, FromData, ToByteUnit};
+use rocket::form::{Form, FromForm};
+use rocket::request::Request;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use crate::error::{Error, Result};
+
+/// A JSON body of type `T`, read within the `json` limit.
+pub struct ApiJson<T>(pub T);
+
+/// `{username, password}`, as JSON or as the OAuth2 password grant form.
+#[derive(Debug, Deserialize, FromForm, ToSchema)]
+pub struct Credentials {
+    #[serde(default)]
+    #[field(default = String::new())]
+    pub username: String,
+    /// 8–72 bytes.
+    #[serde(default)]
+    #[field(default = String::new())]
+    #[schema(format = Password)]
+    pub password: String,
+    /// OAuth2 password grant: `password` when present.
+    #[serde(default)]
+    pub grant_type: Option<String>,
+}
+
+fn is_json(req: &Request<'_>) -> bool {
+    req.content_type().is_some_and(|ct| ct.is_json() || ct.sub().as_str().ends_with("+json"))
+}
+
+fn is_form(req: &Request<'_>) -> bool {
+    req.content_type().is_some_and(|ct| ct.is_form())
+}
+
+async fn read_body(req: &Request<'_>, data: Data<'_>, limit: &str) -> Result<String> {
+    let limit = req.limits().get(limit).unwrap_or_else(|| 16.kibibytes());
+    let body = data
+        .open(limit)
+        .into_string()
+        .await
+        .map_err(|_| Error::BadRequest("The request body is not valid UTF-8.".into()))?;
+    match body.is_complete() {
+        true => Ok(body.into_inner()),
+        false => Err(Error::PayloadTooLarge),
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(body: &str) -> Result<T> {
+    use rocket::serde::json::serde_json::{self, error::Category};
+    serde_json::from_str(body).map_err(|e| match e.classify() {
+        Category::Data => Error::Validation(
+            [("body", vec![format!("The JSON does not have the expected shape: {e}.")])].into(),
+        ),
+        _ => Error::BadRequest(format!("The request body is not valid JSON: {e}.")),
+    })
+}
+
+const NOT_JSON: &str = "The request body must be JSON (Content-Type: application/json).";
+
+#[rocket::async_trait]
+impl<'r, T: DeserializeOwned> FromData<'r> for ApiJson<T> {
+    type Error = Error;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        let parsed = match is_json(req) {
+            true => read_body(req, data, "json").await.and_then(|body| parse_json(&body)),
+            false => Err(Error::UnsupportedMediaType(NOT_JSON.into())),
+        };
+        match parsed {
+            Ok(value) => data::Outcome::Success(ApiJson(value)),
+            Err(e) => data::Outcome::Error(e.stash(req)),
+        }
+    }
+}
+
+/// Sign-in credentials: a JSON body, or the OAuth2 password form
+/// (`application/x-www-form-urlencoded`, optional `grant_type=password`).
+pub struct LoginCredentials(pub Credentials);
+
+impl LoginCredentials {
+    async fn parse(req: &Request<'_>, data: Data<'_>) -> Result<Credentials> {
+        let credentials: Credentials = if is_json(req) {
+            parse_json(&read_body(req, data, "json").await?)?
+        } else if is_form(req) {
+            let body = read_body(req, data, "form").await?;
+            Form::<Credentials>::parse_encoded(rocket::http::RawStr::new(&body))
+                .map_err(|_| Error::BadRequest("The form body could not be parsed.".into()))?
+        } else {
+            return Err(Error::UnsupportedMediaType(
+                "Send JSON or an application/x-www-form-urlencoded form.".into(),
+            ));
+        };
+        if credentials.grant_type.as_deref().is_some_and(|grant| grant != "password") {
+            return Err(Error::field("grant_type", "Only grant_type=password is supported."));
+        }
+        let mut errors = crate::error::FieldErrors::new();
+        if credentials.username.trim().is_empty() {
+            errors.insert("username", vec!["Username is required.".into()]);
+        }
+        if credentials.password.is_empty() {
+            errors.insert("password", vec!["Password is required.".into()]);
+        }
+        match errors.is_empty() {
+            true => Ok(credentials),
+            false => Err(Error::Validation(errors)),
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromData<'r> for LoginCredentials {
+    type Error = Error;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        match LoginCredentials::parse(req, data).await {
+            Ok(credentials) => data::Outcome::Success(LoginCredentials(credentials)),
+            Err(e) => data::Outcome::Error(e.stash(req)),
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! HTTP: the routes (pages, JSON API, operations), the catchers, and the fairings every
+//! response passes through (security headers, one log line per request).
+
+mod api;
+mod body;
+mod ops;
+mod pages;
+
+use std::time::Instant;
+
+use rocket::fairing::{AdHoc, Fairing, Info, Kind};
+use rocket::fs::FileServer;
+use rocket::http::Header;
+use rocket::shield::{Frame, Referrer, Shield};
+use rocket::{Data, Request, Response};
+
+pub use ops::ApiDoc;
+
+pub fn stage() -> AdHoc {
+    AdHoc::on_ignite("Routes", |rocket| async {
+        let static_dir = rocket.figment().extract_inner::<String>("static_dir").unwrap_or_else(|_| "static".into());
+        rocket
+            .mount("/", pages::routes())
+            .mount("/", api::routes())
+            .mount("/", ops::routes())
+            .mount("/", ops::docs())
+            .mount("/static", FileServer::from(static_dir))
+            .register("/", rocket::catchers![crate::error::catch_all])
+            .attach(Shield::default().enable(Frame::Deny).enable(Referrer::NoReferrer))
+            .attach(SecurityHeaders)
+            .attach(RequestLog)
+    })
+}
+
+/// Content-Security-Policy and caching rules for everything served.
+struct SecurityHeaders;
+
+const CSP_PAGES: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+                         frame-ancestors 'none'; base-uri 'none'";
+// Swagger UI sets styles from its script and shows data: images.
+const CSP_DOCS: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                        img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+#[rocket::async_trait]
+impl Fairing for SecurityHeaders {
+    fn info(&self) -> Info {
+        Info { name: "Security headers", kind: Kind::Response }
+    }
+
+    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
+        let docs = req.uri().path().starts_with("/docs");
+        res.set_header(Header::new("Content-Security-Policy", if docs { CSP_DOCS } else { CSP_PAGES }));
+        if !res.headers().contains("Cache-Control") && !req.uri().path().starts_with("/static/") && !docs {
+            // Pages and API answers are about one person: never keep them in a shared cache.
+            res.set_header(Header::new("Cache-Control", "no-store"));
+        }
+    }
+}
+
+/// One line per request: method, path (never the query), status, latency.
+struct RequestLog;
+
+struct Started(Instant);
+
+#[rocket::async_trait]
+impl Fairing for RequestLog {
+    fn info(&self) -> Info {
+        Info { name: "Request log", kind: Kind::Request | Kind::Response }
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
+        req.local_cache(|| Started(Instant::now()));
+    }
+
+    async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
+        let elapsed = req.local_cache(|| Started(Instant::now())).0.elapsed();
+        log::info!(
+            target: "miniauth::request",
+            "{} {} {} {:.1}ms",
+            req.method(),
+            req.uri().path(),
+            res.status().code,
+            elapsed.as_secs_f64() * 1000.0
+        );
+    }
+}

@@ -1,0 +1,19 @@
+//! The database: one pool over SQLite or PostgreSQL (chosen by the URL at run time), the
+//! embedded migrations, and one function per query.
+
+mod pool;
+pub mod sessions;
+pub mod users;
+
+pub use pool::{stage, Backend, Db, DbPool};
+
+/// Now, as stored: unix seconds, UTC.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Whether the database is reachable.
+pub async fn ping(db: &sqlx::AnyPool) -> Result<(), crate::error::Error> {
+    sqlx::query("SELECT 1").execute(db).await?;
+    Ok(())
+}

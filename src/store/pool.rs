@@ -1,0 +1,151 @@
+//! A `rocket_db_pools` pool over `sqlx::Any`: the backend comes from the URL's scheme, and
+//! SQLite connections get the pragmas that make concurrent writers safe.
+
+use std::ops::Deref;
+use std::path::Path;
+use std::time::Duration;
+
+use rocket::fairing::AdHoc;
+use rocket::figment::Figment;
+use rocket::{Build, Rocket};
+use rocket_db_pools::Database;
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Executor};
+
+/// WAL lets readers run beside the writer; `busy_timeout` makes writers queue instead of
+/// failing; `synchronous=FULL` makes every acknowledged commit survive a crash.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    fn from_url(url: &str) -> Result<Self, sqlx::Error> {
+        match url.split(':').next() {
+            Some("sqlite") => Ok(Backend::Sqlite),
+            Some("postgres" | "postgresql") => Ok(Backend::Postgres),
+            _ => Err(sqlx::Error::Configuration(
+                "the database URL must start with sqlite: or postgres://".into(),
+            )),
+        }
+    }
+}
+
+#[derive(Database)]
+#[database("miniauth")]
+pub struct Db(DbPool);
+
+pub struct DbPool {
+    pool: AnyPool,
+    pub backend: Backend,
+    /// Where the data lives, for the start-up line: a file, or host and database (no password).
+    location: String,
+}
+
+impl Deref for DbPool {
+    type Target = AnyPool;
+
+    fn deref(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+#[rocket::async_trait]
+impl rocket_db_pools::Pool for DbPool {
+    type Connection = sqlx::pool::PoolConnection<sqlx::Any>;
+    type Error = sqlx::Error;
+
+    async fn init(figment: &Figment) -> Result<Self, Self::Error> {
+        sqlx::any::install_default_drivers();
+        let config: rocket_db_pools::Config =
+            figment.extract().map_err(|e| sqlx::Error::Configuration(e.into()))?;
+        let backend = Backend::from_url(&config.url)?;
+        if backend == Backend::Sqlite {
+            create_sqlite_folder(&config.url).map_err(sqlx::Error::Io)?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(config.max_connections as u32)
+            .min_connections(config.min_connections.unwrap_or(0))
+            .acquire_timeout(Duration::from_secs(config.connect_timeout))
+            .idle_timeout(config.idle_timeout.map(Duration::from_secs))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute(SQLITE_PRAGMAS).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_lazy(&config.url)?;
+        Ok(DbPool { pool, backend, location: location(&config.url) })
+    }
+
+    async fn get(&self) -> Result<Self::Connection, Self::Error> {
+        self.pool.acquire().await
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "SQLite",
+            Backend::Postgres => "PostgreSQL",
+        })
+    }
+}
+
+/// The URL without its scheme, credentials and options.
+fn location(url: &str) -> String {
+    let rest = url.split_once(':').map_or(url, |(_, rest)| rest).trim_start_matches("//");
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    rest.split('?').next().unwrap_or_default().to_owned()
+}
+
+/// `sqlite://data/miniauth.db?mode=rwc` needs `data/` to exist before the first connection.
+fn create_sqlite_folder(url: &str) -> std::io::Result<()> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(":memory:") {
+        return Ok(());
+    }
+    match Path::new(path).parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent),
+        _ => Ok(()),
+    }
+}
+
+/// Opens the pool and applies the embedded migrations of its backend.
+pub fn stage() -> AdHoc {
+    AdHoc::on_ignite("Database", |rocket| async {
+        rocket.attach(Db::init()).attach(AdHoc::try_on_ignite("Migrations", migrate))
+    })
+}
+
+async fn migrate(rocket: Rocket<Build>) -> Result<Rocket<Build>, Rocket<Build>> {
+    let Some(db) = Db::fetch(&rocket) else {
+        return Err(rocket);
+    };
+    let migrator = match db.backend {
+        Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+    };
+    match migrator.run(&db.pool).await {
+        Ok(()) => {
+            let applied = migrator.iter().count();
+            log::info!("database: {} ({}), {applied} migrations applied", db.backend, db.location);
+            Ok(rocket)
+        }
+        Err(e) => {
+            log::error!("database migrations failed: {e}");
+            Err(rocket)
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! Queries on `users`.
+
+use sqlx::AnyPool;
+
+use crate::domain::Username;
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    /// Unix seconds, UTC.
+    pub created_at: i64,
+}
+
+/// Inserts a user; the unique index on `lower(username)` decides races, so two concurrent
+/// registrations of one name give one row and one [`Error::UsernameTaken`].
+pub async fn insert_user(db: &AnyPool, username: &Username, password_hash: &str, now: i64) -> Result<User> {
+    let inserted = sqlx::query_as::<_, User>(
+        "INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3) \
+         RETURNING id, username, created_at",
+    )
+    .bind(username.as_str())
+    .bind(password_hash)
+    .bind(now)
+    .fetch_one(db)
+    .await;
+    match inserted {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::UsernameTaken),
+        other => Ok(other?),
+    }
+}
+
+/// The user and password hash for a sign-in, looked up by the name in any case.
+pub async fn find_credentials(db: &AnyPool, username: &str) -> Result<Option<(User, String)>> {
+    let row: Option<(i64, String, i64, String)> = sqlx::query_as(
+        "SELECT id, username, created_at, password_hash FROM users WHERE lower(username) = $1",
+    )
+    .bind(username.to_ascii_lowercase())
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(id, username, created_at, hash)| (User { id, username, created_at }, hash)))
+}
