@@ -98,9 +98,9 @@ fn prepare(settings: &mut Settings) -> std::io::Result<()> {
     }
     fs::DirBuilder::new().recursive(true).mode(0o700).create(&settings.data_dir)?;
     match &settings.secret_key {
-        Some(key) if key.expose_secret().len() < 32 => Err(std::io::Error::other(
-            "secret_key must be at least 32 characters",
-        )),
+        Some(key) if key.expose_secret().len() < 32 => {
+            Err(std::io::Error::other("secret_key must be at least 32 characters"))
+        }
         Some(_) => Ok(()),
         None => {
             let path = settings.data_dir.join("secret.key");

@@ -24,7 +24,9 @@ pub enum Error {
     /// Unknown username or wrong password: one answer for both (401).
     InvalidCredentials,
     /// No credentials, or credentials that are not (or no longer) valid (401).
-    Unauthenticated { invalid_token: bool },
+    Unauthenticated {
+        invalid_token: bool,
+    },
     /// A state-changing request without a valid CSRF token (403).
     Csrf,
     /// The body could not be read as the declared type (400).

@@ -24,7 +24,13 @@ pub async fn register(db: &AnyPool, auth: &AuthService, account: NewAccount) -> 
 
 /// Checks the credentials; unknown user and wrong password take the same time and give the
 /// same error.
-pub async fn sign_in(db: &AnyPool, auth: &AuthService, username: &str, password: &str, user_agent: &str) -> Result<SignedIn> {
+pub async fn sign_in(
+    db: &AnyPool,
+    auth: &AuthService,
+    username: &str,
+    password: &str,
+    user_agent: &str,
+) -> Result<SignedIn> {
     let found = match username.len() <= crate::domain::USERNAME_MAX {
         true => store::users::find_credentials(db, username.trim()).await?,
         false => None,
@@ -40,18 +46,18 @@ pub async fn sign_in(db: &AnyPool, auth: &AuthService, username: &str, password:
 }
 
 /// Opens a session for a user already proven, and issues its first access token.
-pub async fn start_session(db: &AnyPool, auth: &AuthService, user: User, user_agent: &str) -> Result<SignedIn> {
+pub async fn start_session(
+    db: &AnyPool,
+    auth: &AuthService,
+    user: User,
+    user_agent: &str,
+) -> Result<SignedIn> {
     let mut id = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut id);
     let session_id = URL_SAFE_NO_PAD.encode(id);
     let now = store::now();
-    let session = NewSession {
-        id: &session_id,
-        user_id: user.id,
-        now,
-        expires_at: now + auth.session_ttl,
-        user_agent,
-    };
+    let session =
+        NewSession { id: &session_id, user_id: user.id, now, expires_at: now + auth.session_ttl, user_agent };
     store::sessions::insert_session(db, session).await?;
     let access_token = auth.tokens.issue(user.id, &session_id, now)?;
     Ok(SignedIn { user, session_id, access_token })

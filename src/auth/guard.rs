@@ -34,9 +34,7 @@ const INVALID: Error = Error::Unauthenticated { invalid_token: true };
 async fn live_user(req: &Request<'_>, claims: &Claims) -> Result<User, Error> {
     let db = Db::fetch(req.rocket()).ok_or_else(|| Error::internal("database pool missing"))?;
     let user_id = claims.user_id().ok_or(INVALID)?;
-    store::sessions::find_live_session_user(db, &claims.sid, user_id, store::now())
-        .await?
-        .ok_or(INVALID)
+    store::sessions::find_live_session_user(db, &claims.sid, user_id, store::now()).await?.ok_or(INVALID)
 }
 
 fn service<'r>(req: &'r Request<'_>) -> Result<&'r AuthService, Error> {
@@ -48,7 +46,9 @@ impl ApiUser {
         let auth = service(req)?;
         let (token, by_cookie) = match req.headers().get_one("Authorization") {
             Some(header) => match header.split_once(' ') {
-                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => (token.trim().to_owned(), false),
+                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+                    (token.trim().to_owned(), false)
+                }
                 _ => return Err(Error::Unauthenticated { invalid_token: false }),
             },
             None => match req.cookies().get(TOKEN_COOKIE) {

@@ -103,7 +103,9 @@ mod tests {
         for good in ["/", "/profile", "/profile?tab=1", "/a/b"] {
             assert_eq!(safe_next(good), Some(good));
         }
-        for bad in ["//evil.com", "https://evil.com", "/\\evil.com", "\\\\evil", "evil", "", "/\t/evil", "/ /x"] {
+        for bad in
+            ["//evil.com", "https://evil.com", "/\\evil.com", "\\\\evil", "evil", "", "/\t/evil", "/ /x"]
+        {
             assert_eq!(safe_next(bad), None, "{bad:?} was accepted");
         }
     }

@@ -24,7 +24,11 @@ impl PasswordHasher {
             .await
             .map_err(Error::internal)?
             .map_err(Error::internal)?;
-        Ok(PasswordHasher { cost, workers: Arc::new(Semaphore::new(workers.max(1))), dummy_hash: dummy.into() })
+        Ok(PasswordHasher {
+            cost,
+            workers: Arc::new(Semaphore::new(workers.max(1))),
+            dummy_hash: dummy.into(),
+        })
     }
 
     pub async fn hash(&self, password: &NewPassword) -> Result<String> {

@@ -21,8 +21,8 @@ impl NewAccount {
     pub fn parse(username: &str, password: &str, confirmation: Option<&str>) -> Result<Self, Error> {
         let mut errors = FieldErrors::new();
         let parsed_username = Username::parse(username).map_err(|e| errors.insert("username", vec![e]));
-        let parsed_password = NewPassword::parse(password, username.trim())
-            .map_err(|e| errors.insert("password", e));
+        let parsed_password =
+            NewPassword::parse(password, username.trim()).map_err(|e| errors.insert("password", e));
         if confirmation.is_some_and(|c| c != password) {
             errors.insert("password_confirm", vec!["The passwords do not match.".into()]);
         }

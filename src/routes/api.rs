@@ -75,7 +75,11 @@ impl<T> NoStore<T> {
     )
 )]
 #[rocket::post("/auth/register", data = "<body>")]
-pub async fn register(db: &Db, auth: &State<AuthService>, body: ApiJson<Credentials>) -> Result<(Status, Json<UserOut>)> {
+pub async fn register(
+    db: &Db,
+    auth: &State<AuthService>,
+    body: ApiJson<Credentials>,
+) -> Result<(Status, Json<UserOut>)> {
     let account = NewAccount::parse(&body.0.username, &body.0.password, None)?;
     let user = auth::register(db, auth, account).await?;
     Ok((Status::Created, Json(user.into())))
@@ -138,7 +142,12 @@ pub fn profile(user: ApiUser) -> Json<UserOut> {
     )
 )]
 #[rocket::post("/auth/logout")]
-pub async fn logout(user: ApiUser, db: &Db, auth: &State<AuthService>, jar: &CookieJar<'_>) -> Result<Status> {
+pub async fn logout(
+    user: ApiUser,
+    db: &Db,
+    auth: &State<AuthService>,
+    jar: &CookieJar<'_>,
+) -> Result<Status> {
     auth::sign_out(db, &user.session_id).await?;
     if user.by_cookie {
         auth.clear_token_cookie(jar);

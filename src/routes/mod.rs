@@ -18,7 +18,8 @@ pub use ops::ApiDoc;
 
 pub fn stage() -> AdHoc {
     AdHoc::on_ignite("Routes", |rocket| async {
-        let static_dir = rocket.figment().extract_inner::<String>("static_dir").unwrap_or_else(|_| "static".into());
+        let static_dir =
+            rocket.figment().extract_inner::<String>("static_dir").unwrap_or_else(|_| "static".into());
         rocket
             .mount("/", pages::routes())
             .mount("/", api::routes())

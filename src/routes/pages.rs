@@ -40,7 +40,11 @@ struct UserView {
 
 impl From<&User> for UserView {
     fn from(user: &User) -> Self {
-        UserView { id: user.id, username: user.username.clone(), created_at: crate::long_date(user.created_at) }
+        UserView {
+            id: user.id,
+            username: user.username.clone(),
+            created_at: crate::long_date(user.created_at),
+        }
     }
 }
 
@@ -98,7 +102,9 @@ pub async fn register(
             return Ok(Redirect::to("/profile"));
         }
         Err(Error::Validation(errors)) => (Status::UnprocessableEntity, errors),
-        Err(Error::UsernameTaken) => (Status::Conflict, [("username", vec![Error::UsernameTaken.detail()])].into()),
+        Err(Error::UsernameTaken) => {
+            (Status::Conflict, [("username", vec![Error::UsernameTaken.detail()])].into())
+        }
         Err(e) => return Err(e.into()),
     };
     Err(Rejection::Form((status, register_form(&csrf, form.username.trim(), &errors))))
@@ -116,13 +122,24 @@ pub struct LoginForm {
     csrf_token: String,
 }
 
-fn login_form(csrf: &CsrfToken, username: &str, next: &str, error: Option<String>, notice: Option<String>) -> Template {
+fn login_form(
+    csrf: &CsrfToken,
+    username: &str,
+    next: &str,
+    error: Option<String>,
+    notice: Option<String>,
+) -> Template {
     let next = auth::safe_next(next).unwrap_or_default();
     Template::render("login", context! { csrf_token: csrf.token(), username, next, error, notice })
 }
 
 #[rocket::get("/login?<next>")]
-pub fn login_page(next: Option<&str>, user: Option<PageUser>, flash: Option<FlashMessage<'_>>, csrf: CsrfToken) -> Result<Template, Redirect> {
+pub fn login_page(
+    next: Option<&str>,
+    user: Option<PageUser>,
+    flash: Option<FlashMessage<'_>>,
+    csrf: CsrfToken,
+) -> Result<Template, Redirect> {
     let next = next.unwrap_or_default();
     match user {
         Some(_) => Err(Redirect::to(auth::safe_next(next).unwrap_or("/profile").to_owned())),
@@ -146,7 +163,13 @@ pub async fn login(
             Ok(Redirect::to(auth::safe_next(&form.next).unwrap_or("/profile").to_owned()))
         }
         Err(Error::InvalidCredentials) => {
-            let page = login_form(&csrf, form.username.trim(), &form.next, Some(Error::InvalidCredentials.detail()), None);
+            let page = login_form(
+                &csrf,
+                form.username.trim(),
+                &form.next,
+                Some(Error::InvalidCredentials.detail()),
+                None,
+            );
             Err(Rejection::Form((Status::Unauthorized, page)))
         }
         Err(e) => Err(e.into()),

@@ -29,7 +29,12 @@ pub async fn insert_session(db: &AnyPool, session: NewSession<'_>) -> Result<()>
 }
 
 /// The user of a session that is neither revoked nor expired, in one round trip.
-pub async fn find_live_session_user(db: &AnyPool, session_id: &str, user_id: i64, now: i64) -> Result<Option<User>> {
+pub async fn find_live_session_user(
+    db: &AnyPool,
+    session_id: &str,
+    user_id: i64,
+    now: i64,
+) -> Result<Option<User>> {
     let user = sqlx::query_as::<_, User>(
         "SELECT u.id, u.username, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > $3",

@@ -59,7 +59,10 @@ pub async fn fresh_database(backend: Backend, data_dir: &std::path::Path) -> Opt
             let base = postgres_base_url()?;
             let name = unique_name();
             let mut conn = sqlx::postgres::PgConnection::connect(&base).await.expect("connect to PostgreSQL");
-            sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut conn)
+                .await
+                .expect("create database");
             let (server, _) = base.rsplit_once('/').expect("URL ends with /database");
             Some(format!("{server}/{name}"))
         }

@@ -1,0 +1,159 @@
+//! The real binary, started as `cargo run` starts it: zero configuration, the generated secret
+//! and SQLite file under `data/`, sessions that survive a restart, one log line per request,
+//! and no secret in any log line.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+struct Server {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts the binary in `dir` with nothing configured but a free port and a cheap bcrypt.
+    fn start(dir: &Path) -> Server {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let repo = env!("CARGO_MANIFEST_DIR");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_miniauth"))
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ROCKET_CONFIG", format!("{repo}/Rocket.toml"))
+            .env("ROCKET_TEMPLATE_DIR", format!("{repo}/templates"))
+            .env("ROCKET_STATIC_DIR", format!("{repo}/static"))
+            .env("ROCKET_PORT", port.to_string())
+            .env("ROCKET_BCRYPT_COST", "4")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push_str(&(line + "\n"));
+                }
+            });
+        }
+        let server = Server { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while server.try_request("GET", "/healthz", &[], "").is_none() {
+            assert!(Instant::now() < deadline, "server did not start:\n{}", server.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        server
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Option<(u16, String, String)> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+        for (name, value) in headers {
+            request += &format!("{name}: {value}\r\n");
+        }
+        request += &format!("Content-Length: {}\r\n\r\n{body}", body.len());
+        stream.write_all(request.as_bytes()).ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        let status = head.split(' ').nth(1)?.parse().ok()?;
+        Some((status, head.to_owned(), body.to_owned()))
+    }
+
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> (u16, String, String) {
+        self.try_request(method, path, headers, body).expect("a response")
+    }
+
+    fn stop(mut self) -> String {
+        self.child.kill().ok();
+        self.child.wait().ok();
+        std::thread::sleep(Duration::from_millis(100));
+        self.log()
+    }
+}
+
+const JSON: (&str, &str) = ("Content-Type", "application/json");
+
+fn json_field(body: &str, field: &str) -> String {
+    let value: serde_json::Value = serde_json::from_str(body).expect("JSON body");
+    value[field].as_str().expect("a string field").to_owned()
+}
+
+#[test]
+fn zero_configuration_start_keeps_sessions_across_restarts_and_logs_no_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let password = "Secret-Pa55word-never-logged";
+    let server = Server::start(dir.path());
+
+    // Generated files live under data/, the secret readable by the owner only.
+    let secret_path = dir.path().join("data/secret.key");
+    assert_eq!(std::fs::metadata(&secret_path).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(dir.path().join("data/miniauth.db").exists());
+    let secret = std::fs::read_to_string(&secret_path).unwrap();
+
+    let credentials = format!(r#"{{"username":"Walter","password":"{password}"}}"#);
+    let (status, _, _) = server.request("POST", "/auth/register", &[JSON], &credentials);
+    assert_eq!(status, 201);
+    let (status, head, body) = server.request("POST", "/auth/login", &[JSON], &credentials);
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("cache-control: no-store"));
+    let token = json_field(&body, "access_token");
+    let auth = format!("Bearer {token}");
+
+    // Over real HTTP too, an oversized body is refused with problem+json.
+    let big = format!(r#"{{"username":"x","password":"{}"}}"#, "a".repeat(64 * 1024));
+    let (status, head, _) = server.request("POST", "/auth/register", &[JSON], &big);
+    assert_eq!(status, 413);
+    assert!(head.contains("application/problem+json"), "{head}");
+    let first_log = server.stop();
+
+    // After a restart the same token still works: the secret and the session were persisted.
+    let server = Server::start(dir.path());
+    let (status, _, body) = server.request("GET", "/auth/profile", &[("Authorization", &auth)], "");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(json_field(&body, "username"), "Walter");
+    let log = first_log + &server.stop();
+
+    assert!(log.contains("secret.key"), "the log says where the secret lives:\n{log}");
+    assert!(log.contains("listening on http://127.0.0.1:"), "{log}");
+    let request_lines = log.lines().filter(|l| l.contains("miniauth::request")).count();
+    // Start-up probes poll /healthz, so count the routes we called.
+    for line in [
+        "POST /auth/register 201",
+        "POST /auth/login 200",
+        "POST /auth/register 413",
+        "GET /auth/profile 200",
+    ] {
+        assert_eq!(log.matches(line).count(), 1, "one line for {line}:\n{log}");
+    }
+    assert!(request_lines >= 4);
+    for secret_text in [password, &token, secret.trim(), "$2b$", "$2y$"] {
+        assert!(!log.contains(secret_text), "the log leaks {secret_text:?}:\n{log}");
+    }
+}
