@@ -18,7 +18,7 @@ struct Server {
 
 impl Server {
     /// Starts the binary in `dir` with nothing configured but a free port and a cheap bcrypt.
-    fn start(dir: &Path) -> Server {
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
         let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let repo = env!("CARGO_MANIFEST_DIR");
         let mut child = Command::new(env!("CARGO_BIN_EXE_miniauth"))
@@ -30,6 +30,7 @@ impl Server {
             .env("ROCKET_STATIC_DIR", format!("{repo}/static"))
             .env("ROCKET_PORT", port.to_string())
             .env("ROCKET_BCRYPT_COST", "4")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -108,13 +109,44 @@ fn json_field(body: &str, field: &str) -> String {
 #[test]
 fn zero_configuration_start_keeps_sessions_across_restarts_and_logs_no_secrets() {
     let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path(), &[]);
+    assert!(dir.path().join("data/miniauth.db").exists());
+    sign_in_restart_and_check_logs(dir.path(), server, &[]);
+}
+
+/// The same binary on PostgreSQL, chosen by one variable.
+#[test]
+fn one_variable_switches_the_binary_to_postgresql() {
+    let Ok(base) = std::env::var("MINIAUTH_TEST_POSTGRES_URL") else {
+        assert!(std::env::var_os("CI").is_none(), "CI must set MINIAUTH_TEST_POSTGRES_URL");
+        return eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL");
+    };
+    let name = format!("miniauth_test_server_{}", std::process::id());
+    let psql = |sql: &str| {
+        let status = Command::new("psql").args([base.as_str(), "-qc", sql]).status().expect("psql runs");
+        assert!(status.success(), "{sql}");
+    };
+    psql(&format!("DROP DATABASE IF EXISTS {name}"));
+    psql(&format!("CREATE DATABASE {name}"));
+    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    let dir = tempfile::tempdir().unwrap();
+    let env = [("ROCKET_DATABASE_URL", url.as_str())];
+    let server = Server::start(dir.path(), &env);
+    assert!(!dir.path().join("data/miniauth.db").exists(), "no SQLite file when PostgreSQL is chosen");
+    let log = sign_in_restart_and_check_logs(dir.path(), server, &env);
+    assert!(log.contains("database: PostgreSQL"), "{log}");
+    assert!(!log.contains("postgres://"), "the log shows no database URL:\n{log}");
+    psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
+}
+
+/// Registers and signs in, restarts the server, and checks the token still works and that no
+/// secret reached the log. Returns the log of both runs.
+fn sign_in_restart_and_check_logs(dir: &Path, server: Server, env: &[(&str, &str)]) -> String {
     let password = "Secret-Pa55word-never-logged";
-    let server = Server::start(dir.path());
 
     // Generated files live under data/, the secret readable by the owner only.
-    let secret_path = dir.path().join("data/secret.key");
+    let secret_path = dir.join("data/secret.key");
     assert_eq!(std::fs::metadata(&secret_path).unwrap().permissions().mode() & 0o777, 0o600);
-    assert!(dir.path().join("data/miniauth.db").exists());
     let secret = std::fs::read_to_string(&secret_path).unwrap();
 
     let credentials = format!(r#"{{"username":"Walter","password":"{password}"}}"#);
@@ -134,7 +166,7 @@ fn zero_configuration_start_keeps_sessions_across_restarts_and_logs_no_secrets()
     let first_log = server.stop();
 
     // After a restart the same token still works: the secret and the session were persisted.
-    let server = Server::start(dir.path());
+    let server = Server::start(dir, env);
     let (status, _, body) = server.request("GET", "/auth/profile", &[("Authorization", &auth)], "");
     assert_eq!(status, 200, "{body}");
     assert_eq!(json_field(&body, "username"), "Walter");
@@ -156,4 +188,5 @@ fn zero_configuration_start_keeps_sessions_across_restarts_and_logs_no_secrets()
     for secret_text in [password, &token, secret.trim(), "$2b$", "$2y$"] {
         assert!(!log.contains(secret_text), "the log leaks {secret_text:?}:\n{log}");
     }
+    log
 }

@@ -16,6 +16,8 @@ pub struct User {
 /// Inserts a user; the unique index on `lower(username)` decides races, so two concurrent
 /// registrations of one name give one row and one [`Error::UsernameTaken`].
 pub async fn insert_user(db: &AnyPool, username: &Username, password_hash: &str, now: i64) -> Result<User> {
+    // `fetch_all`, not `fetch_one`: SQLite commits an `INSERT … RETURNING` only when the
+    // statement runs to completion, and the 201 must not go out before the commit.
     let inserted = sqlx::query_as::<_, User>(
         "INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3) \
          RETURNING id, username, created_at",
@@ -23,11 +25,12 @@ pub async fn insert_user(db: &AnyPool, username: &Username, password_hash: &str,
     .bind(username.as_str())
     .bind(password_hash)
     .bind(now)
-    .fetch_one(db)
-    .await;
+    .fetch_all(db)
+    .await
+    .map(|mut rows| rows.pop());
     match inserted {
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::UsernameTaken),
-        other => Ok(other?),
+        other => other?.ok_or_else(|| Error::internal("INSERT … RETURNING gave no row")),
     }
 }
 

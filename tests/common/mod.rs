@@ -118,6 +118,29 @@ impl TestApp {
     }
 }
 
+impl Drop for TestApp {
+    /// Drops a test's PostgreSQL database (on a thread of its own: `Drop` cannot await).
+    fn drop(&mut self) {
+        if self.backend != Backend::Postgres {
+            return;
+        }
+        let (Some(base), Some((_, name))) = (postgres_base_url(), self.database_url.rsplit_once('/')) else {
+            return;
+        };
+        let name = name.to_owned();
+        let dropped = std::thread::spawn(move || {
+            let runtime = rocket::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let mut conn = sqlx::postgres::PgConnection::connect(&base).await?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await
+            })
+        });
+        if let Ok(Err(e)) = dropped.join() {
+            eprintln!("could not drop test database: {e}");
+        }
+    }
+}
+
 pub fn bearer(token: &str) -> Header<'static> {
     Header::new("Authorization", format!("Bearer {token}"))
 }
