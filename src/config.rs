@@ -29,7 +29,7 @@ pub struct Settings {
     pub hash_workers: usize,
     /// HMAC secret for tokens and CSRF. Generated under `data_dir` when unset.
     #[serde(skip_serializing)]
-    pub secret_key: Option<SecretString>,
+    pub token_secret: Option<SecretString>,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     /// Lifetime of an access token (JWT), in seconds.
@@ -46,7 +46,7 @@ impl Default for Settings {
             data_dir: PathBuf::from("data"),
             bcrypt_cost: bcrypt::DEFAULT_COST,
             hash_workers: 0,
-            secret_key: None,
+            token_secret: None,
             jwt_issuer: "miniauth".into(),
             jwt_audience: "miniauth".into(),
             access_token_ttl: 15 * 60,
@@ -97,14 +97,14 @@ fn prepare(settings: &mut Settings) -> std::io::Result<()> {
         return Err(std::io::Error::other("bcrypt_cost must be between 4 and 31"));
     }
     fs::DirBuilder::new().recursive(true).mode(0o700).create(&settings.data_dir)?;
-    match &settings.secret_key {
+    match &settings.token_secret {
         Some(key) if key.expose_secret().len() < 32 => {
-            Err(std::io::Error::other("secret_key must be at least 32 characters"))
+            Err(std::io::Error::other("token_secret must be at least 32 characters"))
         }
         Some(_) => Ok(()),
         None => {
             let path = settings.data_dir.join("secret.key");
-            settings.secret_key = Some(load_or_create_secret(&path)?);
+            settings.token_secret = Some(load_or_create_secret(&path)?);
             Ok(())
         }
     }

@@ -31,7 +31,8 @@ pub struct UserAgent(pub String);
 const INVALID: Error = Error::Unauthenticated { invalid_token: true };
 
 /// Checks the claims against the database: the session must be live and belong to the user.
-async fn live_user(req: &Request<'_>, claims: &Claims) -> Result<User, Error> {
+/// Returns the user and when the session ends.
+async fn live_user(req: &Request<'_>, claims: &Claims) -> Result<(User, i64), Error> {
     let db = Db::fetch(req.rocket()).ok_or_else(|| Error::internal("database pool missing"))?;
     let user_id = claims.user_id().ok_or(INVALID)?;
     store::sessions::find_live_session_user(db, &claims.sid, user_id, store::now()).await?.ok_or(INVALID)
@@ -57,7 +58,7 @@ impl ApiUser {
             },
         };
         let claims = auth.tokens.verify(&token).ok_or(INVALID)?;
-        let user = live_user(req, &claims).await?;
+        let (user, _) = live_user(req, &claims).await?;
         // A cookie is sent by the browser on its own: a state-changing call it authenticates
         // must also prove it comes from our pages.
         if by_cookie && !matches!(req.method(), Method::Get | Method::Head | Method::Options) {
@@ -74,11 +75,11 @@ impl PageUser {
         let cookie = req.cookies().get(TOKEN_COOKIE).map(|c| c.value().to_owned());
         let token = cookie.ok_or(Error::Unauthenticated { invalid_token: false })?;
         let claims = auth.tokens.verify_allowing_expired(&token).ok_or(INVALID)?;
-        let user = live_user(req, &claims).await?;
+        let (user, session_ends) = live_user(req, &claims).await?;
         let now = store::now();
         if claims.exp <= now {
             let renewed = auth.tokens.issue(user.id, &claims.sid, now)?;
-            req.cookies().add(auth.token_cookie(renewed));
+            req.cookies().add(auth.token_cookie(renewed, session_ends - now));
         }
         Ok(PageUser { user, session_id: claims.sid })
     }

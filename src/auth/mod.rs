@@ -33,14 +33,15 @@ pub struct AuthService {
 }
 
 impl AuthService {
-    /// The browser cookie holding an access token; it lives as long as the session.
-    pub fn token_cookie(&self, token: String) -> Cookie<'static> {
+    /// The browser cookie holding an access token; it lives as long as the session
+    /// (`max_age` seconds from now).
+    pub fn token_cookie(&self, token: String, max_age: i64) -> Cookie<'static> {
         Cookie::build((TOKEN_COOKIE, token))
             .http_only(true)
             .same_site(SameSite::Lax)
             .path("/")
             .secure(self.cookie_secure)
-            .max_age(rocket::time::Duration::seconds(self.session_ttl))
+            .max_age(rocket::time::Duration::seconds(max_age))
             .build()
     }
 
@@ -54,7 +55,7 @@ pub fn stage() -> AdHoc {
         let Some(settings) = rocket.state::<Settings>().cloned() else {
             return Err(rocket);
         };
-        let secret = match &settings.secret_key {
+        let secret = match &settings.token_secret {
             Some(secret) => secret.expose_secret().as_bytes().to_vec(),
             None => return Err(rocket),
         };

@@ -98,7 +98,7 @@ pub async fn register(
     let (status, errors) = match created {
         Ok(user) => {
             let signed_in = auth::start_session(db, auth, user, &agent.0).await?;
-            jar.add(auth.token_cookie(signed_in.access_token));
+            jar.add(auth.token_cookie(signed_in.access_token, auth.session_ttl));
             return Ok(Redirect::to("/profile"));
         }
         Err(Error::Validation(errors)) => (Status::UnprocessableEntity, errors),
@@ -159,7 +159,7 @@ pub async fn login(
     csrf.verify(&form.csrf_token, &auth.csrf)?;
     match auth::sign_in(db, auth, &form.username, &form.password, &agent.0).await {
         Ok(signed_in) => {
-            jar.add(auth.token_cookie(signed_in.access_token));
+            jar.add(auth.token_cookie(signed_in.access_token, auth.session_ttl));
             Ok(Redirect::to(auth::safe_next(&form.next).unwrap_or("/profile").to_owned()))
         }
         Err(Error::InvalidCredentials) => {

@@ -28,15 +28,17 @@ pub async fn insert_session(db: &AnyPool, session: NewSession<'_>) -> Result<()>
     Ok(())
 }
 
-/// The user of a session that is neither revoked nor expired, in one round trip.
+/// The user of a session that is neither revoked nor expired, and when the session ends, in
+/// one round trip.
 pub async fn find_live_session_user(
     db: &AnyPool,
     session_id: &str,
     user_id: i64,
     now: i64,
-) -> Result<Option<User>> {
-    let user = sqlx::query_as::<_, User>(
-        "SELECT u.id, u.username, u.created_at FROM sessions s JOIN users u ON u.id = s.user_id \
+) -> Result<Option<(User, i64)>> {
+    let row: Option<(i64, String, i64, i64)> = sqlx::query_as(
+        "SELECT u.id, u.username, u.created_at, s.expires_at \
+         FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.id = $1 AND s.user_id = $2 AND s.revoked_at IS NULL AND s.expires_at > $3",
     )
     .bind(session_id)
@@ -44,7 +46,7 @@ pub async fn find_live_session_user(
     .bind(now)
     .fetch_optional(db)
     .await?;
-    Ok(user)
+    Ok(row.map(|(id, username, created_at, expires_at)| (User { id, username, created_at }, expires_at)))
 }
 
 pub async fn revoke_session(db: &AnyPool, session_id: &str, now: i64) -> Result<()> {
