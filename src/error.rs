@@ -149,11 +149,11 @@ impl<'r> Responder<'r, 'static> for Problem {
     }
 }
 
-/// Whether the client should get JSON rather than a page: the API paths, and any request
-/// whose `Accept` prefers JSON.
+/// Whether the client should get JSON rather than a page: the API and operations paths, and
+/// any request whose `Accept` prefers JSON.
 pub fn wants_json(req: &Request<'_>) -> bool {
     let path = req.uri().path();
-    if path == "/auth" || path.starts_with("/auth/") || path == "/openapi.json" {
+    if path == "/auth" || path.starts_with("/auth/") || ["/openapi.json", "/healthz", "/readyz"].contains(&path.as_str()) {
         return true;
     }
     req.accept().is_some_and(|accept| {
