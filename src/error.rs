@@ -35,7 +35,9 @@ pub enum Error {
     PayloadTooLarge,
     /// The database cannot be reached right now (503).
     Unavailable,
-    /// Any other status Rocket produced itself (404, 405, …).
+    /// The path exists but not with this method (405); holds the `Allow` header's value.
+    MethodNotAllowed(String),
+    /// Any other status Rocket produced itself (404, …).
     Status(Status),
     /// A bug or an unexpected failure; the cause is logged, the client sees a generic 500.
     Internal(String),
@@ -62,6 +64,7 @@ impl Error {
             Error::UnsupportedMediaType(_) => Status::UnsupportedMediaType,
             Error::PayloadTooLarge => Status::PayloadTooLarge,
             Error::Unavailable => Status::ServiceUnavailable,
+            Error::MethodNotAllowed(_) => Status::MethodNotAllowed,
             Error::Status(status) => *status,
             Error::Internal(_) => Status::InternalServerError,
         }
@@ -81,9 +84,9 @@ impl Error {
             Error::BadRequest(detail) | Error::UnsupportedMediaType(detail) => detail.clone(),
             Error::PayloadTooLarge => "The request body is too large.".into(),
             Error::Unavailable => "The service is temporarily unavailable: try again shortly.".into(),
+            Error::MethodNotAllowed(allow) => format!("This address accepts only: {allow}."),
             Error::Status(status) => match status.code {
                 404 => "There is nothing at this address.".into(),
-                405 => "This method is not allowed here.".into(),
                 422 => "The request body is missing fields or has fields of the wrong type.".into(),
                 _ => status.reason_lossy().to_string(),
             },
@@ -167,29 +170,31 @@ impl<'r> Responder<'r, 'static> for Error {
         if let Error::Internal(cause) = &self {
             log::error!("{} {}: internal error: {cause}", req.method(), req.uri().path());
         }
-        let status = self.status();
-        if wants_json(req) {
-            let mut response = self.problem().respond_to(req)?;
-            if let Error::Unauthenticated { invalid_token } = self {
-                let challenge = match invalid_token {
-                    true => r#"Bearer error="invalid_token""#,
-                    false => "Bearer",
-                };
+        let json = wants_json(req);
+        let mut response = match &self {
+            _ if json => self.problem().respond_to(req)?,
+            Error::Unauthenticated { .. } => return Redirect::to(crate::auth::login_redirect(req)).respond_to(req),
+            _ => {
+                let status = self.status();
+                let detail = self.detail();
+                let page = context! { status: status.code, title: status.reason_lossy(), detail };
+                Response::build_from(Template::render("error", page).respond_to(req)?).status(status).finalize()
+            }
+        };
+        match self {
+            Error::Unauthenticated { invalid_token } => {
+                let challenge = if invalid_token { r#"Bearer error="invalid_token""# } else { "Bearer" };
                 response.set_header(Header::new("WWW-Authenticate", challenge));
             }
-            if status == Status::ServiceUnavailable {
+            Error::MethodNotAllowed(allow) => {
+                response.set_header(Header::new("Allow", allow));
+            }
+            Error::Unavailable => {
                 response.set_header(Header::new("Retry-After", "5"));
             }
-            return Ok(response);
+            _ => {}
         }
-        if let Error::Unauthenticated { .. } = self {
-            return Redirect::to(crate::auth::login_redirect(req)).respond_to(req);
-        }
-        let page = Template::render(
-            "error",
-            context! { status: status.code, title: status.reason_lossy(), detail: self.detail() },
-        );
-        Response::build_from(page.respond_to(req)?).status(status).ok()
+        Ok(response)
     }
 }
 
@@ -213,10 +218,29 @@ pub fn catch_all(status: Status, req: &Request<'_>) -> Error {
         _ => match status.code {
             400 => Error::BadRequest("The request could not be understood.".into()),
             413 => Error::PayloadTooLarge,
+            404 => match allowed_methods(req) {
+                allow if allow.is_empty() => Error::Status(status),
+                allow => Error::MethodNotAllowed(allow),
+            },
             415 => Error::UnsupportedMediaType("Unsupported content type.".into()),
             500 => Error::internal("a handler failed or panicked"),
             503 => Error::Unavailable,
             _ => Error::Status(status),
         },
     }
+}
+
+/// The methods routed at exactly this path, e.g. `POST` for `GET /auth/login` (Rocket itself
+/// answers 404 when only the method is wrong).
+fn allowed_methods(req: &Request<'_>) -> String {
+    let path = req.uri().path();
+    let mut methods: Vec<&str> = req
+        .rocket()
+        .routes()
+        .filter(|route| route.uri.path() == path.as_str())
+        .map(|route| route.method.as_str())
+        .collect();
+    methods.sort_unstable();
+    methods.dedup();
+    methods.join(", ")
 }
