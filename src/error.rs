@@ -156,7 +156,10 @@ impl<'r> Responder<'r, 'static> for Problem {
 /// any request whose `Accept` prefers JSON.
 pub fn wants_json(req: &Request<'_>) -> bool {
     let path = req.uri().path();
-    if path == "/auth" || path.starts_with("/auth/") || ["/openapi.json", "/healthz", "/readyz"].contains(&path.as_str()) {
+    if path == "/auth"
+        || path.starts_with("/auth/")
+        || ["/openapi.json", "/healthz", "/readyz"].contains(&path.as_str())
+    {
         return true;
     }
     req.accept().is_some_and(|accept| {
@@ -173,12 +176,16 @@ impl<'r> Responder<'r, 'static> for Error {
         let json = wants_json(req);
         let mut response = match &self {
             _ if json => self.problem().respond_to(req)?,
-            Error::Unauthenticated { .. } => return Redirect::to(crate::auth::login_redirect(req)).respond_to(req),
+            Error::Unauthenticated { .. } => {
+                return Redirect::to(crate::auth::login_redirect(req)).respond_to(req)
+            }
             _ => {
                 let status = self.status();
                 let detail = self.detail();
                 let page = context! { status: status.code, title: status.reason_lossy(), detail };
-                Response::build_from(Template::render("error", page).respond_to(req)?).status(status).finalize()
+                Response::build_from(Template::render("error", page).respond_to(req)?)
+                    .status(status)
+                    .finalize()
             }
         };
         match self {

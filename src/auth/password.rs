@@ -56,3 +56,40 @@ impl PasswordHasher {
         spawn_blocking(job).await.map_err(Error::internal)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// On a single-threaded runtime, a verification running on the executor would finish in
+    /// its first poll, before a 20 ms timer; on a blocking worker the timer wins.
+    #[test]
+    fn verification_leaves_the_executor_free() {
+        let runtime = rocket::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let hasher = PasswordHasher::new(12, 1).await.unwrap();
+            let hash = hasher.dummy_hash.to_string();
+            let first = rocket::tokio::select! {
+                biased;
+                _ = hasher.verify("miniauth-dummy-password", Some(&hash)) => "verify",
+                _ = rocket::tokio::time::sleep(Duration::from_millis(20)) => "timer",
+            };
+            assert_eq!(first, "timer", "bcrypt ran on the async executor");
+        });
+    }
+
+    #[test]
+    fn unknown_users_and_overlong_passwords_never_match() {
+        let runtime = rocket::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let hasher = PasswordHasher::new(4, 1).await.unwrap();
+            let password = NewPassword::parse(&"p".repeat(72), "someone").unwrap();
+            let hash = hasher.hash(&password).await.unwrap();
+            assert!(hasher.verify(&"p".repeat(72), Some(&hash)).await.unwrap());
+            assert!(!hasher.verify(&"p".repeat(73), Some(&hash)).await.unwrap(), "bcrypt truncation");
+            assert!(!hasher.verify("miniauth-dummy-password", None).await.unwrap());
+        });
+    }
+}
