@@ -9,6 +9,7 @@ use rocket::figment::Figment;
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
 use rocket::serde::json::{json, Value};
+use rocket::{Build, Rocket};
 use sqlx::Connection;
 
 pub use miniauth::store::Backend;
@@ -76,10 +77,19 @@ impl TestApp {
 
     /// An app with settings changed by `configure` (e.g. a higher bcrypt cost).
     pub async fn spawn_with(backend: Backend, configure: impl FnOnce(Figment) -> Figment) -> Option<TestApp> {
+        TestApp::spawn_custom(backend, configure, |rocket| rocket).await
+    }
+
+    /// An app with changed settings and extra routes (e.g. one that fails on purpose).
+    pub async fn spawn_custom(
+        backend: Backend,
+        configure: impl FnOnce(Figment) -> Figment,
+        extend: impl FnOnce(Rocket<Build>) -> Rocket<Build>,
+    ) -> Option<TestApp> {
         let data_dir = tempfile::tempdir().expect("temporary folder");
         let database_url = fresh_database(backend, data_dir.path()).await?;
         let figment = configure(test_figment(&database_url, data_dir.path()));
-        let client = Client::tracked(miniauth::build(figment)).await.expect("the app starts");
+        let client = Client::tracked(extend(miniauth::build(figment))).await.expect("the app starts");
         Some(TestApp { client, backend, database_url, data_dir })
     }
 
