@@ -7,7 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{bearer, problem, Backend, TestApp};
+use common::{problem, Backend, TestApp};
 use rocket::http::{Accept, Cookie, Status};
 use rocket::tokio::io::copy_bidirectional;
 use rocket::tokio::net::{TcpSocket, TcpStream};

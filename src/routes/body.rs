@@ -51,13 +51,19 @@ async fn read_body(req: &Request<'_>, data: Data<'_>, limit: &str) -> Result<Str
 }
 
 fn parse_json<T: DeserializeOwned>(body: &str) -> Result<T> {
-    use rocket::serde::json::serde_json::{self, error::Category};
-    serde_json::from_str(body).map_err(|e| match e.classify() {
-        Category::Data => Error::Validation(
-            [("body", vec![format!("The JSON does not have the expected shape: {e}.")])].into(),
-        ),
+    use rocket::serde::json::serde_json::{self, error::Category, Value};
+    let shape_error = |e: serde_json::Error| {
+        Error::Validation([("body", vec![format!("The JSON does not have the expected shape: {e}.")])].into())
+    };
+    let value: Value = serde_json::from_str(body).map_err(|e| match e.classify() {
+        Category::Data => shape_error(e),
         _ => Error::BadRequest(format!("The request body is not valid JSON: {e}.")),
-    })
+    })?;
+    // serde would also fill a struct from an array of its fields in order: only objects count.
+    if !value.is_object() {
+        return Err(Error::Validation([("body", vec!["The JSON body must be an object.".into()])].into()));
+    }
+    serde_json::from_value(value).map_err(shape_error)
 }
 
 const NOT_JSON: &str = "The request body must be JSON (Content-Type: application/json).";

@@ -1,0 +1,427 @@
+//! The security properties of SPEC §13 about tokens, and the guard of §3: every forged,
+//! expired, misdirected or revoked token is answered `401`, never `200` or `500`; and an
+//! unknown username cannot be told from a wrong password, by message or by time.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::{bearer, problem, Backend, TestApp};
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+use rocket::http::{Cookie, Status};
+use rocket::local::asynchronous::LocalResponse;
+use rocket::serde::json::{json, serde_json, Value};
+use sha2::Sha256;
+use sqlx::Connection;
+
+backend_tests!(
+    a_token_signed_with_the_secret_for_a_live_session_is_accepted,
+    a_token_with_alg_none_is_401,
+    a_token_signed_with_another_hmac_algorithm_and_the_right_secret_is_401,
+    a_token_whose_header_names_another_algorithm_over_an_hs256_signature_is_401,
+    a_token_signed_with_another_secret_is_401,
+    a_token_with_a_flipped_signature_byte_is_401,
+    a_token_whose_payload_names_another_user_under_the_old_signature_is_401,
+    a_correctly_signed_token_whose_sub_is_not_the_sessions_user_is_401,
+    a_token_with_exp_an_hour_ago_is_401,
+    a_token_from_another_issuer_is_401,
+    a_token_for_another_audience_is_401,
+    a_token_missing_any_required_claim_is_401,
+    a_correctly_signed_token_with_a_non_numeric_sub_is_401,
+    a_token_of_a_logged_out_session_is_401,
+    a_token_of_an_unknown_session_is_401,
+    a_token_of_a_session_past_its_expiry_is_401,
+    a_token_of_a_deleted_user_is_401,
+    a_token_of_a_deleted_user_whose_session_row_remains_is_401,
+    a_forged_token_in_the_cookie_is_401,
+);
+
+const PASSWORD: &str = "correct horse";
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+fn b64(bytes: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The HMAC key the app signs with: the generated secret file, trimmed.
+fn secret(app: &TestApp) -> Vec<u8> {
+    let text = std::fs::read_to_string(app.data_dir.path().join("secret.key")).expect("secret.key");
+    text.trim().as_bytes().to_vec()
+}
+
+/// The payload of a JWT, read without any verification.
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT has a payload");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).expect("base64url")).expect("JSON claims")
+}
+
+/// A JWT built by hand from any header, claims and signature bytes.
+fn forge(header: &Value, claims: &Value, signature: &[u8]) -> String {
+    format!(
+        "{}.{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(claims.to_string().as_bytes()),
+        b64(signature)
+    )
+}
+
+/// A JWT whose signature is HMAC-SHA256 under `key` over exactly this header and these claims,
+/// whatever the header says.
+fn sign_hs256_raw(key: &[u8], header: &Value, claims: &Value) -> String {
+    let signing_input =
+        format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    mac.update(signing_input.as_bytes());
+    format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
+}
+
+/// A JWT signed by the `jsonwebtoken` crate with `algorithm` and `key`.
+fn sign(algorithm: Algorithm, key: &[u8], claims: &Value) -> String {
+    encode(&Header::new(algorithm), claims, &EncodingKey::from_secret(key)).expect("sign")
+}
+
+/// Claims as the server issues them, for `user_id` and session `sid`, valid for 15 minutes.
+fn fresh_claims(user_id: i64, sid: &str) -> Value {
+    let now = now();
+    json!({"sub": user_id.to_string(), "sid": sid, "iat": now, "exp": now + 900, "iss": "miniauth", "aud": "miniauth"})
+}
+
+/// A registered, signed-in user: their id, their real token, and the claims in it.
+struct Session {
+    user_id: i64,
+    token: String,
+    claims: Value,
+}
+
+async fn sign_up(app: &TestApp, username: &str) -> Session {
+    let response = app.register(username, PASSWORD).await;
+    assert_eq!(response.status(), Status::Created);
+    let user: Value = response.into_json().await.unwrap();
+    let response = app.login(username, PASSWORD).await;
+    assert_eq!(response.status(), Status::Ok);
+    let body: Value = response.into_json().await.unwrap();
+    let token = body["access_token"].as_str().unwrap().to_owned();
+    let claims = claims_of(&token);
+    assert_eq!(claims["sub"], user["id"].to_string(), "sub is the user id as a string");
+    Session { user_id: user["id"].as_i64().unwrap(), token, claims }
+}
+
+/// The answer to a rejected token: 401 problem+json with the `invalid_token` challenge.
+async fn assert_rejected(response: LocalResponse<'_>) {
+    let challenge = response.headers().get_one("WWW-Authenticate").unwrap_or_default().to_owned();
+    assert!(
+        challenge.starts_with("Bearer") && challenge.contains(r#"error="invalid_token""#),
+        "{challenge:?}"
+    );
+    problem(response, Status::Unauthorized).await;
+}
+
+async fn assert_token_rejected(app: &TestApp, token: &str) {
+    assert_rejected(app.profile(token).await).await;
+    assert_rejected(app.client.post("/auth/logout").header(bearer(token)).dispatch().await).await;
+}
+
+async fn assert_token_accepted(app: &TestApp, token: &str, user_id: i64) {
+    let response = app.profile(token).await;
+    assert_eq!(response.status(), Status::Ok);
+    let profile: Value = response.into_json().await.unwrap();
+    assert_eq!(profile["id"], user_id);
+}
+
+/// Runs SQL statements, in order, on one connection of its own to the app's database.
+async fn execute(app: &TestApp, statements: &[String]) {
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&app.database_url).await.expect("connect");
+    for statement in statements {
+        sqlx::query(statement).execute(&mut conn).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+    }
+}
+
+async fn a_token_signed_with_the_secret_for_a_live_session_is_accepted(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    assert_token_accepted(&app, &alice.token, alice.user_id).await;
+    let key = secret(&app);
+    let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
+    // Both ways this file forges tokens produce ones the server takes when everything is right,
+    // so each rejection below is about the one thing that was changed.
+    assert_token_accepted(&app, &sign(Algorithm::HS256, &key, &claims), alice.user_id).await;
+    let header = json!({"alg": "HS256", "typ": "JWT"});
+    assert_token_accepted(&app, &sign_hs256_raw(&key, &header, &claims), alice.user_id).await;
+    assert_token_accepted(&app, &sign_hs256_raw(&key, &header, &alice.claims), alice.user_id).await;
+}
+
+async fn a_token_with_alg_none_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
+    let real_signature = alice.token.rsplit('.').next().unwrap().to_owned();
+    for alg in ["none", "None", "NONE", "nOnE"] {
+        let unsigned = forge(&json!({"alg": alg, "typ": "JWT"}), &claims, b"");
+        assert_token_rejected(&app, &unsigned).await;
+        assert_token_rejected(&app, unsigned.trim_end_matches('.')).await;
+        // The untouched real payload, with or without the real signature.
+        let header = b64(json!({"alg": alg}).to_string().as_bytes());
+        let payload = alice.token.split('.').nth(1).unwrap();
+        assert_token_rejected(&app, &format!("{header}.{payload}.")).await;
+        assert_token_rejected(&app, &format!("{header}.{payload}.{real_signature}")).await;
+    }
+    assert_token_accepted(&app, &alice.token, alice.user_id).await;
+}
+
+async fn a_token_signed_with_another_hmac_algorithm_and_the_right_secret_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let key = secret(&app);
+    let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
+    for algorithm in [Algorithm::HS512, Algorithm::HS384] {
+        assert_token_rejected(&app, &sign(algorithm, &key, &claims)).await;
+    }
+}
+
+async fn a_token_whose_header_names_another_algorithm_over_an_hs256_signature_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let key = secret(&app);
+    let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
+    for alg in ["HS512", "RS256", "ES256", "EdDSA", "hs256"] {
+        assert_token_rejected(&app, &sign_hs256_raw(&key, &json!({"alg": alg, "typ": "JWT"}), &claims)).await;
+    }
+}
+
+async fn a_token_signed_with_another_secret_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
+    let mut other_key = secret(&app);
+    other_key[0] ^= 1;
+    assert_token_rejected(&app, &sign(Algorithm::HS256, &other_key, &claims)).await;
+    assert_token_rejected(&app, &sign(Algorithm::HS256, b"", &claims)).await;
+    assert_token_rejected(&app, &sign(Algorithm::HS256, b"miniauth", &claims)).await;
+}
+
+async fn a_token_with_a_flipped_signature_byte_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let (signing_input, signature) = alice.token.rsplit_once('.').unwrap();
+    let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    for (index, bit) in [(0, 0x01), (signature.len() / 2, 0x80), (signature.len() - 1, 0x01)] {
+        let mut flipped = signature.clone();
+        flipped[index] ^= bit;
+        assert_token_rejected(&app, &format!("{signing_input}.{}", b64(&flipped))).await;
+    }
+    // Cut short or lengthened.
+    assert_token_rejected(&app, &format!("{signing_input}.{}", b64(&signature[..31]))).await;
+    assert_token_rejected(&app, &format!("{signing_input}.{}", b64(&[&signature[..], &[0]].concat()))).await;
+    assert_token_accepted(&app, &alice.token, alice.user_id).await;
+}
+
+async fn a_token_whose_payload_names_another_user_under_the_old_signature_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let bob = sign_up(&app, "bob").await;
+    let (header, _, signature) = {
+        let parts: Vec<&str> = alice.token.split('.').collect();
+        (parts[0], parts[1], parts[2])
+    };
+    let mut claims = alice.claims.clone();
+    claims["sub"] = json!(bob.user_id.to_string());
+    let tampered = format!("{header}.{}.{signature}", b64(claims.to_string().as_bytes()));
+    assert_token_rejected(&app, &tampered).await;
+    // Bob's session too, and a longer life.
+    claims["sid"] = bob.claims["sid"].clone();
+    let tampered = format!("{header}.{}.{signature}", b64(claims.to_string().as_bytes()));
+    assert_token_rejected(&app, &tampered).await;
+    let mut claims = alice.claims.clone();
+    claims["exp"] = json!(now() + 10 * 365 * 24 * 3600);
+    let tampered = format!("{header}.{}.{signature}", b64(claims.to_string().as_bytes()));
+    assert_token_rejected(&app, &tampered).await;
+}
+
+async fn a_correctly_signed_token_whose_sub_is_not_the_sessions_user_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let bob = sign_up(&app, "bob").await;
+    // Alice's live session presented as Bob's: the session must belong to the token's user.
+    let claims = fresh_claims(bob.user_id, alice.claims["sid"].as_str().unwrap());
+    assert_token_rejected(&app, &sign(Algorithm::HS256, &secret(&app), &claims)).await;
+}
+
+async fn a_token_with_exp_an_hour_ago_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let mut claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
+    claims["iat"] = json!(now() - 7200);
+    claims["exp"] = json!(now() - 3600);
+    assert_token_rejected(&app, &sign(Algorithm::HS256, &secret(&app), &claims)).await;
+    // The session itself is still live.
+    assert_token_accepted(&app, &alice.token, alice.user_id).await;
+}
+
+async fn a_token_from_another_issuer_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let key = secret(&app);
+    for issuer in [json!("evil"), json!("MiniAuth"), json!(""), json!(["miniauth"]), json!(null)] {
+        let mut claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
+        claims["iss"] = issuer;
+        assert_token_rejected(&app, &sign(Algorithm::HS256, &key, &claims)).await;
+    }
+}
+
+async fn a_token_for_another_audience_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let key = secret(&app);
+    for audience in
+        [json!("other-service"), json!("MINIAUTH"), json!(""), json!(["other-service"]), json!(null)]
+    {
+        let mut claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
+        claims["aud"] = audience;
+        assert_token_rejected(&app, &sign(Algorithm::HS256, &key, &claims)).await;
+    }
+}
+
+async fn a_token_missing_any_required_claim_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let key = secret(&app);
+    for missing in ["exp", "sub", "sid", "iss", "aud"] {
+        let mut claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
+        claims.as_object_mut().unwrap().remove(missing);
+        assert_token_rejected(&app, &sign(Algorithm::HS256, &key, &claims)).await;
+    }
+}
+
+async fn a_correctly_signed_token_with_a_non_numeric_sub_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let key = secret(&app);
+    let sid = alice.claims["sid"].as_str().unwrap();
+    for sub in
+        [json!("alice"), json!(""), json!("1 OR 1=1"), json!("99999999999999999999999"), json!(alice.user_id)]
+    {
+        let mut claims = fresh_claims(alice.user_id, sid);
+        claims["sub"] = sub;
+        assert_token_rejected(&app, &sign(Algorithm::HS256, &key, &claims)).await;
+    }
+}
+
+async fn a_token_of_a_logged_out_session_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let response = app.client.post("/auth/logout").header(bearer(&alice.token)).dispatch().await;
+    assert_eq!(response.status(), Status::NoContent);
+    assert_token_rejected(&app, &alice.token).await;
+    // Even a fresh, correctly signed token for that session.
+    let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
+    assert_token_rejected(&app, &sign(Algorithm::HS256, &secret(&app), &claims)).await;
+}
+
+async fn a_token_of_an_unknown_session_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let key = secret(&app);
+    for sid in ["", "no-such-session", "' OR '1'='1"] {
+        assert_token_rejected(&app, &sign(Algorithm::HS256, &key, &fresh_claims(alice.user_id, sid))).await;
+    }
+}
+
+async fn a_token_of_a_session_past_its_expiry_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    execute(&app, &[format!("UPDATE sessions SET expires_at = {}", now() - 60)]).await;
+    assert_token_rejected(&app, &alice.token).await;
+}
+
+async fn a_token_of_a_deleted_user_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let bob = sign_up(&app, "bob").await;
+    execute(&app, &[format!("DELETE FROM users WHERE id = {}", alice.user_id)]).await;
+    assert_eq!(
+        app.count(&format!("SELECT COUNT(*) FROM sessions WHERE user_id = {}", alice.user_id)).await,
+        0
+    );
+    assert_token_rejected(&app, &alice.token).await;
+    assert_token_accepted(&app, &bob.token, bob.user_id).await;
+}
+
+async fn a_token_of_a_deleted_user_whose_session_row_remains_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    // Delete the user behind the foreign key's back, as a bug or a manual fix might.
+    let without_foreign_keys = match app.backend {
+        Backend::Sqlite => "PRAGMA foreign_keys = OFF",
+        Backend::Postgres => "SET session_replication_role = replica",
+    };
+    execute(&app, &[without_foreign_keys.into(), format!("DELETE FROM users WHERE id = {}", alice.user_id)])
+        .await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NULL").await, 1);
+    assert_token_rejected(&app, &alice.token).await;
+}
+
+async fn a_forged_token_in_the_cookie_is_401(app: TestApp) {
+    let alice = sign_up(&app, "alice").await;
+    let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
+    let forged = [
+        forge(&json!({"alg": "none", "typ": "JWT"}), &claims, b""),
+        sign(Algorithm::HS512, &secret(&app), &claims),
+        sign(Algorithm::HS256, b"not the secret", &claims),
+    ];
+    for token in forged {
+        let response =
+            app.client.get("/auth/profile").cookie(Cookie::new("miniauth_token", token)).dispatch().await;
+        assert_rejected(response).await;
+    }
+    // The real token in the cookie is taken, so the cookie is read at all.
+    let response =
+        app.client.get("/auth/profile").cookie(Cookie::new("miniauth_token", alice.token)).dispatch().await;
+    assert_eq!(response.status(), Status::Ok);
+}
+
+// Timing ------------------------------------------------------------------------------------
+
+/// The body of a 401 answer.
+async fn unauthorized_body(response: LocalResponse<'_>) -> String {
+    assert_eq!(response.status(), Status::Unauthorized);
+    response.into_string().await.unwrap()
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Signing in as an unknown user costs a bcrypt verification like a wrong password does, and
+/// answers the same thing: neither the message nor the time tells whether a username exists.
+async fn unknown_user_takes_as_long_as_a_wrong_password(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |figment| figment.merge(("bcrypt_cost", 8))).await else {
+        return eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL");
+    };
+    assert_eq!(app.register("alice", PASSWORD).await.status(), Status::Created);
+    // Warm up both paths (connections, caches) before measuring.
+    let wrong_body = unauthorized_body(app.login("alice", "wrong horse").await).await;
+    let unknown_body = unauthorized_body(app.login("mallory", "wrong horse").await).await;
+    assert_eq!(unknown_body, wrong_body);
+    let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
+    for round in 0..15 {
+        let unknown_name = format!("mallory{round}");
+        for (name, samples) in [(unknown_name.as_str(), &mut unknown), ("alice", &mut wrong)] {
+            let started = Instant::now();
+            let response = app.login(name, "wrong horse").await;
+            samples.push(started.elapsed());
+            assert_eq!(unauthorized_body(response).await, wrong_body);
+        }
+    }
+    let (unknown, wrong) = (median(unknown), median(wrong));
+    eprintln!("{backend}: median login time: unknown user {unknown:?}, wrong password {wrong:?}");
+    assert!(
+        unknown.as_secs_f64() >= 0.5 * wrong.as_secs_f64()
+            && unknown.as_secs_f64() <= 2.0 * wrong.as_secs_f64(),
+        "median login time: unknown user {unknown:?}, wrong password {wrong:?}"
+    );
+}
+
+#[rocket::async_test]
+async fn sqlite_unknown_user_takes_as_long_as_a_wrong_password() {
+    unknown_user_takes_as_long_as_a_wrong_password(Backend::Sqlite).await;
+}
+
+#[rocket::async_test]
+async fn postgres_unknown_user_takes_as_long_as_a_wrong_password() {
+    if common::postgres_base_url().is_some() {
+        unknown_user_takes_as_long_as_a_wrong_password(Backend::Postgres).await;
+    } else {
+        eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL");
+    }
+}
