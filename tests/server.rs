@@ -2,102 +2,13 @@
 //! and SQLite file under `data/`, sessions that survive a restart, one log line per request,
 //! and no secret in any log line.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
-struct Server {
-    child: Child,
-    port: u16,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    /// Starts the binary in `dir` with nothing configured but a free port and a cheap bcrypt.
-    fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let repo = env!("CARGO_MANIFEST_DIR");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_miniauth"))
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ROCKET_CONFIG", format!("{repo}/Rocket.toml"))
-            .env("ROCKET_TEMPLATE_DIR", format!("{repo}/templates"))
-            .env("ROCKET_STATIC_DIR", format!("{repo}/static"))
-            .env("ROCKET_PORT", port.to_string())
-            .env("ROCKET_BCRYPT_COST", "4")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push_str(&(line + "\n"));
-                }
-            });
-        }
-        let server = Server { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while server.try_request("GET", "/healthz", &[], "").is_none() {
-            assert!(Instant::now() < deadline, "server did not start:\n{}", server.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        server
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn try_request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &str,
-    ) -> Option<(u16, String, String)> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).ok()?;
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
-        for (name, value) in headers {
-            request += &format!("{name}: {value}\r\n");
-        }
-        request += &format!("Content-Length: {}\r\n\r\n{body}", body.len());
-        stream.write_all(request.as_bytes()).ok()?;
-        let mut response = String::new();
-        stream.read_to_string(&mut response).ok()?;
-        let (head, body) = response.split_once("\r\n\r\n")?;
-        let status = head.split(' ').nth(1)?.parse().ok()?;
-        Some((status, head.to_owned(), body.to_owned()))
-    }
-
-    fn request(
-        &self,
-        method: &str,
-        path: &str,
-        headers: &[(&str, &str)],
-        body: &str,
-    ) -> (u16, String, String) {
-        self.try_request(method, path, headers, body).expect("a response")
-    }
-
-    fn stop(mut self) -> String {
-        self.child.kill().ok();
-        self.child.wait().ok();
-        std::thread::sleep(Duration::from_millis(100));
-        self.log()
-    }
-}
+use common::server::Server;
 
 const JSON: (&str, &str) = ("Content-Type", "application/json");
 

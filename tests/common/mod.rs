@@ -3,6 +3,8 @@
 //! and its own data folder. `backend_tests!` runs each test on both backends.
 #![allow(dead_code)]
 
+pub mod server;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rocket::figment::Figment;
