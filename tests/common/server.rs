@@ -110,6 +110,14 @@ impl Server {
     }
 }
 
+impl Drop for Server {
+    /// A test that panics must not leave its server running.
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
 impl Server {
     /// Kills the server with SIGKILL: no shutdown, no flush, as a crash would.
     pub fn crash(mut self) -> String {

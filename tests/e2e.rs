@@ -1,0 +1,446 @@
+//! The pages in a real browser, driven as a person would: headless Chromium through chromedriver
+//! (Debian's `chromium` and `chromium-driver`), against the real binary on a free port.
+//!
+//! Run with `cargo test --features e2e --test e2e`. Screenshots of every page, at a desktop and a
+//! phone width, land in `<target>/e2e-screenshots/<page>-<width>.png` to be looked at.
+#![cfg(feature = "e2e")]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::{json, Value};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+/// How long any one page may take to appear.
+const PAGE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The window sizes every page is photographed at: a desktop and a phone.
+const DESKTOP: (u32, u32) = (1280, 900);
+const PHONE: (u32, u32) = (390, 844);
+
+/// The longest name allowed (32 characters): the header, the profile and the forms must still fit
+/// a phone.
+const USERNAME: &str = "Walter.Hartwell.White-Heisenberg";
+const PASSWORD: &str = "correct horse battery";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Waits until something accepts connections on `port`, or panics with `what` after 20 s.
+fn wait_for_port(port: u16, what: &str, mut log: impl FnMut() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "{what} did not start:\n{}", log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The real binary, started as `cargo run` starts it, on SQLite in a temporary folder. Killed
+/// when dropped.
+struct Server {
+    child: Child,
+    port: u16,
+    log: Arc<Mutex<String>>,
+}
+
+impl Server {
+    fn start(dir: &Path) -> Server {
+        let port = free_port();
+        let repo = env!("CARGO_MANIFEST_DIR");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_miniauth"))
+            .current_dir(dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("ROCKET_CONFIG", format!("{repo}/Rocket.toml"))
+            .env("ROCKET_TEMPLATE_DIR", format!("{repo}/templates"))
+            .env("ROCKET_STATIC_DIR", format!("{repo}/static"))
+            .env("ROCKET_PORT", port.to_string())
+            .env("ROCKET_BCRYPT_COST", "4")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let log = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    log.lock().unwrap().push_str(&(line + "\n"));
+                }
+            });
+        }
+        let server = Server { child, port, log };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !server.healthy() {
+            assert!(Instant::now() < deadline, "server did not start:\n{}", server.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    fn healthy(&self) -> bool {
+        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
+        let request = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+        let mut response = String::new();
+        stream.write_all(request.as_bytes()).is_ok()
+            && stream.read_to_string(&mut response).is_ok()
+            && response.starts_with("HTTP/1.1 200")
+    }
+
+    fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// chromedriver on a free port, in a process group of its own so that dropping the guard (also
+/// during a panic) ends it and every browser it started.
+struct ChromeDriver {
+    child: Child,
+    port: u16,
+    profile: tempfile::TempDir,
+}
+
+impl ChromeDriver {
+    fn start() -> ChromeDriver {
+        for program in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                Path::new(program).exists(),
+                "{program} is missing: install Debian's chromium and chromium-driver"
+            );
+        }
+        let port = free_port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .expect("chromedriver starts");
+        let driver = ChromeDriver { child, port, profile: tempfile::tempdir().unwrap() };
+        wait_for_port(port, "chromedriver", String::new);
+        driver
+    }
+
+    async fn connect(&self) -> Client {
+        let profile = self.profile.path().display();
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                    "--disable-sync",
+                    "--no-first-run",
+                    "--disable-quic",
+                    "--disable-dev-shm-usage",
+                    "--hide-scrollbars",
+                    "--force-device-scale-factor=1",
+                    format!("--user-data-dir={profile}"),
+                    format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
+                ],
+            },
+        });
+        let Value::Object(capabilities) = capabilities else { unreachable!() };
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a browser session from chromedriver")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        // The whole group: chromedriver and any browser left behind by a failed test.
+        Command::new("kill").args(["-KILL", "--", &format!("-{}", self.child.id())]).status().ok();
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// `<target>/e2e-screenshots`, created empty.
+fn screenshot_dir() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let dir = target.join("e2e-screenshots");
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The browser and the server, with the helpers a test needs to look at a page.
+struct Browser {
+    client: Client,
+    base: String,
+    screenshots: PathBuf,
+}
+
+impl Browser {
+    async fn js(&self, script: &str) -> Value {
+        self.client.execute(script, vec![]).await.unwrap_or_else(|e| panic!("script {script}: {e}"))
+    }
+
+    async fn goto(&self, path: &str) {
+        self.client.goto(&format!("{}{path}", self.base)).await.unwrap();
+    }
+
+    /// Waits until the page shows `marker` (an XPath), then checks that the browser is at `path`
+    /// (with its query) and that the document came with HTTP `status`.
+    async fn arrive(&self, marker: &str, path: &str, status: u64) {
+        if let Err(e) = self.client.wait().at_most(PAGE_TIMEOUT).for_element(Locator::XPath(marker)).await {
+            let url = self.client.current_url().await.map(|u| u.to_string()).unwrap_or_default();
+            let source = self.client.source().await.unwrap_or_default();
+            panic!("waiting for {marker} (expected {path}): {e}\nat {url}:\n{source}");
+        }
+        let url = self.client.current_url().await.unwrap();
+        let at = match url.query() {
+            Some(query) => format!("{}?{query}", url.path()),
+            None => url.path().to_owned(),
+        };
+        assert_eq!(at, path, "the browser is at {url}");
+        let got = self.js("return performance.getEntriesByType('navigation')[0].responseStatus").await;
+        assert_eq!(got, json!(status), "HTTP status of {path}");
+    }
+
+    async fn text(&self, css: &str) -> String {
+        self.element(css).await.text().await.unwrap()
+    }
+
+    async fn element(&self, css: &str) -> fantoccini::elements::Element {
+        self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("no {css}: {e}"))
+    }
+
+    async fn value(&self, css: &str) -> String {
+        self.element(css).await.prop("value").await.unwrap().unwrap_or_default()
+    }
+
+    /// Types into a field as a person would: clears it, then presses the keys.
+    async fn type_into(&self, css: &str, text: &str) {
+        let field = self.element(css).await;
+        field.clear().await.unwrap();
+        field.send_keys(text).await.unwrap();
+    }
+
+    async fn click(&self, css: &str) {
+        self.element(css).await.click().await.unwrap();
+    }
+
+    async fn document_cookie(&self) -> String {
+        self.js("return document.cookie").await.as_str().unwrap().to_owned()
+    }
+
+    /// Checks that the page looks styled and fits the window, then saves
+    /// `<name>-<width>.png` of the whole page at the desktop and the phone size.
+    async fn screenshots(&self, name: &str) {
+        for (width, height) in [PHONE, DESKTOP] {
+            self.resize(width, height).await;
+            let metrics = self
+                .js("const card = document.querySelector('.card');
+                     return {
+                       inner: window.innerWidth,
+                       scroll: document.documentElement.scrollWidth,
+                       page: document.documentElement.scrollHeight,
+                       sheets: document.styleSheets.length,
+                       radius: card ? getComputedStyle(card).borderTopLeftRadius : null,
+                     };")
+                .await;
+            assert_eq!(metrics["inner"], json!(width), "{name}: window width {metrics}");
+            assert!(
+                metrics["scroll"].as_u64().unwrap() <= u64::from(width),
+                "{name}: the page is wider than a {width} px window: {metrics}"
+            );
+            assert_eq!(metrics["sheets"], json!(1), "{name}: the stylesheet did not load: {metrics}");
+            assert_eq!(metrics["radius"], json!("12px"), "{name}: the card is not styled: {metrics}");
+            // The whole page in one picture: grow the window to the page's height.
+            let page = metrics["page"].as_u64().unwrap() as u32;
+            if page > height {
+                self.resize(width, page).await;
+            }
+            let png = self.client.screenshot().await.unwrap();
+            std::fs::write(self.screenshots.join(format!("{name}-{width}.png")), png).unwrap();
+        }
+    }
+
+    /// Sets the viewport (not the outer window) to `width` × `height`.
+    async fn resize(&self, width: u32, height: u32) {
+        self.client.set_window_size(width, height).await.unwrap();
+        let inner = self.js("return [window.innerWidth, window.innerHeight]").await;
+        let (dw, dh) =
+            (width as i64 - inner[0].as_i64().unwrap(), height as i64 - inner[1].as_i64().unwrap());
+        if dw != 0 || dh != 0 {
+            self.client
+                .set_window_size((width as i64 + dw) as u32, (height as i64 + dh) as u32)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+/// Runs `flow` against a fresh server in a fresh browser, closing the browser session whether or
+/// not the flow panics, and failing with the flow's panic and the server's log.
+async fn with_browser<F, Fut>(flow: F)
+where
+    F: FnOnce(Browser) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path());
+    let driver = ChromeDriver::start();
+    let client = driver.connect().await;
+    let browser = Browser { client: client.clone(), base: server.url(""), screenshots: screenshot_dir() };
+    let outcome = rocket::tokio::spawn(flow(browser)).await;
+    client.close().await.ok();
+    drop(driver);
+    if let Err(e) = outcome {
+        eprintln!("server log:\n{}", server.log());
+        std::panic::resume_unwind(e.into_panic());
+    }
+}
+
+#[rocket::async_test]
+async fn a_person_registers_signs_out_and_signs_back_in() {
+    with_browser(|b| async move {
+        // The landing page offers both ways in.
+        b.goto("/").await;
+        b.arrive("//h1[normalize-space()='MiniAuth']", "/", 200).await;
+        assert_eq!(b.client.title().await.unwrap(), "MiniAuth");
+        b.element("main a[href='/login']").await;
+        b.screenshots("landing").await;
+
+        // "Create account" leads to the form.
+        b.click("main a[href='/register']").await;
+        b.arrive("//h1[normalize-space()='Create your account']", "/register", 200).await;
+        for (id, autocomplete) in
+            [("username", "username"), ("password", "new-password"), ("password_confirm", "new-password")]
+        {
+            let field = b.element(&format!("#{id}")).await;
+            assert_eq!(field.attr("autocomplete").await.unwrap().as_deref(), Some(autocomplete));
+            let label = b.text(&format!("label[for='{id}']")).await;
+            assert!(!label.is_empty(), "#{id} has no label");
+        }
+        assert_eq!(b.js("return document.activeElement.id").await, json!("username"), "autofocus");
+        b.screenshots("register").await;
+
+        // The browser itself refuses a too-short name before anything is sent.
+        b.type_into("#username", "al").await;
+        assert_eq!(b.js("return document.querySelector('#username').validity.tooShort").await, json!(true));
+
+        // A form the browser accepts but the server refuses: a message beside each bad field,
+        // the username kept, both passwords emptied.
+        b.type_into("#username", USERNAME).await;
+        b.type_into("#password", &USERNAME.to_lowercase()).await;
+        b.type_into("#password_confirm", "something else").await;
+        b.click("form[action='/register'] button[type=submit]").await;
+        b.arrive("//p[@class='field__error']", "/register", 422).await;
+        assert_eq!(b.value("#username").await, USERNAME);
+        assert_eq!(b.value("#password").await, "");
+        assert_eq!(b.value("#password_confirm").await, "");
+        assert_eq!(b.text("#password-error").await, "Password must not be the same as the username.");
+        assert_eq!(b.text("#password_confirm-error").await, "The passwords do not match.");
+        assert!(b.client.find(Locator::Id("username-error")).await.is_err(), "the username was fine");
+        let invalid = b.element("#password").await.attr("aria-invalid").await.unwrap();
+        assert_eq!(invalid.as_deref(), Some("true"));
+        assert_eq!(b.js("return document.activeElement.id").await, json!("password"), "focus on what to fix");
+        b.screenshots("register-errors").await;
+
+        // Corrected: signed in and on the profile.
+        b.type_into("#password", PASSWORD).await;
+        b.type_into("#password_confirm", PASSWORD).await;
+        b.click("form[action='/register'] button[type=submit]").await;
+        b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
+        let details = b.text(".details").await;
+        assert!(details.contains(USERNAME) && details.contains("Member since"), "{details}");
+        assert_eq!(b.text(".site-nav__user").await, USERNAME);
+
+        // The token cookie is there, but scripts cannot see it.
+        let token = b.client.get_named_cookie("miniauth_token").await.expect("the token cookie is set");
+        assert_eq!(token.http_only(), Some(true));
+        let visible = b.document_cookie().await;
+        assert!(!visible.contains("miniauth_token"), "document.cookie shows the token: {visible}");
+        assert!(!visible.contains("miniauth_csrf"), "document.cookie shows the CSRF secret: {visible}");
+        b.screenshots("profile").await;
+
+        // The landing page now knows who is there.
+        b.goto("/").await;
+        b.arrive("//p[@class='hero__status']", "/", 200).await;
+        assert_eq!(b.text(".hero__status").await, format!("Signed in as {USERNAME}"));
+        b.element("main a[href='/profile']").await;
+        b.screenshots("landing-signed-in").await;
+
+        // Signing out from the profile lands on the sign-in page with a notice.
+        b.goto("/profile").await;
+        b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
+        b.click(".panel form[action='/logout'] button[type=submit]").await;
+        b.arrive("//div[contains(@class, 'alert--success')]", "/login", 200).await;
+        assert_eq!(b.text(".alert--success").await, "You have been signed out.");
+        assert!(b.client.get_named_cookie("miniauth_token").await.is_err(), "the token cookie is gone");
+        assert!(b.client.find(Locator::Css(".site-nav__user")).await.is_err());
+        b.screenshots("login-signed-out").await;
+
+        // The profile is now behind the sign-in page, which remembers where the person was going.
+        b.goto("/profile").await;
+        b.arrive("//h1[normalize-space()='Sign in']", "/login?next=%2Fprofile", 200).await;
+        assert!(b.client.find(Locator::Css(".alert")).await.is_err(), "the notice was shown once");
+        assert_eq!(b.value("input[name='next']").await, "/profile");
+        assert_eq!(b.js("return document.activeElement.id").await, json!("username"), "autofocus");
+        b.screenshots("login").await;
+
+        // A wrong password: one message, the username kept, the password emptied.
+        b.type_into("#username", USERNAME).await;
+        b.type_into("#password", "not the password").await;
+        b.click("form[action='/login'] button[type=submit]").await;
+        b.arrive("//div[contains(@class, 'alert--error')]", "/login", 401).await;
+        assert_eq!(b.text(".alert--error").await, "Invalid username or password.");
+        assert_eq!(b.value("#username").await, USERNAME);
+        assert_eq!(b.value("#password").await, "");
+        assert_eq!(b.value("input[name='next']").await, "/profile");
+        assert_eq!(
+            b.js("return document.activeElement.id").await,
+            json!("password"),
+            "focus on what to retype"
+        );
+        b.screenshots("login-error").await;
+
+        // The right one: back on the page that was asked for.
+        b.type_into("#password", PASSWORD).await;
+        b.click("form[action='/login'] button[type=submit]").await;
+        b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
+        assert!(!b.document_cookie().await.contains("miniauth_token"));
+
+        // An unknown page: a friendly page with the right status.
+        b.goto("/no-such-page").await;
+        b.arrive("//p[contains(@class, 'error-page__code')]", "/no-such-page", 404).await;
+        assert!(b.text(".error-page__code").await.contains("404"));
+        b.element("main a[href='/']").await;
+        b.screenshots("not-found").await;
+    })
+    .await;
+}
