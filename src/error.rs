@@ -223,6 +223,12 @@ pub fn catch_all(status: Status, req: &Request<'_>) -> Error {
     match &req.local_cache(|| GuardError(None)).0 {
         Some(error) if error.status() == status => error.clone(),
         _ => match status.code {
+            // A request Rocket could not parse reaches the catchers without ever being routed:
+            // chiefly a method it does not know (e.g. `QUERY`), which is a 405 on a known path.
+            400 if req.route().is_none() => match allowed_methods(req) {
+                allow if allow.is_empty() => Error::BadRequest("The request could not be understood.".into()),
+                allow => Error::MethodNotAllowed(allow),
+            },
             400 => Error::BadRequest("The request could not be understood.".into()),
             413 => Error::PayloadTooLarge,
             404 => match allowed_methods(req) {

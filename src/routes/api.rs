@@ -7,9 +7,8 @@ use rocket::State;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::body::{ApiJson, Credentials, LoginCredentials};
+use super::body::{ApiJson, Credentials, LoginCredentials, NewCredentials};
 use crate::auth::{self, ApiUser, AuthService, UserAgent};
-use crate::domain::NewAccount;
 use crate::error::{Problem, Result};
 use crate::store::{users::User, Db};
 
@@ -64,7 +63,7 @@ impl<T> NoStore<T> {
 /// Create an account.
 #[utoipa::path(
     post, path = "/auth/register", tag = "auth",
-    request_body = Credentials,
+    request_body = NewCredentials,
     responses(
         (status = 201, description = "Account created", body = UserOut),
         (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
@@ -72,16 +71,17 @@ impl<T> NoStore<T> {
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = String, description = "Seconds to wait before trying again"))),
     )
 )]
 #[rocket::post("/auth/register", data = "<body>")]
 pub async fn register(
     db: &Db,
     auth: &State<AuthService>,
-    body: ApiJson<Credentials>,
+    body: ApiJson<NewCredentials>,
 ) -> Result<(Status, Json<UserOut>)> {
-    let account = NewAccount::parse(&body.0.username, &body.0.password, None)?;
+    let account = body.0.parse()?;
     let user = auth::register(db, auth, account).await?;
     Ok((Status::Created, Json(user.into())))
 }
@@ -94,13 +94,17 @@ pub async fn register(
         (Credentials = "application/x-www-form-urlencoded"),
     )),
     responses(
-        (status = 200, description = "Signed in", body = TokenResponse),
+        (status = 200, description = "Signed in", body = TokenResponse, headers(
+            ("Cache-Control" = String, description = "`no-store`: the token is never cached"),
+            ("Pragma" = String, description = "`no-cache`, for HTTP/1.0 caches"),
+        )),
         (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Invalid username or password", body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither JSON nor a form", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing fields", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Missing fields, or a `grant_type` other than `password`", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = String, description = "Seconds to wait before trying again"))),
     )
 )]
 #[rocket::post("/auth/login", data = "<credentials>")]
@@ -125,8 +129,10 @@ pub async fn login(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The user of the token", body = UserOut),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`, plus `error=\"invalid_token\"` when a token was sent but is not valid"))),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = String, description = "Seconds to wait before trying again"))),
     )
 )]
 #[rocket::get("/auth/profile")]
@@ -140,9 +146,11 @@ pub fn profile(user: ApiUser) -> Json<UserOut> {
     security(("bearer" = [])),
     responses(
         (status = 204, description = "Session revoked"),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json",
+            headers(("WWW-Authenticate" = String, description = "`Bearer`, plus `error=\"invalid_token\"` when a token was sent but is not valid"))),
         (status = 403, description = "Cookie-authenticated call without X-CSRF-Token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = String, description = "Seconds to wait before trying again"))),
     )
 )]
 #[rocket::post("/auth/logout")]

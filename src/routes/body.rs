@@ -8,25 +8,70 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::error::{Error, Result};
+use crate::domain::NewAccount;
+use crate::error::{Error, FieldErrors, Result};
 
 /// A JSON body of type `T`, read within the `json` limit.
 pub struct ApiJson<T>(pub T);
+
+/// `{username, password}` for a new account.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct NewCredentials {
+    /// 3–32 characters of `A–Z a–z 0–9 _ . -`, unique regardless of case, kept as typed.
+    #[serde(default)]
+    #[schema(required = true, min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9_.-]{3,32}$")]
+    pub username: String,
+    /// 8–72 **bytes** of UTF-8 (bcrypt's limit: accented letters and symbols count as several),
+    /// not the username in any case. JSON Schema counts characters, so `minLength` and
+    /// `maxLength` are only the bounds the byte rule implies (2 four-byte characters are 8 bytes).
+    #[serde(default)]
+    #[schema(required = true, format = "bcrypt-password", min_length = 2, max_length = 72)]
+    pub password: String,
+}
+
+impl NewCredentials {
+    /// The new account, by the rules the pages use, except that the API takes the username
+    /// exactly as sent: a name with surrounding spaces is refused, not trimmed.
+    pub fn parse(&self) -> Result<NewAccount> {
+        let account = NewAccount::parse(&self.username, &self.password, None);
+        if self.username.trim() == self.username {
+            return account;
+        }
+        let mut errors = match account {
+            Err(Error::Validation(errors)) => errors,
+            _ => FieldErrors::new(),
+        };
+        errors.insert("username", vec![USERNAME_CHARACTERS.into()]);
+        Err(Error::Validation(errors))
+    }
+}
+
+const USERNAME_CHARACTERS: &str = "Username may contain only letters, digits, '_', '.' and '-'.";
 
 /// `{username, password}`, as JSON or as the OAuth2 password grant form.
 #[derive(Debug, Deserialize, FromForm, ToSchema)]
 pub struct Credentials {
     #[serde(default)]
     #[field(default = String::new())]
+    #[schema(required = true, min_length = 1)]
     pub username: String,
-    /// 8–72 bytes.
     #[serde(default)]
     #[field(default = String::new())]
-    #[schema(format = Password)]
+    #[schema(required = true, format = Password, min_length = 1)]
     pub password: String,
     /// OAuth2 password grant: `password` when present.
     #[serde(default)]
+    #[schema(value_type = GrantType, required = false)]
     pub grant_type: Option<String>,
+}
+
+/// The only OAuth2 grant MiniAuth answers. It describes `grant_type` in the OpenAPI document;
+/// the field itself stays a string so that another grant gets a 422 that names it.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum GrantType {
+    Password,
 }
 
 fn is_json(req: &Request<'_>) -> bool {
@@ -104,8 +149,9 @@ impl LoginCredentials {
         if credentials.grant_type.as_deref().is_some_and(|grant| grant != "password") {
             return Err(Error::field("grant_type", "Only grant_type=password is supported."));
         }
-        let mut errors = crate::error::FieldErrors::new();
-        if credentials.username.trim().is_empty() {
+        let mut errors = FieldErrors::new();
+        // A blank name is simply unknown (401); only an empty field is missing.
+        if credentials.username.is_empty() {
             errors.insert("username", vec!["Username is required.".into()]);
         }
         if credentials.password.is_empty() {

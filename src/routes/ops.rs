@@ -31,7 +31,8 @@ pub fn healthz() -> Json<Value> {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready", body = Object, example = json!({"status": "ready"})),
-        (status = 503, description = "The database is unreachable", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The database is unreachable", body = Problem, content_type = "application/problem+json",
+            headers(("Retry-After" = String, description = "Seconds to wait before trying again"))),
     ))]
 #[rocket::get("/readyz")]
 pub async fn readyz(db: &Db) -> Result<Json<Value>> {

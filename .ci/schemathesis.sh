@@ -1,0 +1,254 @@
+#!/usr/bin/env bash
+# API fuzzing: schemathesis against /openapi.json of a running release server, with every check,
+# once anonymous and once with a live bearer token; on SQLite, and on PostgreSQL too when
+# MINIAUTH_TEST_POSTGRES_URL is set. Exits non-zero on any failure (a 5xx, a status, content type,
+# header or body the spec does not document, valid input refused, invalid input accepted, …) and
+# on any schemathesis warning (e.g. a token that did not work). Fix the server or the spec, never
+# the check.
+#
+#   bash .ci/schemathesis.sh [--skip-build]
+#
+# Settings (environment):
+#   SCHEMATHESIS_VENV          virtual environment, reused when present
+#                              (default /tmp/miniauth-schemathesis-venv)
+#   SCHEMATHESIS_MAX_EXAMPLES  test cases per operation in the fuzzing phase (default 300, at least 100)
+#   SCHEMATHESIS_SEED          random seed, for reproducible runs (default 20261125)
+#   SCHEMATHESIS_KEEP=1        keep the work folder (server logs, JUnit reports) afterwards
+#   MINIAUTH_SKIP_BUILD=1      same as --skip-build: use target/release/miniauth as it is
+#   MINIAUTH_TEST_POSTGRES_URL e.g. postgres://postgres@127.0.0.1:5432/postgres: also fuzz a
+#                              fresh PostgreSQL database (created here, dropped afterwards)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$(pwd)
+
+SCHEMATHESIS_VERSION=4.32.5
+VENV=${SCHEMATHESIS_VENV:-/tmp/miniauth-schemathesis-venv}
+MAX_EXAMPLES=${SCHEMATHESIS_MAX_EXAMPLES:-300}
+SEED=${SCHEMATHESIS_SEED:-20261125}
+SKIP_BUILD=${MINIAUTH_SKIP_BUILD:-0}
+for arg in "$@"; do
+    case "$arg" in
+        --skip-build) SKIP_BUILD=1 ;;
+        *) echo "usage: $0 [--skip-build]" >&2; exit 2 ;;
+    esac
+done
+if ! [ "$MAX_EXAMPLES" -ge 100 ] 2>/dev/null; then
+    echo "SCHEMATHESIS_MAX_EXAMPLES must be a number of at least 100" >&2
+    exit 2
+fi
+
+step() { printf '\n==> %s\n' "$*"; }
+
+WORK=$(mktemp -d /tmp/miniauth-schemathesis.XXXXXX)
+SERVER_PID=""
+PG_ADMIN_URL=""
+PG_DB=""
+stop_server() {
+    if [ -n "$SERVER_PID" ]; then
+        kill "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=""
+    fi
+}
+cleanup() {
+    stop_server
+    if [ -n "$PG_DB" ]; then
+        psql "$PG_ADMIN_URL" -qc "DROP DATABASE IF EXISTS \"$PG_DB\" WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
+    if [ -n "${SCHEMATHESIS_KEEP:-}" ]; then
+        echo "kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "schemathesis $SCHEMATHESIS_VERSION in $VENV"
+if [ "$("$VENV/bin/schemathesis" --version 2>/dev/null || true)" != "schemathesis, version $SCHEMATHESIS_VERSION" ]; then
+    PYTHON=$(command -v python3.11 || command -v python3)
+    [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+"$VENV/bin/schemathesis" --version
+
+if [ "$SKIP_BUILD" = 1 ]; then
+    step "using the existing release binary"
+else
+    step "cargo build --release --bin miniauth"
+    cargo build --release --bin miniauth
+fi
+BINARY="$REPO/target/release/miniauth"
+[ -x "$BINARY" ] || { echo "$BINARY is missing: build it or drop --skip-build" >&2; exit 1; }
+
+# --- schemathesis configuration ------------------------------------------------------------
+
+# The spec's custom string formats, which JSON Schema cannot spell (it counts characters, not
+# bytes). Only the valid values are drawn from them; invalid ones still come from the schema's
+# types and bounds.
+cat >"$WORK/hooks.py" <<'PYTHON'
+import schemathesis
+from hypothesis import strategies as st
+
+MIN_BYTES, MAX_BYTES = 8, 72
+
+
+def utf8_size(text):
+    return len(text.encode("utf-8"))
+
+
+def first_72_bytes(text):
+    """The longest prefix that fits in 72 bytes, cut between characters."""
+    size = 0
+    for end, character in enumerate(text):
+        size += utf8_size(character)
+        if size > MAX_BYTES:
+            return text[:end]
+    return text
+
+
+# `bcrypt-password`: 8–72 bytes of UTF-8, any characters (NUL included): long ASCII and
+# multi-byte passwords, and short ones whose characters make up 8 bytes or more.
+schemathesis.openapi.format(
+    "bcrypt-password",
+    st.one_of(
+        st.text(st.characters(codec="utf-8"), min_size=MIN_BYTES, max_size=MAX_BYTES).map(first_72_bytes),
+        st.text(st.characters(codec="utf-8", min_codepoint=0x80), min_size=2, max_size=7).filter(
+            lambda text: utf8_size(text) >= MIN_BYTES
+        ),
+    ),
+)
+PYTHON
+
+# Authentication is chosen here, explicitly: no automatic sign-up. Every warning fails the run
+# (a token that never worked, data that could not be generated, …); the anonymous run expects
+# every protected operation to answer 401, so there that one warning is off.
+write_config() {
+    local file=$1 display=$2
+    cat >"$file" <<TOML
+hooks = "$WORK/hooks.py"
+
+[auth]
+auto-signup = false
+
+[warnings]
+$display
+fail-on = true
+TOML
+}
+ALL_WARNINGS='"missing_test_data", "base_url_mismatch", "validation_mismatch", "missing_deserializer",
+           "unused_openapi_auth", "unsupported_regex", "method_not_allowed", "constants_extraction",
+           "unmatched_filter", "unresolvable_reference", "rate_limited", "dictionary_mismatch",
+           "timeout_units"'
+write_config "$WORK/anonymous.toml" "display = [$ALL_WARNINGS]"
+write_config "$WORK/authenticated.toml" "display = [\"missing_auth\", $ALL_WARNINGS]"
+
+# --- the server ----------------------------------------------------------------------------
+
+free_port() {
+    "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Starts the release binary in a fresh working directory (its own data/ folder and secret), the
+# way tests/server.rs does; extra VAR=value arguments go to its environment.
+start_server() {
+    local name=$1
+    shift
+    local dir="$WORK/$name"
+    mkdir -p "$dir"
+    PORT=$(free_port)
+    BASE="http://127.0.0.1:$PORT"
+    LOG="$dir/server.log"
+    (
+        cd "$dir"
+        exec env -i PATH="$PATH" HOME="$dir" \
+            ROCKET_CONFIG="$REPO/Rocket.toml" \
+            ROCKET_TEMPLATE_DIR="$REPO/templates" \
+            ROCKET_STATIC_DIR="$REPO/static" \
+            ROCKET_PORT="$PORT" \
+            ROCKET_BCRYPT_COST=4 \
+            "$@" "$BINARY"
+    ) >"$LOG" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 300); do
+        curl -fsS -o /dev/null "$BASE/healthz" 2>/dev/null && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$LOG" >&2; echo "the server exited" >&2; exit 1; }
+        sleep 0.1
+    done
+    curl -fsS -o /dev/null "$BASE/readyz" || { cat "$LOG" >&2; echo "the server is not ready" >&2; exit 1; }
+    echo "server on $BASE (pid $SERVER_PID, log $LOG)"
+}
+
+# Registers a new user and prints a fresh access token for it.
+sign_in() {
+    local username="fuzz_$RANDOM$RANDOM" password="fuzz-password-$RANDOM$RANDOM"
+    local body="{\"username\":\"$username\",\"password\":\"$password\"}"
+    curl -fsS -o /dev/null -H 'Content-Type: application/json' -d "$body" "$BASE/auth/register"
+    curl -fsS -H 'Content-Type: application/json' -d "$body" "$BASE/auth/login" |
+        "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
+}
+
+# --- the runs ------------------------------------------------------------------------------
+
+FAILED=()
+# One schemathesis run with every check; any failure, error or warning marks it failed.
+fuzz() {
+    local label=$1 config=$2
+    shift 2
+    step "schemathesis: $label"
+    local started=$SECONDS
+    if (
+        cd "$WORK"
+        "$VENV/bin/schemathesis" --config-file "$config" run "$BASE/openapi.json" \
+            --checks all \
+            --max-examples "$MAX_EXAMPLES" \
+            --seed "$SEED" \
+            --generation-database none \
+            --request-timeout 10 \
+            --no-color \
+            --report junit --report-dir "$WORK/reports/${label// /-}" \
+            "$@"
+    ); then
+        echo "passed: $label ($((SECONDS - started)) s)"
+    else
+        echo "FAILED: $label ($((SECONDS - started)) s)"
+        FAILED+=("$label")
+    fi
+}
+
+# Every operation anonymous, then with a live bearer token. Logging out revokes the token, so
+# logout gets a token of its own and a run of its own, after the others.
+fuzz_backend() {
+    local backend=$1 token
+    fuzz "$backend anonymous" "$WORK/anonymous.toml"
+    token=$(sign_in)
+    fuzz "$backend authenticated" "$WORK/authenticated.toml" \
+        -H "Authorization: Bearer $token" --exclude-path /auth/logout
+    token=$(sign_in)
+    fuzz "$backend authenticated logout" "$WORK/authenticated.toml" \
+        -H "Authorization: Bearer $token" --include-path /auth/logout
+    stop_server
+    # Internal errors answer a bare 500 (which the checks catch) and log their cause: show it.
+    if grep -Eq 'ERROR|panicked' "$LOG"; then
+        echo "the $backend server logged errors:" >&2
+        grep -E 'ERROR|panicked' "$LOG" | head -20 >&2
+        FAILED+=("$backend server log")
+    fi
+}
+
+start_server sqlite
+fuzz_backend sqlite
+
+if [ -n "${MINIAUTH_TEST_POSTGRES_URL:-}" ]; then
+    PG_ADMIN_URL=$MINIAUTH_TEST_POSTGRES_URL
+    PG_DB="miniauth_test_fuzz_$$_$RANDOM"
+    psql "$PG_ADMIN_URL" -qc "CREATE DATABASE \"$PG_DB\""
+    start_server postgres ROCKET_DATABASE_URL="${PG_ADMIN_URL%/*}/$PG_DB"
+    fuzz_backend postgres
+fi
+
+if [ "${#FAILED[@]}" -gt 0 ]; then
+    step "schemathesis FAILED: ${FAILED[*]}"
+    exit 1
+fi
+step "schemathesis passed: every operation, every check, anonymous and authenticated"
