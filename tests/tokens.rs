@@ -18,6 +18,7 @@ use sha2::Sha256;
 use sqlx::Connection;
 
 backend_tests!(
+    concurrent_checks_of_live_and_revoked_sessions_each_get_their_own_answer,
     a_token_signed_with_the_secret_for_a_live_session_is_accepted,
     a_token_with_alg_none_is_401,
     a_token_signed_with_another_hmac_algorithm_and_the_right_secret_is_401,
@@ -423,5 +424,34 @@ async fn postgres_unknown_user_takes_as_long_as_a_wrong_password() {
         unknown_user_takes_as_long_as_a_wrong_password(Backend::Postgres).await;
     } else {
         eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL");
+    }
+}
+
+/// Session checks that arrive together are answered by one query: each must still get the
+/// answer for its own session and user, whatever else is in the batch.
+async fn concurrent_checks_of_live_and_revoked_sessions_each_get_their_own_answer(app: TestApp) {
+    let live_a = app.token_for("batch_a", "password for a").await;
+    let live_b = app.token_for("batch_b", "password for b").await;
+    let revoked = {
+        let response = app.login("batch_a", "password for a").await;
+        let body: Value = response.into_json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_owned()
+    };
+    let logout = app.client.post("/auth/logout").header(bearer(&revoked)).dispatch().await;
+    assert_eq!(logout.status(), Status::NoContent);
+
+    let tokens: Vec<(&str, Option<&str>)> = (0..60)
+        .map(|i| [(&*live_a, Some("batch_a")), (&*revoked, None), (&*live_b, Some("batch_b"))][i % 3])
+        .collect();
+    let answers = rocket::futures::future::join_all(tokens.iter().map(|(token, _)| app.profile(token))).await;
+    for ((_, expected), response) in tokens.iter().zip(answers) {
+        match expected {
+            Some(name) => {
+                assert_eq!(response.status(), Status::Ok);
+                let body: Value = response.into_json().await.unwrap();
+                assert_eq!(body["username"], *name);
+            }
+            None => assert_eq!(response.status(), Status::Unauthorized),
+        }
     }
 }

@@ -35,7 +35,7 @@ const INVALID: Error = Error::Unauthenticated { invalid_token: true };
 async fn live_user(req: &Request<'_>, claims: &Claims) -> Result<(User, i64), Error> {
     let db = Db::fetch(req.rocket()).ok_or_else(|| Error::internal("database pool missing"))?;
     let user_id = claims.user_id().ok_or(INVALID)?;
-    store::sessions::find_live_session_user(db, &claims.sid, user_id, store::now()).await?.ok_or(INVALID)
+    db.sessions.find_live(&claims.sid, user_id).await?.ok_or(INVALID)
 }
 
 fn service<'r>(req: &'r Request<'_>) -> Result<&'r AuthService, Error> {

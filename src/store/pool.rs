@@ -9,6 +9,8 @@ use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use rocket::{Build, Rocket};
 use rocket_db_pools::Database;
+
+use super::session_check::SessionChecker;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor};
 
@@ -41,6 +43,8 @@ pub struct Db(DbPool);
 
 pub struct DbPool {
     pool: AnyPool,
+    /// The session check of every authenticated request, batched (see [`SessionChecker`]).
+    pub sessions: SessionChecker,
     pub backend: Backend,
     /// Where the data lives, for the start-up line: a file, or host and database (no password).
     location: String,
@@ -72,6 +76,10 @@ impl rocket_db_pools::Pool for DbPool {
             .min_connections(config.min_connections.unwrap_or(0))
             .acquire_timeout(Duration::from_secs(config.connect_timeout))
             .idle_timeout(config.idle_timeout.map(Duration::from_secs))
+            // Pinging before every checkout is one more trip to SQLite's connection thread per
+            // query, and an embedded database's connections do not break. Connections to
+            // PostgreSQL keep the check: they do break, when the server restarts.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
@@ -81,7 +89,9 @@ impl rocket_db_pools::Pool for DbPool {
                 })
             })
             .connect_lazy(&config.url)?;
-        Ok(DbPool { pool, backend, location: location(&config.url) })
+        let timeout = Duration::from_secs(config.connect_timeout);
+        let sessions = SessionChecker::start(pool.clone(), timeout);
+        Ok(DbPool { pool, sessions, backend, location: location(&config.url) })
     }
 
     async fn get(&self) -> Result<Self::Connection, Self::Error> {

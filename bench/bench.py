@@ -1,0 +1,389 @@
+#!/usr/bin/env python3
+"""MiniAuth benchmark: one command, one table.
+
+Builds the release binary, starts MiniAuth on a fresh database (SQLite, or PostgreSQL with
+--postgres URL), drives it on loopback with wrk and prints one table. The same run measures the
+trivial /healthz route as a ceiling and one bcrypt verification at the configured cost, so each
+figure also shows as a ratio that holds on a noisy machine. With --peer it runs the same phases
+against the FastAPI service in ../shared/peers/fastapi-miniauth (installed into a virtualenv).
+
+    python3 bench/bench.py                      # MiniAuth on SQLite
+    python3 bench/bench.py --peer               # and the FastAPI original, same phases
+    python3 bench/bench.py --postgres postgres://postgres@127.0.0.1:5432/postgres
+
+Needs: cargo, wrk (apt-get install wrk), python3 (standard library only).
+"""
+import argparse
+import http.client
+import json
+import math
+import os
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PEER = os.path.join(os.path.dirname(REPO), "shared", "peers", "fastapi-miniauth")
+CORES = os.cpu_count() or 1
+
+
+def log(message):
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
+
+
+def run(cmd, **kwargs):
+    return subprocess.run(cmd, check=True, text=True, capture_output=True, **kwargs).stdout
+
+
+# --- HTTP helpers (one connection per call unless a connection is given) -------------------
+
+def request(port, method, path, body=None, headers=None, timeout=300):
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        headers = dict(headers or {})
+        if body is not None:
+            body = json.dumps(body)
+            headers["Content-Type"] = "application/json"
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def wait_until_up(port, path, seconds=60):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        try:
+            request(port, "GET", path, timeout=2)
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"server on port {port} did not start")
+
+
+def rss_kb(pid):
+    fields = {}
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            key, _, value = line.partition(":")
+            fields[key] = value.strip()
+    return int(fields["VmHWM"].split()[0]), int(fields["VmRSS"].split()[0])
+
+
+# --- wrk ------------------------------------------------------------------------------------
+
+UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}
+
+
+def wrk(url, connections, seconds, headers=(), script=None, env=None):
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "--latency"]
+    for header in headers:
+        cmd += ["-H", header]
+    if script:
+        cmd += ["-s", script]
+    out = run(cmd + [url], env={**os.environ, **(env or {})})
+    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}
+    for pct in ("50", "99"):
+        match = re.search(rf"^\s+{pct}%\s+([\d.]+)(us|ms|s|m)\s*$", out, re.M)
+        result[f"p{pct}"] = float(match.group(1)) * UNITS[match.group(2)] if match else None
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    result["non2xx"] = int(errors.group(1)) if errors else 0
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    result["socket_errors"] = socket_errors.group(1) if socket_errors else ""
+    statuses = re.search(r"^STATUSES(.*)$", out, re.M)
+    result["statuses"] = statuses.group(1).strip() if statuses else ""
+    return result
+
+
+# --- phases ---------------------------------------------------------------------------------
+
+def probe(port, token, rate, seconds):
+    """GET /auth/profile on a fixed schedule over one keep-alive connection; latencies in ms."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    latencies, failures = [], 0
+    start = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        sent = time.perf_counter()
+        conn.request("GET", "/auth/profile", headers={"Authorization": f"Bearer {token}"})
+        response = conn.getresponse()
+        response.read()
+        latencies.append((time.perf_counter() - sent) * 1000)
+        failures += response.status != 200
+    conn.close()
+    latencies.sort()
+    nearest = lambda p: latencies[max(0, math.ceil(p / 100 * len(latencies)) - 1)]
+    return {"p50": nearest(50), "p99": nearest(99), "max": latencies[-1], "failures": failures}
+
+
+def concurrent_registrations(port, count, prefix):
+    """`count` registrations of distinct names fired at once, one connection each."""
+    statuses = [None] * count
+    barrier = threading.Barrier(count)
+
+    def register(i):
+        barrier.wait()
+        try:
+            statuses[i], _ = request(port, "POST", "/auth/register",
+                                     {"username": f"{prefix}{i}", "password": f"password-{prefix}-{i}"})
+        except OSError as e:
+            statuses[i] = type(e).__name__
+
+    threads = [threading.Thread(target=register, args=(i,)) for i in range(count)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    tally = {}
+    for status in statuses:
+        tally[status] = tally.get(status, 0) + 1
+    return tally, elapsed
+
+
+class Target:
+    """A server under test: how to start it and how to count its users."""
+
+    def __init__(self, name, port, cmd, env, cwd, count_users, health_path):
+        self.name, self.port, self.cmd, self.env, self.cwd = name, port, cmd, env, cwd
+        self.count_users, self.health_path = count_users, health_path
+        self.process = None
+
+    def start(self):
+        self.log = open(os.path.join(self.cwd, "server.log"), "w")
+        self.process = subprocess.Popen(self.cmd, env=self.env, cwd=self.cwd, stdout=self.log,
+                                        stderr=subprocess.STDOUT, start_new_session=True)
+        wait_until_up(self.port, self.health_path)
+        return self
+
+    def pid(self):
+        """The serving process (the peer's run.sh execs uvicorn, so it is the same pid)."""
+        return self.process.pid
+
+    def stop(self):
+        if self.process:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=30)
+            self.log.close()
+            kept = os.path.join(REPO, "target", f"bench-{self.name.lower()}.log")
+            shutil.copyfile(self.log.name, kept)
+            log(f"{self.name} log kept in {kept}")
+
+
+def measure(target, seconds, ceiling):
+    results = {}
+    user, password = f"bench{uuid.uuid4().hex[:8]}", "bench password 123"
+    status, _ = request(target.port, "POST", "/auth/register", {"username": user, "password": password})
+    assert status == 201, f"register answered {status}"
+    status, body = request(target.port, "POST", "/auth/login", {"username": user, "password": password})
+    assert status == 200, f"login answered {status}"
+    token = json.loads(body)["access_token"]
+    base = f"http://127.0.0.1:{target.port}"
+    bearer = f"Authorization: Bearer {token}"
+
+    log(f"{target.name}: warm-up")
+    wrk(f"{base}/auth/profile", 32, 3, headers=[bearer])
+    if ceiling:
+        log(f"{target.name}: ceiling GET /healthz, 64 connections, {seconds} s")
+        results["ceiling"] = wrk(f"{base}/healthz", 64, seconds)
+    for connections in (32, 64):
+        log(f"{target.name}: GET /auth/profile, {connections} connections, {seconds} s")
+        results[f"profile{connections}"] = wrk(f"{base}/auth/profile", connections, seconds, headers=[bearer])
+
+    log(f"{target.name}: profile probe alone, 20 req/s, 10 s")
+    results["probe_alone"] = probe(target.port, token, 20, 10)
+    log(f"{target.name}: POST /auth/login, 8 connections, {seconds} s, with the probe from 3 s")
+    storm = {}
+    runner = threading.Thread(target=lambda: storm.update(wrk(
+        f"{base}/auth/login", 8, seconds, script=os.path.join(REPO, "bench", "login.lua"),
+        env={"BENCH_USER": user, "BENCH_PASSWORD": password})))
+    runner.start()
+    time.sleep(3)
+    results["probe_storm"] = probe(target.port, token, 20, min(10, seconds - 4))
+    runner.join()
+    results["login"] = storm
+
+    log(f"{target.name}: 200 concurrent distinct registrations")
+    prefix = f"c{uuid.uuid4().hex[:6]}_"
+    tally, elapsed = concurrent_registrations(target.port, 200, prefix)
+    results["register200"] = {"tally": tally, "seconds": elapsed, "rows": target.count_users(prefix)}
+    results["rss_kb"] = rss_kb(target.pid())
+    return results
+
+
+# --- targets --------------------------------------------------------------------------------
+
+def miniauth(work, port, cost, postgres, extra_env):
+    env = {
+        "PATH": os.environ["PATH"],
+        "ROCKET_PROFILE": "release",
+        "ROCKET_CONFIG": os.path.join(REPO, "Rocket.toml"),
+        "ROCKET_TEMPLATE_DIR": os.path.join(REPO, "templates"),
+        "ROCKET_STATIC_DIR": os.path.join(REPO, "static"),
+        "ROCKET_PORT": str(port),
+        "ROCKET_BCRYPT_COST": str(cost),
+        "RUST_LOG": os.environ.get("RUST_LOG", "warn,miniauth=info"),
+        **extra_env,
+    }
+    if postgres:
+        database = f"miniauth_bench_{os.getpid()}"
+        subprocess.run(["psql", postgres, "-qc", f"DROP DATABASE IF EXISTS {database}"], check=True)
+        subprocess.run(["psql", postgres, "-qc", f"CREATE DATABASE {database}"], check=True)
+        url = f"{postgres.rsplit('/', 1)[0]}/{database}"
+        env["ROCKET_DATABASE_URL"] = url
+
+        def count_users(prefix):
+            sql = f"SELECT COUNT(*) FROM users WHERE username LIKE '{prefix}%'"
+            return int(run(["psql", url, "-Atc", sql]).strip())
+    else:
+        def count_users(prefix):
+            with sqlite3.connect(os.path.join(work, "data", "miniauth.db")) as db:
+                return db.execute("SELECT COUNT(*) FROM users WHERE username LIKE ?", (prefix + "%",)).fetchone()[0]
+    binary = os.path.join(REPO, "target", "release", "miniauth")
+    return Target("MiniAuth", port, [binary], env, work, count_users, "/healthz")
+
+
+def fastapi_peer(work, port):
+    venv = os.environ.get("PEER_VENV", "/tmp/miniauth-peer-venv")
+    if not os.path.exists(os.path.join(venv, "bin", "uvicorn")):
+        log(f"installing the FastAPI peer into {venv}")
+        run([sys.executable, "-m", "venv", venv])
+        run([os.path.join(venv, "bin", "pip"), "install", "-q", "-r", os.path.join(PEER, "requirements.txt")])
+    database = os.path.join(work, "peer.db")
+    env = {**os.environ, "PORT": str(port), "VENV": venv, "PEER_WORK": work,
+           "DATABASE_URL": f"sqlite:///{database}"}
+
+    def count_users(prefix):
+        with sqlite3.connect(database) as db:
+            return db.execute("SELECT COUNT(*) FROM users WHERE username LIKE ?", (prefix + "%",)).fetchone()[0]
+    return Target("FastAPI", port, [os.path.join(PEER, "run.sh")], env, work, count_users, "/docs")
+
+
+# --- report ---------------------------------------------------------------------------------
+
+def fmt_wrk(r):
+    p99 = f"{r['p99']:.2f} ms" if r.get("p99") is not None else "?"
+    p50 = f"{r['p50']:.2f} ms" if r.get("p50") is not None else "?"
+    extra = f", {r['non2xx']} non-2xx" if r.get("non2xx") else ""
+    return f"{r['rps']:,.0f} req/s, p50 {p50}, p99 {p99}{extra}"
+
+
+def report(ours, peer, bcrypt_ms, cost, backend):
+    bound = CORES / (bcrypt_ms / 1000)
+    rows = []
+    ceiling = ours["ceiling"]["rps"]
+    p64 = ours["profile64"]
+    peer_best = max(peer["profile32"]["rps"], peer["profile64"]["rps"]) if peer else None
+
+    def verdict(ok):
+        return "PASS" if ok else "MISS"
+
+    rows.append(("GET /healthz (ceiling), 64 conn", fmt_wrk(ours["ceiling"]), "", ""))
+    profile_ratio = p64["rps"] / ceiling
+    target = f"≥ 50 % of ceiling: {profile_ratio:.0%}; p99 ≤ 10 ms"
+    ok = profile_ratio >= 0.5 and p64["p99"] is not None and p64["p99"] <= 10
+    if peer:
+        times = p64["rps"] / peer_best
+        target += f"; ≥ 40× FastAPI: {times:.0f}×"
+        ok = ok and times >= 40
+    rows.append(("GET /auth/profile bearer, 64 conn", fmt_wrk(p64), target, verdict(ok)))
+    rows.append(("GET /auth/profile bearer, 32 conn", fmt_wrk(ours["profile32"]), "", ""))
+    login = ours["login"]
+    share = login["rps"] / bound
+    rows.append((f"POST /auth/login, 8 conn, cost {cost}", f"{login['rps']:.2f} req/s ({login['statuses']})",
+                 f"≥ 90 % of bcrypt bound {bound:.2f}/s: {share:.0%}", verdict(share >= 0.9)))
+    storm = ours["probe_storm"]
+    rows.append(("profile probe 20/s during login storm",
+                 f"p50 {storm['p50']:.2f} ms, p99 {storm['p99']:.2f} ms, max {storm['max']:.2f} ms",
+                 "p99 ≤ 10 ms", verdict(storm["p99"] <= 10 and not storm["failures"])))
+    alone = ours["probe_alone"]
+    rows.append(("profile probe 20/s alone", f"p50 {alone['p50']:.2f} ms, p99 {alone['p99']:.2f} ms", "", ""))
+    reg = ours["register200"]
+    created = reg["tally"].get(201, 0)
+    rows.append(("200 concurrent registrations",
+                 f"{created} × 201, {reg['rows']} rows, {reg['seconds']:.1f} s, {reg['tally']}",
+                 "200 × 201, none lost", verdict(created == 200 and reg["rows"] == 200)))
+    hwm, now = ours["rss_kb"]
+    rows.append(("peak RSS after all phases", f"{hwm / 1024:.1f} MB (now {now / 1024:.1f} MB)", "≤ 32 MB",
+                 verdict(hwm <= 32 * 1024)))
+
+    print(f"\nMiniAuth benchmark — {backend}, {CORES} cores, bcrypt cost {cost} "
+          f"(one verification {bcrypt_ms:.0f} ms → bound {bound:.2f} logins/s), wrk -t1 on the same cores\n")
+    print("| figure | MiniAuth | target | |")
+    print("|---|---|---|---|")
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+    if peer:
+        preg = peer["register200"]
+        print("\nFastAPI original, same phases, same run:\n")
+        print("| figure | FastAPI |")
+        print("|---|---|")
+        print(f"| GET /auth/profile, 32 conn | {fmt_wrk(peer['profile32'])} |")
+        print(f"| GET /auth/profile, 64 conn | {fmt_wrk(peer['profile64'])} |")
+        print(f"| POST /auth/login, 8 conn | {peer['login']['rps']:.2f} req/s ({peer['login']['statuses']}) |")
+        ps = peer["probe_storm"]
+        print(f"| profile probe during login storm | p50 {ps['p50']:.2f} ms, p99 {ps['p99']:.2f} ms |")
+        print(f"| 200 concurrent registrations | {preg['tally']}, {preg['rows']} rows, {preg['seconds']:.1f} s |")
+        print(f"| peak RSS | {peer['rss_kb'][0] / 1024:.1f} MB |")
+        print(f"\nMiniAuth / FastAPI, profile: {p64['rps'] / peer_best:.0f}× "
+              f"(against FastAPI's better of 32 and 64 connections)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--peer", action="store_true", help="also run the FastAPI original")
+    parser.add_argument("--postgres", metavar="URL", help="run MiniAuth on PostgreSQL (URL of an existing database)")
+    parser.add_argument("--seconds", type=int, default=15, help="length of each wrk phase")
+    parser.add_argument("--cost", type=int, default=12, help="bcrypt cost")
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--json", metavar="FILE", help="also write the raw figures here")
+    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra environment for MiniAuth, e.g. ROCKET_WORKERS=4 (repeatable)")
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is missing: apt-get install wrk")
+
+    log("building the release binary")
+    subprocess.run(["cargo", "build", "--release", "--bin", "miniauth", "--example", "bcrypt_cost"],
+                   cwd=REPO, check=True)
+    bcrypt_ms = float(run([os.path.join(REPO, "target", "release", "examples", "bcrypt_cost"), str(args.cost)]))
+    log(f"one bcrypt verification at cost {args.cost}: {bcrypt_ms:.1f} ms")
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="miniauth-bench-") as work:
+        extra_env = dict(pair.split("=", 1) for pair in args.env)
+        ours = miniauth(os.path.join(work, "miniauth"), args.port, args.cost, args.postgres, extra_env)
+        os.makedirs(ours.cwd)
+        try:
+            ours.start()
+            results["miniauth"] = measure(ours, args.seconds, ceiling=True)
+        finally:
+            ours.stop()
+        if args.peer:
+            peer = fastapi_peer(os.path.join(work, "peer"), args.port + 1)
+            os.makedirs(peer.cwd)
+            try:
+                peer.start()
+                results["peer"] = measure(peer, args.seconds, ceiling=False)
+            finally:
+                peer.stop()
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"bcrypt_ms": bcrypt_ms, "cores": CORES, **results}, out, indent=2, default=str)
+    report(results["miniauth"], results.get("peer"), bcrypt_ms, args.cost,
+           "PostgreSQL" if args.postgres else "SQLite")
+
+
+if __name__ == "__main__":
+    main()
