@@ -70,10 +70,9 @@ async fn run(pool: AnyPool, mut checks: mpsc::UnboundedReceiver<Check>, deadline
         };
         for check in batch.drain(..) {
             let answer = match &found {
-                Ok(sessions) => Ok(sessions
-                    .get(&check.session_id)
-                    .filter(|(user, _)| user.id == check.user_id)
-                    .cloned()),
+                Ok(sessions) => {
+                    Ok(sessions.get(&check.session_id).filter(|(user, _)| user.id == check.user_id).cloned())
+                }
                 Err(e) => Err(e.clone()),
             };
             // The request may have gone (client disconnected): nobody to answer.
@@ -137,5 +136,8 @@ async fn query(
 }
 
 fn is_connection_error(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed)
+    matches!(
+        e,
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed
+    )
 }
