@@ -36,6 +36,8 @@ pub struct Settings {
     pub access_token_ttl: u64,
     /// Lifetime of a session (and of the browser cookie), in seconds.
     pub session_ttl: u64,
+    /// Seconds during which a just-rotated refresh token is still accepted (a client's retry).
+    pub refresh_grace: u64,
     /// Send cookies with the `Secure` flag (on by default in the release profile).
     pub cookie_secure: bool,
 }
@@ -51,6 +53,7 @@ impl Default for Settings {
             jwt_audience: "miniauth".into(),
             access_token_ttl: 15 * 60,
             session_ttl: 30 * 24 * 3600,
+            refresh_grace: 10,
             cookie_secure: !cfg!(debug_assertions),
         }
     }

@@ -27,6 +27,11 @@ pub enum Error {
     Unauthenticated {
         invalid_token: bool,
     },
+    /// The password given to confirm an account change is not the account's (403); names the
+    /// form field it came from.
+    WrongPassword(&'static str),
+    /// A refresh token that is unknown, used up, or of a session that ended (401).
+    InvalidRefreshToken,
     /// A state-changing request without a valid CSRF token (403).
     Csrf,
     /// The body could not be read as the declared type (400).
@@ -58,8 +63,10 @@ impl Error {
         match self {
             Error::Validation(_) => Status::UnprocessableEntity,
             Error::UsernameTaken => Status::Conflict,
-            Error::InvalidCredentials | Error::Unauthenticated { .. } => Status::Unauthorized,
-            Error::Csrf => Status::Forbidden,
+            Error::InvalidCredentials | Error::Unauthenticated { .. } | Error::InvalidRefreshToken => {
+                Status::Unauthorized
+            }
+            Error::Csrf | Error::WrongPassword(_) => Status::Forbidden,
             Error::BadRequest(_) => Status::BadRequest,
             Error::UnsupportedMediaType(_) => Status::UnsupportedMediaType,
             Error::PayloadTooLarge => Status::PayloadTooLarge,
@@ -79,6 +86,10 @@ impl Error {
             Error::Unauthenticated { invalid_token: false } => "Authentication is required.".into(),
             Error::Unauthenticated { invalid_token: true } => {
                 "The access token is invalid, expired or revoked.".into()
+            }
+            Error::WrongPassword(_) => "The password is not correct.".into(),
+            Error::InvalidRefreshToken => {
+                "The refresh token is invalid, used or revoked: sign in again.".into()
             }
             Error::Csrf => "The form is missing a valid CSRF token: reload the page and try again.".into(),
             Error::BadRequest(detail) | Error::UnsupportedMediaType(detail) => detail.clone(),
@@ -103,6 +114,7 @@ impl Error {
             detail: self.detail(),
             errors: match self {
                 Error::Validation(errors) => Some(errors.clone()),
+                Error::WrongPassword(field) => Some([(*field, vec![self.detail()])].into()),
                 _ => None,
             },
         }

@@ -46,3 +46,13 @@ pub fn long_date(unix: i64) -> String {
         .and_then(|t| t.format(&format).ok())
         .unwrap_or_default()
 }
+
+/// A stored time with the minute, as people read it, e.g. `25 November 2026, 16:39 UTC`.
+pub fn date_time(unix: i64) -> String {
+    let format =
+        time::macros::format_description!("[day padding:none] [month repr:long] [year], [hour]:[minute] UTC");
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_default()
+}

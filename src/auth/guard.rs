@@ -7,7 +7,7 @@ use rocket::http::Method;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket_db_pools::Database;
 
-use super::{AuthService, Claims, CsrfToken, CSRF_HEADER, TOKEN_COOKIE};
+use super::{accounts, AuthService, Claims, CsrfToken, CSRF_HEADER, REFRESH_COOKIE, TOKEN_COOKIE};
 use crate::error::Error;
 use crate::store::{self, users::User, Db};
 
@@ -72,16 +72,24 @@ impl ApiUser {
 impl PageUser {
     async fn authenticate(req: &Request<'_>) -> Result<Self, Error> {
         let auth = service(req)?;
-        let cookie = req.cookies().get(TOKEN_COOKIE).map(|c| c.value().to_owned());
-        let token = cookie.ok_or(Error::Unauthenticated { invalid_token: false })?;
-        let claims = auth.tokens.verify_allowing_expired(&token).ok_or(INVALID)?;
-        let (user, session_ends) = live_user(req, &claims).await?;
-        let now = store::now();
-        if claims.exp <= now {
-            let renewed = auth.tokens.issue(user.id, &claims.sid, now)?;
-            req.cookies().add(auth.token_cookie(renewed, session_ends - now));
+        let access = req.cookies().get(TOKEN_COOKIE).map(|c| c.value().to_owned());
+        if let Some(claims) = access.as_deref().and_then(|token| auth.tokens.verify(token)) {
+            let (user, _) = live_user(req, &claims).await?;
+            return Ok(PageUser { user, session_id: claims.sid });
         }
-        Ok(PageUser { user, session_id: claims.sid })
+        // No usable access token (it lives minutes): the refresh cookie renews both, rotating,
+        // for as long as the session lives, so a person stays signed in without noticing.
+        let refresh = req.cookies().get(REFRESH_COOKIE).map(|c| c.value().to_owned());
+        let refresh = refresh.ok_or(Error::Unauthenticated { invalid_token: access.is_some() })?;
+        let db = Db::fetch(req.rocket()).ok_or_else(|| Error::internal("database pool missing"))?;
+        let renewed = match accounts::refresh(db, auth, &refresh).await {
+            Err(Error::InvalidRefreshToken) => return Err(INVALID),
+            other => other?,
+        };
+        let (user, _) = db.sessions.find_live(&renewed.session_id, renewed.user_id).await?.ok_or(INVALID)?;
+        let max_age = renewed.session_ends - store::now();
+        auth.set_cookies(req.cookies(), renewed.access_token, renewed.refresh_token, max_age);
+        Ok(PageUser { user, session_id: renewed.session_id })
     }
 }
 

@@ -7,7 +7,10 @@ mod guard;
 mod password;
 mod token;
 
-pub use accounts::{register, sign_in, sign_out, start_session, SignedIn};
+pub use accounts::{
+    change_password, delete_account, refresh, register, sign_in, sign_out, start_session, Renewed, Scope,
+    SignedIn,
+};
 pub use csrf::{CsrfKey, CsrfToken, CSRF_HEADER};
 pub use guard::{ApiUser, PageUser, UserAgent};
 pub use password::PasswordHasher;
@@ -22,6 +25,8 @@ use crate::config::Settings;
 
 /// Name of the cookie that carries the access token (JWT) in the browser.
 pub const TOKEN_COOKIE: &str = "miniauth_token";
+/// Name of the cookie that carries the browser's refresh token.
+pub const REFRESH_COOKIE: &str = "miniauth_refresh";
 
 /// What the auth code needs at run time, built once from [`Settings`].
 pub struct AuthService {
@@ -29,14 +34,27 @@ pub struct AuthService {
     pub tokens: Tokens,
     pub csrf: CsrfKey,
     pub session_ttl: i64,
+    /// Seconds during which a just-rotated refresh token is still accepted.
+    pub refresh_grace: i64,
     pub cookie_secure: bool,
 }
 
 impl AuthService {
-    /// The browser cookie holding an access token; it lives as long as the session
-    /// (`max_age` seconds from now).
-    pub fn token_cookie(&self, token: String, max_age: i64) -> Cookie<'static> {
-        Cookie::build((TOKEN_COOKIE, token))
+    /// Sets the browser's cookies: the access token, and the refresh token that renews it.
+    /// Both live as long as the session (`max_age` seconds from now).
+    pub fn set_cookies(
+        &self,
+        jar: &CookieJar<'_>,
+        access_token: String,
+        refresh_token: String,
+        max_age: i64,
+    ) {
+        jar.add(self.cookie(TOKEN_COOKIE, access_token, max_age));
+        jar.add(self.cookie(REFRESH_COOKIE, refresh_token, max_age));
+    }
+
+    fn cookie(&self, name: &'static str, value: String, max_age: i64) -> Cookie<'static> {
+        Cookie::build((name, value))
             .http_only(true)
             .same_site(SameSite::Lax)
             .path("/")
@@ -45,8 +63,9 @@ impl AuthService {
             .build()
     }
 
-    pub fn clear_token_cookie(&self, jar: &CookieJar<'_>) {
+    pub fn clear_cookies(&self, jar: &CookieJar<'_>) {
         jar.remove(Cookie::build(TOKEN_COOKIE).path("/"));
+        jar.remove(Cookie::build(REFRESH_COOKIE).path("/"));
     }
 }
 
@@ -71,6 +90,7 @@ pub fn stage() -> AdHoc {
             tokens: Tokens::new(&secret, &settings),
             csrf: CsrfKey::new(&secret),
             session_ttl: settings.session_ttl as i64,
+            refresh_grace: settings.refresh_grace as i64,
             cookie_secure: settings.cookie_secure,
         };
         Ok(rocket.manage(service))

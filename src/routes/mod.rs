@@ -1,6 +1,8 @@
 //! HTTP: the routes (pages, JSON API, operations), the catchers, and the fairings every
 //! response passes through (security headers, one log line per request).
 
+mod account_api;
+mod account_pages;
 mod api;
 mod body;
 mod ops;
@@ -22,7 +24,9 @@ pub fn stage() -> AdHoc {
             rocket.figment().extract_inner::<String>("static_dir").unwrap_or_else(|_| "static".into());
         rocket
             .mount("/", pages::routes())
+            .mount("/", account_pages::routes())
             .mount("/", api::routes())
+            .mount("/", account_api::routes())
             .mount("/", ops::routes())
             .mount("/", ops::docs())
             .mount("/static", FileServer::from(static_dir))

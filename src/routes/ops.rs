@@ -53,13 +53,18 @@ pub async fn readyz(db: &Db) -> Result<Json<Value>> {
     paths(
         super::api::register,
         super::api::login,
+        super::api::refresh,
         super::api::profile,
         super::api::logout,
+        super::account_api::change_password,
+        super::account_api::delete_account,
+        super::account_api::sessions,
+        super::account_api::revoke_session,
         healthz,
         readyz,
     ),
     modifiers(&BearerAuth),
-    tags((name = "auth", description = "Accounts and sessions"), (name = "operations", description = "Health checks")),
+    tags((name = "auth", description = "Sign up, sign in, tokens"), (name = "account", description = "The signed-in user's password, account and sessions"), (name = "operations", description = "Health checks")),
 )]
 pub struct ApiDoc;
 

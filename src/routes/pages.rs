@@ -14,7 +14,7 @@ use crate::error::{Error, FieldErrors};
 use crate::store::{users::User, Db};
 
 pub fn routes() -> Vec<rocket::Route> {
-    rocket::routes![index, register_page, register, login_page, login, profile, logout]
+    rocket::routes![index, register_page, register, login_page, login, logout]
 }
 
 /// A page answer that did not succeed: the form again with its errors, or an error page.
@@ -32,7 +32,7 @@ impl From<Error> for Rejection {
 
 /// The user as the pages show them.
 #[derive(Serialize)]
-struct UserView {
+pub(super) struct UserView {
     id: i64,
     username: String,
     created_at: String,
@@ -98,7 +98,7 @@ pub async fn register(
     let (status, errors) = match created {
         Ok(user) => {
             let signed_in = auth::start_session(db, auth, user, &agent.0).await?;
-            jar.add(auth.token_cookie(signed_in.access_token, auth.session_ttl));
+            auth.set_cookies(jar, signed_in.access_token, signed_in.refresh_token, auth.session_ttl);
             return Ok(Redirect::to("/profile"));
         }
         Err(Error::Validation(errors)) => (Status::UnprocessableEntity, errors),
@@ -159,7 +159,7 @@ pub async fn login(
     csrf.verify(&form.csrf_token, &auth.csrf)?;
     match auth::sign_in(db, auth, &form.username, &form.password, &agent.0).await {
         Ok(signed_in) => {
-            jar.add(auth.token_cookie(signed_in.access_token, auth.session_ttl));
+            auth.set_cookies(jar, signed_in.access_token, signed_in.refresh_token, auth.session_ttl);
             Ok(Redirect::to(auth::safe_next(&form.next).unwrap_or("/profile").to_owned()))
         }
         Err(Error::InvalidCredentials) => {
@@ -176,15 +176,11 @@ pub async fn login(
     }
 }
 
-#[rocket::get("/profile")]
-pub fn profile(user: PageUser, csrf: CsrfToken) -> Template {
-    Template::render("profile", context! { user: UserView::from(&user.user), csrf_token: csrf.token() })
-}
-
+/// A form that carries nothing but its CSRF token (a button).
 #[derive(FromForm)]
 pub struct CsrfForm {
     #[field(default = String::new())]
-    csrf_token: String,
+    pub(super) csrf_token: String,
 }
 
 #[rocket::post("/logout", data = "<form>")]
@@ -197,7 +193,7 @@ pub async fn logout(
     jar: &CookieJar<'_>,
 ) -> Result<Flash<Redirect>, Error> {
     csrf.verify(&form.csrf_token, &auth.csrf)?;
-    auth::sign_out(db, &user.session_id).await?;
-    auth.clear_token_cookie(jar);
+    auth::sign_out(db, user.user.id, &user.session_id, auth::Scope::Local).await?;
+    auth.clear_cookies(jar);
     Ok(Flash::success(Redirect::to("/login"), "You have been signed out."))
 }

@@ -20,9 +20,18 @@ use crate::error::{Error, Result};
 
 /// At most this many sessions are asked for in one query.
 const MAX_BATCH: usize = 64;
+/// A session's `last_used_at` is brought up to date when it is older than this (seconds):
+/// once a minute at most, so the check stays a read.
+const TOUCH_AFTER: i64 = 60;
 
 /// A live session's user, and when the session ends (unix seconds).
 pub type LiveSession = (User, i64);
+
+/// A live session as the query finds it.
+struct Found {
+    session: LiveSession,
+    last_used_at: i64,
+}
 
 struct Check {
     session_id: String,
@@ -61,7 +70,8 @@ async fn run(pool: AnyPool, mut checks: mpsc::UnboundedReceiver<Check>, deadline
             ids.dedup();
             ids
         };
-        let found = match timeout(deadline, query_with_retry(&pool, &mut connection, &ids)).await {
+        let now = super::now();
+        let found = match timeout(deadline, query_with_retry(&pool, &mut connection, &ids, now)).await {
             Ok(found) => found,
             Err(_) => {
                 connection = None;
@@ -70,15 +80,39 @@ async fn run(pool: AnyPool, mut checks: mpsc::UnboundedReceiver<Check>, deadline
         };
         for check in batch.drain(..) {
             let answer = match &found {
-                Ok(sessions) => {
-                    Ok(sessions.get(&check.session_id).filter(|(user, _)| user.id == check.user_id).cloned())
-                }
+                Ok(sessions) => Ok(sessions
+                    .get(&check.session_id)
+                    .map(|found| &found.session)
+                    .filter(|(user, _)| user.id == check.user_id)
+                    .cloned()),
                 Err(e) => Err(e.clone()),
             };
             // The request may have gone (client disconnected): nobody to answer.
             let _ = check.reply.send(answer);
         }
+        if let Ok(sessions) = &found {
+            touch_stale(&pool, sessions, now);
+        }
     }
+}
+
+/// Records, in the background, that sessions not marked used for a while were used now.
+fn touch_stale(pool: &AnyPool, sessions: &HashMap<String, Found>, now: i64) {
+    let stale: Vec<String> = sessions
+        .iter()
+        .filter(|(_, found)| found.last_used_at < now - TOUCH_AFTER)
+        .map(|(id, _)| id.clone())
+        .collect();
+    if stale.is_empty() {
+        return;
+    }
+    let pool = pool.clone();
+    rocket::tokio::spawn(async move {
+        let ids: Vec<&str> = stale.iter().map(String::as_str).collect();
+        if let Err(e) = super::sessions::touch_sessions(&pool, &ids, now).await {
+            log::warn!("could not record session use: {e:?}");
+        }
+    });
 }
 
 /// Runs the query on the checker's own connection, opening one when needed. A connection that
@@ -87,12 +121,13 @@ async fn query_with_retry(
     pool: &AnyPool,
     connection: &mut Option<AnyConnection>,
     ids: &[&str],
-) -> Result<HashMap<String, LiveSession>> {
+    now: i64,
+) -> Result<HashMap<String, Found>> {
     let reused = connection.is_some();
-    match query(pool, connection, ids).await {
+    match query(pool, connection, ids, now).await {
         Err(e) if reused && is_connection_error(&e) => {
             *connection = None;
-            Ok(query(pool, connection, ids).await?)
+            Ok(query(pool, connection, ids, now).await?)
         }
         other => Ok(other?),
     }
@@ -102,7 +137,8 @@ async fn query(
     pool: &AnyPool,
     connection: &mut Option<AnyConnection>,
     ids: &[&str],
-) -> Result<HashMap<String, LiveSession>, sqlx::Error> {
+    now: i64,
+) -> Result<HashMap<String, Found>, sqlx::Error> {
     let conn = match connection {
         Some(conn) => conn,
         // Taken out of sqlx's pool: sqlx 0.7 pings a connection each time it goes back to its
@@ -111,19 +147,21 @@ async fn query(
     };
     let placeholders: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
     let sql = format!(
-        "SELECT s.id, u.id, u.username, u.created_at, s.expires_at \
+        "SELECT s.id, u.id, u.username, u.created_at, s.expires_at, s.last_used_at \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.revoked_at IS NULL AND s.expires_at > $1 AND s.id IN ({})",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query_as::<_, (String, i64, String, i64, i64)>(&sql).bind(super::now());
+    let mut query = sqlx::query_as::<_, (String, i64, String, i64, i64, i64)>(&sql).bind(now);
     for id in ids {
         query = query.bind(*id);
     }
     match query.fetch_all(&mut *conn).await {
         Ok(rows) => Ok(rows
             .into_iter()
-            .map(|(sid, id, username, created_at, ends)| (sid, (User { id, username, created_at }, ends)))
+            .map(|(sid, id, username, created_at, ends, last_used_at)| {
+                (sid, Found { session: (User { id, username, created_at }, ends), last_used_at })
+            })
             .collect()),
         Err(e) => {
             // Never reuse a connection a query failed on.

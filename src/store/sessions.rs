@@ -1,4 +1,4 @@
-//! Queries on `sessions`.
+//! Queries on `sessions` and their `refresh_tokens`.
 
 use sqlx::AnyPool;
 
@@ -10,6 +10,27 @@ pub struct NewSession<'a> {
     pub now: i64,
     pub expires_at: i64,
     pub user_agent: &'a str,
+}
+
+/// A live session as its owner sees it in the list.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionInfo {
+    pub id: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+    pub user_agent: String,
+}
+
+/// A refresh token's session, found by the token's hash.
+#[derive(Debug)]
+pub struct RefreshTarget {
+    pub session_id: String,
+    pub user_id: i64,
+    pub expires_at: i64,
+    pub revoked: bool,
+    /// When the token was exchanged already, if it was.
+    pub used_at: Option<i64>,
 }
 
 pub async fn insert_session(db: &AnyPool, session: NewSession<'_>) -> Result<()> {
@@ -34,4 +55,108 @@ pub async fn revoke_session(db: &AnyPool, session_id: &str, now: i64) -> Result<
         .execute(db)
         .await?;
     Ok(())
+}
+
+/// Whether `id` has the shape of a session id (256 bits, base64url): anything else is not
+/// looked up at all (PostgreSQL, for one, refuses a NUL byte in text).
+fn is_session_id(id: &str) -> bool {
+    id.len() == 43 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Revokes one of the user's live sessions; `false` when the user has no such live session
+/// (another user's session is never touched).
+pub async fn revoke_user_session(db: &AnyPool, user_id: i64, session_id: &str, now: i64) -> Result<bool> {
+    if !is_session_id(session_id) {
+        return Ok(false);
+    }
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = $3 \
+         WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3",
+    )
+    .bind(session_id)
+    .bind(user_id)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Revokes every live session of the user, except `keep` when given.
+pub async fn revoke_user_sessions(db: &AnyPool, user_id: i64, keep: Option<&str>, now: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "UPDATE sessions SET revoked_at = $2 \
+         WHERE user_id = $1 AND revoked_at IS NULL AND id <> $3",
+    )
+    .bind(user_id)
+    .bind(now)
+    .bind(keep.unwrap_or_default())
+    .execute(db)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// The user's live sessions, most recently used first.
+pub async fn list_live_sessions(db: &AnyPool, user_id: i64, now: i64) -> Result<Vec<SessionInfo>> {
+    let sessions = sqlx::query_as::<_, SessionInfo>(
+        "SELECT id, created_at, last_used_at, expires_at, user_agent FROM sessions \
+         WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
+         ORDER BY last_used_at DESC, created_at DESC",
+    )
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(db)
+    .await?;
+    Ok(sessions)
+}
+
+/// Records that these sessions were used at `now`.
+pub async fn touch_sessions(db: &AnyPool, ids: &[&str], now: i64) -> Result<()> {
+    for id in ids {
+        sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1 AND last_used_at < $2")
+            .bind(*id)
+            .bind(now)
+            .execute(db)
+            .await?;
+    }
+    Ok(())
+}
+
+pub async fn insert_refresh_token(db: &AnyPool, token_hash: &str, session_id: &str, now: i64) -> Result<()> {
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
+        .bind(token_hash)
+        .bind(session_id)
+        .bind(now)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+pub async fn find_refresh_target(db: &AnyPool, token_hash: &str) -> Result<Option<RefreshTarget>> {
+    // sqlx's Any driver cannot decode a NULL from SQLite into an Option: NULLs become 0 here
+    // (no real time is 0).
+    let row: Option<(String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT s.id, s.user_id, s.expires_at, COALESCE(s.revoked_at, 0), COALESCE(r.used_at, 0) \
+         FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(|(session_id, user_id, expires_at, revoked_at, used_at)| RefreshTarget {
+        session_id,
+        user_id,
+        expires_at,
+        revoked: revoked_at != 0,
+        used_at: (used_at != 0).then_some(used_at),
+    }))
+}
+
+/// Marks a refresh token used; `false` when it was used already (by a concurrent request).
+pub async fn use_refresh_token(db: &AnyPool, token_hash: &str, now: i64) -> Result<bool> {
+    let done =
+        sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL")
+            .bind(token_hash)
+            .bind(now)
+            .execute(db)
+            .await?;
+    Ok(done.rows_affected() == 1)
 }

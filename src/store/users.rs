@@ -44,3 +44,26 @@ pub async fn find_credentials(db: &AnyPool, username: &str) -> Result<Option<(Us
     .await?;
     Ok(row.map(|(id, username, created_at, hash)| (User { id, username, created_at }, hash)))
 }
+
+pub async fn find_password_hash(db: &AnyPool, user_id: i64) -> Result<Option<String>> {
+    let hash = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(hash)
+}
+
+pub async fn set_password_hash(db: &AnyPool, user_id: i64, password_hash: &str) -> Result<()> {
+    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(user_id)
+        .bind(password_hash)
+        .execute(db)
+        .await?;
+    Ok(())
+}
+
+/// Deletes the user; sessions and refresh tokens go with it (`ON DELETE CASCADE`).
+pub async fn delete_user(db: &AnyPool, user_id: i64) -> Result<()> {
+    sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(db).await?;
+    Ok(())
+}

@@ -1,0 +1,935 @@
+//! The account pages of SPEC §7–§8: the sessions listed on the profile and their revoke buttons,
+//! "Sign out everywhere else", changing the password, deleting the account, and a browser that
+//! stays signed in while its access cookie expires (the refresh cookie renews it, rotating).
+//!
+//! The tracked client is "this browser". A second device signs in through the JSON API with its
+//! own `User-Agent` and is then seen through its bearer token.
+
+mod common;
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use common::{bearer, problem, Backend, TestApp};
+use rocket::http::{ContentType, Header, Status};
+use rocket::local::asynchronous::LocalResponse;
+use rocket::serde::json::{json, Value};
+
+const PASSWORD: &str = "correct horse battery";
+const NEW_PASSWORD: &str = "a brand new passphrase";
+const TOKEN_COOKIE: &str = "miniauth_token";
+const REFRESH_COOKIE: &str = "miniauth_refresh";
+const THIS_BROWSER: &str = "HomeBrowser/1.0";
+const OTHER_DEVICE: &str = "OtherDevice/2.0";
+
+backend_tests!(
+    // Sessions on the profile
+    the_profile_lists_this_browser_and_the_other_device_until_that_one_is_revoked,
+    revoking_another_session_from_the_profile_signs_it_out_and_says_so,
+    revoking_this_browsers_session_from_the_profile_signs_out_and_clears_the_cookies,
+    revoking_another_users_session_or_an_unknown_one_is_404_and_nothing_is_revoked,
+    revoking_a_session_without_a_valid_csrf_token_is_forbidden_and_revokes_nothing,
+    signing_out_everywhere_else_ends_the_other_sessions_and_keeps_this_browser,
+    signing_out_everywhere_else_without_a_valid_csrf_token_is_forbidden_and_revokes_nothing,
+    // Change password
+    the_password_page_has_labelled_fields_for_password_managers,
+    the_account_pages_send_a_signed_out_visitor_to_sign_in,
+    changing_the_password_keeps_this_browser_and_signs_out_the_others,
+    a_wrong_current_password_shows_an_error_beside_it_and_changes_nothing,
+    a_mismatched_confirmation_shows_an_error_beside_it_and_changes_nothing,
+    a_new_password_equal_to_the_username_shows_an_error_beside_it_and_changes_nothing,
+    changing_the_password_without_a_valid_csrf_token_is_forbidden_and_changes_nothing,
+    // Delete account
+    the_delete_page_asks_for_the_password_to_confirm,
+    deleting_the_account_signs_out_everywhere_says_so_and_frees_the_name,
+    deleting_the_account_with_a_wrong_password_shows_an_error_and_keeps_it,
+    deleting_the_account_without_a_valid_csrf_token_is_forbidden_and_keeps_it,
+    // Staying signed in
+    an_expired_access_cookie_is_renewed_and_the_refresh_cookie_rotated,
+    // No JavaScript needed
+    every_account_form_is_a_plain_post_form_with_a_csrf_token,
+);
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: what a browser does with a form (copied from tests/pages.rs).
+
+/// Percent-encodes one value of an `application/x-www-form-urlencoded` body.
+fn percent_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
+            _ => out.push_str(&format!("%{byte:02X}")),
+        }
+    }
+    out
+}
+
+fn form_body(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// Undoes the HTML escaping Tera applies to attribute values.
+fn unescape_html(value: &str) -> String {
+    value
+        .replace("&#x2F;", "/")
+        .replace("&#x27;", "'")
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The whole `<input …>` tag whose `name` is `name`.
+fn input_tag<'h>(html: &'h str, name: &str) -> &'h str {
+    let marker = format!("name=\"{name}\"");
+    let at = html.find(&marker).unwrap_or_else(|| panic!("no input named {name} in:\n{html}"));
+    let start = html[..at].rfind("<input").expect("an <input> tag");
+    let end = at + html[at..].find('>').expect("the end of the <input> tag");
+    &html[start..=end]
+}
+
+/// The value of attribute `attribute` in a tag, unescaped; `None` when it is absent.
+fn attribute(tag: &str, attribute: &str) -> Option<String> {
+    let marker = format!(" {attribute}=\"");
+    let start = tag.find(&marker)? + marker.len();
+    let end = start + tag[start..].find('"')?;
+    Some(unescape_html(&tag[start..end]))
+}
+
+/// The hidden `csrf_token` of the first form on the page.
+fn csrf_token(html: &str) -> String {
+    let tag = input_tag(html, "csrf_token");
+    assert_eq!(attribute(tag, "type").as_deref(), Some("hidden"), "{tag}");
+    let token = attribute(tag, "value").expect("csrf_token has a value");
+    assert!(!token.is_empty(), "empty csrf_token");
+    token
+}
+
+async fn get_page(app: &TestApp, uri: &str) -> (Status, String) {
+    let response = app.client.get(uri.to_owned()).dispatch().await;
+    let status = response.status();
+    (status, response.into_string().await.unwrap_or_default())
+}
+
+/// Fetches a page that must answer 200 and returns the CSRF token of its form.
+async fn csrf_from(app: &TestApp, uri: &str) -> String {
+    let (status, html) = get_page(app, uri).await;
+    assert_eq!(status, Status::Ok, "GET {uri}");
+    csrf_token(&html)
+}
+
+async fn post_form<'c>(app: &'c TestApp, uri: &str, fields: &[(&str, &str)]) -> LocalResponse<'c> {
+    app.client.post(uri.to_owned()).header(ContentType::Form).body(form_body(fields)).dispatch().await
+}
+
+/// Creates an account through the registration page; the client is signed in afterwards.
+async fn sign_up(app: &TestApp, username: &str) {
+    let csrf = csrf_from(app, "/register").await;
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("username", username),
+        ("password", PASSWORD),
+        ("password_confirm", PASSWORD),
+    ];
+    let response = post_form(app, "/register", &fields).await;
+    assert_eq!(response.status(), Status::SeeOther, "registering {username}");
+    assert_eq!(location(&response).as_deref(), Some("/profile"));
+}
+
+/// Signs in through the sign-in page, from a browser that calls itself `THIS_BROWSER`.
+async fn sign_in_on_the_page(app: &TestApp, username: &str, password: &str) {
+    let csrf = csrf_from(app, "/login").await;
+    let fields = [("csrf_token", csrf.as_str()), ("username", username), ("password", password)];
+    let response = app
+        .client
+        .post("/login")
+        .header(ContentType::Form)
+        .header(Header::new("User-Agent", THIS_BROWSER))
+        .body(form_body(&fields))
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::SeeOther, "signing in {username} on the page");
+    assert_eq!(location(&response).as_deref(), Some("/profile"));
+}
+
+fn location(response: &LocalResponse<'_>) -> Option<String> {
+    response.headers().get_one("Location").map(str::to_owned)
+}
+
+/// The raw `Set-Cookie` header that sets `name`, if the response has one.
+fn set_cookie(response: &LocalResponse<'_>, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
+    response.headers().get("Set-Cookie").find(|header| header.starts_with(&prefix)).map(str::to_owned)
+}
+
+/// The attributes of a `Set-Cookie` header after `name=value`, e.g. `["HttpOnly", "Path=/"]`.
+fn cookie_attributes(header: &str) -> Vec<String> {
+    header.split(';').skip(1).map(|part| part.trim().to_owned()).collect()
+}
+
+fn has_attribute(header: &str, wanted: &str) -> bool {
+    cookie_attributes(header).iter().any(|attribute| attribute.eq_ignore_ascii_case(wanted))
+}
+
+/// The value a `Set-Cookie` header gives its cookie.
+fn cookie_value(header: &str) -> &str {
+    let pair = header.split(';').next().unwrap_or_default();
+    pair.split_once('=').map_or("", |(_, value)| value.trim())
+}
+
+/// Asserts that the response tells the browser to forget cookie `name`.
+fn assert_cleared(response: &LocalResponse<'_>, name: &str) {
+    let cleared = set_cookie(response, name).unwrap_or_else(|| panic!("{name} is not cleared"));
+    let expired = has_attribute(&cleared, "Max-Age=0")
+        || cookie_attributes(&cleared).iter().any(|a| a.starts_with("Expires=") && !a.contains("9999"));
+    assert!(expired, "{name} is not expired: {cleared}");
+    assert!(cookie_value(&cleared).is_empty(), "{name} is not emptied: {cleared}");
+}
+
+/// A cookie the client (this browser) holds.
+fn cookie(app: &TestApp, name: &str) -> Option<String> {
+    app.client.cookies().get(name).map(|cookie| cookie.value().to_owned())
+}
+
+/// The claims of a JWT, read without checking the signature.
+fn jwt_payload(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
+    rocket::serde::json::serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// A token for the session of `original`, signed with the server's own secret but expired an
+/// hour ago: what a browser holds after a while away.
+fn expired_copy_of(app: &TestApp, original: &str) -> String {
+    let secret =
+        std::fs::read_to_string(app.data_dir.path().join("secret.key")).expect("the generated secret");
+    let claims = jwt_payload(original);
+    let now = now();
+    let expired = json!({
+        "sub": claims["sub"].as_str().expect("sub is a string"),
+        "sid": claims["sid"].as_str().expect("sid is a string"),
+        "iat": now - 7200,
+        "exp": now - 3600,
+        "iss": "miniauth",
+        "aud": "miniauth",
+    });
+    let key = jsonwebtoken::EncodingKey::from_secret(secret.trim().as_bytes());
+    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &expired, &key)
+        .expect("sign")
+}
+
+async fn revoked_sessions(app: &TestApp) -> i64 {
+    app.count("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL").await
+}
+
+fn assert_html(response: &LocalResponse<'_>) {
+    let content_type = response.content_type().expect("a content type").to_string();
+    assert!(content_type.starts_with("text/html"), "got {content_type}");
+}
+
+/// Missing, empty, garbage, and a real token with one character changed.
+fn forged_tokens(real: &str) -> Vec<Option<String>> {
+    let mut tampered: Vec<char> = real.chars().collect();
+    tampered[0] = if tampered[0] == 'A' { 'B' } else { 'A' };
+    vec![None, Some(String::new()), Some("not-a-token".into()), Some(tampered.into_iter().collect())]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers: the second device (JSON API) and the session list on the page.
+
+/// Tokens of a sign-in through the JSON API.
+struct Device {
+    access_token: String,
+    refresh_token: String,
+}
+
+/// Signs in through the JSON API from a device that calls itself `agent`.
+async fn sign_in_from_device(app: &TestApp, username: &str, password: &str, agent: &str) -> Device {
+    let body = json!({ "username": username, "password": password }).to_string();
+    let response = app
+        .client
+        .post("/auth/login")
+        .header(ContentType::JSON)
+        .header(Header::new("User-Agent", agent.to_owned()))
+        .body(body)
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::Ok, "API sign-in of {username} from {agent}");
+    let body: Value = response.into_json().await.expect("token JSON");
+    Device {
+        access_token: body["access_token"].as_str().expect("access_token").to_owned(),
+        refresh_token: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+    }
+}
+
+/// The id of the session a bearer token belongs to, as `GET /auth/sessions` reports it.
+async fn own_session_id(app: &TestApp, token: &str) -> String {
+    let response = app.client.get("/auth/sessions").header(bearer(token)).dispatch().await;
+    assert_eq!(response.status(), Status::Ok);
+    let sessions: Value = response.into_json().await.expect("sessions JSON");
+    let current: Vec<&Value> =
+        sessions.as_array().expect("a list").iter().filter(|s| s["current"] == true).collect();
+    assert_eq!(current.len(), 1, "{sessions}");
+    current[0]["id"].as_str().expect("an id").to_owned()
+}
+
+/// Whether a bearer token still opens the API profile (200), or is refused (401).
+async fn token_works(app: &TestApp, token: &str) -> bool {
+    let response = app.profile(token).await;
+    match response.status() {
+        Status::Ok => true,
+        status => {
+            problem(response, status).await;
+            assert_eq!(status, Status::Unauthorized);
+            false
+        }
+    }
+}
+
+/// Whether the JSON API accepts `password` for `username`.
+async fn password_signs_in(app: &TestApp, username: &str, password: &str) -> bool {
+    match app.login(username, password).await.status() {
+        Status::Ok => true,
+        Status::Unauthorized => false,
+        status => panic!("signing in answered {status}"),
+    }
+}
+
+/// Whether the page shows `text` to the person reading it (Tera escapes `/`, quotes, …).
+fn shows(html: &str, text: &str) -> bool {
+    unescape_html(html).contains(text)
+}
+
+/// Every `<form …>…</form>` of a page: the opening tag and what lies inside.
+fn forms(html: &str) -> Vec<(&str, &str)> {
+    html.split("<form")
+        .skip(1)
+        .map(|rest| {
+            let open_end = rest.find('>').expect("the end of the <form> tag");
+            let close = rest.find("</form>").expect("a closed form");
+            (&rest[..open_end], &rest[open_end + 1..close])
+        })
+        .collect()
+}
+
+/// The list item of the session list whose text contains `marker`.
+fn session_item<'h>(html: &'h str, marker: &str) -> &'h str {
+    let items: Vec<&str> = html
+        .split("<li")
+        .skip(1)
+        .filter(|rest| rest.starts_with([' ', '>']))
+        .map(|rest| &rest[..rest.find("</li>").expect("a closed <li>")])
+        .filter(|item| shows(item, marker))
+        .collect();
+    assert_eq!(items.len(), 1, "not exactly one session showing {marker:?} in:\n{html}");
+    items[0]
+}
+
+/// The session id in the revoke form of a list item.
+fn revoke_id(item: &str) -> String {
+    let (open, _) = forms(item).into_iter().next().unwrap_or_else(|| panic!("no revoke form in {item}"));
+    let action = attribute(open, "action").expect("the form has an action");
+    let id = action
+        .strip_prefix("/account/sessions/")
+        .and_then(|rest| rest.strip_suffix("/revoke"))
+        .unwrap_or_else(|| panic!("not a revoke action: {action}"));
+    id.to_owned()
+}
+
+/// The text of the error shown beside field `name`, if any.
+fn field_error(html: &str, name: &str) -> Option<String> {
+    let marker = format!("id=\"{name}-error\"");
+    let start = html.find(&marker)?;
+    let end = start + html[start..].find("</p>")?;
+    Some(html[start..end].to_owned())
+}
+
+/// The flash notice of a page (`role="status"`), if any.
+fn notice(html: &str) -> Option<String> {
+    let start = html.find("role=\"status\"")?;
+    let end = start + html[start..].find("</div>")?;
+    Some(html[start..end].to_owned())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions on the profile
+
+async fn the_profile_lists_this_browser_and_the_other_device_until_that_one_is_revoked(app: TestApp) {
+    assert_eq!(app.register("Alice", PASSWORD).await.status(), Status::Created);
+    sign_in_on_the_page(&app, "Alice", PASSWORD).await;
+    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+
+    let response = app.client.get("/profile").dispatch().await;
+    assert_eq!(response.status(), Status::Ok);
+    assert_html(&response);
+    let html = response.into_string().await.unwrap();
+    let here = session_item(&html, THIS_BROWSER);
+    let there = session_item(&html, OTHER_DEVICE);
+    assert!(here.contains("This browser"), "the current session is not marked:\n{here}");
+    assert!(!there.contains("This browser"), "the other device is marked as this browser:\n{there}");
+    assert_eq!(html.matches("This browser").count(), 1, "{html}");
+    assert_eq!(revoke_id(there), own_session_id(&app, &other.access_token).await);
+    assert_ne!(revoke_id(here), revoke_id(there));
+
+    // The other device signs itself out: it is no longer listed.
+    let response = app.client.post("/auth/logout").header(bearer(&other.access_token)).dispatch().await;
+    assert_eq!(response.status(), Status::NoContent);
+    drop(response);
+    let (status, html) = get_page(&app, "/profile").await;
+    assert_eq!(status, Status::Ok);
+    assert!(!shows(&html, OTHER_DEVICE), "a revoked session is still listed:\n{html}");
+    assert!(session_item(&html, THIS_BROWSER).contains("This browser"));
+}
+
+async fn revoking_another_session_from_the_profile_signs_it_out_and_says_so(app: TestApp) {
+    sign_up(&app, "Alice").await;
+    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+    let other_id = own_session_id(&app, &other.access_token).await;
+
+    let (status, html) = get_page(&app, "/profile").await;
+    assert_eq!(status, Status::Ok);
+    assert_eq!(revoke_id(session_item(&html, OTHER_DEVICE)), other_id);
+    let csrf = csrf_token(&html);
+    let uri = format!("/account/sessions/{other_id}/revoke");
+    let response = post_form(&app, &uri, &[("csrf_token", &csrf)]).await;
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(&response).as_deref(), Some("/profile"));
+    assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "this browser's cookie was touched");
+    drop(response);
+
+    let (status, html) = get_page(&app, "/profile").await;
+    assert_eq!(status, Status::Ok, "this browser was signed out too");
+    assert!(html.contains("That session has been signed out."), "no notice:\n{html}");
+    assert!(!shows(&html, OTHER_DEVICE), "the revoked session is still listed:\n{html}");
+    // The notice is shown once.
+    assert!(!get_page(&app, "/profile").await.1.contains("That session has been signed out."));
+
+    assert!(!token_works(&app, &other.access_token).await, "the revoked session's token still works");
+    let response = app.post_json("/auth/refresh", json!({ "refresh_token": other.refresh_token })).await;
+    problem(response, Status::Unauthorized).await;
+    assert_eq!(revoked_sessions(&app).await, 1);
+}
+
+async fn revoking_this_browsers_session_from_the_profile_signs_out_and_clears_the_cookies(app: TestApp) {
+    sign_up(&app, "Alice").await;
+    let old_token = cookie(&app, TOKEN_COOKIE).expect("signed in");
+    let (status, html) = get_page(&app, "/profile").await;
+    assert_eq!(status, Status::Ok);
+    let here = revoke_id(session_item(&html, "This browser"));
+    let csrf = csrf_token(&html);
+
+    let response =
+        post_form(&app, &format!("/account/sessions/{here}/revoke"), &[("csrf_token", &csrf)]).await;
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(&response).as_deref(), Some("/login"));
+    assert_cleared(&response, TOKEN_COOKIE);
+    assert_cleared(&response, REFRESH_COOKIE);
+    drop(response);
+    assert!(cookie(&app, TOKEN_COOKIE).is_none(), "the browser still holds the token");
+    assert!(cookie(&app, REFRESH_COOKIE).is_none(), "the browser still holds the refresh token");
+
+    let response = app.client.get("/profile").dispatch().await;
+    assert_eq!(response.status(), Status::SeeOther);
+    assert!(location(&response).is_some_and(|l| l.starts_with("/login")), "{:?}", location(&response));
+    drop(response);
+    assert_eq!(revoked_sessions(&app).await, 1);
+    assert!(!token_works(&app, &old_token).await, "the revoked session's token still works");
+}
+
+async fn revoking_another_users_session_or_an_unknown_one_is_404_and_nothing_is_revoked(app: TestApp) {
+    assert_eq!(app.register("Bob", PASSWORD).await.status(), Status::Created);
+    let bob = sign_in_from_device(&app, "Bob", PASSWORD, OTHER_DEVICE).await;
+    let bob_session = own_session_id(&app, &bob.access_token).await;
+    sign_up(&app, "Alice").await;
+
+    let csrf = csrf_from(&app, "/profile").await;
+    for id in [bob_session.as_str(), "no-such-session"] {
+        let response =
+            post_form(&app, &format!("/account/sessions/{id}/revoke"), &[("csrf_token", &csrf)]).await;
+        assert_eq!(response.status(), Status::NotFound, "revoking {id}");
+        assert_html(&response);
+        assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "Alice's cookie was touched");
+    }
+    assert_eq!(revoked_sessions(&app).await, 0);
+    assert!(token_works(&app, &bob.access_token).await, "Alice signed Bob out");
+    let (status, html) = get_page(&app, "/profile").await;
+    assert_eq!(status, Status::Ok);
+    assert!(!shows(&html, OTHER_DEVICE), "Alice sees Bob's session:\n{html}");
+}
+
+async fn revoking_a_session_without_a_valid_csrf_token_is_forbidden_and_revokes_nothing(app: TestApp) {
+    sign_up(&app, "Alice").await;
+    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+    let (status, html) = get_page(&app, "/profile").await;
+    assert_eq!(status, Status::Ok);
+    let real = csrf_token(&html);
+    let targets =
+        [revoke_id(session_item(&html, OTHER_DEVICE)), revoke_id(session_item(&html, "This browser"))];
+    for id in &targets {
+        for forged in forged_tokens(&real) {
+            let fields: Vec<(&str, &str)> =
+                forged.iter().map(|token| ("csrf_token", token.as_str())).collect();
+            let response = post_form(&app, &format!("/account/sessions/{id}/revoke"), &fields).await;
+            assert_eq!(response.status(), Status::Forbidden, "csrf_token = {forged:?}");
+            assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "the cookie was touched");
+        }
+    }
+    assert_eq!(revoked_sessions(&app).await, 0);
+    assert!(token_works(&app, &other.access_token).await);
+    let (status, html) = get_page(&app, "/profile").await;
+    assert_eq!(status, Status::Ok, "signed out by a forged request");
+    assert!(shows(&html, OTHER_DEVICE));
+}
+
+async fn signing_out_everywhere_else_ends_the_other_sessions_and_keeps_this_browser(app: TestApp) {
+    assert_eq!(app.register("Alice", PASSWORD).await.status(), Status::Created);
+    sign_in_on_the_page(&app, "Alice", PASSWORD).await;
+    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+    let third = sign_in_from_device(&app, "Alice", PASSWORD, "ThirdDevice/3.0").await;
+
+    let (status, html) = get_page(&app, "/profile").await;
+    assert_eq!(status, Status::Ok);
+    assert!(html.contains("Sign out everywhere else"), "{html}");
+    let csrf = csrf_token(&html);
+    let response = post_form(&app, "/account/sessions/revoke-others", &[("csrf_token", &csrf)]).await;
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(&response).as_deref(), Some("/profile"));
+    assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "this browser's cookie was touched");
+    drop(response);
+
+    let (status, html) = get_page(&app, "/profile").await;
+    assert_eq!(status, Status::Ok, "this browser was signed out too");
+    assert!(notice(&html).is_some(), "no notice:\n{html}");
+    assert!(!shows(&html, OTHER_DEVICE) && !shows(&html, "ThirdDevice/3.0"), "{html}");
+    assert!(session_item(&html, THIS_BROWSER).contains("This browser"));
+    for device in [&other, &third] {
+        assert!(!token_works(&app, &device.access_token).await, "another session still works");
+    }
+    assert_eq!(revoked_sessions(&app).await, 2);
+}
+
+async fn signing_out_everywhere_else_without_a_valid_csrf_token_is_forbidden_and_revokes_nothing(
+    app: TestApp,
+) {
+    sign_up(&app, "Alice").await;
+    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+    let real = csrf_from(&app, "/profile").await;
+    for forged in forged_tokens(&real) {
+        let fields: Vec<(&str, &str)> = forged.iter().map(|token| ("csrf_token", token.as_str())).collect();
+        let response = post_form(&app, "/account/sessions/revoke-others", &fields).await;
+        assert_eq!(response.status(), Status::Forbidden, "csrf_token = {forged:?}");
+        assert_html(&response);
+    }
+    assert_eq!(revoked_sessions(&app).await, 0);
+    assert!(token_works(&app, &other.access_token).await, "signed out by a forged request");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Change password
+
+async fn the_password_page_has_labelled_fields_for_password_managers(app: TestApp) {
+    sign_up(&app, "Alice").await;
+    let response = app.client.get("/account/password").dispatch().await;
+    assert_eq!(response.status(), Status::Ok);
+    assert_html(&response);
+    let html = response.into_string().await.unwrap();
+    csrf_token(&html);
+    let expected = [
+        ("current_password", "current-password"),
+        ("new_password", "new-password"),
+        ("new_password_confirm", "new-password"),
+    ];
+    for (name, autocomplete) in expected {
+        let tag = input_tag(&html, name);
+        assert_eq!(attribute(tag, "type").as_deref(), Some("password"), "{tag}");
+        assert_eq!(attribute(tag, "autocomplete").as_deref(), Some(autocomplete), "{tag}");
+        assert_eq!(attribute(tag, "maxlength").as_deref(), Some("72"), "{tag}");
+        assert_eq!(attribute(tag, "value"), None, "{name} carries a value: {tag}");
+        match name {
+            // Every stored password has at least 8 bytes; a smaller limit would be wrong.
+            "current_password" => {
+                assert!(matches!(attribute(tag, "minlength").as_deref(), None | Some("8")), "{tag}")
+            }
+            _ => assert_eq!(attribute(tag, "minlength").as_deref(), Some("8"), "{tag}"),
+        }
+        let id = attribute(tag, "id").unwrap_or_else(|| panic!("{name} has no id: {tag}"));
+        assert!(html.contains(&format!("for=\"{id}\"")), "no label for {id}");
+    }
+    let (open, _) = forms(&html)
+        .into_iter()
+        .find(|(open, _)| attribute(open, "action").as_deref() == Some("/account/password"))
+        .expect("a form posting to /account/password");
+    assert_eq!(attribute(open, "method").as_deref(), Some("post"), "{open}");
+}
+
+async fn the_account_pages_send_a_signed_out_visitor_to_sign_in(app: TestApp) {
+    for uri in ["/account/password", "/account/delete"] {
+        let response = app.client.get(uri).dispatch().await;
+        assert_eq!(response.status(), Status::SeeOther, "{uri}");
+        let expected = format!("/login?next={}", percent_encode(uri));
+        assert_eq!(location(&response).as_deref(), Some(expected.as_str()), "{uri}");
+    }
+}
+
+async fn changing_the_password_keeps_this_browser_and_signs_out_the_others(app: TestApp) {
+    sign_up(&app, "Alice").await;
+    let this_token = cookie(&app, TOKEN_COOKIE).expect("signed in");
+    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+
+    let csrf = csrf_from(&app, "/account/password").await;
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("current_password", PASSWORD),
+        ("new_password", NEW_PASSWORD),
+        ("new_password_confirm", NEW_PASSWORD),
+    ];
+    let response = post_form(&app, "/account/password", &fields).await;
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(&response).as_deref(), Some("/profile"));
+    assert!(set_cookie(&response, TOKEN_COOKIE).is_none_or(|c| !cookie_value(&c).is_empty()));
+    drop(response);
+
+    let (status, html) = get_page(&app, "/profile").await;
+    assert_eq!(status, Status::Ok, "this browser was signed out");
+    let notice = notice(&html).unwrap_or_else(|| panic!("no notice:\n{html}"));
+    assert!(notice.contains("password"), "{notice}");
+    assert!(!shows(&html, OTHER_DEVICE), "the other session is still listed:\n{html}");
+    assert_eq!(cookie(&app, TOKEN_COOKIE).as_deref(), Some(this_token.as_str()));
+
+    assert!(!token_works(&app, &other.access_token).await, "the other session still works");
+    let response = app.post_json("/auth/refresh", json!({ "refresh_token": other.refresh_token })).await;
+    problem(response, Status::Unauthorized).await;
+    assert_eq!(revoked_sessions(&app).await, 1);
+
+    assert!(!password_signs_in(&app, "Alice", PASSWORD).await, "the old password still signs in");
+    assert!(password_signs_in(&app, "Alice", NEW_PASSWORD).await, "the new password does not sign in");
+}
+
+/// Sends the password form from a signed-in `username` (with another device signed in), expects
+/// the form again, and checks that nothing changed. Returns the status and the page; the
+/// caller checks the status last, so that a wrong status does not hide the rest.
+async fn rejected_password_change(
+    app: &TestApp,
+    username: &str,
+    fields: &[(&str, &str)],
+) -> (Status, String) {
+    sign_up(app, username).await;
+    let other = sign_in_from_device(app, username, PASSWORD, OTHER_DEVICE).await;
+    let csrf = csrf_from(app, "/account/password").await;
+    let mut fields = fields.to_vec();
+    fields.push(("csrf_token", &csrf));
+    let response = post_form(app, "/account/password", &fields).await;
+    let status = response.status();
+    assert!(status.class().is_client_error(), "got {status}");
+    assert_html(&response);
+    assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "the cookie was touched");
+    let html = response.into_string().await.unwrap();
+    for (name, _) in &fields {
+        if *name != "csrf_token" {
+            assert_eq!(attribute(input_tag(&html, name), "value"), None, "{name} echoes a value");
+        }
+    }
+    // The form can be sent again.
+    csrf_token(&html);
+
+    assert!(password_signs_in(app, username, PASSWORD).await, "the password changed");
+    assert_eq!(revoked_sessions(app).await, 0, "a session was revoked");
+    assert!(token_works(app, &other.access_token).await);
+    assert_eq!(get_page(app, "/profile").await.0, Status::Ok, "this browser was signed out");
+    (status, html)
+}
+
+async fn a_wrong_current_password_shows_an_error_beside_it_and_changes_nothing(app: TestApp) {
+    let fields = [
+        ("current_password", "not my password"),
+        ("new_password", NEW_PASSWORD),
+        ("new_password_confirm", NEW_PASSWORD),
+    ];
+    let (status, html) = rejected_password_change(&app, "Alice", &fields).await;
+    assert!(
+        field_error(&html, "current_password").is_some(),
+        "no error beside the current password:\n{html}"
+    );
+    assert!(field_error(&html, "new_password").is_none(), "{html}");
+    assert!(field_error(&html, "new_password_confirm").is_none(), "{html}");
+    assert!(!html.contains("not my password") && !html.contains(NEW_PASSWORD), "a password is echoed");
+    assert!(!password_signs_in(&app, "Alice", NEW_PASSWORD).await);
+    // A well-formed request whose proof is wrong is refused (403), like the API; 422 is for
+    // a new password that breaks the rules.
+    assert_eq!(status, Status::Forbidden, "the form comes back with the wrong status");
+}
+
+async fn a_mismatched_confirmation_shows_an_error_beside_it_and_changes_nothing(app: TestApp) {
+    let fields = [
+        ("current_password", PASSWORD),
+        ("new_password", NEW_PASSWORD),
+        ("new_password_confirm", "a brand new passphrasE"),
+    ];
+    let (status, html) = rejected_password_change(&app, "Alice", &fields).await;
+    let error = field_error(&html, "new_password_confirm")
+        .unwrap_or_else(|| panic!("no error beside the confirmation:\n{html}"));
+    assert!(error.contains("The passwords do not match."), "{error}");
+    assert!(field_error(&html, "current_password").is_none(), "{html}");
+    assert!(!html.contains(PASSWORD) && !html.contains(NEW_PASSWORD), "a password is echoed");
+    assert!(!password_signs_in(&app, "Alice", NEW_PASSWORD).await);
+    assert_eq!(status, Status::UnprocessableEntity, "the form comes back with the wrong status");
+}
+
+async fn a_new_password_equal_to_the_username_shows_an_error_beside_it_and_changes_nothing(app: TestApp) {
+    let name = "Alice_Liddell";
+    let fields = [("current_password", PASSWORD), ("new_password", name), ("new_password_confirm", name)];
+    let (status, html) = rejected_password_change(&app, name, &fields).await;
+    let error = field_error(&html, "new_password")
+        .unwrap_or_else(|| panic!("no error beside the new password:\n{html}"));
+    assert!(error.contains("username"), "the message does not say why: {error}");
+    assert!(field_error(&html, "current_password").is_none(), "{html}");
+    assert!(!password_signs_in(&app, name, name).await);
+    assert_eq!(status, Status::UnprocessableEntity, "the form comes back with the wrong status");
+}
+
+async fn changing_the_password_without_a_valid_csrf_token_is_forbidden_and_changes_nothing(app: TestApp) {
+    sign_up(&app, "Alice").await;
+    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+    let real = csrf_from(&app, "/account/password").await;
+    for forged in forged_tokens(&real) {
+        let mut fields = vec![
+            ("current_password", PASSWORD),
+            ("new_password", NEW_PASSWORD),
+            ("new_password_confirm", NEW_PASSWORD),
+        ];
+        if let Some(token) = &forged {
+            fields.push(("csrf_token", token));
+        }
+        let response = post_form(&app, "/account/password", &fields).await;
+        assert_eq!(response.status(), Status::Forbidden, "csrf_token = {forged:?}");
+        assert_html(&response);
+    }
+    assert!(password_signs_in(&app, "Alice", PASSWORD).await, "the password changed");
+    assert!(!password_signs_in(&app, "Alice", NEW_PASSWORD).await, "the password changed");
+    assert_eq!(revoked_sessions(&app).await, 0);
+    assert!(token_works(&app, &other.access_token).await);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Delete account
+
+async fn the_delete_page_asks_for_the_password_to_confirm(app: TestApp) {
+    sign_up(&app, "Alice").await;
+    let response = app.client.get("/account/delete").dispatch().await;
+    assert_eq!(response.status(), Status::Ok);
+    assert_html(&response);
+    let html = response.into_string().await.unwrap();
+    csrf_token(&html);
+    assert!(html.contains("Alice"), "the page does not say which account goes:\n{html}");
+    let tag = input_tag(&html, "password");
+    assert_eq!(attribute(tag, "type").as_deref(), Some("password"), "{tag}");
+    assert_eq!(attribute(tag, "autocomplete").as_deref(), Some("current-password"), "{tag}");
+    assert_eq!(attribute(tag, "maxlength").as_deref(), Some("72"), "{tag}");
+    let id = attribute(tag, "id").expect("the password field has an id");
+    assert!(html.contains(&format!("for=\"{id}\"")), "no label for {id}");
+    let (open, _) = forms(&html)
+        .into_iter()
+        .find(|(open, _)| attribute(open, "action").as_deref() == Some("/account/delete"))
+        .expect("a form posting to /account/delete");
+    assert_eq!(attribute(open, "method").as_deref(), Some("post"), "{open}");
+}
+
+async fn deleting_the_account_signs_out_everywhere_says_so_and_frees_the_name(app: TestApp) {
+    sign_up(&app, "Alice").await;
+    let old_token = cookie(&app, TOKEN_COOKIE).expect("signed in");
+    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+
+    let csrf = csrf_from(&app, "/account/delete").await;
+    let response = post_form(&app, "/account/delete", &[("csrf_token", &csrf), ("password", PASSWORD)]).await;
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(&response).as_deref(), Some("/login"));
+    assert_cleared(&response, TOKEN_COOKIE);
+    assert_cleared(&response, REFRESH_COOKIE);
+    drop(response);
+    assert!(cookie(&app, TOKEN_COOKIE).is_none() && cookie(&app, REFRESH_COOKIE).is_none());
+
+    let (status, html) = get_page(&app, "/login").await;
+    assert_eq!(status, Status::Ok);
+    assert!(html.contains("Your account has been deleted."), "no notice:\n{html}");
+
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0);
+    assert_eq!(app.count("SELECT COUNT(*) FROM refresh_tokens").await, 0);
+    for token in [&old_token, &other.access_token] {
+        assert!(!token_works(&app, token).await, "a token of the deleted account still works");
+    }
+    let response = app.post_json("/auth/refresh", json!({ "refresh_token": other.refresh_token })).await;
+    problem(response, Status::Unauthorized).await;
+    assert!(!password_signs_in(&app, "Alice", PASSWORD).await);
+    let response = app.client.get("/profile").cookie((TOKEN_COOKIE, old_token)).dispatch().await;
+    assert_eq!(response.status(), Status::SeeOther);
+    assert!(location(&response).is_some_and(|l| l.starts_with("/login")));
+    drop(response);
+
+    // The name is free again, in any case.
+    sign_up(&app, "alice").await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
+    let (status, html) = get_page(&app, "/profile").await;
+    assert_eq!(status, Status::Ok);
+    assert!(html.contains("alice"));
+}
+
+async fn deleting_the_account_with_a_wrong_password_shows_an_error_and_keeps_it(app: TestApp) {
+    sign_up(&app, "Alice").await;
+    let csrf = csrf_from(&app, "/account/delete").await;
+    let fields = [("csrf_token", csrf.as_str()), ("password", "not my password")];
+    let response = post_form(&app, "/account/delete", &fields).await;
+    let status = response.status();
+    assert!(status.class().is_client_error(), "got {status}");
+    assert_html(&response);
+    assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "the cookie was touched");
+    let html = response.into_string().await.unwrap();
+    assert!(field_error(&html, "password").is_some(), "no error beside the password:\n{html}");
+    assert_eq!(attribute(input_tag(&html, "password"), "value"), None);
+    assert!(!html.contains("not my password"), "the password is echoed");
+    csrf_token(&html);
+
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
+    assert_eq!(revoked_sessions(&app).await, 0);
+    assert_eq!(get_page(&app, "/profile").await.0, Status::Ok, "signed out");
+    assert!(password_signs_in(&app, "Alice", PASSWORD).await);
+    assert_eq!(status, Status::Forbidden, "the form comes back with the wrong status");
+}
+
+async fn deleting_the_account_without_a_valid_csrf_token_is_forbidden_and_keeps_it(app: TestApp) {
+    sign_up(&app, "Alice").await;
+    let real = csrf_from(&app, "/account/delete").await;
+    for forged in forged_tokens(&real) {
+        let mut fields = vec![("password", PASSWORD)];
+        if let Some(token) = &forged {
+            fields.push(("csrf_token", token));
+        }
+        let response = post_form(&app, "/account/delete", &fields).await;
+        assert_eq!(response.status(), Status::Forbidden, "csrf_token = {forged:?}");
+        assert_html(&response);
+        assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "the cookie was touched");
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
+    assert_eq!(revoked_sessions(&app).await, 0);
+    assert_eq!(get_page(&app, "/profile").await.0, Status::Ok, "signed out by a forged request");
+    assert!(password_signs_in(&app, "Alice", PASSWORD).await);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Staying signed in: the refresh cookie renews an expired access cookie, rotating
+
+/// Visits the profile with an expired access cookie; checks that both cookies are set again
+/// and returns the refresh cookie value from before.
+async fn visit_with_an_expired_access_cookie(app: &TestApp) -> String {
+    let original = cookie(app, TOKEN_COOKIE).expect("signed in");
+    let old_refresh = cookie(app, REFRESH_COOKIE).expect("a refresh cookie");
+    let expired = expired_copy_of(app, &original);
+    assert!(!token_works(app, &expired).await, "the forged token is not expired");
+
+    let response = app.client.get("/profile").cookie((TOKEN_COOKIE, expired.clone())).dispatch().await;
+    assert_eq!(response.status(), Status::Ok, "the browser was signed out");
+    let token = set_cookie(&response, TOKEN_COOKIE).expect("a renewed token cookie");
+    let refresh = set_cookie(&response, REFRESH_COOKIE).expect("a rotated refresh cookie");
+    for header in [&token, &refresh] {
+        for flag in ["HttpOnly", "Path=/", "SameSite=Lax"] {
+            assert!(has_attribute(header, flag), "{flag} missing: {header}");
+        }
+    }
+    assert!(!cookie_value(&refresh).is_empty() && cookie_value(&refresh) != old_refresh, "not rotated");
+    let html = response.into_string().await.unwrap();
+    assert!(html.contains("Alice"));
+
+    let renewed = cookie(app, TOKEN_COOKIE).expect("the browser keeps the renewed token");
+    assert_ne!(renewed, expired);
+    assert_eq!(jwt_payload(&renewed)["sid"], jwt_payload(&original)["sid"], "a renewal keeps the session");
+    assert!(token_works(app, &renewed).await);
+    assert_ne!(cookie(app, REFRESH_COOKIE), Some(old_refresh.clone()));
+    old_refresh
+}
+
+async fn an_expired_access_cookie_is_renewed_and_the_refresh_cookie_rotated(app: TestApp) {
+    sign_up(&app, "Alice").await;
+    visit_with_an_expired_access_cookie(&app).await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 1, "a renewal opened a session");
+    // The browser keeps going with what it was given.
+    assert_eq!(get_page(&app, "/profile").await.0, Status::Ok);
+    assert_eq!(revoked_sessions(&app).await, 0);
+}
+
+/// With no grace window, the refresh cookie value from before a renewal, presented again a
+/// moment later, is taken for a stolen copy: the session ends, and this browser with it.
+async fn a_rotated_refresh_cookie_presented_again_ends_the_session(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, |f| f.merge(("refresh_grace", 0))).await else {
+        eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL");
+        return;
+    };
+    sign_up(&app, "Alice").await;
+    let old_refresh = visit_with_an_expired_access_cookie(&app).await;
+    rocket::tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    let response = app.post_json("/auth/refresh", json!({ "refresh_token": old_refresh })).await;
+    problem(response, Status::Unauthorized).await;
+    assert_eq!(revoked_sessions(&app).await, 1, "reuse did not revoke the session");
+
+    let response = app.client.get("/profile").dispatch().await;
+    assert_eq!(response.status(), Status::SeeOther, "still signed in after the reuse");
+    assert!(location(&response).is_some_and(|l| l.starts_with("/login")), "{:?}", location(&response));
+    drop(response);
+    let current_refresh = cookie(&app, REFRESH_COOKIE);
+    if let Some(refresh) = current_refresh {
+        let response = app.post_json("/auth/refresh", json!({ "refresh_token": refresh })).await;
+        problem(response, Status::Unauthorized).await;
+    }
+}
+
+#[rocket::async_test]
+async fn a_rotated_refresh_cookie_presented_again_ends_the_session_on_sqlite() {
+    a_rotated_refresh_cookie_presented_again_ends_the_session(Backend::Sqlite).await;
+}
+
+#[rocket::async_test]
+async fn a_rotated_refresh_cookie_presented_again_ends_the_session_on_postgres() {
+    a_rotated_refresh_cookie_presented_again_ends_the_session(Backend::Postgres).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// No JavaScript needed
+
+async fn every_account_form_is_a_plain_post_form_with_a_csrf_token(app: TestApp) {
+    sign_up(&app, "Alice").await;
+    sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+    let mut actions = Vec::new();
+    for uri in ["/profile", "/account/password", "/account/delete"] {
+        let (status, html) = get_page(&app, uri).await;
+        assert_eq!(status, Status::Ok, "{uri}");
+        assert!(!html.contains("<script"), "{uri} has a script");
+        assert!(!html.contains(" onclick=") && !html.contains(" onsubmit="), "{uri} has an inline handler");
+        let page_token = csrf_token(&html);
+        let found = forms(&html);
+        assert!(!found.is_empty(), "{uri} has no form");
+        for (open, inside) in found {
+            let action = attribute(open, "action").unwrap_or_else(|| panic!("{uri}: a form without action"));
+            assert_eq!(attribute(open, "method").as_deref(), Some("post"), "{uri}: {open}");
+            let token = csrf_token(inside);
+            assert_eq!(token, page_token, "{uri}: the form {action} carries another token");
+            assert!(inside.contains("type=\"submit\""), "{uri}: the form {action} has no submit button");
+            actions.push(action);
+        }
+    }
+    let revoke_forms =
+        actions.iter().filter(|a| a.starts_with("/account/sessions/") && a.ends_with("/revoke"));
+    assert_eq!(revoke_forms.count(), 2, "one revoke button per session: {actions:?}");
+    for wanted in ["/account/sessions/revoke-others", "/account/password", "/account/delete", "/logout"] {
+        assert!(actions.iter().any(|a| a == wanted), "no form posting to {wanted}: {actions:?}");
+    }
+}
