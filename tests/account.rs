@@ -6,9 +6,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{bearer, problem, Backend, TestApp};
+use common::{bearer, problem, TestApp};
 use rocket::futures::future::join_all;
-use rocket::http::{ContentType, Header, Status};
+use rocket::http::{ContentType, Header, Method, Status};
 use rocket::local::asynchronous::LocalResponse;
 use rocket::serde::json::{json, Value};
 
@@ -106,6 +106,16 @@ async fn sign_in(app: &TestApp, username: &str, password: &str) -> Tokens {
     tokens_of(&expect(app.login(username, password).await, Status::Ok).await)
 }
 
+/// Registers `username` (with `PASSWORD`) and signs in `N` times: the tokens of `N` sessions.
+async fn register_and_sign_in<const N: usize>(app: &TestApp, username: &str) -> [Tokens; N] {
+    register(app, username, PASSWORD).await;
+    let mut signed_in = Vec::with_capacity(N);
+    for _ in 0..N {
+        signed_in.push(sign_in(app, username, PASSWORD).await);
+    }
+    signed_in.try_into().unwrap_or_else(|_| unreachable!("N sign-ins"))
+}
+
 /// Signs in with a `User-Agent` header.
 async fn sign_in_as_agent(app: &TestApp, username: &str, password: &str, agent: &str) -> Tokens {
     let response = app
@@ -163,25 +173,30 @@ async fn logout<'c>(app: &'c TestApp, token: &str, query: &str) -> LocalResponse
     app.client.post(format!("/auth/logout{query}")).header(bearer(token)).dispatch().await
 }
 
-async fn change_password<'c>(app: &'c TestApp, token: &str, current: &str, new: &str) -> LocalResponse<'c> {
-    let body = json!({ "current_password": current, "new_password": new });
+/// A request with a JSON body (sent as it is, well-formed or not) and a bearer token.
+async fn send_json<'c>(
+    app: &'c TestApp,
+    method: Method,
+    uri: &str,
+    token: &str,
+    body: impl Into<String>,
+) -> LocalResponse<'c> {
     app.client
-        .post("/auth/password")
+        .req(method, uri.to_owned())
         .header(ContentType::JSON)
         .header(bearer(token))
-        .body(body.to_string())
+        .body(body.into())
         .dispatch()
         .await
 }
 
+async fn change_password<'c>(app: &'c TestApp, token: &str, current: &str, new: &str) -> LocalResponse<'c> {
+    let body = json!({ "current_password": current, "new_password": new });
+    send_json(app, Method::Post, "/auth/password", token, body.to_string()).await
+}
+
 async fn delete_account<'c>(app: &'c TestApp, token: &str, body: Value) -> LocalResponse<'c> {
-    app.client
-        .delete("/auth/account")
-        .header(ContentType::JSON)
-        .header(bearer(token))
-        .body(body.to_string())
-        .dispatch()
-        .await
+    send_json(app, Method::Delete, "/auth/account", token, body.to_string()).await
 }
 
 fn is_rfc3339(s: &str) -> bool {
@@ -213,8 +228,7 @@ async fn logging_in_returns_an_opaque_refresh_token_beside_the_access_token(app:
 }
 
 async fn refreshing_answers_a_new_access_token_and_a_new_refresh_token_never_cached(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let first = sign_in(&app, "alice", PASSWORD).await;
+    let [first] = register_and_sign_in(&app, "alice").await;
     let response = refresh(&app, &first.refresh).await;
     assert_eq!(response.headers().get_one("Cache-Control"), Some("no-store"));
     assert!(response.content_type().is_some_and(|ct| ct.is_json()));
@@ -236,8 +250,7 @@ async fn the_access_token_from_a_refresh_opens_the_profile(app: TestApp) {
 }
 
 async fn each_new_refresh_token_renews_again_three_rotations_deep(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let mut tokens = sign_in(&app, "alice", PASSWORD).await;
+    let [mut tokens] = register_and_sign_in(&app, "alice").await;
     let mut seen = vec![tokens.refresh.clone()];
     for _ in 0..3 {
         tokens = renewed(&app, &tokens.refresh).await;
@@ -248,8 +261,7 @@ async fn each_new_refresh_token_renews_again_three_rotations_deep(app: TestApp) 
 }
 
 async fn refreshing_keeps_the_same_session_and_opens_no_new_one(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let first = sign_in(&app, "alice", PASSWORD).await;
+    let [first] = register_and_sign_in(&app, "alice").await;
     let before = session_id(&app, &first.access).await;
     let mut tokens = renewed(&app, &first.refresh).await;
     tokens = renewed(&app, &tokens.refresh).await;
@@ -259,8 +271,7 @@ async fn refreshing_keeps_the_same_session_and_opens_no_new_one(app: TestApp) {
 }
 
 async fn refresh_tokens_are_stored_only_as_hashes(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let first = sign_in(&app, "alice", PASSWORD).await;
+    let [first] = register_and_sign_in(&app, "alice").await;
     let second = renewed(&app, &first.refresh).await;
     let session = session_id(&app, &second.access).await;
     for raw in [&first.refresh, &second.refresh] {
@@ -282,8 +293,7 @@ async fn refresh_tokens_are_stored_only_as_hashes(app: TestApp) {
 }
 
 async fn an_unknown_refresh_token_is_401_problem(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let tokens = sign_in(&app, "alice", PASSWORD).await;
+    let [tokens] = register_and_sign_in(&app, "alice").await;
     let body =
         problem(refresh(&app, "not-a-refresh-token-at-all-0123456789").await, Status::Unauthorized).await;
     assert!(!body.to_string().contains("not-a-refresh-token"), "the token is not echoed: {body}");
@@ -328,8 +338,7 @@ async fn a_refresh_with_a_text_body_is_415_problem(app: TestApp) {
 }
 
 async fn a_refresh_token_of_a_signed_out_session_is_401(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let tokens = sign_in(&app, "alice", PASSWORD).await;
+    let [tokens] = register_and_sign_in(&app, "alice").await;
     assert_eq!(logout(&app, &tokens.access, "").await.status(), Status::NoContent);
     problem(refresh(&app, &tokens.refresh).await, Status::Unauthorized).await;
     refused(&app, &tokens.access).await;
@@ -337,8 +346,7 @@ async fn a_refresh_token_of_a_signed_out_session_is_401(app: TestApp) {
 
 async fn a_used_refresh_token_presented_again_within_the_grace_window_still_works(app: TestApp) {
     // Default grace: 10 s. A client that lost the answer retries with the same token.
-    register(&app, "alice", PASSWORD).await;
-    let first = sign_in(&app, "alice", PASSWORD).await;
+    let [first] = register_and_sign_in(&app, "alice").await;
     let second = renewed(&app, &first.refresh).await;
     let retried = renewed(&app, &first.refresh).await;
     // The session stays live: every token it was given works.
@@ -350,8 +358,7 @@ async fn a_used_refresh_token_presented_again_within_the_grace_window_still_work
 }
 
 async fn five_concurrent_refreshes_with_one_token_all_succeed_within_the_grace_window(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let first = sign_in(&app, "alice", PASSWORD).await;
+    let [first] = register_and_sign_in(&app, "alice").await;
     let responses = join_all((0..5).map(|_| refresh(&app, &first.refresh))).await;
     let mut renewed_tokens = Vec::new();
     for response in responses {
@@ -372,13 +379,8 @@ async fn five_concurrent_refreshes_with_one_token_all_succeed_within_the_grace_w
 
 /// With `refresh_grace = 0`, a rotated token presented again a second later is theft: the
 /// whole session ends, the thief's and the owner's tokens alike.
-async fn reuse_after_the_grace_window_revokes_the_whole_session(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |f| f.merge(("refresh_grace", 0))).await else {
-        return eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL");
-    };
-    register(&app, "alice", PASSWORD).await;
-    let bystander = sign_in(&app, "alice", PASSWORD).await;
-    let a = sign_in(&app, "alice", PASSWORD).await;
+async fn reuse_after_the_grace_window_revokes_the_whole_session(app: TestApp) {
+    let [bystander, a] = register_and_sign_in(&app, "alice").await;
     let b = renewed(&app, &a.refresh).await;
     works(&app, &b.access).await;
     // The check is in whole seconds: wait until at least one full second has gone by.
@@ -394,51 +396,31 @@ async fn reuse_after_the_grace_window_revokes_the_whole_session(backend: Backend
     assert_eq!(listed.len(), 1, "only the untouched session is listed: {listed:?}");
 }
 
-#[rocket::async_test]
-async fn reuse_after_the_grace_window_revokes_the_whole_session_on_sqlite() {
-    reuse_after_the_grace_window_revokes_the_whole_session(Backend::Sqlite).await;
-}
-
-#[rocket::async_test]
-async fn reuse_after_the_grace_window_revokes_the_whole_session_on_postgres() {
-    if common::postgres_base_url().is_none() {
-        return eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL");
-    }
-    reuse_after_the_grace_window_revokes_the_whole_session(Backend::Postgres).await;
-}
-
 /// The latest refresh token of a session, the one its owner holds, keeps working for as long as
 /// nobody replays an old one, however long the gap between refreshes.
-async fn the_latest_refresh_token_keeps_working_after_the_grace_window(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |f| f.merge(("refresh_grace", 0))).await else {
-        return eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL");
-    };
-    register(&app, "alice", PASSWORD).await;
-    let a = sign_in(&app, "alice", PASSWORD).await;
+async fn the_latest_refresh_token_keeps_working_after_the_grace_window(app: TestApp) {
+    let [a] = register_and_sign_in(&app, "alice").await;
     let b = renewed(&app, &a.refresh).await;
     rocket::tokio::time::sleep(Duration::from_millis(1100)).await;
     let c = renewed(&app, &b.refresh).await;
     works(&app, &c.access).await;
 }
 
-#[rocket::async_test]
-async fn the_latest_refresh_token_keeps_working_after_the_grace_window_on_sqlite() {
-    the_latest_refresh_token_keeps_working_after_the_grace_window(Backend::Sqlite).await;
-}
-
-#[rocket::async_test]
-async fn the_latest_refresh_token_keeps_working_after_the_grace_window_on_postgres() {
-    if common::postgres_base_url().is_none() {
-        return eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL");
-    }
-    the_latest_refresh_token_keeps_working_after_the_grace_window(Backend::Postgres).await;
-}
+// Both need `refresh_grace = 0`: a rotated refresh token presented again is theft at once.
+backend_tests_with!(
+    |f| f.merge(("refresh_grace", 0));
+    reuse_after_the_grace_window_revokes_the_whole_session =>
+        reuse_after_the_grace_window_revokes_the_whole_session_on_sqlite,
+        reuse_after_the_grace_window_revokes_the_whole_session_on_postgres,
+    the_latest_refresh_token_keeps_working_after_the_grace_window =>
+        the_latest_refresh_token_keeps_working_after_the_grace_window_on_sqlite,
+        the_latest_refresh_token_keeps_working_after_the_grace_window_on_postgres,
+);
 
 // Password change ---------------------------------------------------------------------------
 
 async fn changing_the_password_is_204_and_only_the_new_password_signs_in(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let tokens = sign_in(&app, "alice", PASSWORD).await;
+    let [tokens] = register_and_sign_in(&app, "alice").await;
     let response = change_password(&app, &tokens.access, PASSWORD, NEW_PASSWORD).await;
     assert_eq!(response.status(), Status::NoContent);
     problem(app.login("alice", PASSWORD).await, Status::Unauthorized).await;
@@ -446,10 +428,7 @@ async fn changing_the_password_is_204_and_only_the_new_password_signs_in(app: Te
 }
 
 async fn changing_the_password_signs_out_every_other_session_but_keeps_this_one(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let here = sign_in(&app, "alice", PASSWORD).await;
-    let phone = sign_in(&app, "alice", PASSWORD).await;
-    let laptop = sign_in(&app, "alice", PASSWORD).await;
+    let [here, phone, laptop] = register_and_sign_in(&app, "alice").await;
     assert_eq!(change_password(&app, &here.access, PASSWORD, NEW_PASSWORD).await.status(), Status::NoContent);
     refused(&app, &phone.access).await;
     refused(&app, &laptop.access).await;
@@ -463,17 +442,13 @@ async fn changing_the_password_signs_out_every_other_session_but_keeps_this_one(
 }
 
 async fn changing_the_password_ends_the_refresh_tokens_of_the_other_sessions(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let here = sign_in(&app, "alice", PASSWORD).await;
-    let stolen = sign_in(&app, "alice", PASSWORD).await;
+    let [here, stolen] = register_and_sign_in(&app, "alice").await;
     assert_eq!(change_password(&app, &here.access, PASSWORD, NEW_PASSWORD).await.status(), Status::NoContent);
     problem(refresh(&app, &stolen.refresh).await, Status::Unauthorized).await;
 }
 
 async fn a_wrong_current_password_is_refused_on_current_password_and_changes_nothing(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let here = sign_in(&app, "alice", PASSWORD).await;
-    let other = sign_in(&app, "alice", PASSWORD).await;
+    let [here, other] = register_and_sign_in(&app, "alice").await;
     let body =
         problem(change_password(&app, &here.access, "wrong password", NEW_PASSWORD).await, WRONG_PASSWORD)
             .await;
@@ -487,9 +462,7 @@ async fn a_wrong_current_password_is_refused_on_current_password_and_changes_not
 
 /// A new password that breaks the rules is refused on `new_password`, and nothing changes.
 async fn refused_new_password(app: &TestApp, username: &str, new: &str) {
-    register(app, username, PASSWORD).await;
-    let here = sign_in(app, username, PASSWORD).await;
-    let other = sign_in(app, username, PASSWORD).await;
+    let [here, other] = register_and_sign_in(app, username).await;
     let body =
         problem(change_password(app, &here.access, PASSWORD, new).await, Status::UnprocessableEntity).await;
     let messages = body["errors"]["new_password"].as_array().unwrap_or_else(|| panic!("{body}"));
@@ -513,32 +486,17 @@ async fn a_new_password_equal_to_the_username_is_422_on_new_password_and_changes
 }
 
 async fn a_password_change_without_fields_is_422(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let tokens = sign_in(&app, "alice", PASSWORD).await;
-    let response = app
-        .client
-        .post("/auth/password")
-        .header(ContentType::JSON)
-        .header(bearer(&tokens.access))
-        .body("{}")
-        .dispatch()
-        .await;
+    let [tokens] = register_and_sign_in(&app, "alice").await;
+    let response = send_json(&app, Method::Post, "/auth/password", &tokens.access, "{}").await;
     let body = problem(response, Status::UnprocessableEntity).await;
     assert!(body["errors"].is_object(), "{body}");
     sign_in(&app, "alice", PASSWORD).await;
 }
 
 async fn a_password_change_with_malformed_json_is_400_problem(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let tokens = sign_in(&app, "alice", PASSWORD).await;
-    let response = app
-        .client
-        .post("/auth/password")
-        .header(ContentType::JSON)
-        .header(bearer(&tokens.access))
-        .body(r#"{"current_password": "#)
-        .dispatch()
-        .await;
+    let [tokens] = register_and_sign_in(&app, "alice").await;
+    let response =
+        send_json(&app, Method::Post, "/auth/password", &tokens.access, r#"{"current_password": "#).await;
     problem(response, Status::BadRequest).await;
     sign_in(&app, "alice", PASSWORD).await;
 }
@@ -555,9 +513,7 @@ async fn changing_the_password_without_a_token_is_401(app: TestApp) {
 // Account deletion --------------------------------------------------------------------------
 
 async fn deleting_the_account_is_204_and_its_token_stops_working_at_once(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let here = sign_in(&app, "alice", PASSWORD).await;
-    let other = sign_in(&app, "alice", PASSWORD).await;
+    let [here, other] = register_and_sign_in(&app, "alice").await;
     works(&app, &here.access).await;
     let response = delete_account(&app, &here.access, json!({ "password": PASSWORD })).await;
     assert_eq!(response.status(), Status::NoContent);
@@ -612,8 +568,7 @@ async fn deleting_the_account_removes_its_user_sessions_and_refresh_tokens_rows_
 }
 
 async fn the_refresh_token_of_a_deleted_account_is_401(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let tokens = sign_in(&app, "alice", PASSWORD).await;
+    let [tokens] = register_and_sign_in(&app, "alice").await;
     assert_eq!(
         delete_account(&app, &tokens.access, json!({ "password": PASSWORD })).await.status(),
         Status::NoContent
@@ -715,10 +670,7 @@ async fn exactly_one_listed_session_is_the_current_one(app: TestApp) {
 }
 
 async fn signed_out_and_revoked_sessions_are_not_listed(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let here = sign_in(&app, "alice", PASSWORD).await;
-    let logged_out = sign_in(&app, "alice", PASSWORD).await;
-    let revoked = sign_in(&app, "alice", PASSWORD).await;
+    let [here, logged_out, revoked] = register_and_sign_in(&app, "alice").await;
     let logged_out_id = session_id(&app, &logged_out.access).await;
     let revoked_id = session_id(&app, &revoked.access).await;
     assert_eq!(logout(&app, &logged_out.access, "").await.status(), Status::NoContent);
@@ -729,10 +681,7 @@ async fn signed_out_and_revoked_sessions_are_not_listed(app: TestApp) {
 }
 
 async fn revoking_another_of_my_sessions_is_204_and_signs_only_it_out(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let here = sign_in(&app, "alice", PASSWORD).await;
-    let lost_phone = sign_in(&app, "alice", PASSWORD).await;
-    let laptop = sign_in(&app, "alice", PASSWORD).await;
+    let [here, lost_phone, laptop] = register_and_sign_in(&app, "alice").await;
     let phone_id = session_id(&app, &lost_phone.access).await;
     let response = revoke(&app, &here.access, &phone_id).await;
     assert_eq!(response.status(), Status::NoContent);
@@ -743,9 +692,7 @@ async fn revoking_another_of_my_sessions_is_204_and_signs_only_it_out(app: TestA
 }
 
 async fn revoking_my_current_session_by_id_signs_me_out(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let here = sign_in(&app, "alice", PASSWORD).await;
-    let other = sign_in(&app, "alice", PASSWORD).await;
+    let [here, other] = register_and_sign_in(&app, "alice").await;
     let mine = session_id(&app, &here.access).await;
     assert_eq!(revoke(&app, &here.access, &mine).await.status(), Status::NoContent);
     refused(&app, &here.access).await;
@@ -753,19 +700,15 @@ async fn revoking_my_current_session_by_id_signs_me_out(app: TestApp) {
 }
 
 async fn revoking_a_session_already_revoked_is_404(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let here = sign_in(&app, "alice", PASSWORD).await;
-    let other = sign_in(&app, "alice", PASSWORD).await;
+    let [here, other] = register_and_sign_in(&app, "alice").await;
     let other_id = session_id(&app, &other.access).await;
     assert_eq!(revoke(&app, &here.access, &other_id).await.status(), Status::NoContent);
     problem(revoke(&app, &here.access, &other_id).await, Status::NotFound).await;
 }
 
 async fn revoking_another_users_session_is_404_and_it_keeps_working(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    register(&app, "mallory", PASSWORD).await;
-    let alice = sign_in(&app, "alice", PASSWORD).await;
-    let mallory = sign_in(&app, "mallory", PASSWORD).await;
+    let [alice] = register_and_sign_in(&app, "alice").await;
+    let [mallory] = register_and_sign_in(&app, "mallory").await;
     let alice_id = session_id(&app, &alice.access).await;
     let response = revoke(&app, &mallory.access, &alice_id).await;
     // The same answer as for an id that does not exist: nothing tells Mallory it is real.
@@ -779,12 +722,8 @@ async fn revoking_another_users_session_is_404_and_it_keeps_working(app: TestApp
 }
 
 async fn the_session_list_never_shows_another_users_sessions(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    register(&app, "bob_the_user", PASSWORD).await;
-    let alice = sign_in(&app, "alice", PASSWORD).await;
-    sign_in(&app, "alice", PASSWORD).await;
-    let bob = sign_in(&app, "bob_the_user", PASSWORD).await;
-    sign_in(&app, "bob_the_user", PASSWORD).await;
+    let [alice, _] = register_and_sign_in(&app, "alice").await;
+    let [bob, _] = register_and_sign_in(&app, "bob_the_user").await;
     let alices = ids(&sessions(&app, &alice.access).await);
     let bobs = ids(&sessions(&app, &bob.access).await);
     assert_eq!(alices.len(), 2);
@@ -793,8 +732,7 @@ async fn the_session_list_never_shows_another_users_sessions(app: TestApp) {
 }
 
 async fn revoking_an_unknown_session_is_404_problem(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let here = sign_in(&app, "alice", PASSWORD).await;
+    let [here] = register_and_sign_in(&app, "alice").await;
     problem(
         revoke(&app, &here.access, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA").await,
         Status::NotFound,
@@ -804,8 +742,7 @@ async fn revoking_an_unknown_session_is_404_problem(app: TestApp) {
 }
 
 async fn revoking_a_malformed_session_id_is_a_client_error_never_500(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let here = sign_in(&app, "alice", PASSWORD).await;
+    let [here] = register_and_sign_in(&app, "alice").await;
     let long = "x".repeat(4000);
     let mut failures = Vec::new();
     for id in ["%00", "abc%00def", "%C3%A9t%C3%A9", "%FF%FE", "'%20OR%201=1%20--", long.as_str()] {
@@ -840,10 +777,7 @@ async fn the_session_list_without_a_token_is_401(app: TestApp) {
 // Logout scopes -----------------------------------------------------------------------------
 
 async fn logging_out_others_ends_every_other_session_and_keeps_this_one(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let here = sign_in(&app, "alice", PASSWORD).await;
-    let a = sign_in(&app, "alice", PASSWORD).await;
-    let b = sign_in(&app, "alice", PASSWORD).await;
+    let [here, a, b] = register_and_sign_in(&app, "alice").await;
     assert_eq!(logout(&app, &here.access, "?scope=others").await.status(), Status::NoContent);
     refused(&app, &a.access).await;
     refused(&app, &b.access).await;
@@ -854,9 +788,7 @@ async fn logging_out_others_ends_every_other_session_and_keeps_this_one(app: Tes
 }
 
 async fn logging_out_globally_ends_every_session_including_this_one(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let here = sign_in(&app, "alice", PASSWORD).await;
-    let a = sign_in(&app, "alice", PASSWORD).await;
+    let [here, a] = register_and_sign_in(&app, "alice").await;
     assert_eq!(logout(&app, &here.access, "?scope=global").await.status(), Status::NoContent);
     refused(&app, &here.access).await;
     refused(&app, &a.access).await;
@@ -868,9 +800,7 @@ async fn logging_out_globally_ends_every_session_including_this_one(app: TestApp
 }
 
 async fn logging_out_locally_ends_only_this_session(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let here = sign_in(&app, "alice", PASSWORD).await;
-    let other = sign_in(&app, "alice", PASSWORD).await;
+    let [here, other] = register_and_sign_in(&app, "alice").await;
     assert_eq!(logout(&app, &here.access, "?scope=local").await.status(), Status::NoContent);
     refused(&app, &here.access).await;
     works(&app, &other.access).await;
@@ -878,9 +808,7 @@ async fn logging_out_locally_ends_only_this_session(app: TestApp) {
 }
 
 async fn logging_out_without_a_scope_ends_only_this_session(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let here = sign_in(&app, "alice", PASSWORD).await;
-    let other = sign_in(&app, "alice", PASSWORD).await;
+    let [here, other] = register_and_sign_in(&app, "alice").await;
     assert_eq!(logout(&app, &here.access, "").await.status(), Status::NoContent);
     refused(&app, &here.access).await;
     problem(refresh(&app, &here.refresh).await, Status::Unauthorized).await;
@@ -888,9 +816,7 @@ async fn logging_out_without_a_scope_ends_only_this_session(app: TestApp) {
 }
 
 async fn logging_out_with_an_unknown_scope_is_422_problem_and_ends_nothing(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    let here = sign_in(&app, "alice", PASSWORD).await;
-    let other = sign_in(&app, "alice", PASSWORD).await;
+    let [here, other] = register_and_sign_in(&app, "alice").await;
     for query in ["?scope=bogus", "?scope=everything"] {
         let body = problem(logout(&app, &here.access, query).await, Status::UnprocessableEntity).await;
         assert!(body["errors"]["scope"].is_array(), "{query}: {body}");
@@ -900,10 +826,8 @@ async fn logging_out_with_an_unknown_scope_is_422_problem_and_ends_nothing(app: 
 }
 
 async fn logging_out_globally_leaves_other_users_signed_in(app: TestApp) {
-    register(&app, "alice", PASSWORD).await;
-    register(&app, "bob_the_user", PASSWORD).await;
-    let alice = sign_in(&app, "alice", PASSWORD).await;
-    let bob = sign_in(&app, "bob_the_user", PASSWORD).await;
+    let [alice] = register_and_sign_in(&app, "alice").await;
+    let [bob] = register_and_sign_in(&app, "bob_the_user").await;
     assert_eq!(logout(&app, &alice.access, "?scope=global").await.status(), Status::NoContent);
     refused(&app, &alice.access).await;
     works(&app, &bob.access).await;

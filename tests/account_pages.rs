@@ -9,16 +9,18 @@ mod common;
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use common::{bearer, problem, Backend, TestApp};
+use common::browser::{
+    assert_html, attribute, cookie, cookie_attributes, csrf_from, csrf_token, expired_copy_of, forged_tokens,
+    form_body, form_page, get_page, has_attribute, input_tag, jwt_payload, location, percent_encode,
+    post_form, revoked_sessions, set_cookie, sign_up, unescape_html, TOKEN_COOKIE,
+};
+use common::{bearer, problem, TestApp};
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::LocalResponse;
 use rocket::serde::json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery";
 const NEW_PASSWORD: &str = "a brand new passphrase";
-const TOKEN_COOKIE: &str = "miniauth_token";
 const REFRESH_COOKIE: &str = "miniauth_refresh";
 const THIS_BROWSER: &str = "HomeBrowser/1.0";
 const OTHER_DEVICE: &str = "OtherDevice/2.0";
@@ -52,95 +54,7 @@ backend_tests!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// Helpers: what a browser does with a form (copied from tests/pages.rs).
-
-/// Percent-encodes one value of an `application/x-www-form-urlencoded` body.
-fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
-
-fn form_body(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Undoes the HTML escaping Tera applies to attribute values.
-fn unescape_html(value: &str) -> String {
-    value
-        .replace("&#x2F;", "/")
-        .replace("&#x27;", "'")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// The whole `<input …>` tag whose `name` is `name`.
-fn input_tag<'h>(html: &'h str, name: &str) -> &'h str {
-    let marker = format!("name=\"{name}\"");
-    let at = html.find(&marker).unwrap_or_else(|| panic!("no input named {name} in:\n{html}"));
-    let start = html[..at].rfind("<input").expect("an <input> tag");
-    let end = at + html[at..].find('>').expect("the end of the <input> tag");
-    &html[start..=end]
-}
-
-/// The value of attribute `attribute` in a tag, unescaped; `None` when it is absent.
-fn attribute(tag: &str, attribute: &str) -> Option<String> {
-    let marker = format!(" {attribute}=\"");
-    let start = tag.find(&marker)? + marker.len();
-    let end = start + tag[start..].find('"')?;
-    Some(unescape_html(&tag[start..end]))
-}
-
-/// The hidden `csrf_token` of the first form on the page.
-fn csrf_token(html: &str) -> String {
-    let tag = input_tag(html, "csrf_token");
-    assert_eq!(attribute(tag, "type").as_deref(), Some("hidden"), "{tag}");
-    let token = attribute(tag, "value").expect("csrf_token has a value");
-    assert!(!token.is_empty(), "empty csrf_token");
-    token
-}
-
-async fn get_page(app: &TestApp, uri: &str) -> (Status, String) {
-    let response = app.client.get(uri.to_owned()).dispatch().await;
-    let status = response.status();
-    (status, response.into_string().await.unwrap_or_default())
-}
-
-/// Fetches a page that must answer 200 and returns the CSRF token of its form.
-async fn csrf_from(app: &TestApp, uri: &str) -> String {
-    let (status, html) = get_page(app, uri).await;
-    assert_eq!(status, Status::Ok, "GET {uri}");
-    csrf_token(&html)
-}
-
-async fn post_form<'c>(app: &'c TestApp, uri: &str, fields: &[(&str, &str)]) -> LocalResponse<'c> {
-    app.client.post(uri.to_owned()).header(ContentType::Form).body(form_body(fields)).dispatch().await
-}
-
-/// Creates an account through the registration page; the client is signed in afterwards.
-async fn sign_up(app: &TestApp, username: &str) {
-    let csrf = csrf_from(app, "/register").await;
-    let fields = [
-        ("csrf_token", csrf.as_str()),
-        ("username", username),
-        ("password", PASSWORD),
-        ("password_confirm", PASSWORD),
-    ];
-    let response = post_form(app, "/register", &fields).await;
-    assert_eq!(response.status(), Status::SeeOther, "registering {username}");
-    assert_eq!(location(&response).as_deref(), Some("/profile"));
-}
+// Helpers: this browser.
 
 /// Signs in through the sign-in page, from a browser that calls itself `THIS_BROWSER`.
 async fn sign_in_on_the_page(app: &TestApp, username: &str, password: &str) {
@@ -158,25 +72,6 @@ async fn sign_in_on_the_page(app: &TestApp, username: &str, password: &str) {
     assert_eq!(location(&response).as_deref(), Some("/profile"));
 }
 
-fn location(response: &LocalResponse<'_>) -> Option<String> {
-    response.headers().get_one("Location").map(str::to_owned)
-}
-
-/// The raw `Set-Cookie` header that sets `name`, if the response has one.
-fn set_cookie(response: &LocalResponse<'_>, name: &str) -> Option<String> {
-    let prefix = format!("{name}=");
-    response.headers().get("Set-Cookie").find(|header| header.starts_with(&prefix)).map(str::to_owned)
-}
-
-/// The attributes of a `Set-Cookie` header after `name=value`, e.g. `["HttpOnly", "Path=/"]`.
-fn cookie_attributes(header: &str) -> Vec<String> {
-    header.split(';').skip(1).map(|part| part.trim().to_owned()).collect()
-}
-
-fn has_attribute(header: &str, wanted: &str) -> bool {
-    cookie_attributes(header).iter().any(|attribute| attribute.eq_ignore_ascii_case(wanted))
-}
-
 /// The value a `Set-Cookie` header gives its cookie.
 fn cookie_value(header: &str) -> &str {
     let pair = header.split(';').next().unwrap_or_default();
@@ -190,58 +85,6 @@ fn assert_cleared(response: &LocalResponse<'_>, name: &str) {
         || cookie_attributes(&cleared).iter().any(|a| a.starts_with("Expires=") && !a.contains("9999"));
     assert!(expired, "{name} is not expired: {cleared}");
     assert!(cookie_value(&cleared).is_empty(), "{name} is not emptied: {cleared}");
-}
-
-/// A cookie the client (this browser) holds.
-fn cookie(app: &TestApp, name: &str) -> Option<String> {
-    app.client.cookies().get(name).map(|cookie| cookie.value().to_owned())
-}
-
-/// The claims of a JWT, read without checking the signature.
-fn jwt_payload(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT has three parts");
-    let bytes = URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
-    rocket::serde::json::serde_json::from_slice(&bytes).expect("JSON claims")
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-/// A token for the session of `original`, signed with the server's own secret but expired an
-/// hour ago: what a browser holds after a while away.
-fn expired_copy_of(app: &TestApp, original: &str) -> String {
-    let secret =
-        std::fs::read_to_string(app.data_dir.path().join("secret.key")).expect("the generated secret");
-    let claims = jwt_payload(original);
-    let now = now();
-    let expired = json!({
-        "sub": claims["sub"].as_str().expect("sub is a string"),
-        "sid": claims["sid"].as_str().expect("sid is a string"),
-        "iat": now - 7200,
-        "exp": now - 3600,
-        "iss": "miniauth",
-        "aud": "miniauth",
-    });
-    let key = jsonwebtoken::EncodingKey::from_secret(secret.trim().as_bytes());
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &expired, &key)
-        .expect("sign")
-}
-
-async fn revoked_sessions(app: &TestApp) -> i64 {
-    app.count("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL").await
-}
-
-fn assert_html(response: &LocalResponse<'_>) {
-    let content_type = response.content_type().expect("a content type").to_string();
-    assert!(content_type.starts_with("text/html"), "got {content_type}");
-}
-
-/// Missing, empty, garbage, and a real token with one character changed.
-fn forged_tokens(real: &str) -> Vec<Option<String>> {
-    let mut tampered: Vec<char> = real.chars().collect();
-    tampered[0] = if tampered[0] == 'A' { 'B' } else { 'A' };
-    vec![None, Some(String::new()), Some("not-a-token".into()), Some(tampered.into_iter().collect())]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -361,6 +204,41 @@ fn notice(html: &str) -> Option<String> {
     Some(html[start..end].to_owned())
 }
 
+/// Checks the password field `name` as password managers need it: `type="password"`, the given
+/// `autocomplete`, at most 72 bytes and a label of its own. Returns its tag.
+fn password_field<'h>(html: &'h str, name: &str, autocomplete: &str) -> &'h str {
+    let tag = input_tag(html, name);
+    assert_eq!(attribute(tag, "type").as_deref(), Some("password"), "{tag}");
+    assert_eq!(attribute(tag, "autocomplete").as_deref(), Some(autocomplete), "{tag}");
+    assert_eq!(attribute(tag, "maxlength").as_deref(), Some("72"), "{tag}");
+    let id = attribute(tag, "id").unwrap_or_else(|| panic!("{name} has no id: {tag}"));
+    assert!(html.contains(&format!("for=\"{id}\"")), "no label for {id}");
+    tag
+}
+
+/// Checks that the page has a form sending a POST to `action`.
+fn assert_posts_a_form_to(html: &str, action: &str) {
+    let (open, _) = forms(html)
+        .into_iter()
+        .find(|(open, _)| attribute(open, "action").as_deref() == Some(action))
+        .unwrap_or_else(|| panic!("no form posting to {action}"));
+    assert_eq!(attribute(open, "method").as_deref(), Some("post"), "{open}");
+}
+
+/// Sends a revoke form of the profile (to `uri`, with the page's `csrf` token) that spares this
+/// browser: it is sent back to the profile, its cookie untouched. Returns the profile it lands on.
+async fn revoke_from_the_profile(app: &TestApp, uri: &str, csrf: &str) -> String {
+    let response = post_form(app, uri, &[("csrf_token", csrf)]).await;
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(&response).as_deref(), Some("/profile"));
+    assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "this browser's cookie was touched");
+    drop(response);
+
+    let (status, html) = get_page(app, "/profile").await;
+    assert_eq!(status, Status::Ok, "this browser was signed out too");
+    html
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sessions on the profile
 
@@ -392,23 +270,15 @@ async fn the_profile_lists_this_browser_and_the_other_device_until_that_one_is_r
 }
 
 async fn revoking_another_session_from_the_profile_signs_it_out_and_says_so(app: TestApp) {
-    sign_up(&app, "Alice").await;
+    sign_up(&app, "Alice", PASSWORD).await;
     let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
     let other_id = own_session_id(&app, &other.access_token).await;
 
     let (status, html) = get_page(&app, "/profile").await;
     assert_eq!(status, Status::Ok);
     assert_eq!(revoke_id(session_item(&html, OTHER_DEVICE)), other_id);
-    let csrf = csrf_token(&html);
     let uri = format!("/account/sessions/{other_id}/revoke");
-    let response = post_form(&app, &uri, &[("csrf_token", &csrf)]).await;
-    assert_eq!(response.status(), Status::SeeOther);
-    assert_eq!(location(&response).as_deref(), Some("/profile"));
-    assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "this browser's cookie was touched");
-    drop(response);
-
-    let (status, html) = get_page(&app, "/profile").await;
-    assert_eq!(status, Status::Ok, "this browser was signed out too");
+    let html = revoke_from_the_profile(&app, &uri, &csrf_token(&html)).await;
     assert!(html.contains("That session has been signed out."), "no notice:\n{html}");
     assert!(!shows(&html, OTHER_DEVICE), "the revoked session is still listed:\n{html}");
     // The notice is shown once.
@@ -421,7 +291,7 @@ async fn revoking_another_session_from_the_profile_signs_it_out_and_says_so(app:
 }
 
 async fn revoking_this_browsers_session_from_the_profile_signs_out_and_clears_the_cookies(app: TestApp) {
-    sign_up(&app, "Alice").await;
+    sign_up(&app, "Alice", PASSWORD).await;
     let old_token = cookie(&app, TOKEN_COOKIE).expect("signed in");
     let (status, html) = get_page(&app, "/profile").await;
     assert_eq!(status, Status::Ok);
@@ -450,7 +320,7 @@ async fn revoking_another_users_session_or_an_unknown_one_is_404_and_nothing_is_
     assert_eq!(app.register("Bob", PASSWORD).await.status(), Status::Created);
     let bob = sign_in_from_device(&app, "Bob", PASSWORD, OTHER_DEVICE).await;
     let bob_session = own_session_id(&app, &bob.access_token).await;
-    sign_up(&app, "Alice").await;
+    sign_up(&app, "Alice", PASSWORD).await;
 
     let csrf = csrf_from(&app, "/profile").await;
     for id in [bob_session.as_str(), "no-such-session"] {
@@ -468,7 +338,7 @@ async fn revoking_another_users_session_or_an_unknown_one_is_404_and_nothing_is_
 }
 
 async fn revoking_a_session_without_a_valid_csrf_token_is_forbidden_and_revokes_nothing(app: TestApp) {
-    sign_up(&app, "Alice").await;
+    sign_up(&app, "Alice", PASSWORD).await;
     let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
     let (status, html) = get_page(&app, "/profile").await;
     assert_eq!(status, Status::Ok);
@@ -500,15 +370,7 @@ async fn signing_out_everywhere_else_ends_the_other_sessions_and_keeps_this_brow
     let (status, html) = get_page(&app, "/profile").await;
     assert_eq!(status, Status::Ok);
     assert!(html.contains("Sign out everywhere else"), "{html}");
-    let csrf = csrf_token(&html);
-    let response = post_form(&app, "/account/sessions/revoke-others", &[("csrf_token", &csrf)]).await;
-    assert_eq!(response.status(), Status::SeeOther);
-    assert_eq!(location(&response).as_deref(), Some("/profile"));
-    assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "this browser's cookie was touched");
-    drop(response);
-
-    let (status, html) = get_page(&app, "/profile").await;
-    assert_eq!(status, Status::Ok, "this browser was signed out too");
+    let html = revoke_from_the_profile(&app, "/account/sessions/revoke-others", &csrf_token(&html)).await;
     assert!(notice(&html).is_some(), "no notice:\n{html}");
     assert!(!shows(&html, OTHER_DEVICE) && !shows(&html, "ThirdDevice/3.0"), "{html}");
     assert!(session_item(&html, THIS_BROWSER).contains("This browser"));
@@ -521,7 +383,7 @@ async fn signing_out_everywhere_else_ends_the_other_sessions_and_keeps_this_brow
 async fn signing_out_everywhere_else_without_a_valid_csrf_token_is_forbidden_and_revokes_nothing(
     app: TestApp,
 ) {
-    sign_up(&app, "Alice").await;
+    sign_up(&app, "Alice", PASSWORD).await;
     let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
     let real = csrf_from(&app, "/profile").await;
     for forged in forged_tokens(&real) {
@@ -538,22 +400,15 @@ async fn signing_out_everywhere_else_without_a_valid_csrf_token_is_forbidden_and
 // Change password
 
 async fn the_password_page_has_labelled_fields_for_password_managers(app: TestApp) {
-    sign_up(&app, "Alice").await;
-    let response = app.client.get("/account/password").dispatch().await;
-    assert_eq!(response.status(), Status::Ok);
-    assert_html(&response);
-    let html = response.into_string().await.unwrap();
-    csrf_token(&html);
+    sign_up(&app, "Alice", PASSWORD).await;
+    let html = form_page(&app, "/account/password").await;
     let expected = [
         ("current_password", "current-password"),
         ("new_password", "new-password"),
         ("new_password_confirm", "new-password"),
     ];
     for (name, autocomplete) in expected {
-        let tag = input_tag(&html, name);
-        assert_eq!(attribute(tag, "type").as_deref(), Some("password"), "{tag}");
-        assert_eq!(attribute(tag, "autocomplete").as_deref(), Some(autocomplete), "{tag}");
-        assert_eq!(attribute(tag, "maxlength").as_deref(), Some("72"), "{tag}");
+        let tag = password_field(&html, name, autocomplete);
         assert_eq!(attribute(tag, "value"), None, "{name} carries a value: {tag}");
         match name {
             // Every stored password has at least 8 bytes; a smaller limit would be wrong.
@@ -562,14 +417,8 @@ async fn the_password_page_has_labelled_fields_for_password_managers(app: TestAp
             }
             _ => assert_eq!(attribute(tag, "minlength").as_deref(), Some("8"), "{tag}"),
         }
-        let id = attribute(tag, "id").unwrap_or_else(|| panic!("{name} has no id: {tag}"));
-        assert!(html.contains(&format!("for=\"{id}\"")), "no label for {id}");
     }
-    let (open, _) = forms(&html)
-        .into_iter()
-        .find(|(open, _)| attribute(open, "action").as_deref() == Some("/account/password"))
-        .expect("a form posting to /account/password");
-    assert_eq!(attribute(open, "method").as_deref(), Some("post"), "{open}");
+    assert_posts_a_form_to(&html, "/account/password");
 }
 
 async fn the_account_pages_send_a_signed_out_visitor_to_sign_in(app: TestApp) {
@@ -582,7 +431,7 @@ async fn the_account_pages_send_a_signed_out_visitor_to_sign_in(app: TestApp) {
 }
 
 async fn changing_the_password_keeps_this_browser_and_signs_out_the_others(app: TestApp) {
-    sign_up(&app, "Alice").await;
+    sign_up(&app, "Alice", PASSWORD).await;
     let this_token = cookie(&app, TOKEN_COOKIE).expect("signed in");
     let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
 
@@ -623,7 +472,7 @@ async fn rejected_password_change(
     username: &str,
     fields: &[(&str, &str)],
 ) -> (Status, String) {
-    sign_up(app, username).await;
+    sign_up(app, username, PASSWORD).await;
     let other = sign_in_from_device(app, username, PASSWORD, OTHER_DEVICE).await;
     let csrf = csrf_from(app, "/account/password").await;
     let mut fields = fields.to_vec();
@@ -698,7 +547,7 @@ async fn a_new_password_equal_to_the_username_shows_an_error_beside_it_and_chang
 }
 
 async fn changing_the_password_without_a_valid_csrf_token_is_forbidden_and_changes_nothing(app: TestApp) {
-    sign_up(&app, "Alice").await;
+    sign_up(&app, "Alice", PASSWORD).await;
     let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
     let real = csrf_from(&app, "/account/password").await;
     for forged in forged_tokens(&real) {
@@ -724,28 +573,15 @@ async fn changing_the_password_without_a_valid_csrf_token_is_forbidden_and_chang
 // Delete account
 
 async fn the_delete_page_asks_for_the_password_to_confirm(app: TestApp) {
-    sign_up(&app, "Alice").await;
-    let response = app.client.get("/account/delete").dispatch().await;
-    assert_eq!(response.status(), Status::Ok);
-    assert_html(&response);
-    let html = response.into_string().await.unwrap();
-    csrf_token(&html);
+    sign_up(&app, "Alice", PASSWORD).await;
+    let html = form_page(&app, "/account/delete").await;
     assert!(html.contains("Alice"), "the page does not say which account goes:\n{html}");
-    let tag = input_tag(&html, "password");
-    assert_eq!(attribute(tag, "type").as_deref(), Some("password"), "{tag}");
-    assert_eq!(attribute(tag, "autocomplete").as_deref(), Some("current-password"), "{tag}");
-    assert_eq!(attribute(tag, "maxlength").as_deref(), Some("72"), "{tag}");
-    let id = attribute(tag, "id").expect("the password field has an id");
-    assert!(html.contains(&format!("for=\"{id}\"")), "no label for {id}");
-    let (open, _) = forms(&html)
-        .into_iter()
-        .find(|(open, _)| attribute(open, "action").as_deref() == Some("/account/delete"))
-        .expect("a form posting to /account/delete");
-    assert_eq!(attribute(open, "method").as_deref(), Some("post"), "{open}");
+    password_field(&html, "password", "current-password");
+    assert_posts_a_form_to(&html, "/account/delete");
 }
 
 async fn deleting_the_account_signs_out_everywhere_says_so_and_frees_the_name(app: TestApp) {
-    sign_up(&app, "Alice").await;
+    sign_up(&app, "Alice", PASSWORD).await;
     let old_token = cookie(&app, TOKEN_COOKIE).expect("signed in");
     let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
 
@@ -777,7 +613,7 @@ async fn deleting_the_account_signs_out_everywhere_says_so_and_frees_the_name(ap
     drop(response);
 
     // The name is free again, in any case.
-    sign_up(&app, "alice").await;
+    sign_up(&app, "alice", PASSWORD).await;
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
     let (status, html) = get_page(&app, "/profile").await;
     assert_eq!(status, Status::Ok);
@@ -785,7 +621,7 @@ async fn deleting_the_account_signs_out_everywhere_says_so_and_frees_the_name(ap
 }
 
 async fn deleting_the_account_with_a_wrong_password_shows_an_error_and_keeps_it(app: TestApp) {
-    sign_up(&app, "Alice").await;
+    sign_up(&app, "Alice", PASSWORD).await;
     let csrf = csrf_from(&app, "/account/delete").await;
     let fields = [("csrf_token", csrf.as_str()), ("password", "not my password")];
     let response = post_form(&app, "/account/delete", &fields).await;
@@ -807,7 +643,7 @@ async fn deleting_the_account_with_a_wrong_password_shows_an_error_and_keeps_it(
 }
 
 async fn deleting_the_account_without_a_valid_csrf_token_is_forbidden_and_keeps_it(app: TestApp) {
-    sign_up(&app, "Alice").await;
+    sign_up(&app, "Alice", PASSWORD).await;
     let real = csrf_from(&app, "/account/delete").await;
     for forged in forged_tokens(&real) {
         let mut fields = vec![("password", PASSWORD)];
@@ -858,7 +694,7 @@ async fn visit_with_an_expired_access_cookie(app: &TestApp) -> String {
 }
 
 async fn an_expired_access_cookie_is_renewed_and_the_refresh_cookie_rotated(app: TestApp) {
-    sign_up(&app, "Alice").await;
+    sign_up(&app, "Alice", PASSWORD).await;
     visit_with_an_expired_access_cookie(&app).await;
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 1, "a renewal opened a session");
     // The browser keeps going with what it was given.
@@ -868,12 +704,8 @@ async fn an_expired_access_cookie_is_renewed_and_the_refresh_cookie_rotated(app:
 
 /// With no grace window, the refresh cookie value from before a renewal, presented again a
 /// moment later, is taken for a stolen copy: the session ends, and this browser with it.
-async fn a_rotated_refresh_cookie_presented_again_ends_the_session(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, |f| f.merge(("refresh_grace", 0))).await else {
-        eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL");
-        return;
-    };
-    sign_up(&app, "Alice").await;
+async fn a_rotated_refresh_cookie_presented_again_ends_the_session(app: TestApp) {
+    sign_up(&app, "Alice", PASSWORD).await;
     let old_refresh = visit_with_an_expired_access_cookie(&app).await;
     rocket::tokio::time::sleep(Duration::from_millis(1500)).await;
 
@@ -892,21 +724,18 @@ async fn a_rotated_refresh_cookie_presented_again_ends_the_session(backend: Back
     }
 }
 
-#[rocket::async_test]
-async fn a_rotated_refresh_cookie_presented_again_ends_the_session_on_sqlite() {
-    a_rotated_refresh_cookie_presented_again_ends_the_session(Backend::Sqlite).await;
-}
-
-#[rocket::async_test]
-async fn a_rotated_refresh_cookie_presented_again_ends_the_session_on_postgres() {
-    a_rotated_refresh_cookie_presented_again_ends_the_session(Backend::Postgres).await;
-}
+backend_tests_with!(
+    |f| f.merge(("refresh_grace", 0));
+    a_rotated_refresh_cookie_presented_again_ends_the_session =>
+        a_rotated_refresh_cookie_presented_again_ends_the_session_on_sqlite,
+        a_rotated_refresh_cookie_presented_again_ends_the_session_on_postgres,
+);
 
 // ---------------------------------------------------------------------------------------------
 // No JavaScript needed
 
 async fn every_account_form_is_a_plain_post_form_with_a_csrf_token(app: TestApp) {
-    sign_up(&app, "Alice").await;
+    sign_up(&app, "Alice", PASSWORD).await;
     sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
     let mut actions = Vec::new();
     for uri in ["/profile", "/account/password", "/account/delete"] {

@@ -5,14 +5,15 @@
 //! phone width, land in `<target>/e2e-screenshots/<page>-<width>.png` to be looked at.
 #![cfg(feature = "e2e")]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+mod common;
+
+use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::server::{free_port, Server};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
@@ -30,87 +31,12 @@ const PHONE: (u32, u32) = (390, 844);
 const USERNAME: &str = "Walter.Hartwell.White-Heisenberg";
 const PASSWORD: &str = "correct horse battery";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// Waits until something accepts connections on `port`, or panics with `what` after 20 s.
 fn wait_for_port(port: u16, what: &str, mut log: impl FnMut() -> String) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "{what} did not start:\n{}", log());
         std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The real binary, started as `cargo run` starts it, on SQLite in a temporary folder. Killed
-/// when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    log: Arc<Mutex<String>>,
-}
-
-impl Server {
-    fn start(dir: &Path) -> Server {
-        let port = free_port();
-        let repo = env!("CARGO_MANIFEST_DIR");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_miniauth"))
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ROCKET_CONFIG", format!("{repo}/Rocket.toml"))
-            .env("ROCKET_TEMPLATE_DIR", format!("{repo}/templates"))
-            .env("ROCKET_STATIC_DIR", format!("{repo}/static"))
-            .env("ROCKET_PORT", port.to_string())
-            .env("ROCKET_BCRYPT_COST", "4")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let log = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let log = log.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    log.lock().unwrap().push_str(&(line + "\n"));
-                }
-            });
-        }
-        let server = Server { child, port, log };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !server.healthy() {
-            assert!(Instant::now() < deadline, "server did not start:\n{}", server.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        server
-    }
-
-    fn healthy(&self) -> bool {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return false };
-        let request = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
-        let mut response = String::new();
-        stream.write_all(request.as_bytes()).is_ok()
-            && stream.read_to_string(&mut response).is_ok()
-            && response.starts_with("HTTP/1.1 200")
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.child.kill().ok();
-        self.child.wait().ok();
     }
 }
 
@@ -312,7 +238,7 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path());
+    let server = Server::start(dir.path(), &[]);
     let driver = ChromeDriver::start();
     let client = driver.connect().await;
     let browser = Browser { client: client.clone(), base: server.url(""), screenshots: screenshot_dir() };

@@ -4,15 +4,16 @@
 
 mod common;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use common::browser::{
+    assert_html, attribute, cookie, cookie_attributes, csrf_from, csrf_token, expired_copy_of, forged_tokens,
+    form_page, get_page, has_attribute, input_tag, jwt_payload, location, now, percent_encode, post_form,
+    revoked_sessions, set_cookie, sign_up, submit_register, TOKEN_COOKIE,
+};
 use common::{problem, Backend, TestApp};
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::LocalResponse;
-use rocket::serde::json::{json, Value};
 
 const PASSWORD: &str = "correct horse battery";
-const TOKEN_COOKIE: &str = "miniauth_token";
 
 backend_tests!(
     landing_page_links_to_sign_in_and_register_when_signed_out,
@@ -41,105 +42,7 @@ backend_tests!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// Helpers: what a browser does with a form.
-
-/// Percent-encodes one value of an `application/x-www-form-urlencoded` body.
-fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(byte as char),
-            _ => out.push_str(&format!("%{byte:02X}")),
-        }
-    }
-    out
-}
-
-fn form_body(fields: &[(&str, &str)]) -> String {
-    fields
-        .iter()
-        .map(|(name, value)| format!("{}={}", percent_encode(name), percent_encode(value)))
-        .collect::<Vec<_>>()
-        .join("&")
-}
-
-/// Undoes the HTML escaping Tera applies to attribute values.
-fn unescape_html(value: &str) -> String {
-    value
-        .replace("&#x2F;", "/")
-        .replace("&#x27;", "'")
-        .replace("&quot;", "\"")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&amp;", "&")
-}
-
-/// The whole `<input …>` tag whose `name` is `name`.
-fn input_tag<'h>(html: &'h str, name: &str) -> &'h str {
-    let marker = format!("name=\"{name}\"");
-    let at = html.find(&marker).unwrap_or_else(|| panic!("no input named {name} in:\n{html}"));
-    let start = html[..at].rfind("<input").expect("an <input> tag");
-    let end = at + html[at..].find('>').expect("the end of the <input> tag");
-    &html[start..=end]
-}
-
-/// The value of attribute `attribute` in a tag, unescaped; `None` when it is absent.
-fn attribute(tag: &str, attribute: &str) -> Option<String> {
-    let marker = format!(" {attribute}=\"");
-    let start = tag.find(&marker)? + marker.len();
-    let end = start + tag[start..].find('"')?;
-    Some(unescape_html(&tag[start..end]))
-}
-
-/// The hidden `csrf_token` of the first form on the page.
-fn csrf_token(html: &str) -> String {
-    let tag = input_tag(html, "csrf_token");
-    assert_eq!(attribute(tag, "type").as_deref(), Some("hidden"), "{tag}");
-    let token = attribute(tag, "value").expect("csrf_token has a value");
-    assert!(!token.is_empty(), "empty csrf_token");
-    token
-}
-
-async fn get_page(app: &TestApp, uri: &str) -> (Status, String) {
-    let response = app.client.get(uri.to_owned()).dispatch().await;
-    let status = response.status();
-    (status, response.into_string().await.unwrap_or_default())
-}
-
-/// Fetches a page that must answer 200 and returns the CSRF token of its form.
-async fn csrf_from(app: &TestApp, uri: &str) -> String {
-    let (status, html) = get_page(app, uri).await;
-    assert_eq!(status, Status::Ok, "GET {uri}");
-    csrf_token(&html)
-}
-
-async fn post_form<'c>(app: &'c TestApp, uri: &str, fields: &[(&str, &str)]) -> LocalResponse<'c> {
-    app.client.post(uri.to_owned()).header(ContentType::Form).body(form_body(fields)).dispatch().await
-}
-
-/// Fills in and sends the registration form, as a visitor of `/register` would.
-async fn submit_register<'c>(
-    app: &'c TestApp,
-    username: &str,
-    password: &str,
-    confirm: &str,
-) -> LocalResponse<'c> {
-    let csrf = csrf_from(app, "/register").await;
-    let fields = [
-        ("csrf_token", csrf.as_str()),
-        ("username", username),
-        ("password", password),
-        ("password_confirm", confirm),
-    ];
-    post_form(app, "/register", &fields).await
-}
-
-/// Creates an account through the page; the client is signed in afterwards.
-async fn sign_up(app: &TestApp, username: &str) {
-    let response = submit_register(app, username, PASSWORD, PASSWORD).await;
-    assert_eq!(response.status(), Status::SeeOther, "registering {username}");
-    assert_eq!(location(&response).as_deref(), Some("/profile"));
-}
+// Helpers: the sign-in form.
 
 /// Fills in and sends the sign-in form.
 async fn submit_login<'c>(
@@ -156,70 +59,6 @@ async fn submit_login<'c>(
     post_form(app, "/login", &fields).await
 }
 
-fn location(response: &LocalResponse<'_>) -> Option<String> {
-    response.headers().get_one("Location").map(str::to_owned)
-}
-
-/// The raw `Set-Cookie` header that sets `name`, if the response has one.
-fn set_cookie(response: &LocalResponse<'_>, name: &str) -> Option<String> {
-    let prefix = format!("{name}=");
-    response.headers().get("Set-Cookie").find(|header| header.starts_with(&prefix)).map(str::to_owned)
-}
-
-/// The attributes of a `Set-Cookie` header after `name=value`, e.g. `["HttpOnly", "Path=/"]`.
-fn cookie_attributes(header: &str) -> Vec<String> {
-    header.split(';').skip(1).map(|part| part.trim().to_owned()).collect()
-}
-
-fn has_attribute(header: &str, wanted: &str) -> bool {
-    cookie_attributes(header).iter().any(|attribute| attribute.eq_ignore_ascii_case(wanted))
-}
-
-/// The access token the client holds in its cookie jar.
-fn token_cookie(app: &TestApp) -> Option<String> {
-    app.client.cookies().get(TOKEN_COOKIE).map(|cookie| cookie.value().to_owned())
-}
-
-/// The claims of a JWT, read without checking the signature.
-fn jwt_payload(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT has three parts");
-    let bytes = URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
-    rocket::serde::json::serde_json::from_slice(&bytes).expect("JSON claims")
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
-/// A token for the session of `original`, signed with the server's own secret but expired an
-/// hour ago: what a browser holds after a while away.
-fn expired_copy_of(app: &TestApp, original: &str) -> String {
-    let secret =
-        std::fs::read_to_string(app.data_dir.path().join("secret.key")).expect("the generated secret");
-    let claims = jwt_payload(original);
-    let now = now();
-    let expired = json!({
-        "sub": claims["sub"].as_str().expect("sub is a string"),
-        "sid": claims["sid"].as_str().expect("sid is a string"),
-        "iat": now - 7200,
-        "exp": now - 3600,
-        "iss": "miniauth",
-        "aud": "miniauth",
-    });
-    let key = jsonwebtoken::EncodingKey::from_secret(secret.trim().as_bytes());
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &expired, &key)
-        .expect("sign")
-}
-
-async fn revoked_sessions(app: &TestApp) -> i64 {
-    app.count("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL").await
-}
-
-fn assert_html(response: &LocalResponse<'_>) {
-    let content_type = response.content_type().expect("a content type").to_string();
-    assert!(content_type.starts_with("text/html"), "got {content_type}");
-}
-
 // ---------------------------------------------------------------------------------------------
 // GET /
 
@@ -234,7 +73,7 @@ async fn landing_page_links_to_sign_in_and_register_when_signed_out(app: TestApp
 }
 
 async fn landing_page_shows_the_username_and_profile_link_when_signed_in(app: TestApp) {
-    sign_up(&app, "Alice").await;
+    sign_up(&app, "Alice", PASSWORD).await;
     let (status, html) = get_page(&app, "/").await;
     assert_eq!(status, Status::Ok);
     assert!(html.contains("Alice"), "the username is not shown:\n{html}");
@@ -246,11 +85,7 @@ async fn landing_page_shows_the_username_and_profile_link_when_signed_in(app: Te
 // Register
 
 async fn register_page_has_labelled_fields_with_autocomplete_and_length_limits(app: TestApp) {
-    let response = app.client.get("/register").dispatch().await;
-    assert_eq!(response.status(), Status::Ok);
-    assert_html(&response);
-    let html = response.into_string().await.unwrap();
-    csrf_token(&html);
+    let html = form_page(&app, "/register").await;
     let expected = [
         ("username", "text", "username", "3", "32"),
         ("password", "password", "new-password", "8", "72"),
@@ -350,18 +185,14 @@ async fn register_with_a_name_taken_in_another_case_answers_409_and_stores_nothi
     assert!(!html.contains("another password"), "the password is echoed back");
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0);
-    assert!(token_cookie(&app).is_none(), "signed in after a failed registration");
+    assert!(cookie(&app, TOKEN_COOKIE).is_none(), "signed in after a failed registration");
 }
 
 // ---------------------------------------------------------------------------------------------
 // Sign in
 
 async fn login_page_asks_for_the_current_password(app: TestApp) {
-    let response = app.client.get("/login").dispatch().await;
-    assert_eq!(response.status(), Status::Ok);
-    assert_html(&response);
-    let html = response.into_string().await.unwrap();
-    csrf_token(&html);
+    let html = form_page(&app, "/login").await;
     let username = input_tag(&html, "username");
     assert_eq!(attribute(username, "autocomplete").as_deref(), Some("username"), "{username}");
     let password = input_tag(&html, "password");
@@ -403,7 +234,7 @@ async fn login_with_a_wrong_password_or_unknown_user_gives_the_same_401_message(
     }
     assert_eq!(pages[0], pages[1], "the two failures are told apart");
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0);
-    assert!(token_cookie(&app).is_none());
+    assert!(cookie(&app, TOKEN_COOKIE).is_none());
 }
 
 async fn signed_out_visitor_of_the_profile_signs_in_and_comes_back(app: TestApp) {
@@ -452,8 +283,8 @@ async fn login_never_redirects_off_site(app: TestApp) {
 // Sign out
 
 async fn logout_revokes_the_session_clears_the_cookie_and_shows_a_notice(app: TestApp) {
-    sign_up(&app, "Alice").await;
-    let old_token = token_cookie(&app).expect("signed in");
+    sign_up(&app, "Alice", PASSWORD).await;
+    let old_token = cookie(&app, TOKEN_COOKIE).expect("signed in");
     let csrf = csrf_from(&app, "/profile").await;
     let response = post_form(&app, "/logout", &[("csrf_token", &csrf)]).await;
     assert_eq!(response.status(), Status::SeeOther);
@@ -464,7 +295,7 @@ async fn logout_revokes_the_session_clears_the_cookie_and_shows_a_notice(app: Te
     assert!(expired, "the cookie is not expired: {cleared}");
     assert!(cleared.starts_with(&format!("{TOKEN_COOKIE}=;")), "the value is not emptied: {cleared}");
     drop(response);
-    assert!(token_cookie(&app).is_none(), "the browser still holds the token");
+    assert!(cookie(&app, TOKEN_COOKIE).is_none(), "the browser still holds the token");
 
     let (status, html) = get_page(&app, "/login").await;
     assert_eq!(status, Status::Ok);
@@ -482,13 +313,6 @@ async fn logout_revokes_the_session_clears_the_cookie_and_shows_a_notice(app: Te
 
 // ---------------------------------------------------------------------------------------------
 // CSRF
-
-/// Missing, empty, garbage, and a real token with one character changed.
-fn forged_tokens(real: &str) -> Vec<Option<String>> {
-    let mut tampered: Vec<char> = real.chars().collect();
-    tampered[0] = if tampered[0] == 'A' { 'B' } else { 'A' };
-    vec![None, Some(String::new()), Some("not-a-token".into()), Some(tampered.into_iter().collect())]
-}
 
 async fn register_without_a_valid_csrf_token_is_forbidden_and_creates_nothing(app: TestApp) {
     let real = csrf_from(&app, "/register").await;
@@ -521,12 +345,12 @@ async fn login_without_a_valid_csrf_token_is_forbidden_and_signs_nobody_in(app: 
         assert!(set_cookie(&response, TOKEN_COOKIE).is_none());
     }
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0);
-    assert!(token_cookie(&app).is_none());
+    assert!(cookie(&app, TOKEN_COOKIE).is_none());
     assert_eq!(app.client.get("/profile").dispatch().await.status(), Status::SeeOther);
 }
 
 async fn logout_without_a_valid_csrf_token_is_forbidden_and_keeps_the_session(app: TestApp) {
-    sign_up(&app, "Alice").await;
+    sign_up(&app, "Alice", PASSWORD).await;
     let real = csrf_from(&app, "/profile").await;
     for forged in forged_tokens(&real) {
         let fields: Vec<(&str, &str)> = forged.iter().map(|token| ("csrf_token", token.as_str())).collect();
@@ -541,7 +365,7 @@ async fn logout_without_a_valid_csrf_token_is_forbidden_and_keeps_the_session(ap
 }
 
 async fn cookie_authenticated_api_logout_needs_the_csrf_header(app: TestApp) {
-    sign_up(&app, "Alice").await;
+    sign_up(&app, "Alice", PASSWORD).await;
     // The browser holds the cookie; no Authorization header is sent.
     let response = app.client.post("/auth/logout").dispatch().await;
     problem(response, Status::Forbidden).await;
@@ -566,7 +390,7 @@ async fn cookie_authenticated_api_logout_needs_the_csrf_header(app: TestApp) {
 async fn pages_send_security_headers_and_no_inline_script(app: TestApp) {
     for uri in ["/", "/login", "/register", "/profile"] {
         if uri == "/profile" {
-            sign_up(&app, "Alice").await;
+            sign_up(&app, "Alice", PASSWORD).await;
         }
         let response = app.client.get(uri).dispatch().await;
         assert_eq!(response.status(), Status::Ok, "{uri}");
@@ -604,8 +428,8 @@ async fn stylesheet_is_served_as_css(app: TestApp) {
 // The page guard renews an expired access token from its live session
 
 async fn expired_access_cookie_is_renewed_from_a_live_session(app: TestApp) {
-    sign_up(&app, "Alice").await;
-    let original = token_cookie(&app).expect("signed in");
+    sign_up(&app, "Alice", PASSWORD).await;
+    let original = cookie(&app, TOKEN_COOKIE).expect("signed in");
     let expired = expired_copy_of(&app, &original);
     // The API does not accept the expired token, so it really is expired.
     problem(app.profile(&expired).await, Status::Unauthorized).await;
@@ -617,7 +441,7 @@ async fn expired_access_cookie_is_renewed_from_a_live_session(app: TestApp) {
     let html = response.into_string().await.unwrap();
     assert!(html.contains("Alice"));
 
-    let renewed = token_cookie(&app).expect("the browser keeps the renewed token");
+    let renewed = cookie(&app, TOKEN_COOKIE).expect("the browser keeps the renewed token");
     assert_ne!(renewed, expired);
     let claims = jwt_payload(&renewed);
     let original_claims = jwt_payload(&original);
@@ -629,8 +453,8 @@ async fn expired_access_cookie_is_renewed_from_a_live_session(app: TestApp) {
 }
 
 async fn expired_access_cookie_of_a_revoked_session_sends_to_sign_in(app: TestApp) {
-    sign_up(&app, "Alice").await;
-    let original = token_cookie(&app).expect("signed in");
+    sign_up(&app, "Alice", PASSWORD).await;
+    let original = cookie(&app, TOKEN_COOKIE).expect("signed in");
     let expired = expired_copy_of(&app, &original);
     let csrf = csrf_from(&app, "/profile").await;
     let response = post_form(&app, "/logout", &[("csrf_token", &csrf)]).await;

@@ -3,6 +3,7 @@
 //! and its own data folder. `backend_tests!` runs each test on both backends.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod server;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -192,5 +193,30 @@ macro_rules! backend_tests {
                 }
             )*
         }
+    };
+}
+
+/// Defines `$sqlite` and `$postgres` as tests of `async fn $name(app: TestApp)` on SQLite and on
+/// PostgreSQL, each on an app whose settings `$configure` changes (as `TestApp::spawn_with`
+/// takes them): for tests that need settings `backend_tests!` does not give.
+#[macro_export]
+macro_rules! backend_tests_with {
+    ($configure:expr; $($name:ident => $sqlite:ident, $postgres:ident),+ $(,)?) => {
+        $(
+            #[rocket::async_test]
+            async fn $sqlite() {
+                let backend = $crate::common::Backend::Sqlite;
+                let app = $crate::common::TestApp::spawn_with(backend, $configure).await.unwrap();
+                $name(app).await
+            }
+
+            #[rocket::async_test]
+            async fn $postgres() {
+                match $crate::common::TestApp::spawn_with($crate::common::Backend::Postgres, $configure).await {
+                    Some(app) => $name(app).await,
+                    None => eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL"),
+                }
+            }
+        )+
     };
 }

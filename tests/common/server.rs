@@ -9,6 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 pub struct Server {
     child: Child,
     pub port: u16,
@@ -18,7 +23,7 @@ pub struct Server {
 impl Server {
     /// Starts the binary in `dir` with nothing configured but a free port and a cheap bcrypt.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = free_port();
         let repo = env!("CARGO_MANIFEST_DIR");
         let mut child = Command::new(env!("CARGO_BIN_EXE_miniauth"))
             .current_dir(dir)
@@ -57,6 +62,11 @@ impl Server {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// The address of `path` on this server, for a client of its own (e.g. a browser).
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
     }
 
     pub fn try_request(
