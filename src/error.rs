@@ -255,17 +255,46 @@ pub fn catch_all(status: Status, req: &Request<'_>) -> Error {
     }
 }
 
-/// The methods routed at exactly this path, e.g. `POST` for `GET /auth/login` (Rocket itself
-/// answers 404 when only the method is wrong).
+/// The methods routed at this path, e.g. `POST` for `GET /auth/login` (Rocket itself answers
+/// 404 when only the method is wrong). A `<param>` segment matches any one segment, and a
+/// trailing `<param..>` the rest of the path.
 fn allowed_methods(req: &Request<'_>) -> String {
-    let path = req.uri().path();
+    let path: Vec<&str> = req.uri().path().segments().collect();
     let mut methods: Vec<&str> = req
         .rocket()
         .routes()
-        .filter(|route| route.uri.path() == path.as_str())
+        .filter(|route| route_matches(route.uri.path(), &path))
         .map(|route| route.method.as_str())
         .collect();
     methods.sort_unstable();
     methods.dedup();
     methods.join(", ")
+}
+
+fn route_matches(route: &str, path: &[&str]) -> bool {
+    let route: Vec<&str> = route.split('/').filter(|segment| !segment.is_empty()).collect();
+    if route.last().is_some_and(|last| last.ends_with("..>")) {
+        let fixed = &route[..route.len() - 1];
+        return path.len() >= fixed.len() && segments_match(fixed, &path[..fixed.len()]);
+    }
+    route.len() == path.len() && segments_match(&route, path)
+}
+
+fn segments_match(route: &[&str], path: &[&str]) -> bool {
+    route.iter().zip(path).all(|(expected, given)| expected.starts_with('<') || expected == given)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_matches;
+
+    #[test]
+    fn a_route_pattern_matches_the_paths_it_serves() {
+        assert!(route_matches("/auth/login", &["auth", "login"]));
+        assert!(route_matches("/auth/sessions/<id>", &["auth", "sessions", "0"]));
+        assert!(route_matches("/docs/<_..>", &["docs", "swagger-ui.css"]));
+        assert!(route_matches("/docs/<_..>", &["docs"]));
+        assert!(!route_matches("/auth/sessions/<id>", &["auth", "sessions"]));
+        assert!(!route_matches("/auth/login", &["auth", "logout"]));
+    }
 }

@@ -13,6 +13,7 @@ use rocket::local::asynchronous::LocalResponse;
 use rocket::serde::json::{json, Value};
 
 backend_tests!(
+    a_known_session_path_with_the_wrong_method_is_405_naming_the_right_one,
     // Refresh tokens
     logging_in_returns_an_opaque_refresh_token_beside_the_access_token,
     refreshing_answers_a_new_access_token_and_a_new_refresh_token_never_cached,
@@ -817,7 +818,13 @@ async fn logging_out_without_a_scope_ends_only_this_session(app: TestApp) {
 
 async fn logging_out_with_an_unknown_scope_is_422_problem_and_ends_nothing(app: TestApp) {
     let [here, other] = register_and_sign_in(&app, "alice").await;
-    for query in ["?scope=bogus", "?scope=everything"] {
+    for query in [
+        "?scope=bogus",
+        "?scope=everything",
+        "?scope=",
+        "?scope=global&scope=global",
+        "?scope=null&scope=local",
+    ] {
         let body = problem(logout(&app, &here.access, query).await, Status::UnprocessableEntity).await;
         assert!(body["errors"]["scope"].is_array(), "{query}: {body}");
     }
@@ -832,4 +839,11 @@ async fn logging_out_globally_leaves_other_users_signed_in(app: TestApp) {
     refused(&app, &alice.access).await;
     works(&app, &bob.access).await;
     renewed(&app, &bob.refresh).await;
+}
+
+async fn a_known_session_path_with_the_wrong_method_is_405_naming_the_right_one(app: TestApp) {
+    let [here] = register_and_sign_in(&app, "alice").await;
+    let response = app.client.get("/auth/sessions/some-id").header(bearer(&here.access)).dispatch().await;
+    assert_eq!(response.headers().get_one("Allow"), Some("DELETE"));
+    problem(response, Status::MethodNotAllowed).await;
 }

@@ -190,12 +190,23 @@ pub fn profile(user: ApiUser) -> Json<UserOut> {
     Json(user.user.into())
 }
 
+/// The sessions a sign-out ends, as the OpenAPI document describes the `scope` parameter;
+/// the handler reads it as text so that an unknown scope gets a 422 that names it.
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum LogoutScope {
+    Local,
+    Others,
+    Global,
+}
+
 /// Sign out: revokes this session (`scope=local`, the default), every other session of the
 /// user (`others`), or all of them (`global`), at once.
 #[utoipa::path(
     post, path = "/auth/logout", tag = "auth",
     security(("bearer" = [])),
-    params(("scope" = Option<String>, Query, description = "`local` (default), `others` or `global`")),
+    params(("scope" = Option<LogoutScope>, Query, description = "`local` (default), `others` or `global`")),
     responses(
         (status = 204, description = "Sessions revoked"),
         (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json",
@@ -209,16 +220,17 @@ pub fn profile(user: ApiUser) -> Json<UserOut> {
 #[rocket::post("/auth/logout?<scope>")]
 pub async fn logout(
     user: ApiUser,
-    scope: Option<&str>,
+    scope: Vec<&str>,
     db: &Db,
     auth: &State<AuthService>,
     jar: &CookieJar<'_>,
 ) -> Result<Status> {
-    let scope = match scope.unwrap_or("local") {
-        "local" => Scope::Local,
-        "others" => Scope::Others,
-        "global" => Scope::Global,
-        _ => return Err(Error::field("scope", "The scope must be local, others or global.")),
+    // Every value is collected: a `scope` given twice is refused, not half-read.
+    let scope = match scope.as_slice() {
+        [] | ["local"] => Scope::Local,
+        ["others"] => Scope::Others,
+        ["global"] => Scope::Global,
+        _ => return Err(Error::field("scope", "Give one scope: local, others or global.")),
     };
     auth::sign_out(db, user.user.id, &user.session_id, scope).await?;
     if user.by_cookie && scope != Scope::Others {

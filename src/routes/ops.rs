@@ -63,6 +63,7 @@ pub async fn readyz(db: &Db) -> Result<Json<Value>> {
         healthz,
         readyz,
     ),
+    components(schemas(super::api::LogoutScope)),
     modifiers(&BearerAuth),
     tags((name = "auth", description = "Sign up, sign in, tokens"), (name = "account", description = "The signed-in user's password, account and sessions"), (name = "operations", description = "Health checks")),
 )]
