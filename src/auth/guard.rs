@@ -31,8 +31,7 @@ pub struct UserAgent(pub String);
 const INVALID: Error = Error::Unauthenticated { invalid_token: true };
 
 /// Checks the claims against the database: the session must be live and belong to the user.
-/// Returns the user and when the session ends.
-async fn live_user(req: &Request<'_>, claims: &Claims) -> Result<(User, i64), Error> {
+async fn live_user(req: &Request<'_>, claims: &Claims) -> Result<User, Error> {
     let db = Db::fetch(req.rocket()).ok_or_else(|| Error::internal("database pool missing"))?;
     let user_id = claims.user_id().ok_or(INVALID)?;
     db.sessions.find_live(&claims.sid, user_id).await?.ok_or(INVALID)
@@ -58,7 +57,7 @@ impl ApiUser {
             },
         };
         let claims = auth.tokens.verify(&token).ok_or(INVALID)?;
-        let (user, _) = live_user(req, &claims).await?;
+        let user = live_user(req, &claims).await?;
         // A cookie is sent by the browser on its own: a state-changing call it authenticates
         // must also prove it comes from our pages.
         if by_cookie && !matches!(req.method(), Method::Get | Method::Head | Method::Options) {
@@ -74,7 +73,7 @@ impl PageUser {
         let auth = service(req)?;
         let access = req.cookies().get(TOKEN_COOKIE).map(|c| c.value().to_owned());
         if let Some(claims) = access.as_deref().and_then(|token| auth.tokens.verify(token)) {
-            let (user, _) = live_user(req, &claims).await?;
+            let user = live_user(req, &claims).await?;
             return Ok(PageUser { user, session_id: claims.sid });
         }
         // No usable access token (it lives minutes): the refresh cookie renews both, rotating,
@@ -86,7 +85,7 @@ impl PageUser {
             Err(Error::InvalidRefreshToken) => return Err(INVALID),
             other => other?,
         };
-        let (user, _) = db.sessions.find_live(&renewed.session_id, renewed.user_id).await?.ok_or(INVALID)?;
+        let user = db.sessions.find_live(&renewed.session_id, renewed.user_id).await?.ok_or(INVALID)?;
         let max_age = renewed.session_ends - store::now();
         auth.set_cookies(req.cookies(), renewed.access_token, renewed.refresh_token, max_age);
         Ok(PageUser { user, session_id: renewed.session_id })

@@ -24,19 +24,16 @@ const MAX_BATCH: usize = 64;
 /// once a minute at most, so the check stays a read.
 const TOUCH_AFTER: i64 = 60;
 
-/// A live session's user, and when the session ends (unix seconds).
-pub type LiveSession = (User, i64);
-
 /// A live session as the query finds it.
 struct Found {
-    session: LiveSession,
+    user: User,
     last_used_at: i64,
 }
 
 struct Check {
     session_id: String,
     user_id: i64,
-    reply: oneshot::Sender<Result<Option<LiveSession>>>,
+    reply: oneshot::Sender<Result<Option<User>>>,
 }
 
 pub struct SessionChecker {
@@ -52,7 +49,7 @@ impl SessionChecker {
     }
 
     /// The user of a session that is neither revoked nor expired and belongs to `user_id`.
-    pub async fn find_live(&self, session_id: &str, user_id: i64) -> Result<Option<LiveSession>> {
+    pub async fn find_live(&self, session_id: &str, user_id: i64) -> Result<Option<User>> {
         let (reply, answer) = oneshot::channel();
         let check = Check { session_id: session_id.to_owned(), user_id, reply };
         self.queue.send(check).map_err(|_| Error::Unavailable)?;
@@ -82,8 +79,8 @@ async fn run(pool: AnyPool, mut checks: mpsc::UnboundedReceiver<Check>, deadline
             let answer = match &found {
                 Ok(sessions) => Ok(sessions
                     .get(&check.session_id)
-                    .map(|found| &found.session)
-                    .filter(|(user, _)| user.id == check.user_id)
+                    .map(|found| &found.user)
+                    .filter(|user| user.id == check.user_id)
                     .cloned()),
                 Err(e) => Err(e.clone()),
             };
@@ -147,20 +144,20 @@ async fn query(
     };
     let placeholders: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
     let sql = format!(
-        "SELECT s.id, u.id, u.username, u.created_at, s.expires_at, s.last_used_at \
+        "SELECT s.id, u.id, u.username, u.created_at, s.last_used_at \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.revoked_at IS NULL AND s.expires_at > $1 AND s.id IN ({})",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query_as::<_, (String, i64, String, i64, i64, i64)>(&sql).bind(now);
+    let mut query = sqlx::query_as::<_, (String, i64, String, i64, i64)>(&sql).bind(now);
     for id in ids {
         query = query.bind(*id);
     }
     match query.fetch_all(&mut *conn).await {
         Ok(rows) => Ok(rows
             .into_iter()
-            .map(|(sid, id, username, created_at, ends, last_used_at)| {
-                (sid, Found { session: (User { id, username, created_at }, ends), last_used_at })
+            .map(|(sid, id, username, created_at, last_used_at)| {
+                (sid, Found { user: User { id, username, created_at }, last_used_at })
             })
             .collect()),
         Err(e) => {
