@@ -105,6 +105,16 @@ impl Error {
         }
     }
 
+    /// The messages per field this error carries: a problem's `errors`, and what a form shows
+    /// again beside its fields.
+    pub fn field_errors(&self) -> Option<FieldErrors> {
+        match self {
+            Error::Validation(errors) => Some(errors.clone()),
+            Error::WrongPassword(field) => Some([(*field, vec![self.detail()])].into()),
+            _ => None,
+        }
+    }
+
     pub fn problem(&self) -> Problem {
         let status = self.status();
         Problem {
@@ -112,11 +122,7 @@ impl Error {
             title: status.reason_lossy().to_string(),
             status: status.code,
             detail: self.detail(),
-            errors: match self {
-                Error::Validation(errors) => Some(errors.clone()),
-                Error::WrongPassword(field) => Some([(*field, vec![self.detail()])].into()),
-                _ => None,
-            },
+            errors: self.field_errors(),
         }
     }
 }

@@ -151,14 +151,7 @@ pub async fn change_password(
             Redirect::to("/profile"),
             "Your password has been changed, and every other session signed out.",
         )),
-        Err(Error::Validation(errors)) => {
-            Err(Rejection::Form((Status::UnprocessableEntity, password_form(&user, &csrf, &errors))))
-        }
-        Err(e @ Error::WrongPassword(field)) => {
-            let errors = [(field, vec![e.detail()])].into();
-            Err(Rejection::Form((Status::Forbidden, password_form(&user, &csrf, &errors))))
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(Rejection::form(e, |errors| password_form(&user, &csrf, errors))),
     }
 }
 
@@ -197,10 +190,6 @@ pub async fn delete_account(
             auth.clear_cookies(jar);
             Ok(Flash::success(Redirect::to("/login"), "Your account has been deleted."))
         }
-        Err(e @ Error::WrongPassword(field)) => {
-            let errors = [(field, vec![e.detail()])].into();
-            Err(Rejection::Form((Status::Forbidden, delete_form(&user, &csrf, &errors))))
-        }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(Rejection::form(e, |errors| delete_form(&user, &csrf, errors))),
     }
 }

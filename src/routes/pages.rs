@@ -24,6 +24,17 @@ pub enum Rejection {
     Error(Error),
 }
 
+impl Rejection {
+    /// An error with field messages shows the form again beside its fields, with the error's
+    /// status; any other error is an error page.
+    pub(super) fn form(e: Error, render: impl FnOnce(&FieldErrors) -> Template) -> Rejection {
+        match e.field_errors() {
+            Some(errors) => Rejection::Form((e.status(), render(&errors))),
+            None => Rejection::Error(e),
+        }
+    }
+}
+
 impl From<Error> for Rejection {
     fn from(e: Error) -> Self {
         Rejection::Error(e)
@@ -95,19 +106,18 @@ pub async fn register(
         Ok(account) => auth::register(db, auth, account).await,
         Err(e) => Err(e),
     };
-    let (status, errors) = match created {
+    match created {
         Ok(user) => {
             let signed_in = auth::start_session(db, auth, user, &agent.0).await?;
             auth.set_cookies(jar, signed_in.access_token, signed_in.refresh_token, auth.session_ttl);
-            return Ok(Redirect::to("/profile"));
+            Ok(Redirect::to("/profile"))
         }
-        Err(Error::Validation(errors)) => (Status::UnprocessableEntity, errors),
-        Err(Error::UsernameTaken) => {
-            (Status::Conflict, [("username", vec![Error::UsernameTaken.detail()])].into())
+        Err(e @ Error::UsernameTaken) => {
+            let errors = [("username", vec![e.detail()])].into();
+            Err(Rejection::Form((Status::Conflict, register_form(&csrf, form.username.trim(), &errors))))
         }
-        Err(e) => return Err(e.into()),
-    };
-    Err(Rejection::Form((status, register_form(&csrf, form.username.trim(), &errors))))
+        Err(e) => Err(Rejection::form(e, |errors| register_form(&csrf, form.username.trim(), errors))),
+    }
 }
 
 #[derive(FromForm)]
