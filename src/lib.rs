@@ -28,31 +28,3 @@ pub fn build(figment: Figment) -> Rocket<Build> {
         .attach(Template::fairing())
         .attach(logging::liftoff())
 }
-
-/// A stored time (unix seconds) as RFC 3339, e.g. `2026-11-25T16:39:37Z`.
-pub fn rfc3339(unix: i64) -> String {
-    let format = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default()
-}
-
-/// A stored time as people read it, e.g. `25 November 2026`.
-pub fn long_date(unix: i64) -> String {
-    let format = time::macros::format_description!("[day padding:none] [month repr:long] [year]");
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default()
-}
-
-/// A stored time with the minute, as people read it, e.g. `25 November 2026, 16:39 UTC`.
-pub fn date_time(unix: i64) -> String {
-    let format =
-        time::macros::format_description!("[day padding:none] [month repr:long] [year], [hour]:[minute] UTC");
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| t.format(&format).ok())
-        .unwrap_or_default()
-}

@@ -1,32 +1,43 @@
-//! What a person can do with their account — sign up, sign in, renew, sign out (here, elsewhere,
-//! everywhere), change the password, delete the account — shared by the pages and the API.
+//! Everything a person can do with their account, each written once for the pages and the API
+//! alike: sign up, sign in, renew, sign out (here, elsewhere, everywhere), change the password,
+//! delete the account, list and revoke sessions. Routes only parse, call and answer.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
+use rocket::request::{FromRequest, Outcome, Request};
+use rocket_db_pools::Database;
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use sqlx::AnyPool;
 
 use super::AuthService;
-use crate::domain::{NewAccount, NewPassword, Username};
+use crate::domain::{required, NewAccount, PasswordChange, User, Username};
 use crate::error::{Error, Result};
-use crate::store::{self, sessions::NewSession, users::User};
+use crate::store::{self, sessions::NewSession, Db};
 
-/// A new session and the tokens that prove it.
-pub struct SignedIn {
-    pub user: User,
-    pub session_id: String,
-    pub access_token: String,
-    pub refresh_token: String,
+/// The account operations, over the database and the auth service (a request guard).
+#[derive(Clone, Copy)]
+pub struct Accounts<'a> {
+    db: &'a AnyPool,
+    auth: &'a AuthService,
 }
 
-/// The tokens a refresh token was exchanged for.
-pub struct Renewed {
+/// A signed-in user and the session their request came with.
+pub struct SignedInUser {
+    pub user: User,
+    pub session_id: String,
+    /// Authenticated by the browser's cookie rather than a bearer header.
+    pub by_cookie: bool,
+}
+
+/// A session's tokens, as a sign-in or a renewal issues them.
+pub struct Issued {
     pub user_id: i64,
     pub session_id: String,
     pub access_token: String,
     pub refresh_token: String,
-    /// When the session ends (unix seconds): the cookies live until then.
+    /// When the session ends (unix seconds): the browser's cookies live until then.
     pub session_ends: i64,
 }
 
@@ -41,33 +52,173 @@ pub enum Scope {
     Global,
 }
 
-pub async fn register(db: &AnyPool, auth: &AuthService, account: NewAccount) -> Result<User> {
-    let hash = auth.hasher.hash(&account.password).await?;
-    store::users::insert_user(db, &account.username, &hash, store::now()).await
+/// Whether the session a request came with survived what it asked for. When it ended, the
+/// browser's cookies go with it ([`AuthService::forget_ended`]), through either door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThisSession {
+    Ended,
+    Continues,
 }
 
-/// Checks the credentials; unknown user and wrong password take the same time and give the
-/// same error.
-pub async fn sign_in(
-    db: &AnyPool,
-    auth: &AuthService,
-    username: &str,
-    password: &str,
-    user_agent: &str,
-) -> Result<SignedIn> {
-    // A name that could never have been registered is not looked up (PostgreSQL, for one,
-    // refuses NUL bytes in text); the dummy verification below still runs.
-    let found = match Username::parse(username) {
-        Ok(name) => store::users::find_credentials(db, name.as_str()).await?,
-        Err(_) => None,
-    };
-    let (user, hash) = match found {
-        Some((user, hash)) => (Some(user), Some(hash)),
-        None => (None, None),
-    };
-    match (auth.hasher.verify(password, hash.as_deref()).await?, user) {
-        (true, Some(user)) => start_session(db, auth, user, user_agent).await,
-        _ => Err(Error::InvalidCredentials),
+/// A live session as its owner sees it in the list.
+pub struct SessionSummary {
+    pub id: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+    pub user_agent: String,
+    /// The session of the request asking.
+    pub current: bool,
+}
+
+impl<'a> Accounts<'a> {
+    pub fn new(db: &'a AnyPool, auth: &'a AuthService) -> Self {
+        Accounts { db, auth }
+    }
+
+    /// Whether the database answers (readiness).
+    pub async fn ready(&self) -> Result<()> {
+        store::ping(self.db).await
+    }
+
+    /// Creates the account; the name's uniqueness (in any case) is decided by the database.
+    pub async fn sign_up(&self, account: NewAccount) -> Result<User> {
+        let hash = self.auth.hasher.hash(&account.password).await?;
+        store::users::insert_user(self.db, &account.username, &hash, store::now()).await
+    }
+
+    /// Checks the credentials and opens a session. An unknown user and a wrong password take
+    /// the same time and give the same error.
+    pub async fn sign_in(&self, username: &str, password: &str, user_agent: &str) -> Result<Issued> {
+        // A name that could never have been registered is not looked up (PostgreSQL, for one,
+        // refuses NUL bytes in text); the dummy verification below still runs.
+        let found = match Username::parse(username) {
+            Ok(name) => store::users::find_credentials(self.db, name.as_str()).await?,
+            Err(_) => None,
+        };
+        let (user, hash) = found.unzip();
+        match (self.auth.hasher.verify(password, hash.as_deref()).await?, user) {
+            (true, Some(user)) => self.open_session(&user, user_agent).await,
+            _ => Err(Error::InvalidCredentials),
+        }
+    }
+
+    /// Opens a session for a user already proven (just signed in, or just signed up).
+    pub async fn open_session(&self, user: &User, user_agent: &str) -> Result<Issued> {
+        let session_id = random_token();
+        let now = store::now();
+        let session_ends = now + self.auth.session_ttl;
+        let session =
+            NewSession { id: &session_id, user_id: user.id, now, expires_at: session_ends, user_agent };
+        store::sessions::insert_session(self.db, session).await?;
+        self.issue(user.id, session_id, session_ends, now).await
+    }
+
+    /// A new access token and a new refresh token for a live session.
+    async fn issue(&self, user_id: i64, session_id: String, session_ends: i64, now: i64) -> Result<Issued> {
+        let refresh_token = random_token();
+        store::sessions::insert_refresh_token(self.db, &refresh_token_hash(&refresh_token), &session_id, now)
+            .await?;
+        let access_token = self.auth.tokens.issue(user_id, &session_id, now)?;
+        Ok(Issued { user_id, session_id, access_token, refresh_token, session_ends })
+    }
+
+    /// Exchanges a refresh token for a new access token and a new refresh token (rotation).
+    ///
+    /// A token already exchanged is accepted again only within `refresh_grace` seconds of its
+    /// first use — a client retrying a request whose answer it lost. Later, it can only be a
+    /// copy in the wrong hands: the whole session is revoked, so thief and owner both sign in
+    /// again.
+    pub async fn refresh(&self, presented: &str) -> Result<Issued> {
+        let hash = refresh_token_hash(presented.trim());
+        let now = store::now();
+        let target =
+            store::sessions::find_refresh_target(self.db, &hash).await?.ok_or(Error::InvalidRefreshToken)?;
+        if target.revoked || target.expires_at <= now {
+            return Err(Error::InvalidRefreshToken);
+        }
+        let first_use =
+            target.used_at.is_none() && store::sessions::use_refresh_token(self.db, &hash, now).await?;
+        // Lost a race with a concurrent exchange of the same token: that use was just now.
+        let used_at = if first_use { now } else { target.used_at.unwrap_or(now) };
+        if now - used_at > self.auth.refresh_grace {
+            store::sessions::revoke_session(self.db, &target.session_id, now).await?;
+            log::warn!("a refresh token was reused after rotation: its session is revoked");
+            return Err(Error::InvalidRefreshToken);
+        }
+        store::sessions::touch_sessions(self.db, &[&target.session_id], now).await?;
+        self.issue(target.user_id, target.session_id, target.expires_at, now).await
+    }
+
+    /// Ends this session, the others, or all of the user's sessions.
+    pub async fn sign_out(&self, me: &SignedInUser, scope: Scope) -> Result<ThisSession> {
+        let now = store::now();
+        let (id, user_id) = (me.session_id.as_str(), me.user.id);
+        match scope {
+            Scope::Local => store::sessions::revoke_session(self.db, id, now).await?,
+            Scope::Others | Scope::Global => {
+                let keep = (scope == Scope::Others).then_some(id);
+                store::sessions::revoke_user_sessions(self.db, user_id, keep, now).await?;
+            }
+        }
+        Ok(match scope {
+            Scope::Others => ThisSession::Continues,
+            Scope::Local | Scope::Global => ThisSession::Ended,
+        })
+    }
+
+    /// The user's live sessions, most recently used first, the current one marked.
+    pub async fn sessions(&self, me: &SignedInUser) -> Result<Vec<SessionSummary>> {
+        let sessions = store::sessions::list_live_sessions(self.db, me.user.id, store::now()).await?;
+        Ok(sessions
+            .into_iter()
+            .map(|session| SessionSummary {
+                current: session.id == me.session_id,
+                id: session.id,
+                created_at: session.created_at,
+                last_used_at: session.last_used_at,
+                expires_at: session.expires_at,
+                user_agent: session.user_agent,
+            })
+            .collect())
+    }
+
+    /// Revokes one of the user's live sessions (the current one too: that is a sign-out).
+    /// Another user's session is as unknown as one that never existed.
+    pub async fn revoke_session(&self, me: &SignedInUser, id: &str) -> Result<ThisSession> {
+        if !store::sessions::revoke_user_session(self.db, me.user.id, id, store::now()).await? {
+            return Err(Error::NotFound);
+        }
+        Ok(match id == me.session_id {
+            true => ThisSession::Ended,
+            false => ThisSession::Continues,
+        })
+    }
+
+    /// Changes the password after checking the current one, and signs out every other session.
+    pub async fn change_password(&self, me: &SignedInUser, change: PasswordChange) -> Result<()> {
+        self.check_password(&me.user, &change.current, "current_password").await?;
+        let hash = self.auth.hasher.hash(&change.new).await?;
+        store::users::set_password_hash(self.db, me.user.id, &hash).await?;
+        self.sign_out(me, Scope::Others).await.map(drop)
+    }
+
+    /// Deletes the account after checking its password; sessions and tokens go with it, and the
+    /// name becomes free.
+    pub async fn delete_account(&self, me: &SignedInUser, password: &SecretString) -> Result<ThisSession> {
+        required("password", password.expose_secret())?;
+        self.check_password(&me.user, password, "password").await?;
+        store::users::delete_user(self.db, me.user.id).await?;
+        Ok(ThisSession::Ended)
+    }
+
+    /// Checks a signed-in user's password, reporting a mismatch on `field`.
+    async fn check_password(&self, user: &User, password: &SecretString, field: &'static str) -> Result<()> {
+        let hash = store::users::find_password_hash(self.db, user.id).await?;
+        match self.auth.hasher.verify(password.expose_secret(), hash.as_deref()).await? {
+            true => Ok(()),
+            false => Err(Error::WrongPassword(field)),
+        }
     }
 }
 
@@ -84,106 +235,14 @@ fn refresh_token_hash(token: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
 }
 
-async fn new_refresh_token(db: &AnyPool, session_id: &str, now: i64) -> Result<String> {
-    let token = random_token();
-    store::sessions::insert_refresh_token(db, &refresh_token_hash(&token), session_id, now).await?;
-    Ok(token)
-}
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for Accounts<'r> {
+    type Error = Error;
 
-/// Opens a session for a user already proven, with its first access and refresh tokens.
-pub async fn start_session(
-    db: &AnyPool,
-    auth: &AuthService,
-    user: User,
-    user_agent: &str,
-) -> Result<SignedIn> {
-    let session_id = random_token();
-    let now = store::now();
-    let session =
-        NewSession { id: &session_id, user_id: user.id, now, expires_at: now + auth.session_ttl, user_agent };
-    store::sessions::insert_session(db, session).await?;
-    let refresh_token = new_refresh_token(db, &session_id, now).await?;
-    let access_token = auth.tokens.issue(user.id, &session_id, now)?;
-    Ok(SignedIn { user, session_id, access_token, refresh_token })
-}
-
-/// Exchanges a refresh token for a new access token and a new refresh token (rotation).
-///
-/// A token already exchanged is accepted again only within `refresh_grace` seconds of its first
-/// use — a client retrying a request whose answer it lost. Later, it can only be a copy in the
-/// wrong hands: the whole session is revoked, so the thief and the owner are both signed out.
-pub async fn refresh(db: &AnyPool, auth: &AuthService, presented: &str) -> Result<Renewed> {
-    let hash = refresh_token_hash(presented.trim());
-    let now = store::now();
-    let target = store::sessions::find_refresh_target(db, &hash).await?.ok_or(Error::InvalidRefreshToken)?;
-    if target.revoked || target.expires_at <= now {
-        return Err(Error::InvalidRefreshToken);
-    }
-    let first_use = target.used_at.is_none() && store::sessions::use_refresh_token(db, &hash, now).await?;
-    // Lost a race with a concurrent exchange of the same token: that use was just now.
-    let used_at = if first_use { now } else { target.used_at.unwrap_or(now) };
-    if now - used_at > auth.refresh_grace {
-        store::sessions::revoke_session(db, &target.session_id, now).await?;
-        log::warn!("a refresh token was reused after rotation: its session is revoked");
-        return Err(Error::InvalidRefreshToken);
-    }
-    store::sessions::touch_sessions(db, &[&target.session_id], now).await?;
-    Ok(Renewed {
-        user_id: target.user_id,
-        refresh_token: new_refresh_token(db, &target.session_id, now).await?,
-        access_token: auth.tokens.issue(target.user_id, &target.session_id, now)?,
-        session_id: target.session_id,
-        session_ends: target.expires_at,
-    })
-}
-
-/// Ends this session, the others, or all of the user's sessions.
-pub async fn sign_out(db: &AnyPool, user_id: i64, session_id: &str, scope: Scope) -> Result<()> {
-    let now = store::now();
-    match scope {
-        Scope::Local => store::sessions::revoke_session(db, session_id, now).await,
-        Scope::Others => {
-            store::sessions::revoke_user_sessions(db, user_id, Some(session_id), now).await.map(drop)
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Error> {
+        match (Db::fetch(req.rocket()), req.rocket().state::<AuthService>()) {
+            (Some(db), Some(auth)) => Outcome::Success(Accounts::new(db, auth)),
+            _ => Outcome::Error(Error::internal("the database or auth service is missing").stash(req)),
         }
-        Scope::Global => store::sessions::revoke_user_sessions(db, user_id, None, now).await.map(drop),
     }
-}
-
-/// Checks a password of a signed-in user, reporting a mismatch on `field`.
-async fn check_password(
-    db: &AnyPool,
-    auth: &AuthService,
-    user: &User,
-    password: &str,
-    field: &'static str,
-) -> Result<()> {
-    let hash = store::users::find_password_hash(db, user.id).await?;
-    match auth.hasher.verify(password, hash.as_deref()).await? {
-        true => Ok(()),
-        false => Err(Error::WrongPassword(field)),
-    }
-}
-
-/// Changes the password after checking the current one, and signs out every other session.
-pub async fn change_password(
-    db: &AnyPool,
-    auth: &AuthService,
-    user: &User,
-    session_id: &str,
-    current: &str,
-    new: &str,
-) -> Result<()> {
-    let new = NewPassword::parse(new, &user.username)
-        .map_err(|errors| Error::Validation([("new_password", errors)].into()))?;
-    check_password(db, auth, user, current, "current_password").await?;
-    let hash = auth.hasher.hash(&new).await?;
-    store::users::set_password_hash(db, user.id, &hash).await?;
-    sign_out(db, user.id, session_id, Scope::Others).await
-}
-
-/// Deletes the account after checking its password; sessions and tokens go with it, and the
-/// name becomes free.
-pub async fn delete_account(db: &AnyPool, auth: &AuthService, user: &User, password: &str) -> Result<()> {
-    check_password(db, auth, user, password, "password").await?;
-    store::users::delete_user(db, user.id).await
 }

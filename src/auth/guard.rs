@@ -3,27 +3,25 @@
 //! visitor to sign in. Both check signature, algorithm, `exp`, `iss`, `aud`, and then that the
 //! session is live and the user exists: a revoked session is rejected at once.
 
+use std::ops::Deref;
+
 use rocket::http::Method;
 use rocket::request::{FromRequest, Outcome, Request};
 use rocket_db_pools::Database;
 
-use super::{accounts, AuthService, Claims, CsrfToken, CSRF_HEADER, REFRESH_COOKIE, TOKEN_COOKIE};
+use super::{
+    Accounts, AuthService, Claims, CsrfToken, SignedInUser, CSRF_HEADER, REFRESH_COOKIE, TOKEN_COOKIE,
+};
+use crate::domain::User;
 use crate::error::Error;
-use crate::store::{self, users::User, Db};
+use crate::store::Db;
 
-/// A user authenticated for the JSON API.
-pub struct ApiUser {
-    pub user: User,
-    pub session_id: String,
-    /// Authenticated by the browser cookie rather than a bearer header.
-    pub by_cookie: bool,
-}
+/// A user authenticated for the JSON API (by a bearer token, or by the cookie and the CSRF
+/// header on a state-changing call).
+pub struct ApiUser(pub SignedInUser);
 
-/// A signed-in person on a page.
-pub struct PageUser {
-    pub user: User,
-    pub session_id: String,
-}
+/// A signed-in person on a page (by the cookie, renewed when it expired).
+pub struct PageUser(pub SignedInUser);
 
 /// The client's `User-Agent`, shortened, for the session list.
 pub struct UserAgent(pub String);
@@ -31,14 +29,19 @@ pub struct UserAgent(pub String);
 const INVALID: Error = Error::Unauthenticated { invalid_token: true };
 
 /// Checks the claims against the database: the session must be live and belong to the user.
-async fn live_user(req: &Request<'_>, claims: &Claims) -> Result<User, Error> {
+async fn live_user(req: &Request<'_>, session_id: &str, user_id: i64) -> Result<User, Error> {
     let db = Db::fetch(req.rocket()).ok_or_else(|| Error::internal("database pool missing"))?;
-    let user_id = claims.user_id().ok_or(INVALID)?;
-    db.sessions.find_live(&claims.sid, user_id).await?.ok_or(INVALID)
+    db.sessions.find_live(session_id, user_id).await?.ok_or(INVALID)
 }
 
 fn service<'r>(req: &'r Request<'_>) -> Result<&'r AuthService, Error> {
     req.rocket().state::<AuthService>().ok_or_else(|| Error::internal("auth service missing"))
+}
+
+async fn signed_in(req: &Request<'_>, claims: Claims, by_cookie: bool) -> Result<SignedInUser, Error> {
+    let user_id = claims.user_id().ok_or(INVALID)?;
+    let user = live_user(req, &claims.sid, user_id).await?;
+    Ok(SignedInUser { user, session_id: claims.sid, by_cookie })
 }
 
 impl ApiUser {
@@ -57,14 +60,14 @@ impl ApiUser {
             },
         };
         let claims = auth.tokens.verify(&token).ok_or(INVALID)?;
-        let user = live_user(req, &claims).await?;
+        let user = signed_in(req, claims, by_cookie).await?;
         // A cookie is sent by the browser on its own: a state-changing call it authenticates
         // must also prove it comes from our pages.
         if by_cookie && !matches!(req.method(), Method::Get | Method::Head | Method::Options) {
             let csrf = req.guard::<CsrfToken>().await.succeeded().ok_or(Error::Csrf)?;
             csrf.verify(req.headers().get_one(CSRF_HEADER).unwrap_or_default(), &auth.csrf)?;
         }
-        Ok(ApiUser { user, session_id: claims.sid, by_cookie })
+        Ok(ApiUser(user))
     }
 }
 
@@ -73,22 +76,37 @@ impl PageUser {
         let auth = service(req)?;
         let access = req.cookies().get(TOKEN_COOKIE).map(|c| c.value().to_owned());
         if let Some(claims) = access.as_deref().and_then(|token| auth.tokens.verify(token)) {
-            let user = live_user(req, &claims).await?;
-            return Ok(PageUser { user, session_id: claims.sid });
+            return Ok(PageUser(signed_in(req, claims, true).await?));
         }
         // No usable access token (it lives minutes): the refresh cookie renews both, rotating,
         // for as long as the session lives, so a person stays signed in without noticing.
         let refresh = req.cookies().get(REFRESH_COOKIE).map(|c| c.value().to_owned());
         let refresh = refresh.ok_or(Error::Unauthenticated { invalid_token: access.is_some() })?;
-        let db = Db::fetch(req.rocket()).ok_or_else(|| Error::internal("database pool missing"))?;
-        let renewed = match accounts::refresh(db, auth, &refresh).await {
+        let accounts = req.guard::<Accounts<'_>>().await.succeeded().ok_or(INVALID)?;
+        let issued = match accounts.refresh(&refresh).await {
             Err(Error::InvalidRefreshToken) => return Err(INVALID),
             other => other?,
         };
-        let user = db.sessions.find_live(&renewed.session_id, renewed.user_id).await?.ok_or(INVALID)?;
-        let max_age = renewed.session_ends - store::now();
-        auth.set_cookies(req.cookies(), renewed.access_token, renewed.refresh_token, max_age);
-        Ok(PageUser { user, session_id: renewed.session_id })
+        let user = live_user(req, &issued.session_id, issued.user_id).await?;
+        let session_id = issued.session_id.clone();
+        auth.set_cookies(req.cookies(), issued);
+        Ok(PageUser(SignedInUser { user, session_id, by_cookie: true }))
+    }
+}
+
+impl Deref for ApiUser {
+    type Target = SignedInUser;
+
+    fn deref(&self) -> &SignedInUser {
+        &self.0
+    }
+}
+
+impl Deref for PageUser {
+    type Target = SignedInUser;
+
+    fn deref(&self) -> &SignedInUser {
+        &self.0
     }
 }
 

@@ -7,18 +7,14 @@ mod guard;
 mod password;
 mod token;
 
-pub use accounts::{
-    change_password, delete_account, refresh, register, sign_in, sign_out, start_session, Renewed, Scope,
-    SignedIn,
-};
-pub use csrf::{CsrfKey, CsrfToken, CSRF_HEADER};
+pub use accounts::{Accounts, Issued, Scope, SessionSummary, SignedInUser, ThisSession};
+pub use csrf::{Button, CsrfForm, CsrfKey, CsrfToken, CSRF_COOKIE, CSRF_HEADER};
 pub use guard::{ApiUser, PageUser, UserAgent};
 pub use password::PasswordHasher;
 pub use token::{Claims, Tokens};
 
 use rocket::fairing::AdHoc;
-use rocket::http::{Cookie, CookieJar, RawStr, SameSite};
-use rocket::request::Request;
+use rocket::http::{Cookie, CookieJar, SameSite};
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
@@ -41,16 +37,11 @@ pub struct AuthService {
 
 impl AuthService {
     /// Sets the browser's cookies: the access token, and the refresh token that renews it.
-    /// Both live as long as the session (`max_age` seconds from now).
-    pub fn set_cookies(
-        &self,
-        jar: &CookieJar<'_>,
-        access_token: String,
-        refresh_token: String,
-        max_age: i64,
-    ) {
-        jar.add(self.cookie(TOKEN_COOKIE, access_token, max_age));
-        jar.add(self.cookie(REFRESH_COOKIE, refresh_token, max_age));
+    /// Both live as long as the session.
+    pub fn set_cookies(&self, jar: &CookieJar<'_>, issued: Issued) {
+        let max_age = issued.session_ends - crate::store::now();
+        jar.add(self.cookie(TOKEN_COOKIE, issued.access_token, max_age));
+        jar.add(self.cookie(REFRESH_COOKIE, issued.refresh_token, max_age));
     }
 
     fn cookie(&self, name: &'static str, value: String, max_age: i64) -> Cookie<'static> {
@@ -63,9 +54,13 @@ impl AuthService {
             .build()
     }
 
-    pub fn clear_cookies(&self, jar: &CookieJar<'_>) {
-        jar.remove(Cookie::build(TOKEN_COOKIE).path("/"));
-        jar.remove(Cookie::build(REFRESH_COOKIE).path("/"));
+    /// The one rule for the browser's cookies after a sign-out, a revocation or a deletion,
+    /// whichever door it came through: when the session the cookies carry has ended, they go.
+    pub fn forget_ended(&self, jar: &CookieJar<'_>, user: &SignedInUser, this: ThisSession) {
+        if user.by_cookie && this == ThisSession::Ended {
+            jar.remove(Cookie::build(TOKEN_COOKIE).path("/"));
+            jar.remove(Cookie::build(REFRESH_COOKIE).path("/"));
+        }
     }
 }
 
@@ -95,39 +90,4 @@ pub fn stage() -> AdHoc {
         };
         Ok(rocket.manage(service))
     })
-}
-
-/// `next` is honoured only for a path on this site: `/x`, never `//x`, `/\x` or `https://…`.
-pub fn safe_next(next: &str) -> Option<&str> {
-    let local = next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.contains('\\')
-        && !next.chars().any(|c| c.is_control() || c.is_whitespace());
-    (local && rocket::http::uri::Origin::parse(next).is_ok()).then_some(next)
-}
-
-/// Where a signed-out visitor of a page is sent: the sign-in page, coming back afterwards.
-pub fn login_redirect(req: &Request<'_>) -> String {
-    let here = req.uri().to_string();
-    match req.method() == rocket::http::Method::Get && here != "/" && safe_next(&here).is_some() {
-        true => format!("/login?next={}", RawStr::new(&here).percent_encode()),
-        false => "/login".into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::safe_next;
-
-    #[test]
-    fn next_accepts_only_local_paths() {
-        for good in ["/", "/profile", "/profile?tab=1", "/a/b"] {
-            assert_eq!(safe_next(good), Some(good));
-        }
-        for bad in
-            ["//evil.com", "https://evil.com", "/\\evil.com", "\\\\evil", "evil", "", "/\t/evil", "/ /x"]
-        {
-            assert_eq!(safe_next(bad), None, "{bad:?} was accepted");
-        }
-    }
 }

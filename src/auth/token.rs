@@ -70,12 +70,4 @@ impl Tokens {
     pub fn verify(&self, token: &str) -> Option<Claims> {
         decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|data| data.claims)
     }
-
-    /// Like [`Tokens::verify`] but accepts an expired token: the browser's cookie is renewed
-    /// from its session, which is still checked against the database.
-    pub fn verify_allowing_expired(&self, token: &str) -> Option<Claims> {
-        let mut validation = self.validation.clone();
-        validation.validate_exp = false;
-        decode::<Claims>(token, &self.decoding, &validation).ok().map(|data| data.claims)
-    }
 }

@@ -1,4 +1,5 @@
-//! Values that cross the boundary, parsed once into types that cannot hold a bad value.
+//! Values that cross the boundary, parsed once into types that cannot hold a bad value, and the
+//! rules (with their messages) that every door — pages and API alike — applies to them.
 
 mod password;
 mod username;
@@ -6,9 +7,69 @@ mod username;
 pub use password::{NewPassword, PASSWORD_MAX_BYTES, PASSWORD_MIN_BYTES};
 pub use username::{Username, USERNAME_MAX, USERNAME_MIN};
 
+use secrecy::SecretString;
+
 use crate::error::{Error, FieldErrors};
 
-/// A registration request that passed every rule.
+/// The message for a field left empty, wherever it is.
+pub const REQUIRED: &str = "This field is required.";
+/// The message for a "repeat the password" field that does not repeat it.
+pub const PASSWORDS_DIFFER: &str = "The passwords do not match.";
+
+/// A user account as it is shown: the name as typed, and when it was created (unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub created_at: i64,
+}
+
+/// The broken rules of one request, field by field: every field is checked, then all of them
+/// are reported at once.
+#[derive(Default)]
+pub struct Fields(FieldErrors);
+
+impl Fields {
+    /// Keeps the messages of a failed rule under `field`; gives the value when it passed.
+    pub fn check<T>(&mut self, field: &'static str, result: Result<T, Vec<String>>) -> Option<T> {
+        result.map_err(|messages| self.0.entry(field).or_default().extend(messages)).ok()
+    }
+
+    /// `value`, when it is not empty.
+    pub fn required<'v>(&mut self, field: &'static str, value: &'v str) -> Option<&'v str> {
+        self.check(field, not_empty(value))
+    }
+
+    /// The parsed value when every rule passed, else every message at once.
+    pub fn finish<T>(self, value: Option<T>) -> Result<T, Error> {
+        match value {
+            Some(value) if self.0.is_empty() => Ok(value),
+            _ => Err(Error::Validation(self.0)),
+        }
+    }
+}
+
+/// `value`, unless it is empty (a 422 that names `field`).
+pub fn required<'v>(field: &'static str, value: &'v str) -> Result<&'v str, Error> {
+    not_empty(value).map_err(|messages| Error::Validation([(field, messages)].into()))
+}
+
+fn not_empty(value: &str) -> Result<&str, Vec<String>> {
+    match value.is_empty() {
+        true => Err(vec![REQUIRED.into()]),
+        false => Ok(value),
+    }
+}
+
+/// A page's "repeat the password" field must repeat it (the API asks only once: `None`).
+fn confirmed(password: &str, confirmation: Option<&str>) -> Result<(), Vec<String>> {
+    match confirmation.is_some_and(|repeated| repeated != password) {
+        true => Err(vec![PASSWORDS_DIFFER.into()]),
+        false => Ok(()),
+    }
+}
+
+/// A sign-up that passed every rule.
 #[derive(Debug)]
 pub struct NewAccount {
     pub username: Username,
@@ -16,19 +77,35 @@ pub struct NewAccount {
 }
 
 impl NewAccount {
-    /// Checks every field and reports all broken rules at once. `confirmation` is the
-    /// "repeat password" field of the page (the API has none).
+    /// Checks every field and reports all broken rules at once; `confirmation` is the page's
+    /// "repeat password" field.
     pub fn parse(username: &str, password: &str, confirmation: Option<&str>) -> Result<Self, Error> {
-        let mut errors = FieldErrors::new();
-        let parsed_username = Username::parse(username).map_err(|e| errors.insert("username", vec![e]));
-        let parsed_password =
-            NewPassword::parse(password, username.trim()).map_err(|e| errors.insert("password", e));
-        if confirmation.is_some_and(|c| c != password) {
-            errors.insert("password_confirm", vec!["The passwords do not match.".into()]);
-        }
-        match (parsed_username, parsed_password) {
-            (Ok(username), Ok(password)) if errors.is_empty() => Ok(NewAccount { username, password }),
-            _ => Err(Error::Validation(errors)),
-        }
+        let mut fields = Fields::default();
+        let name = fields.check("username", Username::parse(username).map_err(|e| vec![e]));
+        let password_ok = fields.check("password", NewPassword::parse(password, username));
+        fields.check("password_confirm", confirmed(password, confirmation));
+        fields.finish(name.zip(password_ok).map(|(username, password)| NewAccount { username, password }))
+    }
+}
+
+/// A password change that passed every rule the request alone can show; the current password
+/// is checked against the account later.
+pub struct PasswordChange {
+    pub current: SecretString,
+    pub new: NewPassword,
+}
+
+impl PasswordChange {
+    pub fn parse(
+        username: &str,
+        current: &str,
+        new: &str,
+        confirmation: Option<&str>,
+    ) -> Result<Self, Error> {
+        let mut fields = Fields::default();
+        let current = fields.required("current_password", current).map(SecretString::from);
+        let new_ok = fields.check("new_password", NewPassword::parse(new, username));
+        fields.check("new_password_confirm", confirmed(new, confirmation));
+        fields.finish(current.zip(new_ok).map(|(current, new)| PasswordChange { current, new }))
     }
 }

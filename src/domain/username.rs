@@ -10,10 +10,11 @@ pub const USERNAME_MAX: usize = 32;
 pub struct Username(String);
 
 impl Username {
+    /// Takes the name exactly as given: a name with surrounding spaces breaks the alphabet rule
+    /// (pages trim what people type before it gets here).
     pub fn parse(input: &str) -> Result<Self, String> {
-        let input = input.trim();
         if input.is_empty() {
-            return Err("Username is required.".into());
+            return Err(super::REQUIRED.into());
         }
         if !input.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) {
             return Err("Username may contain only letters, digits, '_', '.' and '-'.".into());
@@ -53,7 +54,8 @@ mod tests {
 
     #[test]
     fn rejects_short_long_and_foreign_characters() {
-        for bad in ["", "ab", &"a".repeat(33), "al ice", "alice!", "émile", "a/b", "ali\0ce"] {
+        for bad in ["", "ab", " abc", "abc ", &"a".repeat(33), "al ice", "alice!", "émile", "a/b", "ali\0ce"]
+        {
             assert!(Username::parse(bad).is_err(), "{bad:?} was accepted");
         }
         assert!(Username::parse("abc").is_ok());

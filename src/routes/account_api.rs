@@ -3,36 +3,40 @@
 use rocket::http::{CookieJar, Status};
 use rocket::serde::json::Json;
 use rocket::State;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body::ApiJson;
-use crate::auth::{self, ApiUser, AuthService};
-use crate::error::{Error, Problem, Result};
-use crate::store::{self, sessions::SessionInfo, Db};
+use super::errors::Problem;
+use super::openapi::{Authenticated, AuthenticatedChange, Database, JsonBody};
+use super::views::rfc3339;
+use crate::auth::{Accounts, ApiUser, AuthService, SessionSummary};
+use crate::domain::PasswordChange;
+use crate::error::Result;
 
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![change_password, delete_account, sessions, revoke_session]
 }
 
 /// `{current_password, new_password}`.
-#[derive(Debug, Deserialize, ToSchema)]
-pub struct PasswordChange {
+#[derive(Deserialize, ToSchema)]
+pub struct PasswordChangeRequest {
     #[serde(default)]
-    #[schema(required = true, format = Password, min_length = 1)]
-    pub current_password: String,
+    #[schema(value_type = String, required = true, format = Password, min_length = 1)]
+    pub current_password: SecretString,
     /// 8–72 bytes, not the username.
     #[serde(default)]
-    #[schema(required = true, format = "bcrypt-password", min_length = 2, max_length = 72)]
-    pub new_password: String,
+    #[schema(value_type = String, required = true, format = "bcrypt-password", min_length = 2, max_length = 72)]
+    pub new_password: SecretString,
 }
 
 /// `{password}`: the account's password, to confirm the deletion.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct AccountDeletion {
     #[serde(default)]
-    #[schema(required = true, format = Password, min_length = 1)]
-    pub password: String,
+    #[schema(value_type = String, required = true, format = Password, min_length = 1)]
+    pub password: SecretString,
 }
 
 /// A live session of the user.
@@ -51,23 +55,16 @@ pub struct SessionOut {
     pub current: bool,
 }
 
-impl SessionOut {
-    fn new(session: SessionInfo, current_id: &str) -> Self {
+impl From<SessionSummary> for SessionOut {
+    fn from(session: SessionSummary) -> Self {
         SessionOut {
-            current: session.id == current_id,
+            current: session.current,
             id: session.id,
-            created_at: crate::rfc3339(session.created_at),
-            last_used_at: crate::rfc3339(session.last_used_at),
-            expires_at: crate::rfc3339(session.expires_at),
+            created_at: rfc3339(session.created_at),
+            last_used_at: rfc3339(session.last_used_at),
+            expires_at: rfc3339(session.expires_at),
             user_agent: session.user_agent,
         }
-    }
-}
-
-fn require(field: &'static str, value: &str) -> Result<()> {
-    match value.is_empty() {
-        true => Err(Error::field(field, "This field is required.")),
-        false => Ok(()),
     }
 }
 
@@ -75,28 +72,24 @@ fn require(field: &'static str, value: &str) -> Result<()> {
 #[utoipa::path(
     post, path = "/auth/password", tag = "account",
     security(("bearer" = [])),
-    request_body = PasswordChange,
+    request_body = PasswordChangeRequest,
     responses(
+        JsonBody, AuthenticatedChange, Database,
         (status = 204, description = "Password changed; every other session is revoked"),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Wrong current password (`errors.current_password`), or a cookie-authenticated call without X-CSRF-Token", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A new password that breaks the rules, or a missing field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[rocket::post("/auth/password", data = "<body>")]
 pub async fn change_password(
     user: ApiUser,
-    db: &Db,
-    auth: &State<AuthService>,
-    body: ApiJson<PasswordChange>,
+    accounts: Accounts<'_>,
+    body: ApiJson<PasswordChangeRequest>,
 ) -> Result<Status> {
-    require("current_password", &body.0.current_password)?;
-    let PasswordChange { current_password, new_password } = body.0;
-    auth::change_password(db, auth, &user.user, &user.session_id, &current_password, &new_password).await?;
+    let PasswordChangeRequest { current_password, new_password } = body.0;
+    let (current, new) = (current_password.expose_secret(), new_password.expose_secret());
+    let change = PasswordChange::parse(&user.user.username, current, new, None)?;
+    accounts.change_password(&user, change).await?;
     Ok(Status::NoContent)
 }
 
@@ -107,29 +100,21 @@ pub async fn change_password(
     security(("bearer" = [])),
     request_body = AccountDeletion,
     responses(
+        JsonBody, AuthenticatedChange, Database,
         (status = 204, description = "Account deleted"),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Wrong password (`errors.password`), or a cookie-authenticated call without X-CSRF-Token", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[rocket::delete("/auth/account", data = "<body>")]
 pub async fn delete_account(
     user: ApiUser,
-    db: &Db,
+    accounts: Accounts<'_>,
     auth: &State<AuthService>,
     body: ApiJson<AccountDeletion>,
     jar: &CookieJar<'_>,
 ) -> Result<Status> {
-    require("password", &body.0.password)?;
-    auth::delete_account(db, auth, &user.user, &body.0.password).await?;
-    if user.by_cookie {
-        auth.clear_cookies(jar);
-    }
+    let this = accounts.delete_account(&user, &body.0.password).await?;
+    auth.forget_ended(jar, &user, this);
     Ok(Status::NoContent)
 }
 
@@ -138,34 +123,37 @@ pub async fn delete_account(
     get, path = "/auth/sessions", tag = "account",
     security(("bearer" = [])),
     responses(
+        Authenticated, Database,
         (status = 200, description = "Live sessions", body = Vec<SessionOut>),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[rocket::get("/auth/sessions")]
-pub async fn sessions(user: ApiUser, db: &Db) -> Result<Json<Vec<SessionOut>>> {
-    let sessions = store::sessions::list_live_sessions(db, user.user.id, store::now()).await?;
-    Ok(Json(sessions.into_iter().map(|session| SessionOut::new(session, &user.session_id)).collect()))
+pub async fn sessions(user: ApiUser, accounts: Accounts<'_>) -> Result<Json<Vec<SessionOut>>> {
+    let sessions = accounts.sessions(&user).await?;
+    Ok(Json(sessions.into_iter().map(SessionOut::from).collect()))
 }
 
-/// Revoke one of the user's sessions (the current one too: that signs out).
+/// Revoke one of the user's sessions (the current one too: that signs out, and a browser's
+/// cookies are cleared).
 #[utoipa::path(
     delete, path = "/auth/sessions/{id}", tag = "account",
     security(("bearer" = [])),
     params(("id" = String, Path, description = "A session id from `GET /auth/sessions`")),
     responses(
+        AuthenticatedChange, Database,
         (status = 204, description = "Session revoked"),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json"),
-        (status = 403, description = "Cookie-authenticated call without X-CSRF-Token", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "The user has no live session with this id", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[rocket::delete("/auth/sessions/<id>")]
-pub async fn revoke_session(user: ApiUser, id: &str, db: &Db) -> Result<Status> {
-    match store::sessions::revoke_user_session(db, user.user.id, id, store::now()).await? {
-        true => Ok(Status::NoContent),
-        false => Err(Error::Status(Status::NotFound)),
-    }
+pub async fn revoke_session(
+    user: ApiUser,
+    id: &str,
+    accounts: Accounts<'_>,
+    auth: &State<AuthService>,
+    jar: &CookieJar<'_>,
+) -> Result<Status> {
+    let this = accounts.revoke_session(&user, id).await?;
+    auth.forget_ended(jar, &user, this);
+    Ok(Status::NoContent)
 }

@@ -1,18 +1,17 @@
 //! The pages for managing one's own account: the profile with its sessions, changing the
-//! password, deleting the account. Plain forms, each with its CSRF token.
+//! password, deleting the account. Plain forms, each a [`CsrfForm`].
 
-use rocket::form::{Form, FromForm};
-use rocket::http::{CookieJar, Status};
+use rocket::form::FromForm;
+use rocket::http::CookieJar;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
 use rocket::State;
 use rocket_dyn_templates::{context, Template};
-use serde::Serialize;
 
-use super::pages::{CsrfForm, Rejection, UserView};
-use crate::auth::{self, AuthService, CsrfToken, PageUser, Scope};
+use super::views::{Rejection, SessionView, UserView};
+use crate::auth::{Accounts, AuthService, Button, CsrfForm, CsrfToken, PageUser, Scope, ThisSession};
+use crate::domain::PasswordChange;
 use crate::error::{Error, FieldErrors};
-use crate::store::{self, sessions::SessionInfo, Db};
 
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![
@@ -26,41 +25,15 @@ pub fn routes() -> Vec<rocket::Route> {
     ]
 }
 
-/// A session as the profile lists it.
-#[derive(Serialize)]
-struct SessionView {
-    id: String,
-    created_at: String,
-    last_used_at: String,
-    user_agent: String,
-    current: bool,
-}
-
-impl SessionView {
-    fn new(session: SessionInfo, current_id: &str) -> Self {
-        SessionView {
-            current: session.id == current_id,
-            created_at: crate::date_time(session.created_at),
-            last_used_at: crate::date_time(session.last_used_at),
-            user_agent: match session.user_agent.is_empty() {
-                true => "Unknown device".into(),
-                false => session.user_agent,
-            },
-            id: session.id,
-        }
-    }
-}
-
 #[rocket::get("/profile")]
 pub async fn profile(
     user: PageUser,
     csrf: CsrfToken,
-    db: &Db,
+    accounts: Accounts<'_>,
     flash: Option<FlashMessage<'_>>,
 ) -> Result<Template, Error> {
-    let sessions = store::sessions::list_live_sessions(db, user.user.id, store::now()).await?;
     let sessions: Vec<SessionView> =
-        sessions.into_iter().map(|session| SessionView::new(session, &user.session_id)).collect();
+        accounts.sessions(&user).await?.into_iter().map(SessionView::from).collect();
     Ok(Template::render(
         "profile",
         context! {
@@ -72,37 +45,32 @@ pub async fn profile(
     ))
 }
 
-#[rocket::post("/account/sessions/<id>/revoke", data = "<form>")]
+#[rocket::post("/account/sessions/<id>/revoke", data = "<_button>")]
 pub async fn revoke_session(
     user: PageUser,
     id: &str,
-    form: Form<CsrfForm>,
-    csrf: CsrfToken,
-    db: &Db,
+    _button: CsrfForm<Button>,
+    accounts: Accounts<'_>,
     auth: &State<AuthService>,
     jar: &CookieJar<'_>,
 ) -> Result<Flash<Redirect>, Error> {
-    csrf.verify(&form.csrf_token, &auth.csrf)?;
-    if !store::sessions::revoke_user_session(db, user.user.id, id, store::now()).await? {
-        return Err(Error::Status(Status::NotFound));
-    }
-    if id == user.session_id {
-        auth.clear_cookies(jar);
-        return Ok(Flash::success(Redirect::to("/login"), "You have been signed out."));
-    }
-    Ok(Flash::success(Redirect::to("/profile"), "That session has been signed out."))
+    let this = accounts.revoke_session(&user, id).await?;
+    auth.forget_ended(jar, &user, this);
+    Ok(match this {
+        ThisSession::Ended => Flash::success(Redirect::to("/login"), "You have been signed out."),
+        ThisSession::Continues => {
+            Flash::success(Redirect::to("/profile"), "That session has been signed out.")
+        }
+    })
 }
 
-#[rocket::post("/account/sessions/revoke-others", data = "<form>")]
+#[rocket::post("/account/sessions/revoke-others", data = "<_button>")]
 pub async fn revoke_other_sessions(
     user: PageUser,
-    form: Form<CsrfForm>,
-    csrf: CsrfToken,
-    db: &Db,
-    auth: &State<AuthService>,
+    _button: CsrfForm<Button>,
+    accounts: Accounts<'_>,
 ) -> Result<Flash<Redirect>, Error> {
-    csrf.verify(&form.csrf_token, &auth.csrf)?;
-    auth::sign_out(db, user.user.id, &user.session_id, Scope::Others).await?;
+    accounts.sign_out(&user, Scope::Others).await?;
     Ok(Flash::success(Redirect::to("/profile"), "Every other session has been signed out."))
 }
 
@@ -114,8 +82,6 @@ pub struct PasswordForm {
     new_password: String,
     #[field(default = String::new())]
     new_password_confirm: String,
-    #[field(default = String::new())]
-    csrf_token: String,
 }
 
 fn password_form(user: &PageUser, csrf: &CsrfToken, errors: &FieldErrors) -> Template {
@@ -133,34 +99,28 @@ pub fn password_page(user: PageUser, csrf: CsrfToken) -> Template {
 #[rocket::post("/account/password", data = "<form>")]
 pub async fn change_password(
     user: PageUser,
-    form: Form<PasswordForm>,
-    csrf: CsrfToken,
-    db: &Db,
-    auth: &State<AuthService>,
+    form: CsrfForm<PasswordForm>,
+    accounts: Accounts<'_>,
 ) -> Result<Flash<Redirect>, Rejection> {
-    csrf.verify(&form.csrf_token, &auth.csrf)?;
-    let changed = match form.new_password == form.new_password_confirm {
-        true => {
-            let (current, new) = (&form.current_password, &form.new_password);
-            auth::change_password(db, auth, &user.user, &user.session_id, current, new).await
-        }
-        false => Err(Error::field("new_password_confirm", "The passwords do not match.")),
+    let PasswordForm { current_password, new_password, new_password_confirm } = &form.fields;
+    let changed = match PasswordChange::parse(
+        &user.user.username,
+        current_password,
+        new_password,
+        Some(new_password_confirm),
+    ) {
+        Ok(change) => accounts.change_password(&user, change).await,
+        Err(e) => Err(e),
     };
-    match changed {
-        Ok(()) => Ok(Flash::success(
-            Redirect::to("/profile"),
-            "Your password has been changed, and every other session signed out.",
-        )),
-        Err(e) => Err(Rejection::form(e, |errors| password_form(&user, &csrf, errors))),
-    }
+    changed.map_err(|e| Rejection::form(e, |errors| password_form(&user, &form.csrf, errors)))?;
+    let notice = "Your password has been changed, and every other session signed out.";
+    Ok(Flash::success(Redirect::to("/profile"), notice))
 }
 
 #[derive(FromForm)]
 pub struct DeleteForm {
     #[field(default = String::new())]
     password: String,
-    #[field(default = String::new())]
-    csrf_token: String,
 }
 
 fn delete_form(user: &PageUser, csrf: &CsrfToken, errors: &FieldErrors) -> Template {
@@ -178,18 +138,14 @@ pub fn delete_page(user: PageUser, csrf: CsrfToken) -> Template {
 #[rocket::post("/account/delete", data = "<form>")]
 pub async fn delete_account(
     user: PageUser,
-    form: Form<DeleteForm>,
-    csrf: CsrfToken,
-    db: &Db,
+    form: CsrfForm<DeleteForm>,
+    accounts: Accounts<'_>,
     auth: &State<AuthService>,
     jar: &CookieJar<'_>,
 ) -> Result<Flash<Redirect>, Rejection> {
-    csrf.verify(&form.csrf_token, &auth.csrf)?;
-    match auth::delete_account(db, auth, &user.user, &form.password).await {
-        Ok(()) => {
-            auth.clear_cookies(jar);
-            Ok(Flash::success(Redirect::to("/login"), "Your account has been deleted."))
-        }
-        Err(e) => Err(Rejection::form(e, |errors| delete_form(&user, &csrf, errors))),
-    }
+    let password = form.fields.password.as_str().into();
+    let deleted = accounts.delete_account(&user, &password).await;
+    let this = deleted.map_err(|e| Rejection::form(e, |errors| delete_form(&user, &form.csrf, errors)))?;
+    auth.forget_ended(jar, &user, this);
+    Ok(Flash::success(Redirect::to("/login"), "Your account has been deleted."))
 }

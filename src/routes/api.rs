@@ -4,13 +4,18 @@ use rocket::http::{CookieJar, Header, Status};
 use rocket::response::Responder;
 use rocket::serde::json::Json;
 use rocket::State;
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::errors::Problem;
+
 use super::body::{ApiJson, Credentials, LoginCredentials, NewCredentials};
-use crate::auth::{self, ApiUser, AuthService, Scope, UserAgent};
-use crate::error::{Error, Problem, Result};
-use crate::store::{users::User, Db};
+use super::openapi::{Authenticated, AuthenticatedChange, Database, IssuedTokens, JsonBody};
+use super::views::rfc3339;
+use crate::auth::{Accounts, ApiUser, AuthService, Issued, Scope, UserAgent};
+use crate::domain::{required, NewAccount, User};
+use crate::error::{Error, Result};
 
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![register, login, refresh, profile, logout]
@@ -28,7 +33,7 @@ pub struct UserOut {
 
 impl From<User> for UserOut {
     fn from(user: User) -> Self {
-        UserOut { id: user.id, username: user.username, created_at: crate::rfc3339(user.created_at) }
+        UserOut { id: user.id, username: user.username, created_at: rfc3339(user.created_at) }
     }
 }
 
@@ -45,18 +50,18 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
-    fn new(access_token: String, refresh_token: String, auth: &AuthService) -> NoStore<Json<TokenResponse>> {
+    fn new(issued: Issued, auth: &AuthService) -> NoStore<Json<TokenResponse>> {
         NoStore::new(Json(TokenResponse {
-            access_token,
+            access_token: issued.access_token,
             token_type: "bearer",
             expires_in: auth.tokens.ttl,
-            refresh_token,
+            refresh_token: issued.refresh_token,
         }))
     }
 }
 
 /// `{refresh_token}`.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct RefreshRequest {
     #[serde(default)]
     #[schema(required = true, min_length = 1)]
@@ -86,24 +91,20 @@ impl<T> NoStore<T> {
     post, path = "/auth/register", tag = "auth",
     request_body = NewCredentials,
     responses(
+        JsonBody, Database,
         (status = 201, description = "Account created", body = UserOut),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Username taken (compared case-insensitively)", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = String, description = "Seconds to wait before trying again"))),
     )
 )]
 #[rocket::post("/auth/register", data = "<body>")]
 pub async fn register(
-    db: &Db,
-    auth: &State<AuthService>,
+    accounts: Accounts<'_>,
     body: ApiJson<NewCredentials>,
 ) -> Result<(Status, Json<UserOut>)> {
-    let account = body.0.parse()?;
-    let user = auth::register(db, auth, account).await?;
+    let NewCredentials { username, password } = body.0;
+    let account = NewAccount::parse(&username, password.expose_secret(), None)?;
+    let user = accounts.sign_up(account).await?;
     Ok((Status::Created, Json(user.into())))
 }
 
@@ -115,29 +116,22 @@ pub async fn register(
         (Credentials = "application/x-www-form-urlencoded"),
     )),
     responses(
-        (status = 200, description = "Signed in", body = TokenResponse, headers(
-            ("Cache-Control" = String, description = "`no-store`: the token is never cached"),
-            ("Pragma" = String, description = "`no-cache`, for HTTP/1.0 caches"),
-        )),
-        (status = 400, description = "Malformed body", body = Problem, content_type = "application/problem+json"),
+        JsonBody, Database, IssuedTokens,
         (status = 401, description = "Invalid username or password", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither JSON nor a form", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing fields, or a `grant_type` other than `password`", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = String, description = "Seconds to wait before trying again"))),
     )
 )]
 #[rocket::post("/auth/login", data = "<credentials>")]
 pub async fn login(
-    db: &Db,
+    accounts: Accounts<'_>,
     auth: &State<AuthService>,
     credentials: LoginCredentials,
     agent: UserAgent,
 ) -> Result<NoStore<Json<TokenResponse>>> {
     let Credentials { username, password, .. } = credentials.0;
-    let signed_in = auth::sign_in(db, auth, &username, &password, &agent.0).await?;
-    Ok(TokenResponse::new(signed_in.access_token, signed_in.refresh_token, auth))
+    let issued = accounts.sign_in(&username, password.expose_secret(), &agent.0).await?;
+    Ok(TokenResponse::new(issued, auth))
 }
 
 /// Exchange a refresh token for a new access token and a new refresh token. The old refresh
@@ -147,30 +141,18 @@ pub async fn login(
     post, path = "/auth/refresh", tag = "auth",
     request_body = RefreshRequest,
     responses(
-        (status = 200, description = "New tokens", body = TokenResponse, headers(
-            ("Cache-Control" = String, description = "`no-store`: the token is never cached"),
-            ("Pragma" = String, description = "`no-cache`, for HTTP/1.0 caches"),
-        )),
-        (status = 400, description = "Malformed JSON", body = Problem, content_type = "application/problem+json"),
+        JsonBody, Database, IssuedTokens,
         (status = 401, description = "Unknown, used or revoked refresh token", body = Problem, content_type = "application/problem+json"),
-        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Body is not JSON", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing field", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = String, description = "Seconds to wait before trying again"))),
     )
 )]
 #[rocket::post("/auth/refresh", data = "<body>")]
 pub async fn refresh(
-    db: &Db,
+    accounts: Accounts<'_>,
     auth: &State<AuthService>,
     body: ApiJson<RefreshRequest>,
 ) -> Result<NoStore<Json<TokenResponse>>> {
-    if body.0.refresh_token.is_empty() {
-        return Err(Error::field("refresh_token", "The refresh token is required."));
-    }
-    let renewed = auth::refresh(db, auth, &body.0.refresh_token).await?;
-    Ok(TokenResponse::new(renewed.access_token, renewed.refresh_token, auth))
+    let issued = accounts.refresh(required("refresh_token", &body.0.refresh_token)?).await?;
+    Ok(TokenResponse::new(issued, auth))
 }
 
 /// The signed-in user.
@@ -178,16 +160,13 @@ pub async fn refresh(
     get, path = "/auth/profile", tag = "auth",
     security(("bearer" = [])),
     responses(
+        Authenticated, Database,
         (status = 200, description = "The user of the token", body = UserOut),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`, plus `error=\"invalid_token\"` when a token was sent but is not valid"))),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = String, description = "Seconds to wait before trying again"))),
     )
 )]
 #[rocket::get("/auth/profile")]
 pub fn profile(user: ApiUser) -> Json<UserOut> {
-    Json(user.user.into())
+    Json(user.0.user.into())
 }
 
 /// The sessions a sign-out ends, as the OpenAPI document describes the `scope` parameter;
@@ -208,20 +187,16 @@ pub enum LogoutScope {
     security(("bearer" = [])),
     params(("scope" = Option<LogoutScope>, Query, description = "`local` (default), `others` or `global`")),
     responses(
+        AuthenticatedChange, Database,
         (status = 204, description = "Sessions revoked"),
-        (status = 401, description = "Missing, invalid, expired or revoked token", body = Problem, content_type = "application/problem+json",
-            headers(("WWW-Authenticate" = String, description = "`Bearer`, plus `error=\"invalid_token\"` when a token was sent but is not valid"))),
-        (status = 403, description = "Cookie-authenticated call without X-CSRF-Token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown scope", body = Problem, content_type = "application/problem+json"),
-        (status = 503, description = "The database is unavailable", body = Problem, content_type = "application/problem+json",
-            headers(("Retry-After" = String, description = "Seconds to wait before trying again"))),
     )
 )]
 #[rocket::post("/auth/logout?<scope>")]
 pub async fn logout(
     user: ApiUser,
     scope: Vec<&str>,
-    db: &Db,
+    accounts: Accounts<'_>,
     auth: &State<AuthService>,
     jar: &CookieJar<'_>,
 ) -> Result<Status> {
@@ -232,9 +207,7 @@ pub async fn logout(
         ["global"] => Scope::Global,
         _ => return Err(Error::field("scope", "Give one scope: local, others or global.")),
     };
-    auth::sign_out(db, user.user.id, &user.session_id, scope).await?;
-    if user.by_cookie && scope != Scope::Others {
-        auth.clear_cookies(jar);
-    }
+    let this = accounts.sign_out(&user, scope).await?;
+    auth.forget_ended(jar, &user, this);
     Ok(Status::NoContent)
 }

@@ -4,18 +4,19 @@
 use rocket::data::{self, Data, FromData, ToByteUnit};
 use rocket::form::{Form, FromForm};
 use rocket::request::Request;
+use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::domain::NewAccount;
-use crate::error::{Error, FieldErrors, Result};
+use crate::domain::Fields;
+use crate::error::{Error, Result};
 
 /// A JSON body of type `T`, read within the `json` limit.
 pub struct ApiJson<T>(pub T);
 
 /// `{username, password}` for a new account.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct NewCredentials {
     /// 3–32 characters of `A–Z a–z 0–9 _ . -`, unique regardless of case, kept as typed.
     #[serde(default)]
@@ -25,44 +26,33 @@ pub struct NewCredentials {
     /// not the username in any case. JSON Schema counts characters, so `minLength` and
     /// `maxLength` are only the bounds the byte rule implies (2 four-byte characters are 8 bytes).
     #[serde(default)]
-    #[schema(required = true, format = "bcrypt-password", min_length = 2, max_length = 72)]
-    pub password: String,
+    #[schema(value_type = String, required = true, format = "bcrypt-password", min_length = 2, max_length = 72)]
+    pub password: SecretString,
 }
-
-impl NewCredentials {
-    /// The new account, by the rules the pages use, except that the API takes the username
-    /// exactly as sent: a name with surrounding spaces is refused, not trimmed.
-    pub fn parse(&self) -> Result<NewAccount> {
-        let account = NewAccount::parse(&self.username, &self.password, None);
-        if self.username.trim() == self.username {
-            return account;
-        }
-        let mut errors = match account {
-            Err(Error::Validation(errors)) => errors,
-            _ => FieldErrors::new(),
-        };
-        errors.insert("username", vec![USERNAME_CHARACTERS.into()]);
-        Err(Error::Validation(errors))
-    }
-}
-
-const USERNAME_CHARACTERS: &str = "Username may contain only letters, digits, '_', '.' and '-'.";
 
 /// `{username, password}`, as JSON or as the OAuth2 password grant form.
-#[derive(Debug, Deserialize, FromForm, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 pub struct Credentials {
     #[serde(default)]
-    #[field(default = String::new())]
     #[schema(required = true, min_length = 1)]
     pub username: String,
     #[serde(default)]
-    #[field(default = String::new())]
-    #[schema(required = true, format = Password, min_length = 1)]
-    pub password: String,
+    #[schema(value_type = String, required = true, format = Password, min_length = 1)]
+    pub password: SecretString,
     /// OAuth2 password grant: `password` when present.
     #[serde(default)]
     #[schema(value_type = GrantType, required = false)]
     pub grant_type: Option<String>,
+}
+
+/// The same fields sent as a form (never `Debug`: it holds a password).
+#[derive(FromForm)]
+struct CredentialsForm {
+    #[field(default = String::new())]
+    username: String,
+    #[field(default = String::new())]
+    password: String,
+    grant_type: Option<String>,
 }
 
 /// The only OAuth2 grant MiniAuth answers. It describes `grant_type` in the OpenAPI document;
@@ -139,8 +129,13 @@ impl LoginCredentials {
             parse_json(&read_body(req, data, "json").await?)?
         } else if is_form(req) {
             let body = read_body(req, data, "form").await?;
-            Form::<Credentials>::parse_encoded(rocket::http::RawStr::new(&body))
-                .map_err(|_| Error::BadRequest("The form body could not be parsed.".into()))?
+            let form = Form::<CredentialsForm>::parse_encoded(rocket::http::RawStr::new(&body))
+                .map_err(|_| Error::BadRequest("The form body could not be parsed.".into()))?;
+            Credentials {
+                username: form.username,
+                password: form.password.into(),
+                grant_type: form.grant_type,
+            }
         } else {
             return Err(Error::UnsupportedMediaType(
                 "Send JSON or an application/x-www-form-urlencoded form.".into(),
@@ -149,18 +144,11 @@ impl LoginCredentials {
         if credentials.grant_type.as_deref().is_some_and(|grant| grant != "password") {
             return Err(Error::field("grant_type", "Only grant_type=password is supported."));
         }
-        let mut errors = FieldErrors::new();
         // A blank name is simply unknown (401); only an empty field is missing.
-        if credentials.username.is_empty() {
-            errors.insert("username", vec!["Username is required.".into()]);
-        }
-        if credentials.password.is_empty() {
-            errors.insert("password", vec!["Password is required.".into()]);
-        }
-        match errors.is_empty() {
-            true => Ok(credentials),
-            false => Err(Error::Validation(errors)),
-        }
+        let mut fields = Fields::default();
+        let username = fields.required("username", &credentials.username).is_some();
+        let password = fields.required("password", credentials.password.expose_secret()).is_some();
+        fields.finish((username && password).then_some(credentials))
     }
 }
 

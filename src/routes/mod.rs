@@ -1,12 +1,17 @@
-//! HTTP: the routes (pages, JSON API, operations), the catchers, and the fairings every
-//! response passes through (security headers, one log line per request).
+//! HTTP: the routes (pages, JSON API, operations), how errors are answered, the OpenAPI
+//! description, and the fairings every response passes through (security headers, one log
+//! line per request). Handlers parse, call an account operation, and answer; the rules live
+//! in `domain` and `auth`, the SQL in `store`, which nothing here touches.
 
 mod account_api;
 mod account_pages;
 mod api;
 mod body;
+mod errors;
+mod openapi;
 mod ops;
 mod pages;
+mod views;
 
 use std::time::Instant;
 
@@ -16,7 +21,8 @@ use rocket::http::Header;
 use rocket::shield::{Frame, Referrer, Shield};
 use rocket::{Data, Request, Response};
 
-pub use ops::ApiDoc;
+pub use errors::Problem;
+pub use openapi::ApiDoc;
 
 pub fn stage() -> AdHoc {
     AdHoc::on_ignite("Routes", |rocket| async {
@@ -30,7 +36,7 @@ pub fn stage() -> AdHoc {
             .mount("/", ops::routes())
             .mount("/", ops::docs())
             .mount("/static", FileServer::from(static_dir))
-            .register("/", rocket::catchers![crate::error::catch_all])
+            .register("/", rocket::catchers![errors::catch_all])
             .attach(Shield::default().enable(Frame::Deny).enable(Referrer::NoReferrer))
             .attach(SecurityHeaders)
             .attach(RequestLog)

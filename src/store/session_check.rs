@@ -15,7 +15,7 @@ use rocket::tokio::sync::{mpsc, oneshot};
 use rocket::tokio::time::timeout;
 use sqlx::{AnyConnection, AnyPool};
 
-use super::users::User;
+use crate::domain::User;
 use crate::error::{Error, Result};
 
 /// At most this many sessions are asked for in one query.

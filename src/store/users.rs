@@ -2,15 +2,11 @@
 
 use sqlx::AnyPool;
 
-use crate::domain::Username;
+use crate::domain::{User, Username};
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct User {
-    pub id: i64,
-    pub username: String,
-    /// Unix seconds, UTC.
-    pub created_at: i64,
+fn user((id, username, created_at): (i64, String, i64)) -> User {
+    User { id, username, created_at }
 }
 
 /// Inserts a user; the unique index on `lower(username)` decides races, so two concurrent
@@ -18,7 +14,7 @@ pub struct User {
 pub async fn insert_user(db: &AnyPool, username: &Username, password_hash: &str, now: i64) -> Result<User> {
     // `fetch_all`, not `fetch_one`: SQLite commits an `INSERT … RETURNING` only when the
     // statement runs to completion, and the 201 must not go out before the commit.
-    let inserted = sqlx::query_as::<_, User>(
+    let inserted = sqlx::query_as::<_, (i64, String, i64)>(
         "INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3) \
          RETURNING id, username, created_at",
     )
@@ -27,7 +23,7 @@ pub async fn insert_user(db: &AnyPool, username: &Username, password_hash: &str,
     .bind(now)
     .fetch_all(db)
     .await
-    .map(|mut rows| rows.pop());
+    .map(|mut rows| rows.pop().map(user));
     match inserted {
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::UsernameTaken),
         other => other?.ok_or_else(|| Error::internal("INSERT … RETURNING gave no row")),
@@ -42,7 +38,7 @@ pub async fn find_credentials(db: &AnyPool, username: &str) -> Result<Option<(Us
     .bind(username.to_ascii_lowercase())
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(id, username, created_at, hash)| (User { id, username, created_at }, hash)))
+    Ok(row.map(|(id, username, created_at, hash)| (user((id, username, created_at)), hash)))
 }
 
 pub async fn find_password_hash(db: &AnyPool, user_id: i64) -> Result<Option<String>> {

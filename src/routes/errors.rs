@@ -1,0 +1,197 @@
+//! How an [`Error`] is answered: RFC 9457 problem+json on the API, a friendly page (or the
+//! sign-in redirect) in the browser; and the catcher that gives every status Rocket produces
+//! itself — 404, 405 for a known path with another method, 413, … — the same answers.
+//! Internal causes are logged here, never sent.
+
+use std::io::Cursor;
+
+use rocket::http::{ContentType, Header, Method, RawStr, Status};
+use rocket::request::Request;
+use rocket::response::{self, Redirect, Responder, Response};
+use rocket::serde::json::serde_json;
+use rocket_dyn_templates::{context, Template};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::views::safe_next;
+use crate::error::{Error, FieldErrors, GuardError};
+
+/// An RFC 9457 problem details document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// Always `about:blank`: the status and `title` say what kind of problem it is.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// For validation errors: messages per field.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<std::collections::BTreeMap<String, Vec<String>>>)]
+    pub errors: Option<FieldErrors>,
+}
+
+impl From<&Error> for Problem {
+    fn from(error: &Error) -> Self {
+        let status = error.status();
+        Problem {
+            kind: "about:blank".into(),
+            title: status.reason_lossy().to_string(),
+            status: status.code,
+            detail: error.detail(),
+            errors: error.field_errors(),
+        }
+    }
+}
+
+impl<'r> Responder<'r, 'static> for Problem {
+    fn respond_to(self, _: &'r Request<'_>) -> response::Result<'static> {
+        let body = serde_json::to_vec(&self).map_err(|_| Status::InternalServerError)?;
+        Response::build()
+            .status(Status::new(self.status))
+            .header(ContentType::new("application", "problem+json"))
+            .header(Header::new("Cache-Control", "no-store"))
+            .sized_body(body.len(), Cursor::new(body))
+            .ok()
+    }
+}
+
+/// Whether the client should get JSON rather than a page: the API and operations paths, and
+/// any request whose `Accept` prefers JSON.
+fn wants_json(req: &Request<'_>) -> bool {
+    let path = req.uri().path();
+    if path == "/auth"
+        || path.starts_with("/auth/")
+        || ["/openapi.json", "/healthz", "/readyz"].contains(&path.as_str())
+    {
+        return true;
+    }
+    req.accept().is_some_and(|accept| {
+        let media = accept.preferred().media_type();
+        media.is_json() || media.sub().as_str().ends_with("+json")
+    })
+}
+
+/// Where a signed-out visitor of a page is sent: the sign-in page, coming back afterwards.
+fn login_redirect(req: &Request<'_>) -> String {
+    let here = req.uri().to_string();
+    match req.method() == Method::Get && here != "/" && safe_next(&here).is_some() {
+        true => format!("/login?next={}", RawStr::new(&here).percent_encode()),
+        false => "/login".into(),
+    }
+}
+
+impl<'r> Responder<'r, 'static> for Error {
+    fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
+        if let Error::Internal(cause) = &self {
+            log::error!("{} {}: internal error: {}", req.method(), req.uri().path(), with_sources(&**cause));
+        }
+        let mut response = match &self {
+            _ if wants_json(req) => Problem::from(&self).respond_to(req)?,
+            Error::Unauthenticated { .. } => return Redirect::to(login_redirect(req)).respond_to(req),
+            _ => {
+                let status = self.status();
+                let page =
+                    context! { status: status.code, title: status.reason_lossy(), detail: self.detail() };
+                Response::build_from(Template::render("error", page).respond_to(req)?)
+                    .status(status)
+                    .finalize()
+            }
+        };
+        match self {
+            Error::Unauthenticated { invalid_token } => {
+                let challenge = if invalid_token { r#"Bearer error="invalid_token""# } else { "Bearer" };
+                response.set_header(Header::new("WWW-Authenticate", challenge));
+            }
+            Error::MethodNotAllowed(allow) => {
+                response.set_header(Header::new("Allow", allow));
+            }
+            Error::Unavailable => {
+                response.set_header(Header::new("Retry-After", "5"));
+            }
+            _ => {}
+        }
+        Ok(response)
+    }
+}
+
+/// An error and every cause beneath it, for the log: `a: b: c`.
+fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text += &format!(": {cause}");
+        source = cause.source();
+    }
+    text
+}
+
+/// Answers every error status, whether Rocket or a guard produced it.
+#[rocket::catch(default)]
+pub fn catch_all(status: Status, req: &Request<'_>) -> Error {
+    match &req.local_cache(|| GuardError(None)).0 {
+        Some(error) if error.status() == status => error.clone(),
+        _ => match status.code {
+            // A request Rocket could not parse reaches the catchers without ever being routed:
+            // chiefly a method it does not know (e.g. `QUERY`), which is a 405 on a known path.
+            400 if req.route().is_none() => match allowed_methods(req) {
+                allow if allow.is_empty() => Error::BadRequest("The request could not be understood.".into()),
+                allow => Error::MethodNotAllowed(allow),
+            },
+            400 => Error::BadRequest("The request could not be understood.".into()),
+            413 => Error::PayloadTooLarge,
+            404 => match allowed_methods(req) {
+                allow if allow.is_empty() => Error::NotFound,
+                allow => Error::MethodNotAllowed(allow),
+            },
+            415 => Error::UnsupportedMediaType("Unsupported content type.".into()),
+            500 => Error::internal("a handler failed or panicked"),
+            503 => Error::Unavailable,
+            _ => Error::Status(status),
+        },
+    }
+}
+
+/// The methods routed at this path, e.g. `POST` for `GET /auth/login` (Rocket itself answers
+/// 404 when only the method is wrong). A `<param>` segment matches any one segment, and a
+/// trailing `<param..>` the rest of the path.
+fn allowed_methods(req: &Request<'_>) -> String {
+    let path: Vec<&str> = req.uri().path().segments().collect();
+    let mut methods: Vec<&str> = req
+        .rocket()
+        .routes()
+        .filter(|route| route_matches(route.uri.path(), &path))
+        .map(|route| route.method.as_str())
+        .collect();
+    methods.sort_unstable();
+    methods.dedup();
+    methods.join(", ")
+}
+
+fn route_matches(route: &str, path: &[&str]) -> bool {
+    let route: Vec<&str> = route.split('/').filter(|segment| !segment.is_empty()).collect();
+    if route.last().is_some_and(|last| last.ends_with("..>")) {
+        let fixed = &route[..route.len() - 1];
+        return path.len() >= fixed.len() && segments_match(fixed, &path[..fixed.len()]);
+    }
+    route.len() == path.len() && segments_match(&route, path)
+}
+
+fn segments_match(route: &[&str], path: &[&str]) -> bool {
+    route.iter().zip(path).all(|(expected, given)| expected.starts_with('<') || expected == given)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::route_matches;
+
+    #[test]
+    fn a_route_pattern_matches_the_paths_it_serves() {
+        assert!(route_matches("/auth/login", &["auth", "login"]));
+        assert!(route_matches("/auth/sessions/<id>", &["auth", "sessions", "0"]));
+        assert!(route_matches("/docs/<_..>", &["docs", "swagger-ui.css"]));
+        assert!(route_matches("/docs/<_..>", &["docs"]));
+        assert!(!route_matches("/auth/sessions/<id>", &["auth", "sessions"]));
+        assert!(!route_matches("/auth/login", &["auth", "logout"]));
+    }
+}

@@ -1,0 +1,125 @@
+//! What the pages share: the user and sessions as templates show them, a form shown again with
+//! its errors, the `next` rule, and stored times as people (and RFC 3339) read them.
+
+use rocket::http::Status;
+use rocket::response::Responder;
+use rocket_dyn_templates::Template;
+use serde::Serialize;
+
+use crate::auth::SessionSummary;
+use crate::domain::User;
+use crate::error::{Error, FieldErrors};
+
+/// A page answer that did not succeed: the form again with its errors, or an error page.
+#[derive(Responder)]
+pub enum Rejection {
+    Form((Status, Template)),
+    Error(Error),
+}
+
+impl Rejection {
+    /// An error with field messages shows the form again beside its fields, with the error's
+    /// status; any other error is an error page.
+    pub fn form(e: Error, render: impl FnOnce(&FieldErrors) -> Template) -> Rejection {
+        match e.field_errors() {
+            Some(errors) => Rejection::Form((e.status(), render(&errors))),
+            None => Rejection::Error(e),
+        }
+    }
+}
+
+impl From<Error> for Rejection {
+    fn from(e: Error) -> Self {
+        Rejection::Error(e)
+    }
+}
+
+/// The user as the pages show them.
+#[derive(Serialize)]
+pub struct UserView {
+    id: i64,
+    username: String,
+    created_at: String,
+}
+
+impl From<&User> for UserView {
+    fn from(user: &User) -> Self {
+        UserView { id: user.id, username: user.username.clone(), created_at: long_date(user.created_at) }
+    }
+}
+
+/// A session as the profile lists it.
+#[derive(Serialize)]
+pub struct SessionView {
+    id: String,
+    created_at: String,
+    last_used_at: String,
+    user_agent: String,
+    current: bool,
+}
+
+impl From<SessionSummary> for SessionView {
+    fn from(session: SessionSummary) -> Self {
+        SessionView {
+            current: session.current,
+            created_at: date_time(session.created_at),
+            last_used_at: date_time(session.last_used_at),
+            user_agent: match session.user_agent.is_empty() {
+                true => "Unknown device".into(),
+                false => session.user_agent,
+            },
+            id: session.id,
+        }
+    }
+}
+
+/// `next` is honoured only for a path on this site: `/x`, never `//x`, `/\x` or `https://…`.
+pub fn safe_next(next: &str) -> Option<&str> {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.contains('\\')
+        && !next.chars().any(|c| c.is_control() || c.is_whitespace());
+    (local && rocket::http::uri::Origin::parse(next).is_ok()).then_some(next)
+}
+
+fn format(unix: i64, format: &[time::format_description::FormatItem<'_>]) -> String {
+    time::OffsetDateTime::from_unix_timestamp(unix)
+        .ok()
+        .and_then(|t| t.format(format).ok())
+        .unwrap_or_default()
+}
+
+/// A stored time (unix seconds) as RFC 3339, e.g. `2026-11-25T16:39:37Z`.
+pub fn rfc3339(unix: i64) -> String {
+    format(unix, time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z"))
+}
+
+/// A stored time as people read it, e.g. `25 November 2026`.
+fn long_date(unix: i64) -> String {
+    format(unix, time::macros::format_description!("[day padding:none] [month repr:long] [year]"))
+}
+
+/// A stored time with the minute, as people read it, e.g. `25 November 2026, 16:39 UTC`.
+fn date_time(unix: i64) -> String {
+    format(
+        unix,
+        time::macros::format_description!("[day padding:none] [month repr:long] [year], [hour]:[minute] UTC"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_accepts_only_local_paths() {
+        for good in ["/", "/profile", "/profile?tab=1", "/a/b"] {
+            assert_eq!(safe_next(good), Some(good));
+        }
+        for bad in
+            ["//evil.com", "https://evil.com", "/\\evil.com", "\\\\evil", "evil", "", "/\t/evil", "/ /x"]
+        {
+            assert_eq!(safe_next(bad), None, "{bad:?} was accepted");
+        }
+    }
+}
