@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{expect, is_rfc3339, json_of, problem, TestApp, TOKEN_COOKIE};
+use common::{csrf_header, expect, is_rfc3339, json_of, problem, TestApp, TOKEN_COOKIE};
 use rocket::futures::future::join_all;
 use rocket::http::{Accept, ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::LocalResponse;
@@ -381,7 +381,7 @@ async fn logging_out_by_cookie_without_a_csrf_token_is_403_and_keeps_the_session
     for csrf in [None, Some(""), Some("forged")] {
         let mut request = app.client.post("/auth/logout").cookie(cookie());
         if let Some(csrf) = csrf {
-            request = request.header(Header::new("X-CSRF-Token", csrf));
+            request = request.header(csrf_header(csrf));
         }
         problem(request.dispatch().await, Status::Forbidden).await;
     }

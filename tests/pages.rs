@@ -9,8 +9,8 @@ use common::browser::{
     forged_tokens, form_page, get_page, has_attribute, input_tag, location, percent_encode, post_form,
     revoked_sessions, set_cookie, sign_up, submit_login, submit_register,
 };
-use common::{jwt_payload, now, problem, Backend, TestApp, CSRF_COOKIE, TOKEN_COOKIE};
-use rocket::http::{ContentType, Header, Status};
+use common::{csrf_header, jwt_payload, now, problem, Backend, TestApp, CSRF_COOKIE, TOKEN_COOKIE};
+use rocket::http::{ContentType, Status};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -346,15 +346,14 @@ async fn cookie_authenticated_api_logout_needs_the_csrf_header(app: TestApp) {
     // The browser holds the cookie; no Authorization header is sent.
     let response = app.client.post("/auth/logout").dispatch().await;
     problem(response, Status::Forbidden).await;
-    let response =
-        app.client.post("/auth/logout").header(Header::new("X-CSRF-Token", "not-a-token")).dispatch().await;
+    let response = app.client.post("/auth/logout").header(csrf_header("not-a-token")).dispatch().await;
     problem(response, Status::Forbidden).await;
     assert_eq!(revoked_sessions(&app).await, 0);
     assert_eq!(get_page(&app, "/profile").await.0, Status::Ok, "the session was ended without CSRF proof");
     assert_eq!(app.client.get("/auth/profile").dispatch().await.status(), Status::Ok);
 
     let csrf = csrf_from(&app, "/profile").await;
-    let response = app.client.post("/auth/logout").header(Header::new("X-CSRF-Token", csrf)).dispatch().await;
+    let response = app.client.post("/auth/logout").header(csrf_header(&csrf)).dispatch().await;
     assert_eq!(response.status(), Status::NoContent);
     drop(response);
     assert_eq!(revoked_sessions(&app).await, 1);

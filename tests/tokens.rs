@@ -83,7 +83,8 @@ struct Session {
     claims: Value,
 }
 
-async fn sign_up(app: &TestApp, username: &str) -> Session {
+/// Registers `username` and signs in through the API.
+async fn new_user(app: &TestApp, username: &str) -> Session {
     let user = app.registered(username, PASSWORD).await;
     let token = app.sign_in(username, PASSWORD).await.access;
     let claims = jwt_payload(&token);
@@ -114,7 +115,7 @@ async fn assert_token_accepted(app: &TestApp, token: &str, user_id: i64) {
 }
 
 async fn a_token_signed_with_the_secret_for_a_live_session_is_accepted(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     assert_token_accepted(&app, &alice.token, alice.user_id).await;
     let key = app.secret();
     let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
@@ -127,7 +128,7 @@ async fn a_token_signed_with_the_secret_for_a_live_session_is_accepted(app: Test
 }
 
 async fn a_token_with_alg_none_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
     let real_signature = alice.token.rsplit('.').next().unwrap().to_owned();
     for alg in ["none", "None", "NONE", "nOnE"] {
@@ -144,7 +145,7 @@ async fn a_token_with_alg_none_is_401(app: TestApp) {
 }
 
 async fn a_token_signed_with_another_hmac_algorithm_and_the_right_secret_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     let key = app.secret();
     let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
     for algorithm in [Algorithm::HS512, Algorithm::HS384] {
@@ -153,7 +154,7 @@ async fn a_token_signed_with_another_hmac_algorithm_and_the_right_secret_is_401(
 }
 
 async fn a_token_whose_header_names_another_algorithm_over_an_hs256_signature_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     let key = app.secret();
     let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
     for alg in ["HS512", "RS256", "ES256", "EdDSA", "hs256"] {
@@ -162,7 +163,7 @@ async fn a_token_whose_header_names_another_algorithm_over_an_hs256_signature_is
 }
 
 async fn a_token_signed_with_another_secret_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
     let mut other_key = app.secret();
     other_key[0] ^= 1;
@@ -172,7 +173,7 @@ async fn a_token_signed_with_another_secret_is_401(app: TestApp) {
 }
 
 async fn a_token_with_a_flipped_signature_byte_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     let (signing_input, signature) = alice.token.rsplit_once('.').unwrap();
     let signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
     for (index, bit) in [(0, 0x01), (signature.len() / 2, 0x80), (signature.len() - 1, 0x01)] {
@@ -187,8 +188,8 @@ async fn a_token_with_a_flipped_signature_byte_is_401(app: TestApp) {
 }
 
 async fn a_token_whose_payload_names_another_user_under_the_old_signature_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
-    let bob = sign_up(&app, "bob").await;
+    let alice = new_user(&app, "alice").await;
+    let bob = new_user(&app, "bob").await;
     let (header, _, signature) = {
         let parts: Vec<&str> = alice.token.split('.').collect();
         (parts[0], parts[1], parts[2])
@@ -208,15 +209,15 @@ async fn a_token_whose_payload_names_another_user_under_the_old_signature_is_401
 }
 
 async fn a_correctly_signed_token_whose_sub_is_not_the_sessions_user_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
-    let bob = sign_up(&app, "bob").await;
+    let alice = new_user(&app, "alice").await;
+    let bob = new_user(&app, "bob").await;
     // Alice's live session presented as Bob's: the session must belong to the token's user.
     let claims = fresh_claims(bob.user_id, alice.claims["sid"].as_str().unwrap());
     assert_token_rejected(&app, &sign(Algorithm::HS256, &app.secret(), &claims)).await;
 }
 
 async fn a_token_with_exp_an_hour_ago_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     let mut claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
     claims["iat"] = json!(now() - 7200);
     claims["exp"] = json!(now() - 3600);
@@ -226,7 +227,7 @@ async fn a_token_with_exp_an_hour_ago_is_401(app: TestApp) {
 }
 
 async fn a_token_from_another_issuer_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     let key = app.secret();
     for issuer in [json!("evil"), json!("MiniAuth"), json!(""), json!(["miniauth"]), json!(null)] {
         let mut claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
@@ -236,7 +237,7 @@ async fn a_token_from_another_issuer_is_401(app: TestApp) {
 }
 
 async fn a_token_for_another_audience_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     let key = app.secret();
     for audience in
         [json!("other-service"), json!("MINIAUTH"), json!(""), json!(["other-service"]), json!(null)]
@@ -248,7 +249,7 @@ async fn a_token_for_another_audience_is_401(app: TestApp) {
 }
 
 async fn a_token_missing_any_required_claim_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     let key = app.secret();
     for missing in ["exp", "sub", "sid", "iss", "aud"] {
         let mut claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
@@ -258,7 +259,7 @@ async fn a_token_missing_any_required_claim_is_401(app: TestApp) {
 }
 
 async fn a_correctly_signed_token_with_a_non_numeric_sub_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     let key = app.secret();
     let sid = alice.claims["sid"].as_str().unwrap();
     for sub in
@@ -271,7 +272,7 @@ async fn a_correctly_signed_token_with_a_non_numeric_sub_is_401(app: TestApp) {
 }
 
 async fn a_token_of_a_logged_out_session_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     let response = app.logout(&alice.token, "").await;
     assert_eq!(response.status(), Status::NoContent);
     assert_token_rejected(&app, &alice.token).await;
@@ -281,7 +282,7 @@ async fn a_token_of_a_logged_out_session_is_401(app: TestApp) {
 }
 
 async fn a_token_of_an_unknown_session_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     let key = app.secret();
     for sid in ["", "no-such-session", "' OR '1'='1"] {
         assert_token_rejected(&app, &sign(Algorithm::HS256, &key, &fresh_claims(alice.user_id, sid))).await;
@@ -289,14 +290,14 @@ async fn a_token_of_an_unknown_session_is_401(app: TestApp) {
 }
 
 async fn a_token_of_a_session_past_its_expiry_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     app.execute(&[format!("UPDATE sessions SET expires_at = {}", now() - 60)]).await;
     assert_token_rejected(&app, &alice.token).await;
 }
 
 async fn a_token_of_a_deleted_user_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
-    let bob = sign_up(&app, "bob").await;
+    let alice = new_user(&app, "alice").await;
+    let bob = new_user(&app, "bob").await;
     app.execute(&[format!("DELETE FROM users WHERE id = {}", alice.user_id)]).await;
     assert_eq!(
         app.count(&format!("SELECT COUNT(*) FROM sessions WHERE user_id = {}", alice.user_id)).await,
@@ -307,7 +308,7 @@ async fn a_token_of_a_deleted_user_is_401(app: TestApp) {
 }
 
 async fn a_token_of_a_deleted_user_whose_session_row_remains_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     // Delete the user behind the foreign key's back, as a bug or a manual fix might.
     let without_foreign_keys = match app.backend() {
         Backend::Sqlite => "PRAGMA foreign_keys = OFF",
@@ -321,7 +322,7 @@ async fn a_token_of_a_deleted_user_whose_session_row_remains_is_401(app: TestApp
 }
 
 async fn a_forged_token_in_the_cookie_is_401(app: TestApp) {
-    let alice = sign_up(&app, "alice").await;
+    let alice = new_user(&app, "alice").await;
     let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
     let forged = [
         forge(&json!({"alg": "none", "typ": "JWT"}), &claims, b""),

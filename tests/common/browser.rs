@@ -3,11 +3,11 @@
 //! bodies. Also what a test reads back: `Set-Cookie` headers, the cookies held, the forms and
 //! fields of a page, and an expired copy of an access token.
 
-use rocket::http::{ContentType, Header, Status};
+use rocket::http::{ContentType, Status};
 use rocket::local::asynchronous::LocalResponse;
 use rocket::serde::json::json;
 
-use super::{jwt_payload, now, TestApp};
+use super::{jwt_payload, now, user_agent, TestApp};
 
 /// Percent-encodes one value of an `application/x-www-form-urlencoded` body.
 pub fn percent_encode(value: &str) -> String {
@@ -150,7 +150,7 @@ async fn send_login<'c>(
     fields.extend(next.map(|next| ("next", next)));
     let mut request = app.client.post("/login").header(ContentType::Form).body(form_body(&fields));
     if let Some(agent) = agent {
-        request = request.header(Header::new("User-Agent", agent.to_owned()));
+        request = request.header(user_agent(agent));
     }
     request.dispatch().await
 }

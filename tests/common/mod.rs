@@ -26,6 +26,7 @@ use rocket::{Build, Rocket};
 use sqlx::Connection;
 
 // The cookie names, as the crate defines them (not every test file uses both).
+use miniauth::auth::CSRF_HEADER;
 #[allow(unused_imports)]
 pub use miniauth::auth::{REFRESH_COOKIE, TOKEN_COOKIE};
 pub use miniauth::store::Backend;
@@ -224,7 +225,7 @@ impl TestApp {
             .client
             .post("/auth/login")
             .header(ContentType::JSON)
-            .header(Header::new("User-Agent", agent.to_owned()))
+            .header(user_agent(agent))
             .body(json!({ "username": username, "password": password }).to_string())
             .dispatch()
             .await;
@@ -312,10 +313,20 @@ impl TestApp {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Answers
+// Headers and answers
 
 pub fn bearer(token: &str) -> Header<'static> {
     Header::new("Authorization", format!("Bearer {token}"))
+}
+
+/// The header that carries a CSRF token on a request the cookie authenticates.
+pub fn csrf_header(token: &str) -> Header<'static> {
+    Header::new(CSRF_HEADER, token.to_owned())
+}
+
+/// The `User-Agent` a client (a device, a browser) calls itself by.
+pub fn user_agent(agent: &str) -> Header<'static> {
+    Header::new("User-Agent", agent.to_owned())
 }
 
 /// The JSON body of an answer that must have `status` (the body is shown when it has not);
