@@ -4,11 +4,12 @@
 Builds the release binary, starts MiniAuth on a fresh database (SQLite, or PostgreSQL with
 --postgres URL), drives it on loopback with wrk and prints one table. The same run measures the
 trivial /healthz route as a ceiling and one bcrypt verification at the configured cost, so each
-figure also shows as a ratio that holds on a noisy machine. With --peer it runs the same phases
-against the FastAPI service in ../shared/peers/fastapi-miniauth (installed into a virtualenv).
+figure also shows as a ratio that holds on a noisy machine. With --peer PATH it runs the same
+phases against the FastAPI service whose folder is PATH (its requirements.txt is installed into a
+virtualenv, then its run.sh starts it).
 
     python3 bench/bench.py                      # MiniAuth on SQLite
-    python3 bench/bench.py --peer               # and the FastAPI original, same phases
+    python3 bench/bench.py --peer PATH          # and the FastAPI service in PATH, same phases
     python3 bench/bench.py --postgres postgres://postgres@127.0.0.1:5432/postgres
 
 Needs: cargo, wrk (apt-get install wrk), python3 (standard library only).
@@ -30,7 +31,6 @@ import time
 import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PEER = os.path.join(os.path.dirname(REPO), "shared", "peers", "fastapi-miniauth")
 CORES = os.cpu_count() or 1
 
 
@@ -254,12 +254,22 @@ def miniauth(work, port, cost, postgres, extra_env):
     return Target("MiniAuth", port, [binary], env, work, count_users, "/healthz")
 
 
-def fastapi_peer(work, port):
+def peer_folder(path):
+    """The absolute path of the FastAPI service given to --peer, checked before any work starts."""
+    folder = os.path.abspath(path)
+    for needed in ("requirements.txt", "run.sh"):
+        if not os.path.isfile(os.path.join(folder, needed)):
+            raise SystemExit(f"--peer {path}: no {needed} in {folder}")
+    return folder
+
+
+def fastapi_peer(peer, work, port):
+    """The FastAPI service in folder `peer`: its requirements.txt installed, its run.sh started."""
     venv = os.environ.get("PEER_VENV", "/tmp/miniauth-peer-venv")
     if not os.path.exists(os.path.join(venv, "bin", "uvicorn")):
         log(f"installing the FastAPI peer into {venv}")
         run([sys.executable, "-m", "venv", venv])
-        run([os.path.join(venv, "bin", "pip"), "install", "-q", "-r", os.path.join(PEER, "requirements.txt")])
+        run([os.path.join(venv, "bin", "pip"), "install", "-q", "-r", os.path.join(peer, "requirements.txt")])
     database = os.path.join(work, "peer.db")
     env = {**os.environ, "PORT": str(port), "VENV": venv, "PEER_WORK": work,
            "DATABASE_URL": f"sqlite:///{database}"}
@@ -267,7 +277,7 @@ def fastapi_peer(work, port):
     def count_users(prefix):
         with sqlite3.connect(database) as db:
             return db.execute("SELECT COUNT(*) FROM users WHERE username LIKE ?", (prefix + "%",)).fetchone()[0]
-    return Target("FastAPI", port, [os.path.join(PEER, "run.sh")], env, work, count_users, "/docs")
+    return Target("FastAPI", port, [os.path.join(peer, "run.sh")], env, work, count_users, "/docs")
 
 
 # --- report ---------------------------------------------------------------------------------
@@ -342,7 +352,8 @@ def report(ours, peer, bcrypt_ms, cost, backend):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--peer", action="store_true", help="also run the FastAPI original")
+    parser.add_argument("--peer", metavar="PATH",
+                        help="also run the FastAPI service in folder PATH (with its requirements.txt and run.sh)")
     parser.add_argument("--postgres", metavar="URL", help="run MiniAuth on PostgreSQL (URL of an existing database)")
     parser.add_argument("--seconds", type=int, default=15, help="length of each wrk phase")
     parser.add_argument("--cost", type=int, default=12, help="bcrypt cost")
@@ -353,6 +364,7 @@ def main():
     args = parser.parse_args()
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
+    peer_dir = peer_folder(args.peer) if args.peer else None
 
     log("building the release binary")
     subprocess.run(["cargo", "build", "--release", "--bin", "miniauth", "--example", "bcrypt_cost"],
@@ -370,8 +382,8 @@ def main():
             results["miniauth"] = measure(ours, args.seconds, ceiling=True)
         finally:
             ours.stop()
-        if args.peer:
-            peer = fastapi_peer(os.path.join(work, "peer"), args.port + 1)
+        if peer_dir:
+            peer = fastapi_peer(peer_dir, os.path.join(work, "peer"), args.port + 1)
             os.makedirs(peer.cwd)
             try:
                 peer.start()

@@ -10,18 +10,15 @@ mod common;
 use std::time::Duration;
 
 use common::browser::{
-    assert_html, attribute, cookie, cookie_attributes, csrf_from, csrf_token, expired_copy_of, forged_tokens,
-    form_body, form_page, get_page, has_attribute, input_tag, jwt_payload, location, percent_encode,
-    post_form, revoked_sessions, set_cookie, sign_up, unescape_html, TOKEN_COOKIE,
+    assert_cleared, assert_html, attribute, cookie, cookie_value, csrf_from, csrf_token, expired_copy_of,
+    forged_tokens, form_page, get_page, has_attribute, input_tag, location, percent_encode, post_form,
+    revoked_sessions, set_cookie, sign_in_on_the_page, sign_up, unescape_html,
 };
-use common::{bearer, problem, TestApp};
-use rocket::http::{ContentType, Header, Status};
-use rocket::local::asynchronous::LocalResponse;
-use rocket::serde::json::{json, Value};
+use common::{jwt_payload, problem, TestApp, REFRESH_COOKIE, TOKEN_COOKIE};
+use rocket::http::Status;
 
 const PASSWORD: &str = "correct horse battery";
 const NEW_PASSWORD: &str = "a brand new passphrase";
-const REFRESH_COOKIE: &str = "miniauth_refresh";
 const THIS_BROWSER: &str = "HomeBrowser/1.0";
 const OTHER_DEVICE: &str = "OtherDevice/2.0";
 
@@ -54,90 +51,7 @@ backend_tests!(
 );
 
 // ---------------------------------------------------------------------------------------------
-// Helpers: this browser.
-
-/// Signs in through the sign-in page, from a browser that calls itself `THIS_BROWSER`.
-async fn sign_in_on_the_page(app: &TestApp, username: &str, password: &str) {
-    let csrf = csrf_from(app, "/login").await;
-    let fields = [("csrf_token", csrf.as_str()), ("username", username), ("password", password)];
-    let response = app
-        .client
-        .post("/login")
-        .header(ContentType::Form)
-        .header(Header::new("User-Agent", THIS_BROWSER))
-        .body(form_body(&fields))
-        .dispatch()
-        .await;
-    assert_eq!(response.status(), Status::SeeOther, "signing in {username} on the page");
-    assert_eq!(location(&response).as_deref(), Some("/profile"));
-}
-
-/// The value a `Set-Cookie` header gives its cookie.
-fn cookie_value(header: &str) -> &str {
-    let pair = header.split(';').next().unwrap_or_default();
-    pair.split_once('=').map_or("", |(_, value)| value.trim())
-}
-
-/// Asserts that the response tells the browser to forget cookie `name`.
-fn assert_cleared(response: &LocalResponse<'_>, name: &str) {
-    let cleared = set_cookie(response, name).unwrap_or_else(|| panic!("{name} is not cleared"));
-    let expired = has_attribute(&cleared, "Max-Age=0")
-        || cookie_attributes(&cleared).iter().any(|a| a.starts_with("Expires=") && !a.contains("9999"));
-    assert!(expired, "{name} is not expired: {cleared}");
-    assert!(cookie_value(&cleared).is_empty(), "{name} is not emptied: {cleared}");
-}
-
-// ---------------------------------------------------------------------------------------------
-// Helpers: the second device (JSON API) and the session list on the page.
-
-/// Tokens of a sign-in through the JSON API.
-struct Device {
-    access_token: String,
-    refresh_token: String,
-}
-
-/// Signs in through the JSON API from a device that calls itself `agent`.
-async fn sign_in_from_device(app: &TestApp, username: &str, password: &str, agent: &str) -> Device {
-    let body = json!({ "username": username, "password": password }).to_string();
-    let response = app
-        .client
-        .post("/auth/login")
-        .header(ContentType::JSON)
-        .header(Header::new("User-Agent", agent.to_owned()))
-        .body(body)
-        .dispatch()
-        .await;
-    assert_eq!(response.status(), Status::Ok, "API sign-in of {username} from {agent}");
-    let body: Value = response.into_json().await.expect("token JSON");
-    Device {
-        access_token: body["access_token"].as_str().expect("access_token").to_owned(),
-        refresh_token: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
-    }
-}
-
-/// The id of the session a bearer token belongs to, as `GET /auth/sessions` reports it.
-async fn own_session_id(app: &TestApp, token: &str) -> String {
-    let response = app.client.get("/auth/sessions").header(bearer(token)).dispatch().await;
-    assert_eq!(response.status(), Status::Ok);
-    let sessions: Value = response.into_json().await.expect("sessions JSON");
-    let current: Vec<&Value> =
-        sessions.as_array().expect("a list").iter().filter(|s| s["current"] == true).collect();
-    assert_eq!(current.len(), 1, "{sessions}");
-    current[0]["id"].as_str().expect("an id").to_owned()
-}
-
-/// Whether a bearer token still opens the API profile (200), or is refused (401).
-async fn token_works(app: &TestApp, token: &str) -> bool {
-    let response = app.profile(token).await;
-    match response.status() {
-        Status::Ok => true,
-        status => {
-            problem(response, status).await;
-            assert_eq!(status, Status::Unauthorized);
-            false
-        }
-    }
-}
+// Helpers: the account and the session list on the page.
 
 /// Whether the JSON API accepts `password` for `username`.
 async fn password_signs_in(app: &TestApp, username: &str, password: &str) -> bool {
@@ -244,8 +158,8 @@ async fn revoke_from_the_profile(app: &TestApp, uri: &str, csrf: &str) -> String
 
 async fn the_profile_lists_this_browser_and_the_other_device_until_that_one_is_revoked(app: TestApp) {
     assert_eq!(app.register("Alice", PASSWORD).await.status(), Status::Created);
-    sign_in_on_the_page(&app, "Alice", PASSWORD).await;
-    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+    sign_in_on_the_page(&app, "Alice", PASSWORD, THIS_BROWSER).await;
+    let other = app.sign_in_as("Alice", PASSWORD, OTHER_DEVICE).await;
 
     let response = app.client.get("/profile").dispatch().await;
     assert_eq!(response.status(), Status::Ok);
@@ -256,11 +170,11 @@ async fn the_profile_lists_this_browser_and_the_other_device_until_that_one_is_r
     assert!(here.contains("This browser"), "the current session is not marked:\n{here}");
     assert!(!there.contains("This browser"), "the other device is marked as this browser:\n{there}");
     assert_eq!(html.matches("This browser").count(), 1, "{html}");
-    assert_eq!(revoke_id(there), own_session_id(&app, &other.access_token).await);
+    assert_eq!(revoke_id(there), app.session_id(&other.access).await);
     assert_ne!(revoke_id(here), revoke_id(there));
 
     // The other device signs itself out: it is no longer listed.
-    let response = app.client.post("/auth/logout").header(bearer(&other.access_token)).dispatch().await;
+    let response = app.logout(&other.access, "").await;
     assert_eq!(response.status(), Status::NoContent);
     drop(response);
     let (status, html) = get_page(&app, "/profile").await;
@@ -271,8 +185,8 @@ async fn the_profile_lists_this_browser_and_the_other_device_until_that_one_is_r
 
 async fn revoking_another_session_from_the_profile_signs_it_out_and_says_so(app: TestApp) {
     sign_up(&app, "Alice", PASSWORD).await;
-    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
-    let other_id = own_session_id(&app, &other.access_token).await;
+    let other = app.sign_in_as("Alice", PASSWORD, OTHER_DEVICE).await;
+    let other_id = app.session_id(&other.access).await;
 
     let (status, html) = get_page(&app, "/profile").await;
     assert_eq!(status, Status::Ok);
@@ -284,8 +198,8 @@ async fn revoking_another_session_from_the_profile_signs_it_out_and_says_so(app:
     // The notice is shown once.
     assert!(!get_page(&app, "/profile").await.1.contains("That session has been signed out."));
 
-    assert!(!token_works(&app, &other.access_token).await, "the revoked session's token still works");
-    let response = app.post_json("/auth/refresh", json!({ "refresh_token": other.refresh_token })).await;
+    assert!(!app.token_works(&other.access).await, "the revoked session's token still works");
+    let response = app.refresh(&other.refresh).await;
     problem(response, Status::Unauthorized).await;
     assert_eq!(revoked_sessions(&app).await, 1);
 }
@@ -313,13 +227,13 @@ async fn revoking_this_browsers_session_from_the_profile_signs_out_and_clears_th
     assert!(location(&response).is_some_and(|l| l.starts_with("/login")), "{:?}", location(&response));
     drop(response);
     assert_eq!(revoked_sessions(&app).await, 1);
-    assert!(!token_works(&app, &old_token).await, "the revoked session's token still works");
+    assert!(!app.token_works(&old_token).await, "the revoked session's token still works");
 }
 
 async fn revoking_another_users_session_or_an_unknown_one_is_404_and_nothing_is_revoked(app: TestApp) {
     assert_eq!(app.register("Bob", PASSWORD).await.status(), Status::Created);
-    let bob = sign_in_from_device(&app, "Bob", PASSWORD, OTHER_DEVICE).await;
-    let bob_session = own_session_id(&app, &bob.access_token).await;
+    let bob = app.sign_in_as("Bob", PASSWORD, OTHER_DEVICE).await;
+    let bob_session = app.session_id(&bob.access).await;
     sign_up(&app, "Alice", PASSWORD).await;
 
     let csrf = csrf_from(&app, "/profile").await;
@@ -331,7 +245,7 @@ async fn revoking_another_users_session_or_an_unknown_one_is_404_and_nothing_is_
         assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "Alice's cookie was touched");
     }
     assert_eq!(revoked_sessions(&app).await, 0);
-    assert!(token_works(&app, &bob.access_token).await, "Alice signed Bob out");
+    assert!(app.token_works(&bob.access).await, "Alice signed Bob out");
     let (status, html) = get_page(&app, "/profile").await;
     assert_eq!(status, Status::Ok);
     assert!(!shows(&html, OTHER_DEVICE), "Alice sees Bob's session:\n{html}");
@@ -339,7 +253,7 @@ async fn revoking_another_users_session_or_an_unknown_one_is_404_and_nothing_is_
 
 async fn revoking_a_session_without_a_valid_csrf_token_is_forbidden_and_revokes_nothing(app: TestApp) {
     sign_up(&app, "Alice", PASSWORD).await;
-    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+    let other = app.sign_in_as("Alice", PASSWORD, OTHER_DEVICE).await;
     let (status, html) = get_page(&app, "/profile").await;
     assert_eq!(status, Status::Ok);
     let real = csrf_token(&html);
@@ -355,7 +269,7 @@ async fn revoking_a_session_without_a_valid_csrf_token_is_forbidden_and_revokes_
         }
     }
     assert_eq!(revoked_sessions(&app).await, 0);
-    assert!(token_works(&app, &other.access_token).await);
+    assert!(app.token_works(&other.access).await);
     let (status, html) = get_page(&app, "/profile").await;
     assert_eq!(status, Status::Ok, "signed out by a forged request");
     assert!(shows(&html, OTHER_DEVICE));
@@ -363,9 +277,9 @@ async fn revoking_a_session_without_a_valid_csrf_token_is_forbidden_and_revokes_
 
 async fn signing_out_everywhere_else_ends_the_other_sessions_and_keeps_this_browser(app: TestApp) {
     assert_eq!(app.register("Alice", PASSWORD).await.status(), Status::Created);
-    sign_in_on_the_page(&app, "Alice", PASSWORD).await;
-    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
-    let third = sign_in_from_device(&app, "Alice", PASSWORD, "ThirdDevice/3.0").await;
+    sign_in_on_the_page(&app, "Alice", PASSWORD, THIS_BROWSER).await;
+    let other = app.sign_in_as("Alice", PASSWORD, OTHER_DEVICE).await;
+    let third = app.sign_in_as("Alice", PASSWORD, "ThirdDevice/3.0").await;
 
     let (status, html) = get_page(&app, "/profile").await;
     assert_eq!(status, Status::Ok);
@@ -375,7 +289,7 @@ async fn signing_out_everywhere_else_ends_the_other_sessions_and_keeps_this_brow
     assert!(!shows(&html, OTHER_DEVICE) && !shows(&html, "ThirdDevice/3.0"), "{html}");
     assert!(session_item(&html, THIS_BROWSER).contains("This browser"));
     for device in [&other, &third] {
-        assert!(!token_works(&app, &device.access_token).await, "another session still works");
+        assert!(!app.token_works(&device.access).await, "another session still works");
     }
     assert_eq!(revoked_sessions(&app).await, 2);
 }
@@ -384,7 +298,7 @@ async fn signing_out_everywhere_else_without_a_valid_csrf_token_is_forbidden_and
     app: TestApp,
 ) {
     sign_up(&app, "Alice", PASSWORD).await;
-    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+    let other = app.sign_in_as("Alice", PASSWORD, OTHER_DEVICE).await;
     let real = csrf_from(&app, "/profile").await;
     for forged in forged_tokens(&real) {
         let fields: Vec<(&str, &str)> = forged.iter().map(|token| ("csrf_token", token.as_str())).collect();
@@ -393,7 +307,7 @@ async fn signing_out_everywhere_else_without_a_valid_csrf_token_is_forbidden_and
         assert_html(&response);
     }
     assert_eq!(revoked_sessions(&app).await, 0);
-    assert!(token_works(&app, &other.access_token).await, "signed out by a forged request");
+    assert!(app.token_works(&other.access).await, "signed out by a forged request");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -433,7 +347,7 @@ async fn the_account_pages_send_a_signed_out_visitor_to_sign_in(app: TestApp) {
 async fn changing_the_password_keeps_this_browser_and_signs_out_the_others(app: TestApp) {
     sign_up(&app, "Alice", PASSWORD).await;
     let this_token = cookie(&app, TOKEN_COOKIE).expect("signed in");
-    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+    let other = app.sign_in_as("Alice", PASSWORD, OTHER_DEVICE).await;
 
     let csrf = csrf_from(&app, "/account/password").await;
     let fields = [
@@ -455,8 +369,8 @@ async fn changing_the_password_keeps_this_browser_and_signs_out_the_others(app: 
     assert!(!shows(&html, OTHER_DEVICE), "the other session is still listed:\n{html}");
     assert_eq!(cookie(&app, TOKEN_COOKIE).as_deref(), Some(this_token.as_str()));
 
-    assert!(!token_works(&app, &other.access_token).await, "the other session still works");
-    let response = app.post_json("/auth/refresh", json!({ "refresh_token": other.refresh_token })).await;
+    assert!(!app.token_works(&other.access).await, "the other session still works");
+    let response = app.refresh(&other.refresh).await;
     problem(response, Status::Unauthorized).await;
     assert_eq!(revoked_sessions(&app).await, 1);
 
@@ -473,7 +387,7 @@ async fn rejected_password_change(
     fields: &[(&str, &str)],
 ) -> (Status, String) {
     sign_up(app, username, PASSWORD).await;
-    let other = sign_in_from_device(app, username, PASSWORD, OTHER_DEVICE).await;
+    let other = app.sign_in_as(username, PASSWORD, OTHER_DEVICE).await;
     let csrf = csrf_from(app, "/account/password").await;
     let mut fields = fields.to_vec();
     fields.push(("csrf_token", &csrf));
@@ -493,7 +407,7 @@ async fn rejected_password_change(
 
     assert!(password_signs_in(app, username, PASSWORD).await, "the password changed");
     assert_eq!(revoked_sessions(app).await, 0, "a session was revoked");
-    assert!(token_works(app, &other.access_token).await);
+    assert!(app.token_works(&other.access).await);
     assert_eq!(get_page(app, "/profile").await.0, Status::Ok, "this browser was signed out");
     (status, html)
 }
@@ -548,7 +462,7 @@ async fn a_new_password_equal_to_the_username_shows_an_error_beside_it_and_chang
 
 async fn changing_the_password_without_a_valid_csrf_token_is_forbidden_and_changes_nothing(app: TestApp) {
     sign_up(&app, "Alice", PASSWORD).await;
-    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+    let other = app.sign_in_as("Alice", PASSWORD, OTHER_DEVICE).await;
     let real = csrf_from(&app, "/account/password").await;
     for forged in forged_tokens(&real) {
         let mut fields = vec![
@@ -566,7 +480,7 @@ async fn changing_the_password_without_a_valid_csrf_token_is_forbidden_and_chang
     assert!(password_signs_in(&app, "Alice", PASSWORD).await, "the password changed");
     assert!(!password_signs_in(&app, "Alice", NEW_PASSWORD).await, "the password changed");
     assert_eq!(revoked_sessions(&app).await, 0);
-    assert!(token_works(&app, &other.access_token).await);
+    assert!(app.token_works(&other.access).await);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -583,7 +497,7 @@ async fn the_delete_page_asks_for_the_password_to_confirm(app: TestApp) {
 async fn deleting_the_account_signs_out_everywhere_says_so_and_frees_the_name(app: TestApp) {
     sign_up(&app, "Alice", PASSWORD).await;
     let old_token = cookie(&app, TOKEN_COOKIE).expect("signed in");
-    let other = sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+    let other = app.sign_in_as("Alice", PASSWORD, OTHER_DEVICE).await;
 
     let csrf = csrf_from(&app, "/account/delete").await;
     let response = post_form(&app, "/account/delete", &[("csrf_token", &csrf), ("password", PASSWORD)]).await;
@@ -601,10 +515,10 @@ async fn deleting_the_account_signs_out_everywhere_says_so_and_frees_the_name(ap
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM refresh_tokens").await, 0);
-    for token in [&old_token, &other.access_token] {
-        assert!(!token_works(&app, token).await, "a token of the deleted account still works");
+    for token in [&old_token, &other.access] {
+        assert!(!app.token_works(token).await, "a token of the deleted account still works");
     }
-    let response = app.post_json("/auth/refresh", json!({ "refresh_token": other.refresh_token })).await;
+    let response = app.refresh(&other.refresh).await;
     problem(response, Status::Unauthorized).await;
     assert!(!password_signs_in(&app, "Alice", PASSWORD).await);
     let response = app.client.get("/profile").cookie((TOKEN_COOKIE, old_token)).dispatch().await;
@@ -670,7 +584,7 @@ async fn visit_with_an_expired_access_cookie(app: &TestApp) -> String {
     let original = cookie(app, TOKEN_COOKIE).expect("signed in");
     let old_refresh = cookie(app, REFRESH_COOKIE).expect("a refresh cookie");
     let expired = expired_copy_of(app, &original);
-    assert!(!token_works(app, &expired).await, "the forged token is not expired");
+    assert!(!app.token_works(&expired).await, "the forged token is not expired");
 
     let response = app.client.get("/profile").cookie((TOKEN_COOKIE, expired.clone())).dispatch().await;
     assert_eq!(response.status(), Status::Ok, "the browser was signed out");
@@ -688,7 +602,7 @@ async fn visit_with_an_expired_access_cookie(app: &TestApp) -> String {
     let renewed = cookie(app, TOKEN_COOKIE).expect("the browser keeps the renewed token");
     assert_ne!(renewed, expired);
     assert_eq!(jwt_payload(&renewed)["sid"], jwt_payload(&original)["sid"], "a renewal keeps the session");
-    assert!(token_works(app, &renewed).await);
+    assert!(app.token_works(&renewed).await);
     assert_ne!(cookie(app, REFRESH_COOKIE), Some(old_refresh.clone()));
     old_refresh
 }
@@ -709,7 +623,7 @@ async fn a_rotated_refresh_cookie_presented_again_ends_the_session(app: TestApp)
     let old_refresh = visit_with_an_expired_access_cookie(&app).await;
     rocket::tokio::time::sleep(Duration::from_millis(1500)).await;
 
-    let response = app.post_json("/auth/refresh", json!({ "refresh_token": old_refresh })).await;
+    let response = app.refresh(&old_refresh).await;
     problem(response, Status::Unauthorized).await;
     assert_eq!(revoked_sessions(&app).await, 1, "reuse did not revoke the session");
 
@@ -719,7 +633,7 @@ async fn a_rotated_refresh_cookie_presented_again_ends_the_session(app: TestApp)
     drop(response);
     let current_refresh = cookie(&app, REFRESH_COOKIE);
     if let Some(refresh) = current_refresh {
-        let response = app.post_json("/auth/refresh", json!({ "refresh_token": refresh })).await;
+        let response = app.refresh(&refresh).await;
         problem(response, Status::Unauthorized).await;
     }
 }
@@ -736,7 +650,7 @@ backend_tests_with!(
 
 async fn every_account_form_is_a_plain_post_form_with_a_csrf_token(app: TestApp) {
     sign_up(&app, "Alice", PASSWORD).await;
-    sign_in_from_device(&app, "Alice", PASSWORD, OTHER_DEVICE).await;
+    app.sign_in_as("Alice", PASSWORD, OTHER_DEVICE).await;
     let mut actions = Vec::new();
     for uri in ["/profile", "/account/password", "/account/delete"] {
         let (status, html) = get_page(&app, uri).await;

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{bearer, problem, TestApp};
+use common::{csrf_header, expect, is_rfc3339, json_of, problem, TestApp, TOKEN_COOKIE};
 use rocket::futures::future::join_all;
 use rocket::http::{Accept, ContentType, Cookie, Header, Status};
 use rocket::local::asynchronous::LocalResponse;
@@ -75,28 +75,6 @@ async fn users(app: &TestApp) -> i64 {
     app.count("SELECT COUNT(*) FROM users").await
 }
 
-async fn json_of(response: LocalResponse<'_>) -> Value {
-    response.into_json().await.expect("a JSON body")
-}
-
-/// The JSON body of an answer that must have `status` (the body is shown when it has not).
-async fn expect(response: LocalResponse<'_>, status: Status) -> Value {
-    let got = response.status();
-    let body = response.into_string().await.unwrap_or_default();
-    assert_eq!(got, status, "body: {body}");
-    rocket::serde::json::serde_json::from_str(&body).unwrap_or(Value::Null)
-}
-
-async fn created(app: &TestApp, username: &str, password: &str) -> Value {
-    expect(app.register(username, password).await, Status::Created).await
-}
-
-/// Signs in through the API and returns the access token.
-async fn signed_in(app: &TestApp, username: &str, password: &str) -> String {
-    let body = expect(app.login(username, password).await, Status::Ok).await;
-    body["access_token"].as_str().expect("access_token").to_owned()
-}
-
 /// A POST with an exact body and content type (or none).
 async fn post_raw<'c>(
     app: &'c TestApp,
@@ -129,54 +107,8 @@ async fn assert_rejected(app: &TestApp, body: Value, field: &str) -> Value {
     problem
 }
 
-/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` with fields in range.
-fn is_rfc3339(s: &str) -> bool {
-    let b = s.as_bytes();
-    let number = |at: usize, len: usize| -> Option<u32> {
-        let digits = b.get(at..at + len)?;
-        digits.iter().all(u8::is_ascii_digit).then(|| std::str::from_utf8(digits).ok()?.parse().ok())?
-    };
-    let date_time = (|| {
-        let (month, day) = (number(5, 2)?, number(8, 2)?);
-        let (hour, minute, second) = (number(11, 2)?, number(14, 2)?, number(17, 2)?);
-        number(0, 4)?;
-        let separators =
-            b[4] == b'-' && b[7] == b'-' && matches!(b[10], b'T' | b't') && b[13] == b':' && b[16] == b':';
-        Some(
-            separators
-                && (1..=12).contains(&month)
-                && (1..=31).contains(&day)
-                && hour < 24
-                && minute < 60
-                && second <= 60,
-        )
-    })();
-    if date_time != Some(true) {
-        return false;
-    }
-    let mut rest = &s[19..];
-    if let Some(fraction) = rest.strip_prefix('.') {
-        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return false;
-        }
-        rest = &fraction[digits..];
-    }
-    let offset = rest.as_bytes();
-    let two_digits = |at: usize| {
-        let (tens, ones) = (offset[at], offset[at + 1]);
-        (tens.is_ascii_digit() && ones.is_ascii_digit()).then(|| (tens - b'0') * 10 + (ones - b'0'))
-    };
-    matches!(rest, "Z" | "z")
-        || (offset.len() == 6
-            && matches!(offset[0], b'+' | b'-')
-            && offset[3] == b':'
-            && two_digits(1).is_some_and(|h| h < 24)
-            && two_digits(4).is_some_and(|m| m < 60))
-}
-
 async fn register_login_profile_logout_round_trip(app: TestApp) {
-    let user = created(&app, "Alice", PASSWORD).await;
+    let user = app.registered("Alice", PASSWORD).await;
     assert_eq!(user["username"], "Alice");
     let token = {
         let response = app.login("alice", PASSWORD).await;
@@ -187,7 +119,7 @@ async fn register_login_profile_logout_round_trip(app: TestApp) {
     };
     let profile = expect(app.profile(&token).await, Status::Ok).await;
     assert_eq!(profile, user);
-    let response = app.client.post("/auth/logout").header(bearer(&token)).dispatch().await;
+    let response = app.logout(&token, "").await;
     assert_eq!(response.status(), Status::NoContent);
     problem(app.profile(&token).await, Status::Unauthorized).await;
     assert_eq!(users(&app).await, 1);
@@ -210,26 +142,26 @@ async fn registering_answers_201_with_id_username_as_typed_and_an_rfc3339_create
 }
 
 async fn registering_a_name_taken_in_another_case_is_409(app: TestApp) {
-    created(&app, "Alice", PASSWORD).await;
+    app.registered("Alice", PASSWORD).await;
     for other_case in ["alice", "ALICE", "aLiCe"] {
         let body = problem(app.register(other_case, "another password").await, Status::Conflict).await;
         assert!(body["detail"].as_str().unwrap().to_lowercase().contains("taken"), "{body}");
     }
     assert_eq!(users(&app).await, 1);
     // The first spelling is the one kept.
-    signed_in(&app, "ALICE", PASSWORD).await;
+    app.sign_in("ALICE", PASSWORD).await;
 }
 
 async fn registering_a_name_taken_in_the_same_case_is_409(app: TestApp) {
-    created(&app, "bob", PASSWORD).await;
+    app.registered("bob", PASSWORD).await;
     problem(app.register("bob", PASSWORD).await, Status::Conflict).await;
     assert_eq!(users(&app).await, 1);
 }
 
 async fn a_username_of_three_or_thirty_two_characters_is_accepted(app: TestApp) {
-    created(&app, "abc", PASSWORD).await;
-    created(&app, &"b".repeat(32), PASSWORD).await;
-    created(&app, "A_b.c-9", PASSWORD).await;
+    app.registered("abc", PASSWORD).await;
+    app.registered(&"b".repeat(32), PASSWORD).await;
+    app.registered("A_b.c-9", PASSWORD).await;
     assert_eq!(users(&app).await, 3);
 }
 
@@ -268,8 +200,8 @@ async fn a_password_of_seventy_three_bytes_is_422(app: TestApp) {
 
 async fn a_password_of_seventy_two_bytes_is_accepted(app: TestApp) {
     let password = "p".repeat(72);
-    created(&app, "alice", &password).await;
-    signed_in(&app, "alice", &password).await;
+    app.registered("alice", &password).await;
+    app.sign_in("alice", &password).await;
     assert_eq!(users(&app).await, 1);
 }
 
@@ -278,7 +210,7 @@ async fn a_password_of_thirty_seven_accented_letters_is_74_bytes_and_422(app: Te
     assert_eq!((password.chars().count(), password.len()), (37, 74));
     assert_rejected(&app, json!({"username": "alice", "password": password}), "password").await;
     // 36 of them are exactly 72 bytes: accepted.
-    created(&app, "alice", &"é".repeat(36)).await;
+    app.registered("alice", &"é".repeat(36)).await;
 }
 
 async fn a_password_equal_to_the_username_in_any_case_is_422(app: TestApp) {
@@ -296,8 +228,8 @@ async fn registering_with_no_fields_is_422_with_both_field_errors(app: TestApp) 
 async fn a_user_can_sign_in_the_moment_registration_answers_201(app: TestApp) {
     for i in 0..25 {
         let name = format!("quick{i}");
-        created(&app, &name, PASSWORD).await;
-        signed_in(&app, &name, PASSWORD).await;
+        app.registered(&name, PASSWORD).await;
+        app.sign_in(&name, PASSWORD).await;
         assert_eq!(users(&app).await, i + 1);
     }
 }
@@ -305,7 +237,7 @@ async fn a_user_can_sign_in_the_moment_registration_answers_201(app: TestApp) {
 // Login -------------------------------------------------------------------------------------
 
 async fn logging_in_with_json_answers_a_bearer_token_that_is_never_cached(app: TestApp) {
-    created(&app, "alice", PASSWORD).await;
+    app.registered("alice", PASSWORD).await;
     let response = app.login("alice", PASSWORD).await;
     assert_eq!(response.headers().get_one("Cache-Control"), Some("no-store"));
     let body = expect(response, Status::Ok).await;
@@ -328,18 +260,18 @@ async fn login_form(app: &TestApp, form: &str) -> Value {
 }
 
 async fn logging_in_with_the_oauth2_password_form_works(app: TestApp) {
-    created(&app, "alice", PASSWORD).await;
+    app.registered("alice", PASSWORD).await;
     login_form(&app, "grant_type=password&username=alice&password=correct+horse").await;
     login_form(&app, "username=alice&password=correct%20horse&grant_type=password").await;
 }
 
 async fn logging_in_with_the_oauth2_form_without_grant_type_works(app: TestApp) {
-    created(&app, "alice", PASSWORD).await;
+    app.registered("alice", PASSWORD).await;
     login_form(&app, "username=alice&password=correct+horse").await;
 }
 
 async fn logging_in_with_another_grant_type_is_a_client_error(app: TestApp) {
-    created(&app, "alice", PASSWORD).await;
+    app.registered("alice", PASSWORD).await;
     let form = "grant_type=client_credentials&username=alice&password=correct+horse";
     let (status, _) =
         client_error_problem(post_raw(&app, "/auth/login", Some(ContentType::Form), form).await).await;
@@ -348,7 +280,7 @@ async fn logging_in_with_another_grant_type_is_a_client_error(app: TestApp) {
 }
 
 async fn unknown_user_and_wrong_password_are_401_with_identical_bodies(app: TestApp) {
-    created(&app, "alice", PASSWORD).await;
+    app.registered("alice", PASSWORD).await;
     let wrong_password = app.login("alice", "wrong horse").await;
     assert!(wrong_password.headers().get_one("WWW-Authenticate").is_none_or(|h| h.starts_with("Bearer")));
     let wrong_password = problem(wrong_password, Status::Unauthorized).await;
@@ -360,9 +292,9 @@ async fn unknown_user_and_wrong_password_are_401_with_identical_bodies(app: Test
 }
 
 async fn logging_in_with_another_case_of_the_username_works(app: TestApp) {
-    created(&app, "Alice", PASSWORD).await;
+    app.registered("Alice", PASSWORD).await;
     for name in ["alice", "ALICE", "Alice"] {
-        let token = signed_in(&app, name, PASSWORD).await;
+        let token = app.sign_in(name, PASSWORD).await.access;
         let profile = expect(app.profile(&token).await, Status::Ok).await;
         assert_eq!(profile["username"], "Alice", "shown as typed at registration");
     }
@@ -370,19 +302,19 @@ async fn logging_in_with_another_case_of_the_username_works(app: TestApp) {
 
 async fn a_password_longer_than_72_bytes_never_matches_its_first_72_bytes(app: TestApp) {
     let password = "x".repeat(72);
-    created(&app, "alice", &password).await;
+    app.registered("alice", &password).await;
     for suffix in ["x", "y", "anything at all"] {
         let longer = format!("{password}{suffix}");
         problem(app.login("alice", &longer).await, Status::Unauthorized).await;
     }
-    signed_in(&app, "alice", &password).await;
+    app.sign_in("alice", &password).await;
 }
 
 // Profile -----------------------------------------------------------------------------------
 
 async fn the_profile_with_a_bearer_token_is_the_registered_user(app: TestApp) {
-    let registered = created(&app, "Alice", PASSWORD).await;
-    let token = signed_in(&app, "alice", PASSWORD).await;
+    let registered = app.registered("Alice", PASSWORD).await;
+    let token = app.sign_in("alice", PASSWORD).await.access;
     let response = app.profile(&token).await;
     assert!(response.content_type().is_some_and(|ct| ct.is_json()));
     assert_eq!(expect(response, Status::Ok).await, registered);
@@ -405,7 +337,7 @@ async fn the_profile_with_a_garbage_token_is_401_with_invalid_token(app: TestApp
 }
 
 async fn the_profile_with_basic_authentication_is_401(app: TestApp) {
-    created(&app, "alice", PASSWORD).await;
+    app.registered("alice", PASSWORD).await;
     // alice:correct horse
     let basic = Header::new("Authorization", "Basic YWxpY2U6Y29ycmVjdCBob3JzZQ==");
     let response = app.client.get("/auth/profile").header(basic).dispatch().await;
@@ -417,16 +349,16 @@ async fn the_profile_with_basic_authentication_is_401(app: TestApp) {
 // Logout ------------------------------------------------------------------------------------
 
 async fn logging_out_is_204_and_the_token_stops_working_at_once(app: TestApp) {
-    created(&app, "alice", PASSWORD).await;
-    let token = signed_in(&app, "alice", PASSWORD).await;
-    let other = signed_in(&app, "alice", PASSWORD).await;
-    let response = app.client.post("/auth/logout").header(bearer(&token)).dispatch().await;
+    app.registered("alice", PASSWORD).await;
+    let token = app.sign_in("alice", PASSWORD).await.access;
+    let other = app.sign_in("alice", PASSWORD).await.access;
+    let response = app.logout(&token, "").await;
     expect(response, Status::NoContent).await;
     let response = app.profile(&token).await;
     let challenge = response.headers().get_one("WWW-Authenticate").unwrap_or_default().to_owned();
     assert!(challenge.contains(r#"error="invalid_token""#), "{challenge:?}");
     problem(response, Status::Unauthorized).await;
-    let again = app.client.post("/auth/logout").header(bearer(&token)).dispatch().await;
+    let again = app.logout(&token, "").await;
     problem(again, Status::Unauthorized).await;
     // Only that session ended: another sign-in of the same user still works.
     expect(app.profile(&other).await, Status::Ok).await;
@@ -440,16 +372,16 @@ async fn logging_out_without_a_token_is_401(app: TestApp) {
 }
 
 async fn logging_out_by_cookie_without_a_csrf_token_is_403_and_keeps_the_session(app: TestApp) {
-    created(&app, "alice", PASSWORD).await;
-    let token = signed_in(&app, "alice", PASSWORD).await;
-    let cookie = || Cookie::new("miniauth_token", token.clone());
+    app.registered("alice", PASSWORD).await;
+    let token = app.sign_in("alice", PASSWORD).await.access;
+    let cookie = || Cookie::new(TOKEN_COOKIE, token.clone());
     // The cookie alone authenticates a read …
     expect(app.client.get("/auth/profile").cookie(cookie()).dispatch().await, Status::Ok).await;
     // … but not a state-changing call a forged cross-site request could make.
     for csrf in [None, Some(""), Some("forged")] {
         let mut request = app.client.post("/auth/logout").cookie(cookie());
         if let Some(csrf) = csrf {
-            request = request.header(Header::new("X-CSRF-Token", csrf));
+            request = request.header(csrf_header(csrf));
         }
         problem(request.dispatch().await, Status::Forbidden).await;
     }
@@ -532,7 +464,7 @@ async fn json_of_the_wrong_shape_is_a_client_error_never_500(app: TestApp) {
 
 /// PostgreSQL refuses NUL in text: a NUL must be turned away before any query.
 async fn nul_characters_in_any_field_are_a_client_error_never_500(app: TestApp) {
-    created(&app, "alice", PASSWORD).await;
+    app.registered("alice", PASSWORD).await;
     for uri in ["/auth/register", "/auth/login"] {
         for username in ["ali\u{0}ce", "alice\u{0}", "\u{0}"] {
             let response = app.post_json(uri, json!({"username": username, "password": PASSWORD})).await;
@@ -546,8 +478,8 @@ async fn nul_characters_in_any_field_are_a_client_error_never_500(app: TestApp) 
     assert_eq!(users(&app).await, 1);
     // Inside a password a NUL is just another byte to bcrypt (only the hash is stored).
     let password = "correct\u{0}horse";
-    created(&app, "bob", password).await;
-    signed_in(&app, "bob", password).await;
+    app.registered("bob", password).await;
+    app.sign_in("bob", password).await;
     problem(app.login("bob", "correct").await, Status::Unauthorized).await;
 }
 
@@ -570,7 +502,7 @@ async fn a_json_content_type_with_a_charset_parameter_is_accepted(app: TestApp) 
 /// The API takes `{username, password}` objects; serde would also read a struct from a
 /// positional array, which no client of the original service sends and no document mentions.
 async fn a_json_array_is_not_accepted_in_place_of_the_credentials_object(app: TestApp) {
-    created(&app, "alice", PASSWORD).await;
+    app.registered("alice", PASSWORD).await;
     for uri in ["/auth/register", "/auth/login"] {
         let response = app.post_json(uri, json!(["bob", PASSWORD])).await;
         client_error_problem(response).await;
@@ -638,7 +570,7 @@ async fn fifty_concurrent_registrations_of_one_name_give_one_201_and_forty_nine_
         problem(response, Status::Conflict).await;
     }
     assert_eq!(users(&app).await, 1);
-    signed_in(&app, "racer", PASSWORD).await;
+    app.sign_in("racer", PASSWORD).await;
 }
 
 async fn concurrent_registrations_of_one_name_in_different_cases_give_one_user(app: TestApp) {

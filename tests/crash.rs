@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::server::Server;
+use common::server::{Server, JSON};
+use common::{Backend, TestDatabase};
 use sqlx::Connection;
-
-const JSON: (&str, &str) = ("Content-Type", "application/json");
 
 fn credentials(name: &str) -> String {
     format!(r#"{{"username":"{name}","password":"pw-{name}-pw"}}"#)
@@ -20,7 +19,9 @@ fn credentials(name: &str) -> String {
 #[test]
 fn every_acknowledged_registration_survives_a_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let database = TestDatabase::create(Backend::Sqlite).unwrap();
+    let env = [database.env()];
+    let server = Server::start(dir.path(), &env);
     let acknowledged = Arc::new(Mutex::new(Vec::new()));
     let running = Arc::new(AtomicBool::new(true));
     let port = server.port;
@@ -52,7 +53,7 @@ fn every_acknowledged_registration_survives_a_kill_9() {
         client.join().unwrap();
     }
 
-    let server = Server::start(dir.path(), &[]);
+    let server = Server::start(dir.path(), &env);
     let acknowledged = acknowledged.lock().unwrap().clone();
     for name in &acknowledged {
         let (status, _, _) = server.request("POST", "/auth/login", &[JSON], &credentials(name));
@@ -60,9 +61,8 @@ fn every_acknowledged_registration_survives_a_kill_9() {
     }
     server.stop();
 
-    let database = format!("sqlite://{}/data/miniauth.db", dir.path().display());
     let integrity: String = rocket::tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let mut conn = sqlx::SqliteConnection::connect(&database).await.unwrap();
+        let mut conn = sqlx::SqliteConnection::connect(&database.url).await.unwrap();
         sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&mut conn).await.unwrap()
     });
     assert_eq!(integrity, "ok");

@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::server::{free_port, Server};
+use common::{Backend, TestDatabase, CSRF_COOKIE, TOKEN_COOKIE};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::{json, Value};
@@ -238,7 +239,8 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
+    let database = TestDatabase::create(Backend::Sqlite).unwrap();
+    let server = Server::start(dir.path(), &[database.env()]);
     let driver = ChromeDriver::start();
     let client = driver.connect().await;
     let browser = Browser { client: client.clone(), base: server.url(""), screenshots: screenshot_dir() };
@@ -307,11 +309,11 @@ async fn a_person_registers_signs_out_and_signs_back_in() {
         assert_eq!(b.text(".site-nav__user").await, USERNAME);
 
         // The token cookie is there, but scripts cannot see it.
-        let token = b.client.get_named_cookie("miniauth_token").await.expect("the token cookie is set");
+        let token = b.client.get_named_cookie(TOKEN_COOKIE).await.expect("the token cookie is set");
         assert_eq!(token.http_only(), Some(true));
         let visible = b.document_cookie().await;
-        assert!(!visible.contains("miniauth_token"), "document.cookie shows the token: {visible}");
-        assert!(!visible.contains("miniauth_csrf"), "document.cookie shows the CSRF secret: {visible}");
+        assert!(!visible.contains(TOKEN_COOKIE), "document.cookie shows the token: {visible}");
+        assert!(!visible.contains(CSRF_COOKIE), "document.cookie shows the CSRF secret: {visible}");
         b.screenshots("profile").await;
 
         // The landing page now knows who is there.
@@ -327,7 +329,7 @@ async fn a_person_registers_signs_out_and_signs_back_in() {
         b.click(".panel form[action='/logout'] button[type=submit]").await;
         b.arrive("//div[contains(@class, 'alert--success')]", "/login", 200).await;
         assert_eq!(b.text(".alert--success").await, "You have been signed out.");
-        assert!(b.client.get_named_cookie("miniauth_token").await.is_err(), "the token cookie is gone");
+        assert!(b.client.get_named_cookie(TOKEN_COOKIE).await.is_err(), "the token cookie is gone");
         assert!(b.client.find(Locator::Css(".site-nav__user")).await.is_err());
         b.screenshots("login-signed-out").await;
 
@@ -359,7 +361,7 @@ async fn a_person_registers_signs_out_and_signs_back_in() {
         b.type_into("#password", PASSWORD).await;
         b.click("form[action='/login'] button[type=submit]").await;
         b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
-        assert!(!b.document_cookie().await.contains("miniauth_token"));
+        assert!(!b.document_cookie().await.contains(TOKEN_COOKIE));
 
         // An unknown page: a friendly page with the right status.
         b.goto("/no-such-page").await;

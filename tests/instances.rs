@@ -6,66 +6,19 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::Duration;
 
-use common::server::Server;
+use common::server::{Server, JSON};
+use common::{Backend, TestDatabase};
 use serde_json::{json, Value};
 
-const JSON: (&str, &str) = ("Content-Type", "application/json");
 const SECRET: &str = "one-secret-shared-by-every-instance-of-this-service-0123456789";
 const PASSWORD: &str = "correct horse";
 const NEW_PASSWORD: &str = "battery staple";
 
-/// A fresh PostgreSQL database, dropped when the test ends (even when it fails).
-struct Database {
-    base: String,
-    name: String,
-    url: String,
-}
-
-impl Database {
-    /// `None` (with a note) when no PostgreSQL server is configured; under CI one must be.
-    fn create(tag: &str) -> Option<Database> {
-        let Some(base) = common::postgres_base_url() else {
-            eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test several instances on PostgreSQL");
-            return None;
-        };
-        let name = format!("miniauth_test_instances_{tag}_{}", std::process::id());
-        let url = format!("{}/{name}", base.rsplit_once('/').expect("URL ends with /database").0);
-        let database = Database { base, name, url };
-        database.psql(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", database.name));
-        database.psql(&format!("CREATE DATABASE {}", database.name));
-        Some(database)
-    }
-
-    fn psql(&self, sql: &str) {
-        let status = psql().args([self.base.as_str(), "-qc", sql]).status().expect("psql runs");
-        assert!(status.success(), "{sql}");
-    }
-}
-
-/// `psql`, without the notices of `IF EXISTS`.
-fn psql() -> Command {
-    let mut command = Command::new("psql");
-    command.env("PGOPTIONS", "--client-min-messages=warning");
-    command
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        if let Ok(status) = psql().args([self.base.as_str(), "-qc", &sql]).status() {
-            if !status.success() {
-                eprintln!("could not drop {}", self.name);
-            }
-        }
-    }
-}
-
 /// The environment of every instance: the shared database and secret, and `extra`.
-fn environment<'a>(database: &'a Database, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut env = vec![("ROCKET_DATABASE_URL", database.url.as_str()), ("ROCKET_TOKEN_SECRET", SECRET)];
+fn environment<'a>(database: &'a TestDatabase, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut env = vec![database.env(), ("ROCKET_TOKEN_SECRET", SECRET)];
     env.extend_from_slice(extra);
     env
 }
@@ -79,7 +32,7 @@ struct Pair {
 }
 
 impl Pair {
-    fn start(database: &Database, extra: &[(&str, &str)]) -> Pair {
+    fn start(database: &TestDatabase, extra: &[(&str, &str)]) -> Pair {
         let env = environment(database, extra);
         let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let a = Server::start(dir_a.path(), &env);
@@ -155,7 +108,7 @@ fn session_id(server: &Server, token: &str) -> String {
 
 #[test]
 fn a_session_revoked_through_one_instance_is_refused_by_the_other_at_once() {
-    let Some(database) = Database::create("revoke") else { return };
+    let Some(database) = TestDatabase::create(Backend::Postgres) else { return };
     let Pair { a, b, .. } = &Pair::start(&database, &[]);
     register(a, "alice", PASSWORD);
     let (t1, _) = sign_in(a, "alice", PASSWORD);
@@ -183,7 +136,7 @@ fn a_session_revoked_through_one_instance_is_refused_by_the_other_at_once() {
 
 #[test]
 fn a_password_changed_through_one_instance_signs_out_the_other_sessions_on_the_other() {
-    let Some(database) = Database::create("password") else { return };
+    let Some(database) = TestDatabase::create(Backend::Postgres) else { return };
     let Pair { a, b, .. } = &Pair::start(&database, &[]);
     register(a, "alice", PASSWORD);
     let (t1, _) = sign_in(a, "alice", PASSWORD);
@@ -202,7 +155,7 @@ fn a_password_changed_through_one_instance_signs_out_the_other_sessions_on_the_o
 
 #[test]
 fn an_account_deleted_through_one_instance_is_gone_on_the_other_at_once() {
-    let Some(database) = Database::create("delete") else { return };
+    let Some(database) = TestDatabase::create(Backend::Postgres) else { return };
     let Pair { a, b, .. } = &Pair::start(&database, &[]);
     register(a, "alice", PASSWORD);
     let (t1, r1) = sign_in(a, "alice", PASSWORD);
@@ -225,7 +178,7 @@ fn the_whole_story_on_two_instances() {
     // The brief's sequence in one go: register on A; two sessions on A work on B; one revoked
     // through B is refused by A; a password change through B ends a third session on A;
     // deleting the account through A ends the last one on B.
-    let Some(database) = Database::create("story") else { return };
+    let Some(database) = TestDatabase::create(Backend::Postgres) else { return };
     let Pair { a, b, .. } = &Pair::start(&database, &[]);
     register(a, "alice", PASSWORD);
     let (t1, _) = sign_in(a, "alice", PASSWORD);
@@ -251,7 +204,7 @@ fn the_whole_story_on_two_instances() {
 
 #[test]
 fn a_refresh_token_rotated_on_one_instance_is_reuse_on_the_other() {
-    let Some(database) = Database::create("reuse") else { return };
+    let Some(database) = TestDatabase::create(Backend::Postgres) else { return };
     // No grace: any later reuse of a rotated token counts as theft.
     let Pair { a, b, .. } = &Pair::start(&database, &[("ROCKET_REFRESH_GRACE", "0")]);
     register(a, "alice", PASSWORD);
@@ -278,7 +231,7 @@ fn a_refresh_token_rotated_on_one_instance_is_reuse_on_the_other() {
 
 #[test]
 fn a_retry_with_a_just_rotated_refresh_token_on_the_other_instance_works_within_the_grace() {
-    let Some(database) = Database::create("grace") else { return };
+    let Some(database) = TestDatabase::create(Backend::Postgres) else { return };
     // The default grace (10 s) covers a client that lost A's answer and retried on B.
     let Pair { a, b, .. } = &Pair::start(&database, &[]);
     register(a, "alice", PASSWORD);
@@ -296,7 +249,7 @@ fn a_retry_with_a_just_rotated_refresh_token_on_the_other_instance_works_within_
 
 #[test]
 fn two_instances_started_at_once_on_a_fresh_database_both_come_up_and_share_it() {
-    let Some(database) = Database::create("race") else { return };
+    let Some(database) = TestDatabase::create(Backend::Postgres) else { return };
     let env: Vec<(String, String)> =
         environment(&database, &[]).into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect();
     let dirs = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());

@@ -7,7 +7,7 @@ mod common;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{problem, Backend, TestApp};
+use common::{problem, Backend, TestApp, TOKEN_COOKIE};
 use rocket::http::{Accept, Cookie, Status};
 use rocket::tokio::io::copy_bidirectional;
 use rocket::tokio::net::{TcpSocket, TcpStream};
@@ -77,7 +77,8 @@ async fn a_database_outage_gives_503_and_service_resumes_without_a_restart() {
     })
     .await
     .unwrap();
-    let token = app.token_for("outage", "survives outages").await;
+    let [tokens] = app.register_and_sign_in("outage", "survives outages").await;
+    let token = tokens.access;
 
     proxy.stop();
     problem(app.client.get("/readyz").dispatch().await, Status::ServiceUnavailable).await;
@@ -85,7 +86,7 @@ async fn a_database_outage_gives_503_and_service_resumes_without_a_restart() {
     assert_eq!(response.headers().get_one("Retry-After"), Some("5"));
     problem(response, Status::ServiceUnavailable).await;
     problem(app.login("outage", "survives outages").await, Status::ServiceUnavailable).await;
-    let signed_in_browser = Cookie::new("miniauth_token", token.clone());
+    let signed_in_browser = Cookie::new(TOKEN_COOKIE, token.clone());
     let page = app.client.get("/profile").header(Accept::HTML).cookie(signed_in_browser).dispatch().await;
     assert_eq!(page.status(), Status::ServiceUnavailable, "a page, not a sign-in redirect");
     assert!(page.into_string().await.unwrap().contains("<html"));

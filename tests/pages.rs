@@ -5,13 +5,12 @@
 mod common;
 
 use common::browser::{
-    assert_html, attribute, cookie, cookie_attributes, csrf_from, csrf_token, expired_copy_of, forged_tokens,
-    form_page, get_page, has_attribute, input_tag, jwt_payload, location, now, percent_encode, post_form,
-    revoked_sessions, set_cookie, sign_up, submit_register, TOKEN_COOKIE,
+    assert_cleared, assert_html, attribute, cookie, cookie_value, csrf_from, csrf_token, expired_copy_of,
+    forged_tokens, form_page, get_page, has_attribute, input_tag, location, percent_encode, post_form,
+    revoked_sessions, set_cookie, sign_up, submit_login, submit_register,
 };
-use common::{problem, Backend, TestApp};
-use rocket::http::{ContentType, Header, Status};
-use rocket::local::asynchronous::LocalResponse;
+use common::{csrf_header, jwt_payload, now, problem, Backend, TestApp, CSRF_COOKIE, TOKEN_COOKIE};
+use rocket::http::{ContentType, Status};
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -40,24 +39,6 @@ backend_tests!(
     unknown_page_is_an_html_404,
     unknown_page_asked_for_as_json_is_problem_json,
 );
-
-// ---------------------------------------------------------------------------------------------
-// Helpers: the sign-in form.
-
-/// Fills in and sends the sign-in form.
-async fn submit_login<'c>(
-    app: &'c TestApp,
-    username: &str,
-    password: &str,
-    next: Option<&str>,
-) -> LocalResponse<'c> {
-    let csrf = csrf_from(app, "/login").await;
-    let mut fields = vec![("csrf_token", csrf.as_str()), ("username", username), ("password", password)];
-    if let Some(next) = next {
-        fields.push(("next", next));
-    }
-    post_form(app, "/login", &fields).await
-}
 
 // ---------------------------------------------------------------------------------------------
 // GET /
@@ -289,11 +270,7 @@ async fn logout_revokes_the_session_clears_the_cookie_and_shows_a_notice(app: Te
     let response = post_form(&app, "/logout", &[("csrf_token", &csrf)]).await;
     assert_eq!(response.status(), Status::SeeOther);
     assert_eq!(location(&response).as_deref(), Some("/login"));
-    let cleared = set_cookie(&response, TOKEN_COOKIE).expect("the token cookie is cleared");
-    let expired = has_attribute(&cleared, "Max-Age=0")
-        || cookie_attributes(&cleared).iter().any(|a| a.starts_with("Expires=") && !a.contains("9999"));
-    assert!(expired, "the cookie is not expired: {cleared}");
-    assert!(cleared.starts_with(&format!("{TOKEN_COOKIE}=;")), "the value is not emptied: {cleared}");
+    assert_cleared(&response, TOKEN_COOKIE);
     drop(response);
     assert!(cookie(&app, TOKEN_COOKIE).is_none(), "the browser still holds the token");
 
@@ -369,15 +346,14 @@ async fn cookie_authenticated_api_logout_needs_the_csrf_header(app: TestApp) {
     // The browser holds the cookie; no Authorization header is sent.
     let response = app.client.post("/auth/logout").dispatch().await;
     problem(response, Status::Forbidden).await;
-    let response =
-        app.client.post("/auth/logout").header(Header::new("X-CSRF-Token", "not-a-token")).dispatch().await;
+    let response = app.client.post("/auth/logout").header(csrf_header("not-a-token")).dispatch().await;
     problem(response, Status::Forbidden).await;
     assert_eq!(revoked_sessions(&app).await, 0);
     assert_eq!(get_page(&app, "/profile").await.0, Status::Ok, "the session was ended without CSRF proof");
     assert_eq!(app.client.get("/auth/profile").dispatch().await.status(), Status::Ok);
 
     let csrf = csrf_from(&app, "/profile").await;
-    let response = app.client.post("/auth/logout").header(Header::new("X-CSRF-Token", csrf)).dispatch().await;
+    let response = app.client.post("/auth/logout").header(csrf_header(&csrf)).dispatch().await;
     assert_eq!(response.status(), Status::NoContent);
     drop(response);
     assert_eq!(revoked_sessions(&app).await, 1);
@@ -466,7 +442,7 @@ async fn expired_access_cookie_of_a_revoked_session_sends_to_sign_in(app: TestAp
     assert_eq!(response.status(), Status::SeeOther);
     assert!(location(&response).is_some_and(|l| l.starts_with("/login")), "{:?}", location(&response));
     assert!(
-        set_cookie(&response, TOKEN_COOKIE).is_none_or(|c| c.starts_with(&format!("{TOKEN_COOKIE}=;"))),
+        set_cookie(&response, TOKEN_COOKIE).is_none_or(|c| cookie_value(&c).is_empty()),
         "a token was issued for a revoked session"
     );
 }
@@ -497,7 +473,7 @@ async fn unknown_page_asked_for_as_json_is_problem_json(app: TestApp) {
 async fn token_cookie_is_secure_when_cookie_secure_is_set() {
     let app = TestApp::spawn_with(Backend::Sqlite, |f| f.merge(("cookie_secure", true))).await.unwrap();
     let response = app.client.get("/login").dispatch().await;
-    let csrf_cookie = set_cookie(&response, "miniauth_csrf").expect("a CSRF cookie");
+    let csrf_cookie = set_cookie(&response, CSRF_COOKIE).expect("a CSRF cookie");
     assert!(has_attribute(&csrf_cookie, "Secure"), "no Secure flag: {csrf_cookie}");
     drop(response);
     let response = submit_register(&app, "Alice", PASSWORD, PASSWORD).await;

@@ -6,11 +6,9 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
-use common::server::Server;
-
-const JSON: (&str, &str) = ("Content-Type", "application/json");
+use common::server::{Server, JSON};
+use common::{Backend, TestDatabase};
 
 fn json_field(body: &str, field: &str) -> String {
     let value: serde_json::Value = serde_json::from_str(body).expect("JSON body");
@@ -28,26 +26,14 @@ fn zero_configuration_start_keeps_sessions_across_restarts_and_logs_no_secrets()
 /// The same binary on PostgreSQL, chosen by one variable.
 #[test]
 fn one_variable_switches_the_binary_to_postgresql() {
-    let Ok(base) = std::env::var("MINIAUTH_TEST_POSTGRES_URL") else {
-        assert!(std::env::var_os("CI").is_none(), "CI must set MINIAUTH_TEST_POSTGRES_URL");
-        return eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL");
-    };
-    let name = format!("miniauth_test_server_{}", std::process::id());
-    let psql = |sql: &str| {
-        let status = Command::new("psql").args([base.as_str(), "-qc", sql]).status().expect("psql runs");
-        assert!(status.success(), "{sql}");
-    };
-    psql(&format!("DROP DATABASE IF EXISTS {name}"));
-    psql(&format!("CREATE DATABASE {name}"));
-    let url = format!("{}/{name}", base.rsplit_once('/').unwrap().0);
+    let Some(database) = TestDatabase::create(Backend::Postgres) else { return };
     let dir = tempfile::tempdir().unwrap();
-    let env = [("ROCKET_DATABASE_URL", url.as_str())];
+    let env = [database.env()];
     let server = Server::start(dir.path(), &env);
     assert!(!dir.path().join("data/miniauth.db").exists(), "no SQLite file when PostgreSQL is chosen");
     let log = sign_in_restart_and_check_logs(dir.path(), server, &env);
     assert!(log.contains("database: PostgreSQL"), "{log}");
     assert!(!log.contains("postgres://"), "the log shows no database URL:\n{log}");
-    psql(&format!("DROP DATABASE {name} WITH (FORCE)"));
 }
 
 /// Registers and signs in, restarts the server, and checks the token still works and that no

@@ -1,18 +1,13 @@
 //! What a browser does with the pages: the tracked client keeps cookies like a browser, fetches a
 //! page, takes the CSRF token from its form and posts `application/x-www-form-urlencoded`
-//! bodies. Also what a test reads back: `Set-Cookie` headers, the cookies held, and the claims
-//! of the access token (or an expired copy of it).
+//! bodies. Also what a test reads back: `Set-Cookie` headers, the cookies held, the forms and
+//! fields of a page, and an expired copy of an access token.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use rocket::http::{ContentType, Status};
 use rocket::local::asynchronous::LocalResponse;
-use rocket::serde::json::{json, Value};
+use rocket::serde::json::json;
 
-use super::TestApp;
-
-/// The cookie that holds the access token.
-pub const TOKEN_COOKIE: &str = "miniauth_token";
+use super::{jwt_payload, now, user_agent, TestApp};
 
 /// Percent-encodes one value of an `application/x-www-form-urlencoded` body.
 pub fn percent_encode(value: &str) -> String {
@@ -107,20 +102,68 @@ pub async fn submit_register<'c>(
     confirm: &str,
 ) -> LocalResponse<'c> {
     let csrf = csrf_from(app, "/register").await;
-    let fields = [
-        ("csrf_token", csrf.as_str()),
-        ("username", username),
-        ("password", password),
-        ("password_confirm", confirm),
-    ];
+    send_register(app, &csrf, username, password, confirm).await
+}
+
+async fn send_register<'c>(
+    app: &'c TestApp,
+    csrf: &str,
+    username: &str,
+    password: &str,
+    confirm: &str,
+) -> LocalResponse<'c> {
+    let fields =
+        [("csrf_token", csrf), ("username", username), ("password", password), ("password_confirm", confirm)];
     post_form(app, "/register", &fields).await
 }
 
-/// Creates an account through the registration page; the client is signed in afterwards.
-pub async fn sign_up(app: &TestApp, username: &str, password: &str) {
-    let response = submit_register(app, username, password, password).await;
+/// Creates an account through the registration page: the client (this browser) is signed in
+/// afterwards, holding the cookies. Returns the CSRF token its forms carry.
+pub async fn sign_up(app: &TestApp, username: &str, password: &str) -> String {
+    let csrf = csrf_from(app, "/register").await;
+    let response = send_register(app, &csrf, username, password, password).await;
     assert_eq!(response.status(), Status::SeeOther, "registering {username}");
     assert_eq!(location(&response).as_deref(), Some("/profile"));
+    csrf
+}
+
+/// Fills in and sends the sign-in form (with `next` when given).
+pub async fn submit_login<'c>(
+    app: &'c TestApp,
+    username: &str,
+    password: &str,
+    next: Option<&str>,
+) -> LocalResponse<'c> {
+    let csrf = csrf_from(app, "/login").await;
+    send_login(app, &csrf, username, password, next, None).await
+}
+
+async fn send_login<'c>(
+    app: &'c TestApp,
+    csrf: &str,
+    username: &str,
+    password: &str,
+    next: Option<&str>,
+    agent: Option<&str>,
+) -> LocalResponse<'c> {
+    let mut fields = vec![("csrf_token", csrf), ("username", username), ("password", password)];
+    fields.extend(next.map(|next| ("next", next)));
+    let mut request = app.client.post("/login").header(ContentType::Form).body(form_body(&fields));
+    if let Some(agent) = agent {
+        request = request.header(user_agent(agent));
+    }
+    request.dispatch().await
+}
+
+/// Signs an existing account in through the sign-in page, from a browser that sends `agent` as
+/// its `User-Agent`: the client (this browser) holds the cookies afterwards. Returns the CSRF
+/// token its forms carry.
+pub async fn sign_in_on_the_page(app: &TestApp, username: &str, password: &str, agent: &str) -> String {
+    let csrf = csrf_from(app, "/login").await;
+    let response = send_login(app, &csrf, username, password, None, Some(agent)).await;
+    assert_eq!(response.status(), Status::SeeOther, "signing in {username} on the page");
+    assert_eq!(location(&response).as_deref(), Some("/profile"));
+    csrf
 }
 
 pub fn location(response: &LocalResponse<'_>) -> Option<String> {
@@ -142,27 +185,29 @@ pub fn has_attribute(header: &str, wanted: &str) -> bool {
     cookie_attributes(header).iter().any(|attribute| attribute.eq_ignore_ascii_case(wanted))
 }
 
+/// The value a `Set-Cookie` header gives its cookie.
+pub fn cookie_value(header: &str) -> &str {
+    let pair = header.split(';').next().unwrap_or_default();
+    pair.split_once('=').map_or("", |(_, value)| value.trim())
+}
+
+/// Asserts that the response tells the browser to forget cookie `name`: expired and emptied.
+pub fn assert_cleared(response: &LocalResponse<'_>, name: &str) {
+    let cleared = set_cookie(response, name).unwrap_or_else(|| panic!("{name} is not cleared"));
+    let expired = has_attribute(&cleared, "Max-Age=0")
+        || cookie_attributes(&cleared).iter().any(|a| a.starts_with("Expires=") && !a.contains("9999"));
+    assert!(expired, "{name} is not expired: {cleared}");
+    assert!(cookie_value(&cleared).is_empty(), "{name} is not emptied: {cleared}");
+}
+
 /// A cookie the client (the browser) holds.
 pub fn cookie(app: &TestApp, name: &str) -> Option<String> {
     app.client.cookies().get(name).map(|cookie| cookie.value().to_owned())
 }
 
-/// The claims of a JWT, read without checking the signature.
-pub fn jwt_payload(token: &str) -> Value {
-    let payload = token.split('.').nth(1).expect("a JWT has three parts");
-    let bytes = URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
-    rocket::serde::json::serde_json::from_slice(&bytes).expect("JSON claims")
-}
-
-pub fn now() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
-}
-
 /// A token for the session of `original`, signed with the server's own secret but expired an
 /// hour ago: what a browser holds after a while away.
 pub fn expired_copy_of(app: &TestApp, original: &str) -> String {
-    let secret =
-        std::fs::read_to_string(app.data_dir.path().join("secret.key")).expect("the generated secret");
     let claims = jwt_payload(original);
     let now = now();
     let expired = json!({
@@ -173,7 +218,7 @@ pub fn expired_copy_of(app: &TestApp, original: &str) -> String {
         "iss": "miniauth",
         "aud": "miniauth",
     });
-    let key = jsonwebtoken::EncodingKey::from_secret(secret.trim().as_bytes());
+    let key = jsonwebtoken::EncodingKey::from_secret(&app.secret());
     jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &expired, &key)
         .expect("sign")
 }

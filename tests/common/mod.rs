@@ -1,6 +1,14 @@
-//! The one way tests build an app: every test gets its own fresh database (a SQLite file in a
-//! temporary folder, or a new PostgreSQL database when `MINIAUTH_TEST_POSTGRES_URL` is set)
-//! and its own data folder. `backend_tests!` runs each test on both backends.
+//! The one test harness.
+//!
+//! - [`TestDatabase`]: a fresh database of its own (a SQLite file in a temporary folder, or a new
+//!   PostgreSQL database when `MINIAUTH_TEST_POSTGRES_URL` is set) that removes itself when
+//!   dropped, also when the test panics.
+//! - [`TestApp`]: the app on a fresh database and data folder, with a tracked client; its
+//!   methods speak the JSON API (register, sign in, refresh, sessions, …) and read the database.
+//! - [`Tokens`]: what one sign-in through the API gives.
+//! - `backend_tests!` / `backend_tests_with!`: each test on SQLite and on PostgreSQL.
+//! - [`browser`]: the pages as a browser uses them (forms, CSRF, cookies); [`server`]: the real
+//!   binary over a socket.
 #![allow(dead_code)]
 
 pub mod browser;
@@ -8,21 +16,145 @@ pub mod server;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use rocket::figment::Figment;
 use rocket::http::{ContentType, Header, Status};
 use rocket::local::asynchronous::{Client, LocalResponse};
-use rocket::serde::json::{json, Value};
+use rocket::serde::json::{json, serde_json, Value};
 use rocket::{Build, Rocket};
 use sqlx::Connection;
 
+// The cookie names, as the crate defines them (not every test file uses both).
+use miniauth::auth::CSRF_HEADER;
+#[allow(unused_imports)]
+pub use miniauth::auth::{REFRESH_COOKIE, TOKEN_COOKIE};
 pub use miniauth::store::Backend;
 
-/// A running app on a fresh database.
-pub struct TestApp {
-    pub client: Client,
+/// The cookie that holds a browser's CSRF secret (private to the crate for now).
+pub const CSRF_COOKIE: &str = "miniauth_csrf";
+
+// ---------------------------------------------------------------------------------------------
+// Databases
+
+/// The PostgreSQL server to test against, if any. Under CI it must be given.
+pub fn postgres_base_url() -> Option<String> {
+    match std::env::var("MINIAUTH_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ if std::env::var_os("CI").is_some() => panic!("CI must set MINIAUTH_TEST_POSTGRES_URL"),
+        _ => None,
+    }
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A name no other test (in this or another process) uses.
+fn unique_name() -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+    format!("miniauth_test_{}_{n}_{nanos}", std::process::id())
+}
+
+/// A fresh, empty database for one test. Dropping it removes it: the temporary folder of the
+/// SQLite file, or the PostgreSQL database (`DROP DATABASE … WITH (FORCE)`, so connections still
+/// open do not keep it) — also when the test panics.
+pub struct TestDatabase {
     pub backend: Backend,
-    pub database_url: String,
+    /// The URL to give the app (`database_url`, `ROCKET_DATABASE_URL`).
+    pub url: String,
+    place: Place,
+}
+
+enum Place {
+    /// Held until the database is dropped: the folder goes with it.
+    Sqlite(tempfile::TempDir),
+    Postgres {
+        server: String,
+        name: String,
+    },
+}
+
+impl TestDatabase {
+    /// A fresh database on `backend`; `None` (with a note) when PostgreSQL is asked for and
+    /// `MINIAUTH_TEST_POSTGRES_URL` is not set (under CI it must be: see [`postgres_base_url`]).
+    pub fn create(backend: Backend) -> Option<TestDatabase> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temporary folder");
+                let url = format!("sqlite://{}/miniauth.db?mode=rwc", dir.path().display());
+                Some(TestDatabase { backend, url, place: Place::Sqlite(dir) })
+            }
+            Backend::Postgres => {
+                let Some(server) = postgres_base_url() else {
+                    eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL");
+                    return None;
+                };
+                let name = unique_name();
+                on_postgres(&server, format!("CREATE DATABASE {name}")).expect("create a test database");
+                let (host, _) = server.rsplit_once('/').expect("URL ends with /database");
+                let url = format!("{host}/{name}");
+                Some(TestDatabase { backend, url, place: Place::Postgres { server, name } })
+            }
+        }
+    }
+
+    /// The variable that points the real binary at this database.
+    pub fn env(&self) -> (&'static str, &str) {
+        ("ROCKET_DATABASE_URL", &self.url)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Place::Postgres { server, name } = &self.place {
+            if let Err(e) = on_postgres(server, format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")) {
+                eprintln!("could not drop test database {name}: {e}");
+            }
+        }
+    }
+}
+
+/// Runs one statement on the PostgreSQL server at `url`, on a thread and runtime of its own: it
+/// serves synchronous tests and `Drop` (which cannot await) alike.
+fn on_postgres(url: &str, sql: String) -> Result<(), sqlx::Error> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let runtime = rocket::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let mut conn = sqlx::postgres::PgConnection::connect(&url).await?;
+            sqlx::query(&sql).execute(&mut conn).await.map(drop)
+        })
+    })
+    .join()
+    .expect("the PostgreSQL thread does not panic")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The app
+
+/// A running app on a fresh database, with a client that keeps cookies like a browser.
+pub struct TestApp {
+    // Declared first, dropped first: the app closes its pool before its database goes.
+    pub client: Client,
+    pub database: TestDatabase,
     pub data_dir: tempfile::TempDir,
+}
+
+/// The tokens of one sign-in through the API.
+#[derive(Debug, Clone)]
+pub struct Tokens {
+    pub access: String,
+    pub refresh: String,
+}
+
+impl Tokens {
+    /// The tokens in a sign-in or refresh answer.
+    pub fn of(body: &Value) -> Tokens {
+        Tokens {
+            access: body["access_token"].as_str().expect("access_token").to_owned(),
+            refresh: body["refresh_token"].as_str().expect("refresh_token").to_owned(),
+        }
+    }
 }
 
 /// Settings every test app gets: a cheap bcrypt cost, no logger, its own folder and database.
@@ -37,43 +169,8 @@ fn test_figment(database_url: &str, data_dir: &std::path::Path) -> Figment {
         .merge(("cli_colors", false))
 }
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A name no other test (in this or another process) uses.
-fn unique_name() -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
-    format!("miniauth_test_{}_{n}_{nanos}", std::process::id())
-}
-
-/// The PostgreSQL server to test against, if any. Under CI it must be given.
-pub fn postgres_base_url() -> Option<String> {
-    match std::env::var("MINIAUTH_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => panic!("CI must set MINIAUTH_TEST_POSTGRES_URL"),
-        _ => None,
-    }
-}
-
-/// A URL for a fresh database on `backend`, or `None` when PostgreSQL is not configured.
-pub async fn fresh_database(backend: Backend, data_dir: &std::path::Path) -> Option<String> {
-    match backend {
-        Backend::Sqlite => Some(format!("sqlite://{}/miniauth.db?mode=rwc", data_dir.display())),
-        Backend::Postgres => {
-            let base = postgres_base_url()?;
-            let name = unique_name();
-            let mut conn = sqlx::postgres::PgConnection::connect(&base).await.expect("connect to PostgreSQL");
-            sqlx::query(&format!("CREATE DATABASE {name}"))
-                .execute(&mut conn)
-                .await
-                .expect("create database");
-            let (server, _) = base.rsplit_once('/').expect("URL ends with /database");
-            Some(format!("{server}/{name}"))
-        }
-    }
-}
-
 impl TestApp {
+    /// An app on a fresh database; `None` when that is PostgreSQL and none is configured.
     pub async fn spawn(backend: Backend) -> Option<TestApp> {
         TestApp::spawn_with(backend, |figment| figment).await
     }
@@ -89,11 +186,15 @@ impl TestApp {
         configure: impl FnOnce(Figment) -> Figment,
         extend: impl FnOnce(Rocket<Build>) -> Rocket<Build>,
     ) -> Option<TestApp> {
+        let database = TestDatabase::create(backend)?;
         let data_dir = tempfile::tempdir().expect("temporary folder");
-        let database_url = fresh_database(backend, data_dir.path()).await?;
-        let figment = configure(test_figment(&database_url, data_dir.path()));
+        let figment = configure(test_figment(&database.url, data_dir.path()));
         let client = Client::tracked(extend(miniauth::build(figment))).await.expect("the app starts");
-        Some(TestApp { client, backend, database_url, data_dir })
+        Some(TestApp { client, database, data_dir })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.database.backend
     }
 
     pub async fn post_json(&self, uri: &str, body: Value) -> LocalResponse<'_> {
@@ -108,54 +209,138 @@ impl TestApp {
         self.post_json("/auth/login", json!({ "username": username, "password": password })).await
     }
 
-    /// Registers a user and signs in through the API; returns the access token.
-    pub async fn token_for(&self, username: &str, password: &str) -> String {
-        assert_eq!(self.register(username, password).await.status(), Status::Created);
-        let response = self.login(username, password).await;
-        assert_eq!(response.status(), Status::Ok);
-        let body: Value = response.into_json().await.expect("token JSON");
-        body["access_token"].as_str().expect("access_token").to_owned()
+    /// Registers through the API, which must answer 201; returns the user it answers.
+    pub async fn registered(&self, username: &str, password: &str) -> Value {
+        expect(self.register(username, password).await, Status::Created).await
+    }
+
+    /// Signs in through the API, which must answer 200; returns both tokens.
+    pub async fn sign_in(&self, username: &str, password: &str) -> Tokens {
+        Tokens::of(&expect(self.login(username, password).await, Status::Ok).await)
+    }
+
+    /// Signs in through the API from another device: one that sends `agent` as its `User-Agent`.
+    pub async fn sign_in_as(&self, username: &str, password: &str, agent: &str) -> Tokens {
+        let response = self
+            .client
+            .post("/auth/login")
+            .header(ContentType::JSON)
+            .header(user_agent(agent))
+            .body(json!({ "username": username, "password": password }).to_string())
+            .dispatch()
+            .await;
+        Tokens::of(&expect(response, Status::Ok).await)
+    }
+
+    /// Registers `username` and signs in `N` times through the API: the tokens of `N` sessions
+    /// (`let [tokens] = app.register_and_sign_in(…)` for one).
+    pub async fn register_and_sign_in<const N: usize>(&self, username: &str, password: &str) -> [Tokens; N] {
+        self.registered(username, password).await;
+        let mut signed_in = Vec::with_capacity(N);
+        for _ in 0..N {
+            signed_in.push(self.sign_in(username, password).await);
+        }
+        signed_in.try_into().unwrap_or_else(|_| unreachable!("N sign-ins"))
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> LocalResponse<'_> {
+        self.post_json("/auth/refresh", json!({ "refresh_token": refresh_token })).await
     }
 
     pub async fn profile(&self, token: &str) -> LocalResponse<'_> {
         self.client.get("/auth/profile").header(bearer(token)).dispatch().await
     }
 
+    /// `POST /auth/logout{query}` with a bearer token (`query` is `""` or e.g. `"?scope=global"`).
+    pub async fn logout(&self, token: &str, query: &str) -> LocalResponse<'_> {
+        self.client.post(format!("/auth/logout{query}")).header(bearer(token)).dispatch().await
+    }
+
+    /// Whether a bearer token still opens the API profile (200), or is refused (401 problem).
+    pub async fn token_works(&self, token: &str) -> bool {
+        let response = self.profile(token).await;
+        match response.status() {
+            Status::Ok => true,
+            status => {
+                problem(response, status).await;
+                assert_eq!(status, Status::Unauthorized);
+                false
+            }
+        }
+    }
+
+    /// The session list (`GET /auth/sessions`) seen with `token`.
+    pub async fn sessions(&self, token: &str) -> Vec<Value> {
+        let response = self.client.get("/auth/sessions").header(bearer(token)).dispatch().await;
+        let body = expect(response, Status::Ok).await;
+        body.as_array().expect("a JSON array of sessions").clone()
+    }
+
+    /// The id of the session a token belongs to, as the session list shows it.
+    pub async fn session_id(&self, token: &str) -> String {
+        let current: Vec<Value> =
+            self.sessions(token).await.into_iter().filter(|s| s["current"] == true).collect();
+        assert_eq!(current.len(), 1, "exactly one current session: {current:?}");
+        current[0]["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// The HMAC key the app signs with: its generated secret file, trimmed.
+    pub fn secret(&self) -> Vec<u8> {
+        let text = std::fs::read_to_string(self.data_dir.path().join("secret.key")).expect("secret.key");
+        text.trim().as_bytes().to_vec()
+    }
+
+    /// A connection of its own to the app's database.
+    async fn connect(&self) -> sqlx::AnyConnection {
+        sqlx::any::install_default_drivers();
+        sqlx::AnyConnection::connect(&self.database.url).await.expect("connect")
+    }
+
     /// Runs one SQL statement against the app's database and returns the first column of the
     /// first row as an integer (for counting rows).
     pub async fn count(&self, sql: &str) -> i64 {
-        sqlx::any::install_default_drivers();
-        let mut conn = sqlx::AnyConnection::connect(&self.database_url).await.expect("connect");
-        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&mut conn).await.expect("query");
+        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&mut self.connect().await).await.expect("query");
         n
+    }
+
+    /// Runs SQL statements, in order, on one connection of its own to the app's database.
+    pub async fn execute(&self, statements: &[String]) {
+        let mut conn = self.connect().await;
+        for statement in statements {
+            sqlx::query(statement).execute(&mut conn).await.unwrap_or_else(|e| panic!("{statement}: {e}"));
+        }
     }
 }
 
-impl Drop for TestApp {
-    /// Drops a test's PostgreSQL database (on a thread of its own: `Drop` cannot await).
-    fn drop(&mut self) {
-        if self.backend != Backend::Postgres {
-            return;
-        }
-        let (Some(base), Some((_, name))) = (postgres_base_url(), self.database_url.rsplit_once('/')) else {
-            return;
-        };
-        let name = name.to_owned();
-        let dropped = std::thread::spawn(move || {
-            let runtime = rocket::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            runtime.block_on(async {
-                let mut conn = sqlx::postgres::PgConnection::connect(&base).await?;
-                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await
-            })
-        });
-        if let Ok(Err(e)) = dropped.join() {
-            eprintln!("could not drop test database: {e}");
-        }
-    }
-}
+// ---------------------------------------------------------------------------------------------
+// Headers and answers
 
 pub fn bearer(token: &str) -> Header<'static> {
     Header::new("Authorization", format!("Bearer {token}"))
+}
+
+/// The header that carries a CSRF token on a request the cookie authenticates.
+pub fn csrf_header(token: &str) -> Header<'static> {
+    Header::new(CSRF_HEADER, token.to_owned())
+}
+
+/// The `User-Agent` a client (a device, a browser) calls itself by.
+pub fn user_agent(agent: &str) -> Header<'static> {
+    Header::new("User-Agent", agent.to_owned())
+}
+
+/// The JSON body of an answer that must have `status` (the body is shown when it has not);
+/// `Null` when the body is not JSON (or empty).
+pub async fn expect(response: LocalResponse<'_>, status: Status) -> Value {
+    let got = response.status();
+    let body = response.into_string().await.unwrap_or_default();
+    assert_eq!(got, status, "body: {body}");
+    serde_json::from_str(&body).unwrap_or(Value::Null)
+}
+
+/// The JSON body of an answer, whatever its status.
+pub async fn json_of(response: LocalResponse<'_>) -> Value {
+    response.into_json().await.expect("a JSON body")
 }
 
 /// The body of a problem+json answer, after checking its content type and `status` field.
@@ -169,7 +354,74 @@ pub async fn problem(response: LocalResponse<'_>, status: Status) -> Value {
     body
 }
 
-/// Defines each listed `async fn name(app: TestApp)` as a test on SQLite and on PostgreSQL.
+/// The `id` of a user as the API answers it.
+pub fn user_id(user: &Value) -> i64 {
+    user["id"].as_i64().expect("an id")
+}
+
+/// The claims of a JWT, read without checking the signature.
+pub fn jwt_payload(token: &str) -> Value {
+    let payload = token.split('.').nth(1).expect("a JWT has three parts");
+    let bytes = URL_SAFE_NO_PAD.decode(payload).expect("base64url payload");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)` with fields in range.
+pub fn is_rfc3339(s: &str) -> bool {
+    let b = s.as_bytes();
+    let number = |at: usize, len: usize| -> Option<u32> {
+        let digits = b.get(at..at + len)?;
+        digits.iter().all(u8::is_ascii_digit).then(|| std::str::from_utf8(digits).ok()?.parse().ok())?
+    };
+    let date_time = (|| {
+        let (month, day) = (number(5, 2)?, number(8, 2)?);
+        let (hour, minute, second) = (number(11, 2)?, number(14, 2)?, number(17, 2)?);
+        number(0, 4)?;
+        let separators =
+            b[4] == b'-' && b[7] == b'-' && matches!(b[10], b'T' | b't') && b[13] == b':' && b[16] == b':';
+        Some(
+            separators
+                && (1..=12).contains(&month)
+                && (1..=31).contains(&day)
+                && hour < 24
+                && minute < 60
+                && second <= 60,
+        )
+    })();
+    if date_time != Some(true) {
+        return false;
+    }
+    let mut rest = &s[19..];
+    if let Some(fraction) = rest.strip_prefix('.') {
+        let digits = fraction.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return false;
+        }
+        rest = &fraction[digits..];
+    }
+    let offset = rest.as_bytes();
+    let two_digits = |at: usize| {
+        let (tens, ones) = (offset[at], offset[at + 1]);
+        (tens.is_ascii_digit() && ones.is_ascii_digit()).then(|| (tens - b'0') * 10 + (ones - b'0'))
+    };
+    matches!(rest, "Z" | "z")
+        || (offset.len() == 6
+            && matches!(offset[0], b'+' | b'-')
+            && offset[3] == b':'
+            && two_digits(1).is_some_and(|h| h < 24)
+            && two_digits(4).is_some_and(|m| m < 60))
+}
+
+// ---------------------------------------------------------------------------------------------
+// One test on both backends
+
+/// Defines each listed `async fn name(app: TestApp)` as a test on SQLite and on PostgreSQL
+/// (skipped, with a note, when PostgreSQL is not configured).
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
@@ -186,9 +438,8 @@ macro_rules! backend_tests {
             $(
                 #[rocket::async_test]
                 async fn $name() {
-                    match $crate::common::TestApp::spawn($crate::common::Backend::Postgres).await {
-                        Some(app) => super::$name(app).await,
-                        None => eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL"),
+                    if let Some(app) = $crate::common::TestApp::spawn($crate::common::Backend::Postgres).await {
+                        super::$name(app).await
                     }
                 }
             )*
@@ -212,9 +463,9 @@ macro_rules! backend_tests_with {
 
             #[rocket::async_test]
             async fn $postgres() {
-                match $crate::common::TestApp::spawn_with($crate::common::Backend::Postgres, $configure).await {
-                    Some(app) => $name(app).await,
-                    None => eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL"),
+                let backend = $crate::common::Backend::Postgres;
+                if let Some(app) = $crate::common::TestApp::spawn_with(backend, $configure).await {
+                    $name(app).await
                 }
             }
         )+
