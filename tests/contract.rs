@@ -7,13 +7,12 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use rocket::http::{ContentType, Cookie, Header, Status};
+use rocket::http::{ContentType, Cookie, Status};
 use rocket::local::asynchronous::LocalResponse;
 use rocket::serde::json::{json, Value};
 
-use common::browser::{csrf_from, set_cookie};
-use common::{bearer, TestApp};
-use miniauth::auth::{CSRF_HEADER, REFRESH_COOKIE, TOKEN_COOKIE};
+use common::browser::{assert_cleared, csrf_from, set_cookie};
+use common::{bearer, csrf_header, TestApp, REFRESH_COOKIE, TOKEN_COOKIE};
 
 backend_tests!(
     every_state_changing_route_refuses_a_cookie_without_its_csrf_token,
@@ -45,15 +44,14 @@ fn mounted_routes(app: &TestApp) -> BTreeSet<String> {
         .collect()
 }
 
+/// A new session of a registered user: its access token.
 async fn signed_in_token(app: &TestApp, username: &str) -> String {
-    let response = app.login(username, PASSWORD).await;
-    assert_eq!(response.status(), Status::Ok, "signing in {username}");
-    let body: Value = response.into_json().await.expect("token JSON");
-    body["access_token"].as_str().expect("access_token").to_owned()
+    app.sign_in(username, PASSWORD).await.access
 }
 
 async fn every_state_changing_route_refuses_a_cookie_without_its_csrf_token(app: TestApp) {
-    let token = app.token_for("alice", PASSWORD).await;
+    let [tokens] = app.register_and_sign_in("alice", PASSWORD).await;
+    let token = tokens.access;
     // The browser holds a CSRF cookie (from a page) and the session cookie; it sends no token.
     csrf_from(&app, "/login").await;
     let mut checked = BTreeSet::new();
@@ -190,21 +188,21 @@ async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
             record(app.login("prober", "wrong password").await);
         }
         "POST /auth/refresh" => {
-            let login: Value = app.login("prober", PASSWORD).await.into_json().await.unwrap();
-            let refresh_token = login["refresh_token"].clone();
-            record(app.post_json("/auth/refresh", json!({ "refresh_token": refresh_token })).await);
-            record(app.post_json("/auth/refresh", json!({ "refresh_token": "unknown" })).await);
+            let tokens = app.sign_in("prober", PASSWORD).await;
+            record(app.refresh(&tokens.refresh).await);
+            record(app.refresh("unknown").await);
         }
         "POST /auth/logout" => {
             let token = signed_in_token(app, "prober").await;
-            record(app.client.post("/auth/logout?scope=nowhere").header(bearer(&token)).dispatch().await);
+            record(app.logout(&token, "?scope=nowhere").await);
         }
         "POST /auth/password" => {
             let token = signed_in_token(app, "prober").await;
             let wrong = json!({ "current_password": "wrong password", "new_password": "another long one" });
             let request = app.client.post("/auth/password").header(bearer(&token)).header(ContentType::JSON);
             record(request.body(wrong.to_string()).dispatch().await);
-            let token = app.token_for("changer", PASSWORD).await;
+            let [tokens] = app.register_and_sign_in("changer", PASSWORD).await;
+            let token = tokens.access;
             let right = well_formed_body(route).to_string();
             let request = app.client.post("/auth/password").header(bearer(&token)).header(ContentType::JSON);
             record(request.body(right).dispatch().await);
@@ -213,23 +211,15 @@ async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
             let token = signed_in_token(app, "prober").await;
             let request = app.client.delete("/auth/account").header(bearer(&token)).header(ContentType::JSON);
             record(request.body(json!({ "password": "wrong password" }).to_string()).dispatch().await);
-            let token = app.token_for("leaver", PASSWORD).await;
+            let [tokens] = app.register_and_sign_in("leaver", PASSWORD).await;
+            let token = tokens.access;
             let request = app.client.delete("/auth/account").header(bearer(&token)).header(ContentType::JSON);
             record(request.body(json!({ "password": PASSWORD }).to_string()).dispatch().await);
         }
         "DELETE /auth/sessions/{id}" => {
             let token = signed_in_token(app, "prober").await;
-            let sessions: Value = app
-                .client
-                .get("/auth/sessions")
-                .header(bearer(&token))
-                .dispatch()
-                .await
-                .into_json()
-                .await
-                .unwrap();
-            let other =
-                sessions.as_array().unwrap().iter().find(|s| s["current"] == false).expect("another session");
+            let sessions = app.sessions(&token).await;
+            let other = sessions.iter().find(|s| s["current"] == false).expect("another session");
             let uri = format!("/auth/sessions/{}", other["id"].as_str().unwrap());
             record(app.client.delete(uri).header(bearer(&token)).dispatch().await);
         }
@@ -239,7 +229,7 @@ async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
 }
 
 async fn every_route_answers_exactly_the_statuses_its_openapi_entry_documents(app: TestApp) {
-    assert_eq!(app.register("prober", PASSWORD).await.status(), Status::Created);
+    app.registered("prober", PASSWORD).await;
     let documented = documented(&openapi(&app).await);
     let mut answered: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
     for route in documented.keys() {
@@ -250,19 +240,18 @@ async fn every_route_answers_exactly_the_statuses_its_openapi_entry_documents(ap
         statuses.extend(specific(&app, route).await);
     }
     // The database out of reach: everything that needs it answers 503.
-    let unavailable = TestApp::spawn_with(app.backend, |figment| {
+    let unavailable = TestApp::spawn_with(app.backend(), |figment| {
         figment
             .merge(("databases.miniauth.connect_timeout", 1))
             .merge(("databases.miniauth.max_connections", 2))
     })
     .await
     .unwrap();
-    assert_eq!(unavailable.register("prober", PASSWORD).await.status(), Status::Created);
-    let token_there = signed_in_token(&unavailable, "prober").await;
-    let _held = hold_every_connection(&unavailable).await;
+    let [tokens] = unavailable.register_and_sign_in("prober", PASSWORD).await;
+    let _held = unavailable.hold_every_connection().await;
     for route in documented.keys() {
         let body = well_formed_body(route).to_string();
-        let response = send(&unavailable, route, Some(&token_there), ContentType::JSON, body).await;
+        let response = send(&unavailable, route, Some(&tokens.access), ContentType::JSON, body).await;
         answered.get_mut(route).unwrap().insert(response.status().code);
     }
     let mut wrong = Vec::new();
@@ -291,71 +280,41 @@ fn well_formed_body(route: &str) -> Value {
     }
 }
 
-/// Takes every connection of the app's pool (until one cannot be had), so that nothing else
-/// gets one: what a database out of reach looks like to a request.
-async fn hold_every_connection(app: &TestApp) -> Vec<sqlx::pool::PoolConnection<sqlx::Any>> {
-    let db = app.client.rocket().state::<miniauth::store::Db>().expect("the pool");
-    let mut held = Vec::new();
-    while let Ok(connection) = db.acquire().await {
-        held.push(connection);
-    }
-    held
-}
-
-/// Whether the response tells the browser to forget cookie `name` (an empty value, expired).
-fn clears(response: &LocalResponse<'_>, name: &str) -> bool {
-    set_cookie(response, name).is_some_and(|header| {
-        let value = header.split(';').next().unwrap_or_default().split_once('=').map_or("", |(_, v)| v);
-        value.is_empty() && (header.contains("Max-Age=0") || header.contains("Expires="))
-    })
-}
-
-/// The id of the session `token` belongs to.
-async fn own_session_id(app: &TestApp, token: &str) -> String {
-    let sessions: Value =
-        app.client.get("/auth/sessions").header(bearer(token)).dispatch().await.into_json().await.unwrap();
-    let current =
-        sessions.as_array().unwrap().iter().find(|s| s["current"] == true).expect("the current session");
-    current["id"].as_str().unwrap().to_owned()
-}
-
 async fn revoking_the_current_session_by_cookie_clears_the_cookies_through_the_api_too(app: TestApp) {
-    assert_eq!(app.register("alice", PASSWORD).await.status(), Status::Created);
-    let tokens: Value = app.login("alice", PASSWORD).await.into_json().await.unwrap();
-    let (access, refresh) =
-        (tokens["access_token"].as_str().unwrap(), tokens["refresh_token"].as_str().unwrap());
-    let id = own_session_id(&app, access).await;
+    let [tokens] = app.register_and_sign_in("alice", PASSWORD).await;
+    let id = app.session_id(&tokens.access).await;
     let csrf = csrf_from(&app, "/login").await;
     // The browser's two cookies, as the pages set them.
     let response = app
         .client
         .delete(format!("/auth/sessions/{id}"))
-        .cookie(Cookie::new(TOKEN_COOKIE, access.to_owned()))
-        .cookie(Cookie::new(REFRESH_COOKIE, refresh.to_owned()))
-        .header(Header::new(CSRF_HEADER, csrf))
+        .cookie(Cookie::new(TOKEN_COOKIE, tokens.access.clone()))
+        .cookie(Cookie::new(REFRESH_COOKIE, tokens.refresh))
+        .header(csrf_header(&csrf))
         .dispatch()
         .await;
     assert_eq!(response.status(), Status::NoContent);
-    assert!(clears(&response, TOKEN_COOKIE) && clears(&response, REFRESH_COOKIE), "the cookies stay");
-    assert_eq!(app.profile(access).await.status(), Status::Unauthorized);
+    assert_cleared(&response, TOKEN_COOKIE);
+    assert_cleared(&response, REFRESH_COOKIE);
+    assert!(!app.token_works(&tokens.access).await);
 }
 
 async fn revoking_a_session_by_bearer_or_another_session_by_cookie_leaves_cookies_alone(app: TestApp) {
-    let token = app.token_for("alice", PASSWORD).await;
-    let other = signed_in_token(&app, "alice").await;
-    let other_id = own_session_id(&app, &other).await;
+    let [this, other] = app.register_and_sign_in("alice", PASSWORD).await;
+    let other_id = app.session_id(&other.access).await;
     let csrf = csrf_from(&app, "/login").await;
     let response = app
         .client
         .delete(format!("/auth/sessions/{other_id}"))
-        .cookie(Cookie::new(TOKEN_COOKIE, token.clone()))
-        .header(Header::new(CSRF_HEADER, csrf))
+        .cookie(Cookie::new(TOKEN_COOKIE, this.access.clone()))
+        .header(csrf_header(&csrf))
         .dispatch()
         .await;
     assert_eq!(response.status(), Status::NoContent);
     assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "this session's cookie was touched");
-    let id = own_session_id(&app, &token).await;
-    let response = app.client.delete(format!("/auth/sessions/{id}")).header(bearer(&token)).dispatch().await;
+    let id = app.session_id(&this.access).await;
+    let response =
+        app.client.delete(format!("/auth/sessions/{id}")).header(bearer(&this.access)).dispatch().await;
     assert_eq!(response.status(), Status::NoContent);
     assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "a bearer call set a cookie");
 }

@@ -2,17 +2,16 @@
 //! and in each form its HMAC under the server's key. A forged request can send the cookie
 //! but cannot read it, and a planted cookie is useless without the key.
 //!
-//! No handler checks a token itself: a page's form arrives as [`CsrfForm`], a data guard that
-//! refuses the request (403) before the handler runs, and the JSON API's [`super::ApiUser`]
-//! asks for the `X-CSRF-Token` header whenever the cookie authenticates a state change.
+//! No handler checks a token itself: a page's form arrives as `routes::body::CsrfForm`, a data
+//! guard that refuses the request (403) before the handler runs, and the JSON API's
+//! [`super::ApiUser`] asks for the `X-CSRF-Token` header whenever the cookie authenticates a
+//! state change.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use rocket::data::{self, Data, FromData, ToByteUnit};
-use rocket::form::{Form, FromForm};
-use rocket::http::{Cookie, RawStr, SameSite};
+use rocket::http::{Cookie, SameSite};
 use rocket::request::{FromRequest, Outcome, Request};
 use sha2::Sha256;
 
@@ -56,7 +55,7 @@ impl CsrfToken {
     }
 
     /// Checks a submitted token against the cookie in constant time.
-    pub(super) fn verify(&self, submitted: &str, key: &CsrfKey) -> Result<()> {
+    pub fn verify(&self, submitted: &str, key: &CsrfKey) -> Result<()> {
         let submitted = URL_SAFE_NO_PAD.decode(submitted.trim()).map_err(|_| Error::Csrf)?;
         key.mac(&self.cookie_value).verify_slice(&submitted).map_err(|_| Error::Csrf)
     }
@@ -96,70 +95,4 @@ fn csrf_token(req: &Request<'_>) -> Result<CsrfToken> {
     };
     let token = URL_SAFE_NO_PAD.encode(auth.csrf.mac(&cookie_value).finalize().into_bytes());
     Ok(CsrfToken { token, cookie_value })
-}
-
-/// A page's form (`application/x-www-form-urlencoded`) whose `csrf_token` field was verified
-/// before the handler runs; a missing or wrong token is a 403 and the handler never sees the
-/// form. It carries the visitor's token too, for a form shown again.
-pub struct CsrfForm<T> {
-    pub fields: T,
-    pub csrf: CsrfToken,
-}
-
-/// Only the token, read leniently beside the form's own fields.
-#[derive(FromForm)]
-struct TokenField {
-    #[field(default = String::new())]
-    csrf_token: String,
-}
-
-/// A form of nothing but its CSRF token: a button (`CsrfForm<Button>`).
-#[derive(FromForm)]
-pub struct Button {
-    /// Checked already; a form needs at least one field.
-    #[field(name = "csrf_token", default = String::new())]
-    _token: String,
-}
-
-impl<T: for<'a> FromForm<'a> + Send + 'static> CsrfForm<T> {
-    async fn parse(req: &Request<'_>, data: Data<'_>) -> Result<Self> {
-        if !req.content_type().is_some_and(|ct| ct.is_form()) {
-            return Err(Error::UnsupportedMediaType(
-                "Send the form as application/x-www-form-urlencoded.".into(),
-            ));
-        }
-        let limit = req.limits().get("form").unwrap_or_else(|| 16.kibibytes());
-        let body = data
-            .open(limit)
-            .into_string()
-            .await
-            .map_err(|_| Error::BadRequest("The form is not valid UTF-8.".into()))?;
-        if !body.is_complete() {
-            return Err(Error::PayloadTooLarge);
-        }
-        let body = RawStr::new(body.as_str());
-        let csrf = match req.guard::<CsrfToken>().await {
-            Outcome::Success(csrf) => csrf,
-            _ => return Err(Error::Csrf),
-        };
-        let auth =
-            req.rocket().state::<AuthService>().ok_or_else(|| Error::internal("auth service missing"))?;
-        let submitted = Form::<TokenField>::parse_encoded(body).map(|t| t.csrf_token).unwrap_or_default();
-        csrf.verify(&submitted, &auth.csrf)?;
-        let fields = Form::<T>::parse_encoded(body)
-            .map_err(|_| Error::BadRequest("The form could not be read.".into()))?;
-        Ok(CsrfForm { fields, csrf })
-    }
-}
-
-#[rocket::async_trait]
-impl<'r, T: for<'a> FromForm<'a> + Send + 'static> FromData<'r> for CsrfForm<T> {
-    type Error = Error;
-
-    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
-        match CsrfForm::parse(req, data).await {
-            Ok(form) => data::Outcome::Success(form),
-            Err(e) => data::Outcome::Error(e.stash(req)),
-        }
-    }
 }

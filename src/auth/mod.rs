@@ -8,7 +8,7 @@ mod password;
 mod token;
 
 pub use accounts::{Accounts, Issued, Scope, SessionSummary, SignedInUser, ThisSession};
-pub use csrf::{Button, CsrfForm, CsrfKey, CsrfToken, CSRF_COOKIE, CSRF_HEADER};
+pub use csrf::{CsrfKey, CsrfToken, CSRF_COOKIE, CSRF_HEADER};
 pub use guard::{ApiUser, PageUser, UserAgent};
 pub use password::PasswordHasher;
 pub use token::{Claims, Tokens};

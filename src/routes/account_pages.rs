@@ -8,8 +8,9 @@ use rocket::response::{Flash, Redirect};
 use rocket::State;
 use rocket_dyn_templates::{context, Template};
 
+use super::body::{Button, CsrfForm};
 use super::views::{Rejection, SessionView, UserView};
-use crate::auth::{Accounts, AuthService, Button, CsrfForm, CsrfToken, PageUser, Scope, ThisSession};
+use crate::auth::{Accounts, AuthService, CsrfToken, PageUser, Scope, ThisSession};
 use crate::domain::PasswordChange;
 use crate::error::{Error, FieldErrors};
 

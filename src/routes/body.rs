@@ -1,14 +1,17 @@
-//! Request bodies of the JSON API. Every way a body can be wrong gets its own clear 4xx
-//! (415 wrong type, 413 too large, 400 malformed, 422 wrong shape) and never reaches a handler.
+//! Request bodies: JSON for the API, forms for the pages. Every way a body can be wrong gets its
+//! own clear 4xx (415 wrong type, 413 too large, 400 malformed, 422 wrong shape, 403 a page's
+//! form without its CSRF token) and never reaches a handler.
 
 use rocket::data::{self, Data, FromData, ToByteUnit};
 use rocket::form::{Form, FromForm};
-use rocket::request::Request;
+use rocket::http::RawStr;
+use rocket::request::{Outcome, Request};
 use secrecy::{ExposeSecret, SecretString};
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use crate::auth::{AuthService, CsrfToken};
 use crate::domain::Fields;
 use crate::error::{Error, Result};
 
@@ -129,7 +132,7 @@ impl LoginCredentials {
             parse_json(&read_body(req, data, "json").await?)?
         } else if is_form(req) {
             let body = read_body(req, data, "form").await?;
-            let form = Form::<CredentialsForm>::parse_encoded(rocket::http::RawStr::new(&body))
+            let form = Form::<CredentialsForm>::parse_encoded(RawStr::new(&body))
                 .map_err(|_| Error::BadRequest("The form body could not be parsed.".into()))?;
             Credentials {
                 username: form.username,
@@ -159,6 +162,64 @@ impl<'r> FromData<'r> for LoginCredentials {
     async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
         match LoginCredentials::parse(req, data).await {
             Ok(credentials) => data::Outcome::Success(LoginCredentials(credentials)),
+            Err(e) => data::Outcome::Error(e.stash(req)),
+        }
+    }
+}
+
+/// A page's form (`application/x-www-form-urlencoded`) whose `csrf_token` field was verified
+/// before the handler runs: a missing or wrong token is a 403 and the handler never sees the
+/// form, so a handler cannot forget the check. It carries the visitor's token too, for a form
+/// shown again.
+pub struct CsrfForm<T> {
+    pub fields: T,
+    pub csrf: CsrfToken,
+}
+
+/// Only the token, read leniently beside the form's own fields.
+#[derive(FromForm)]
+struct TokenField {
+    #[field(default = String::new())]
+    csrf_token: String,
+}
+
+/// A form of nothing but its CSRF token: a button (`CsrfForm<Button>`).
+#[derive(FromForm)]
+pub struct Button {
+    /// Checked already; a form needs at least one field.
+    #[field(name = "csrf_token", default = String::new())]
+    _token: String,
+}
+
+impl<T: for<'a> FromForm<'a> + Send + 'static> CsrfForm<T> {
+    async fn parse(req: &Request<'_>, data: Data<'_>) -> Result<Self> {
+        if !is_form(req) {
+            return Err(Error::UnsupportedMediaType(
+                "Send the form as application/x-www-form-urlencoded.".into(),
+            ));
+        }
+        let body = read_body(req, data, "form").await?;
+        let body = RawStr::new(&body);
+        let (Outcome::Success(csrf), Some(auth)) =
+            (req.guard::<CsrfToken>().await, req.rocket().state::<AuthService>())
+        else {
+            return Err(Error::internal("the CSRF token or the auth service is missing"));
+        };
+        let submitted = Form::<TokenField>::parse_encoded(body).map(|t| t.csrf_token).unwrap_or_default();
+        csrf.verify(&submitted, &auth.csrf)?;
+        let fields = Form::<T>::parse_encoded(body)
+            .map_err(|_| Error::BadRequest("The form could not be read.".into()))?;
+        Ok(CsrfForm { fields, csrf })
+    }
+}
+
+#[rocket::async_trait]
+impl<'r, T: for<'a> FromForm<'a> + Send + 'static> FromData<'r> for CsrfForm<T> {
+    type Error = Error;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        match CsrfForm::parse(req, data).await {
+            Ok(form) => data::Outcome::Success(form),
             Err(e) => data::Outcome::Error(e.stash(req)),
         }
     }

@@ -25,14 +25,11 @@ use rocket::serde::json::{json, serde_json, Value};
 use rocket::{Build, Rocket};
 use sqlx::Connection;
 
-// The cookie names, as the crate defines them (not every test file uses both).
+// The cookie names, as the crate defines them (not every test file uses each).
 use miniauth::auth::CSRF_HEADER;
 #[allow(unused_imports)]
-pub use miniauth::auth::{REFRESH_COOKIE, TOKEN_COOKIE};
+pub use miniauth::auth::{CSRF_COOKIE, REFRESH_COOKIE, TOKEN_COOKIE};
 pub use miniauth::store::Backend;
-
-/// The cookie that holds a browser's CSRF secret (private to the crate for now).
-pub const CSRF_COOKIE: &str = "miniauth_csrf";
 
 // ---------------------------------------------------------------------------------------------
 // Databases
@@ -288,6 +285,18 @@ impl TestApp {
     pub fn secret(&self) -> Vec<u8> {
         let text = std::fs::read_to_string(self.data_dir.path().join("secret.key")).expect("secret.key");
         text.trim().as_bytes().to_vec()
+    }
+
+    /// Takes every connection of the app's pool (until one cannot be had within the pool's
+    /// `connect_timeout`) and holds them while the result lives: to the app's requests, the
+    /// database is out of reach.
+    pub async fn hold_every_connection(&self) -> Vec<sqlx::pool::PoolConnection<sqlx::Any>> {
+        let db = self.client.rocket().state::<miniauth::store::Db>().expect("the pool");
+        let mut held = Vec::new();
+        while let Ok(connection) = db.acquire().await {
+            held.push(connection);
+        }
+        held
     }
 
     /// A connection of its own to the app's database.
