@@ -81,8 +81,11 @@ impl<'a> Accounts<'a> {
         store::ping(self.db).await
     }
 
-    /// Creates the account; the name's uniqueness (in any case) is decided by the database.
-    pub async fn sign_up(&self, account: NewAccount) -> Result<User> {
+    /// Creates the account after checking every rule (all broken ones reported at once);
+    /// `confirmation` is the page's "repeat password" field. The name's uniqueness, in any
+    /// case, is decided by the database.
+    pub async fn sign_up(&self, username: &str, password: &str, confirmation: Option<&str>) -> Result<User> {
+        let account = NewAccount::parse(username, password, confirmation)?;
         let hash = self.auth.hasher.hash(&account.password).await?;
         store::users::insert_user(self.db, &account.username, &hash, store::now()).await
     }
@@ -195,8 +198,16 @@ impl<'a> Accounts<'a> {
         })
     }
 
-    /// Changes the password after checking the current one, and signs out every other session.
-    pub async fn change_password(&self, me: &SignedInUser, change: PasswordChange) -> Result<()> {
+    /// Changes the password after checking the new one against the rules and the current one
+    /// against the account, and signs out every other session.
+    pub async fn change_password(
+        &self,
+        me: &SignedInUser,
+        current: &str,
+        new: &str,
+        confirmation: Option<&str>,
+    ) -> Result<()> {
+        let change = PasswordChange::parse(&me.user.username, current, new, confirmation)?;
         self.check_password(&me.user, &change.current, "current_password").await?;
         let hash = self.auth.hasher.hash(&change.new).await?;
         store::users::set_password_hash(self.db, me.user.id, &hash).await?;

@@ -11,7 +11,6 @@ use rocket_dyn_templates::{context, Template};
 use super::body::{Button, CsrfForm};
 use super::views::{Rejection, SessionView, UserView};
 use crate::auth::{Accounts, AuthService, CsrfToken, PageUser, Scope, ThisSession};
-use crate::domain::PasswordChange;
 use crate::error::{Error, FieldErrors};
 
 pub fn routes() -> Vec<rocket::Route> {
@@ -104,15 +103,8 @@ pub async fn change_password(
     accounts: Accounts<'_>,
 ) -> Result<Flash<Redirect>, Rejection> {
     let PasswordForm { current_password, new_password, new_password_confirm } = &form.fields;
-    let changed = match PasswordChange::parse(
-        &user.user.username,
-        current_password,
-        new_password,
-        Some(new_password_confirm),
-    ) {
-        Ok(change) => accounts.change_password(&user, change).await,
-        Err(e) => Err(e),
-    };
+    let confirmation = Some(new_password_confirm.as_str());
+    let changed = accounts.change_password(&user, current_password, new_password, confirmation).await;
     changed.map_err(|e| Rejection::form(e, |errors| password_form(&user, &form.csrf, errors)))?;
     let notice = "Your password has been changed, and every other session signed out.";
     Ok(Flash::success(Redirect::to("/profile"), notice))

@@ -14,7 +14,7 @@ use super::body::{ApiJson, Credentials, LoginCredentials, NewCredentials};
 use super::openapi::{Authenticated, AuthenticatedChange, Database, IssuedTokens, JsonBody};
 use super::views::rfc3339;
 use crate::auth::{Accounts, ApiUser, AuthService, Issued, Scope, UserAgent};
-use crate::domain::{required, NewAccount, User};
+use crate::domain::{required, User};
 use crate::error::{Error, Result};
 
 pub fn routes() -> Vec<rocket::Route> {
@@ -103,8 +103,7 @@ pub async fn register(
     body: ApiJson<NewCredentials>,
 ) -> Result<(Status, Json<UserOut>)> {
     let NewCredentials { username, password } = body.0;
-    let account = NewAccount::parse(&username, password.expose_secret(), None)?;
-    let user = accounts.sign_up(account).await?;
+    let user = accounts.sign_up(&username, password.expose_secret(), None).await?;
     Ok((Status::Created, Json(user.into())))
 }
 

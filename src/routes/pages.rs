@@ -11,7 +11,6 @@ use rocket_dyn_templates::{context, Template};
 use super::body::{Button, CsrfForm};
 use super::views::{safe_next, Rejection, UserView};
 use crate::auth::{Accounts, AuthService, CsrfToken, PageUser, Scope, UserAgent};
-use crate::domain::NewAccount;
 use crate::error::{Error, FieldErrors};
 
 pub fn routes() -> Vec<rocket::Route> {
@@ -57,10 +56,7 @@ pub async fn register(
     let RegisterForm { username, password, password_confirm } = &form.fields;
     // People type names with stray spaces around them; the API takes names exactly.
     let username = username.trim();
-    let signed_up = match NewAccount::parse(username, password, Some(password_confirm)) {
-        Ok(account) => accounts.sign_up(account).await,
-        Err(e) => Err(e),
-    };
+    let signed_up = accounts.sign_up(username, password, Some(password_confirm)).await;
     let user =
         signed_up.map_err(|e| Rejection::form(e, |errors| register_form(&form.csrf, username, errors)))?;
     auth.set_cookies(jar, accounts.open_session(&user, &agent.0).await?);
