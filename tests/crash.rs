@@ -19,7 +19,7 @@ fn credentials(name: &str) -> String {
 #[test]
 fn every_acknowledged_registration_survives_a_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let database = TestDatabase::create(Backend::Sqlite).unwrap();
+    let database = TestDatabase::create(Backend::Sqlite);
     let env = [database.env()];
     let server = Server::start(dir.path(), &env);
     let acknowledged = Arc::new(Mutex::new(Vec::new()));

@@ -239,7 +239,7 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let dir = tempfile::tempdir().unwrap();
-    let database = TestDatabase::create(Backend::Sqlite).unwrap();
+    let database = TestDatabase::create(Backend::Sqlite);
     let server = Server::start(dir.path(), &[database.env()]);
     let driver = ChromeDriver::start();
     let client = driver.connect().await;

@@ -25,9 +25,7 @@ fn page_fails() -> Result<(), miniauth::error::Error> {
 
 async fn failing_app() -> TestApp {
     let extra = rocket::routes![api_fails, api_panics, page_fails];
-    TestApp::spawn_custom(Backend::Sqlite, |figment| figment, |rocket| rocket.mount("/", extra))
-        .await
-        .unwrap()
+    TestApp::spawn_custom(Backend::Sqlite, |figment| figment, |rocket| rocket.mount("/", extra)).await
 }
 
 #[rocket::async_test]

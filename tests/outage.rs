@@ -59,41 +59,41 @@ async fn eventually_ready(app: &TestApp) {
     }
 }
 
-#[rocket::async_test]
-async fn a_database_outage_gives_503_and_service_resumes_without_a_restart() {
-    let Some(base) = common::postgres_base_url() else {
-        return eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL");
-    };
-    let server = base.split_once("://").unwrap().1.split(['/', '@']).find(|part| part.contains(':')).unwrap();
-    let proxy = Proxy::start(0, server.to_owned()).await;
-    let port = proxy.port;
-    let app = TestApp::spawn_with(Backend::Postgres, |figment| {
-        let direct: String = figment.extract_inner("database_url").unwrap();
-        let proxied = direct.replacen(server, &format!("127.0.0.1:{port}"), 1);
-        figment
-            .merge(("database_url", &proxied))
-            .merge(("databases.miniauth.url", &proxied))
-            .merge(("databases.miniauth.connect_timeout", 1))
-    })
-    .await
-    .unwrap();
-    let [tokens] = app.register_and_sign_in("outage", "survives outages").await;
-    let token = tokens.access;
+needs_postgres! {
+    #[rocket::async_test]
+    async fn a_database_outage_gives_503_and_service_resumes_without_a_restart() {
+        let base = common::required_postgres_base_url();
+        let server =
+            base.split_once("://").unwrap().1.split(['/', '@']).find(|part| part.contains(':')).unwrap();
+        let proxy = Proxy::start(0, server.to_owned()).await;
+        let port = proxy.port;
+        let app = TestApp::spawn_with(Backend::Postgres, |figment| {
+            let direct: String = figment.extract_inner("database_url").unwrap();
+            let proxied = direct.replacen(server, &format!("127.0.0.1:{port}"), 1);
+            figment
+                .merge(("database_url", &proxied))
+                .merge(("databases.miniauth.url", &proxied))
+                .merge(("databases.miniauth.connect_timeout", 1))
+        })
+        .await;
+        let [tokens] = app.register_and_sign_in("outage", "survives outages").await;
+        let token = tokens.access;
 
-    proxy.stop();
-    problem(app.client.get("/readyz").dispatch().await, Status::ServiceUnavailable).await;
-    let response = app.profile(&token).await;
-    assert_eq!(response.headers().get_one("Retry-After"), Some("5"));
-    problem(response, Status::ServiceUnavailable).await;
-    problem(app.login("outage", "survives outages").await, Status::ServiceUnavailable).await;
-    let signed_in_browser = Cookie::new(TOKEN_COOKIE, token.clone());
-    let page = app.client.get("/profile").header(Accept::HTML).cookie(signed_in_browser).dispatch().await;
-    assert_eq!(page.status(), Status::ServiceUnavailable, "a page, not a sign-in redirect");
-    assert!(page.into_string().await.unwrap().contains("<html"));
+        proxy.stop();
+        problem(app.client.get("/readyz").dispatch().await, Status::ServiceUnavailable).await;
+        let response = app.profile(&token).await;
+        assert_eq!(response.headers().get_one("Retry-After"), Some("5"));
+        problem(response, Status::ServiceUnavailable).await;
+        problem(app.login("outage", "survives outages").await, Status::ServiceUnavailable).await;
+        let signed_in_browser = Cookie::new(TOKEN_COOKIE, token.clone());
+        let page = app.client.get("/profile").header(Accept::HTML).cookie(signed_in_browser).dispatch().await;
+        assert_eq!(page.status(), Status::ServiceUnavailable, "a page, not a sign-in redirect");
+        assert!(page.into_string().await.unwrap().contains("<html"));
 
-    let proxy = Proxy::start(port, proxy.target.clone()).await;
-    eventually_ready(&app).await;
-    assert_eq!(app.profile(&token).await.status(), Status::Ok);
-    assert_eq!(app.login("outage", "survives outages").await.status(), Status::Ok);
-    proxy.stop();
+        let proxy = Proxy::start(port, proxy.target.clone()).await;
+        eventually_ready(&app).await;
+        assert_eq!(app.profile(&token).await.status(), Status::Ok);
+        assert_eq!(app.login("outage", "survives outages").await.status(), Status::Ok);
+        proxy.stop();
+    }
 }

@@ -471,7 +471,7 @@ async fn unknown_page_asked_for_as_json_is_problem_json(app: TestApp) {
 
 #[rocket::async_test]
 async fn token_cookie_is_secure_when_cookie_secure_is_set() {
-    let app = TestApp::spawn_with(Backend::Sqlite, |f| f.merge(("cookie_secure", true))).await.unwrap();
+    let app = TestApp::spawn_with(Backend::Sqlite, |f| f.merge(("cookie_secure", true))).await;
     let response = app.client.get("/login").dispatch().await;
     let csrf_cookie = set_cookie(&response, CSRF_COOKIE).expect("a CSRF cookie");
     assert!(has_attribute(&csrf_cookie, "Secure"), "no Secure flag: {csrf_cookie}");
@@ -485,7 +485,7 @@ async fn token_cookie_is_secure_when_cookie_secure_is_set() {
 
 #[rocket::async_test]
 async fn token_cookie_is_not_secure_in_the_debug_profile() {
-    let app = TestApp::spawn(Backend::Sqlite).await.unwrap();
+    let app = TestApp::spawn(Backend::Sqlite).await;
     let response = submit_register(&app, "Alice", PASSWORD, PASSWORD).await;
     assert_eq!(response.status(), Status::SeeOther);
     let cookie = set_cookie(&response, TOKEN_COOKIE).expect("a token cookie");

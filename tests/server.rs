@@ -23,17 +23,19 @@ fn zero_configuration_start_keeps_sessions_across_restarts_and_logs_no_secrets()
     sign_in_restart_and_check_logs(dir.path(), server, &[]);
 }
 
-/// The same binary on PostgreSQL, chosen by one variable.
-#[test]
-fn one_variable_switches_the_binary_to_postgresql() {
-    let Some(database) = TestDatabase::create(Backend::Postgres) else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let env = [database.env()];
-    let server = Server::start(dir.path(), &env);
-    assert!(!dir.path().join("data/miniauth.db").exists(), "no SQLite file when PostgreSQL is chosen");
-    let log = sign_in_restart_and_check_logs(dir.path(), server, &env);
-    assert!(log.contains("database: PostgreSQL"), "{log}");
-    assert!(!log.contains("postgres://"), "the log shows no database URL:\n{log}");
+needs_postgres! {
+    /// The same binary on PostgreSQL, chosen by one variable.
+    #[test]
+    fn one_variable_switches_the_binary_to_postgresql() {
+        let database = TestDatabase::create(Backend::Postgres);
+        let dir = tempfile::tempdir().unwrap();
+        let env = [database.env()];
+        let server = Server::start(dir.path(), &env);
+        assert!(!dir.path().join("data/miniauth.db").exists(), "no SQLite file when PostgreSQL is chosen");
+        let log = sign_in_restart_and_check_logs(dir.path(), server, &env);
+        assert!(log.contains("database: PostgreSQL"), "{log}");
+        assert!(!log.contains("postgres://"), "the log shows no database URL:\n{log}");
+    }
 }
 
 /// Registers and signs in, restarts the server, and checks the token still works and that no

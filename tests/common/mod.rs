@@ -1,12 +1,15 @@
 //! The one test harness.
 //!
 //! - [`TestDatabase`]: a fresh database of its own (a SQLite file in a temporary folder, or a new
-//!   PostgreSQL database when `MINIAUTH_TEST_POSTGRES_URL` is set) that removes itself when
-//!   dropped, also when the test panics.
+//!   PostgreSQL database on the server `MINIAUTH_TEST_POSTGRES_URL` names) that removes itself
+//!   when dropped, also when the test panics.
 //! - [`TestApp`]: the app on a fresh database and data folder, with a tracked client; its
 //!   methods speak the JSON API (register, sign in, refresh, sessions, …) and read the database.
 //! - [`Tokens`]: what one sign-in through the API gives.
 //! - `backend_tests!` / `backend_tests_with!`: each test on SQLite and on PostgreSQL.
+//! - `needs_postgres!`: tests that need PostgreSQL, ignored unless asked for. Plain `cargo test`
+//!   reports them as ignored; `MINIAUTH_TEST_POSTGRES_URL=… cargo test -- --include-ignored`
+//!   runs them too, and a PostgreSQL test that runs without the URL fails.
 //! - [`browser`]: the pages as a browser uses them (forms, CSRF, cookies); [`server`]: the real
 //!   binary over a socket.
 #![allow(dead_code)]
@@ -34,13 +37,17 @@ pub use miniauth::store::Backend;
 // ---------------------------------------------------------------------------------------------
 // Databases
 
-/// The PostgreSQL server to test against, if any. Under CI it must be given.
+/// The PostgreSQL server to test against, if any (`MINIAUTH_TEST_POSTGRES_URL`).
 pub fn postgres_base_url() -> Option<String> {
-    match std::env::var("MINIAUTH_TEST_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ if std::env::var_os("CI").is_some() => panic!("CI must set MINIAUTH_TEST_POSTGRES_URL"),
-        _ => None,
-    }
+    std::env::var("MINIAUTH_TEST_POSTGRES_URL").ok().filter(|url| !url.is_empty())
+}
+
+/// The PostgreSQL server to test against, for a test that needs one: the tests that call this
+/// are ignored unless asked for (see `needs_postgres!`), so one that runs without a server fails.
+pub fn required_postgres_base_url() -> String {
+    postgres_base_url().unwrap_or_else(|| {
+        panic!("needs PostgreSQL: set MINIAUTH_TEST_POSTGRES_URL=postgres://user@host:port/db")
+    })
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
@@ -72,25 +79,22 @@ enum Place {
 }
 
 impl TestDatabase {
-    /// A fresh database on `backend`; `None` (with a note) when PostgreSQL is asked for and
-    /// `MINIAUTH_TEST_POSTGRES_URL` is not set (under CI it must be: see [`postgres_base_url`]).
-    pub fn create(backend: Backend) -> Option<TestDatabase> {
+    /// A fresh database on `backend`. Panics when that is PostgreSQL and
+    /// `MINIAUTH_TEST_POSTGRES_URL` is not set (see [`required_postgres_base_url`]).
+    pub fn create(backend: Backend) -> TestDatabase {
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temporary folder");
                 let url = format!("sqlite://{}/miniauth.db?mode=rwc", dir.path().display());
-                Some(TestDatabase { backend, url, place: Place::Sqlite(dir) })
+                TestDatabase { backend, url, place: Place::Sqlite(dir) }
             }
             Backend::Postgres => {
-                let Some(server) = postgres_base_url() else {
-                    eprintln!("skipped: set MINIAUTH_TEST_POSTGRES_URL to test PostgreSQL");
-                    return None;
-                };
+                let server = required_postgres_base_url();
                 let name = unique_name();
                 on_postgres(&server, format!("CREATE DATABASE {name}")).expect("create a test database");
                 let (host, _) = server.rsplit_once('/').expect("URL ends with /database");
                 let url = format!("{host}/{name}");
-                Some(TestDatabase { backend, url, place: Place::Postgres { server, name } })
+                TestDatabase { backend, url, place: Place::Postgres { server, name } }
             }
         }
     }
@@ -167,13 +171,13 @@ fn test_figment(database_url: &str, data_dir: &std::path::Path) -> Figment {
 }
 
 impl TestApp {
-    /// An app on a fresh database; `None` when that is PostgreSQL and none is configured.
-    pub async fn spawn(backend: Backend) -> Option<TestApp> {
+    /// An app on a fresh database (see [`TestDatabase::create`]).
+    pub async fn spawn(backend: Backend) -> TestApp {
         TestApp::spawn_with(backend, |figment| figment).await
     }
 
     /// An app with settings changed by `configure` (e.g. a higher bcrypt cost).
-    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(Figment) -> Figment) -> Option<TestApp> {
+    pub async fn spawn_with(backend: Backend, configure: impl FnOnce(Figment) -> Figment) -> TestApp {
         TestApp::spawn_custom(backend, configure, |rocket| rocket).await
     }
 
@@ -182,12 +186,12 @@ impl TestApp {
         backend: Backend,
         configure: impl FnOnce(Figment) -> Figment,
         extend: impl FnOnce(Rocket<Build>) -> Rocket<Build>,
-    ) -> Option<TestApp> {
-        let database = TestDatabase::create(backend)?;
+    ) -> TestApp {
+        let database = TestDatabase::create(backend);
         let data_dir = tempfile::tempdir().expect("temporary folder");
         let figment = configure(test_figment(&database.url, data_dir.path()));
         let client = Client::tracked(extend(miniauth::build(figment))).await.expect("the app starts");
-        Some(TestApp { client, database, data_dir })
+        TestApp { client, database, data_dir }
     }
 
     pub fn backend(&self) -> Backend {
@@ -429,8 +433,21 @@ pub fn is_rfc3339(s: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 // One test on both backends
 
+/// Marks each test in it as one that needs PostgreSQL: ignored, with the reason, unless asked
+/// for with `cargo test -- --include-ignored` (and `MINIAUTH_TEST_POSTGRES_URL` set), so the
+/// counts say what ran. The one place the reason is written: `#[ignore]` takes no constant.
+#[macro_export]
+macro_rules! needs_postgres {
+    ($($test:item)*) => {
+        $(
+            #[ignore = "needs PostgreSQL: set MINIAUTH_TEST_POSTGRES_URL and run cargo test -- --include-ignored"]
+            $test
+        )*
+    };
+}
+
 /// Defines each listed `async fn name(app: TestApp)` as a test on SQLite and on PostgreSQL
-/// (skipped, with a note, when PostgreSQL is not configured).
+/// (the latter ignored unless asked for: see `needs_postgres!`).
 #[macro_export]
 macro_rules! backend_tests {
     ($($name:ident),* $(,)?) => {
@@ -438,27 +455,29 @@ macro_rules! backend_tests {
             $(
                 #[rocket::async_test]
                 async fn $name() {
-                    let app = $crate::common::TestApp::spawn($crate::common::Backend::Sqlite).await.unwrap();
+                    let app = $crate::common::TestApp::spawn($crate::common::Backend::Sqlite).await;
                     super::$name(app).await
                 }
             )*
         }
         mod postgres {
-            $(
-                #[rocket::async_test]
-                async fn $name() {
-                    if let Some(app) = $crate::common::TestApp::spawn($crate::common::Backend::Postgres).await {
+            $crate::needs_postgres! {
+                $(
+                    #[rocket::async_test]
+                    async fn $name() {
+                        let app = $crate::common::TestApp::spawn($crate::common::Backend::Postgres).await;
                         super::$name(app).await
                     }
-                }
-            )*
+                )*
+            }
         }
     };
 }
 
 /// Defines `$sqlite` and `$postgres` as tests of `async fn $name(app: TestApp)` on SQLite and on
-/// PostgreSQL, each on an app whose settings `$configure` changes (as `TestApp::spawn_with`
-/// takes them): for tests that need settings `backend_tests!` does not give.
+/// PostgreSQL (the latter ignored unless asked for: see `needs_postgres!`), each on an app whose
+/// settings `$configure` changes (as `TestApp::spawn_with` takes them): for tests that need
+/// settings `backend_tests!` does not give.
 #[macro_export]
 macro_rules! backend_tests_with {
     ($configure:expr; $($name:ident => $sqlite:ident, $postgres:ident),+ $(,)?) => {
@@ -466,14 +485,15 @@ macro_rules! backend_tests_with {
             #[rocket::async_test]
             async fn $sqlite() {
                 let backend = $crate::common::Backend::Sqlite;
-                let app = $crate::common::TestApp::spawn_with(backend, $configure).await.unwrap();
+                let app = $crate::common::TestApp::spawn_with(backend, $configure).await;
                 $name(app).await
             }
 
-            #[rocket::async_test]
-            async fn $postgres() {
-                let backend = $crate::common::Backend::Postgres;
-                if let Some(app) = $crate::common::TestApp::spawn_with(backend, $configure).await {
+            $crate::needs_postgres! {
+                #[rocket::async_test]
+                async fn $postgres() {
+                    let backend = $crate::common::Backend::Postgres;
+                    let app = $crate::common::TestApp::spawn_with(backend, $configure).await;
                     $name(app).await
                 }
             }
