@@ -1,4 +1,7 @@
-// Migrations are embedded with `sqlx::migrate!`; rebuild when they change.
+// Migrations (`sqlx::migrate!`), templates and static files (rust-embed) are built into the
+// binary; rebuild when they change.
 fn main() {
-    println!("cargo:rerun-if-changed=migrations");
+    for folder in ["migrations", "templates", "static"] {
+        println!("cargo:rerun-if-changed={folder}");
+    }
 }

@@ -149,8 +149,9 @@ free_port() {
     "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Starts the release binary in a fresh working directory (its own data/ folder and secret), the
-# way tests/server.rs does; extra VAR=value arguments go to its environment.
+# Starts the release binary in a fresh working directory (its own data/ folder and secret), with
+# nothing configured (it carries its own defaults, templates and static files); extra
+# VAR=value arguments go to its environment.
 start_server() {
     local name=$1
     shift
@@ -162,9 +163,6 @@ start_server() {
     (
         cd "$dir"
         exec env -i PATH="$PATH" HOME="$dir" \
-            ROCKET_CONFIG="$REPO/Rocket.toml" \
-            ROCKET_TEMPLATE_DIR="$REPO/templates" \
-            ROCKET_STATIC_DIR="$REPO/static" \
             ROCKET_PORT="$PORT" \
             ROCKET_BCRYPT_COST=4 \
             "$@" "$BINARY"

@@ -23,6 +23,10 @@ pub const DATABASE: &str = "miniauth";
 pub struct Settings {
     /// Folder for the SQLite file and generated secrets.
     pub data_dir: PathBuf,
+    /// Page templates of one's own; unset: the ones built into the binary.
+    pub template_dir: Option<PathBuf>,
+    /// Static files (CSS, icon) of one's own; unset: the ones built into the binary.
+    pub static_dir: Option<PathBuf>,
     /// bcrypt cost factor (4–31). Tests lower it; production keeps 12.
     pub bcrypt_cost: u32,
     /// Blocking workers allowed to run bcrypt at once (0 = number of CPU cores).
@@ -46,6 +50,8 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             data_dir: PathBuf::from("data"),
+            template_dir: None,
+            static_dir: None,
             bcrypt_cost: bcrypt::DEFAULT_COST,
             hash_workers: 0,
             token_secret: None,
@@ -68,6 +74,25 @@ impl Settings {
     }
 }
 
+/// Rocket's configuration sources, with MiniAuth's own defaults beneath `Rocket.toml` and the
+/// `ROCKET_*` variables: the binary needs no file to run, from any folder.
+pub fn figment() -> Figment {
+    use rocket::figment::providers::{Env, Format, Toml};
+    use rocket::figment::Profile;
+
+    let mut figment = Figment::from(rocket::Config::default())
+        .merge((format!("databases.{DATABASE}.url"), "sqlite://data/miniauth.db?mode=rwc"))
+        .merge((format!("databases.{DATABASE}.max_connections"), 16))
+        .merge((format!("databases.{DATABASE}.connect_timeout"), 5));
+    for limit in ["json", "form", "data-form", "string", "bytes"] {
+        figment = figment.merge((format!("limits.{limit}"), "16 KiB"));
+    }
+    figment
+        .merge(Toml::file(Env::var_or("ROCKET_CONFIG", "Rocket.toml")).nested())
+        .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
+        .select(Profile::from_env_or("ROCKET_PROFILE", rocket::Config::DEFAULT_PROFILE))
+}
+
 /// Lets one variable choose the database: `ROCKET_DATABASE_URL=postgres://…` (or
 /// `database_url` in `Rocket.toml`) overrides `databases.miniauth.url`.
 pub fn with_database_url(figment: Figment) -> Figment {
@@ -77,7 +102,8 @@ pub fn with_database_url(figment: Figment) -> Figment {
     }
 }
 
-/// Extracts [`Settings`], creates the data folder and makes sure a secret key exists.
+/// Extracts [`Settings`] and checks them; only then creates the data folder and makes sure a
+/// secret key exists.
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("MiniAuth settings", |rocket| async move {
         let mut settings: Settings = match rocket.figment().extract() {
@@ -87,6 +113,10 @@ pub fn stage() -> AdHoc {
                 return Err(rocket);
             }
         };
+        if let Err(e) = check(&settings) {
+            log::error!("invalid configuration: {e}");
+            return Err(rocket);
+        }
         if let Err(e) = prepare(&mut settings) {
             log::error!("cannot prepare {}: {e}", settings.data_dir.display());
             return Err(rocket);
@@ -95,15 +125,28 @@ pub fn stage() -> AdHoc {
     })
 }
 
-fn prepare(settings: &mut Settings) -> std::io::Result<()> {
+/// Every rule a setting must meet on its own, checked before anything is written.
+fn check(settings: &Settings) -> Result<(), String> {
     if !(4..=31).contains(&settings.bcrypt_cost) {
-        return Err(std::io::Error::other("bcrypt_cost must be between 4 and 31"));
+        return Err(format!("bcrypt_cost must be between 4 and 31, not {}", settings.bcrypt_cost));
     }
+    if settings.token_secret.as_ref().is_some_and(|key| key.expose_secret().len() < 32) {
+        return Err("token_secret must be at least 32 characters".into());
+    }
+    for (key, dir) in [("template_dir", &settings.template_dir), ("static_dir", &settings.static_dir)] {
+        if let Some(dir) = dir.as_ref().filter(|dir| !dir.is_dir()) {
+            return Err(format!(
+                "{key} {} is not a folder (leave it unset to use the built-in one)",
+                dir.display()
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn prepare(settings: &mut Settings) -> std::io::Result<()> {
     fs::DirBuilder::new().recursive(true).mode(0o700).create(&settings.data_dir)?;
     match &settings.token_secret {
-        Some(key) if key.expose_secret().len() < 32 => {
-            Err(std::io::Error::other("token_secret must be at least 32 characters"))
-        }
         Some(_) => Ok(()),
         None => {
             let path = settings.data_dir.join("secret.key");

@@ -4,7 +4,10 @@
 async fn main() {
     miniauth::logging::init();
     if let Err(e) = miniauth::rocket().launch().await {
-        log::error!("MiniAuth could not start: {e}");
+        // A stage that failed has said why in its own line already.
+        if !matches!(e.kind(), rocket::error::ErrorKind::FailedFairings(_)) {
+            log::error!("MiniAuth could not start: {e}");
+        }
         std::process::exit(1);
     }
 }

@@ -26,7 +26,7 @@ backend_tests!(
     // Sessions on the profile
     the_profile_lists_this_browser_and_the_other_device_until_that_one_is_revoked,
     revoking_another_session_from_the_profile_signs_it_out_and_says_so,
-    revoking_this_browsers_session_from_the_profile_signs_out_and_clears_the_cookies,
+    revoking_this_browsers_session_by_its_id_signs_out_and_clears_the_cookies,
     revoking_another_users_session_or_an_unknown_one_is_404_and_nothing_is_revoked,
     revoking_a_session_without_a_valid_csrf_token_is_forbidden_and_revokes_nothing,
     signing_out_everywhere_else_ends_the_other_sessions_and_keeps_this_browser,
@@ -90,6 +90,12 @@ fn session_item<'h>(html: &'h str, marker: &str) -> &'h str {
         .collect();
     assert_eq!(items.len(), 1, "not exactly one session showing {marker:?} in:\n{html}");
     items[0]
+}
+
+/// The id of the session the browser's cookie belongs to (the page shows no button for it).
+fn this_browsers_session(app: &TestApp) -> String {
+    let token = cookie(app, TOKEN_COOKIE).expect("signed in");
+    jwt_payload(&token)["sid"].as_str().expect("a session id").to_owned()
 }
 
 /// The session id in the revoke form of a list item.
@@ -171,7 +177,9 @@ async fn the_profile_lists_this_browser_and_the_other_device_until_that_one_is_r
     assert!(!there.contains("This browser"), "the other device is marked as this browser:\n{there}");
     assert_eq!(html.matches("This browser").count(), 1, "{html}");
     assert_eq!(revoke_id(there), app.session_id(&other.access).await);
-    assert_ne!(revoke_id(here), revoke_id(there));
+    // This browser signs out with the header's button: its own card offers no second one.
+    assert!(forms(here).is_empty(), "the current session has a sign-out button of its own:\n{here}");
+    assert_eq!(html.matches("action=\"/logout\"").count(), 1, "one button signs this browser out:\n{html}");
 
     // The other device signs itself out: it is no longer listed.
     let response = app.logout(&other.access, "").await;
@@ -204,12 +212,12 @@ async fn revoking_another_session_from_the_profile_signs_it_out_and_says_so(app:
     assert_eq!(revoked_sessions(&app).await, 1);
 }
 
-async fn revoking_this_browsers_session_from_the_profile_signs_out_and_clears_the_cookies(app: TestApp) {
+async fn revoking_this_browsers_session_by_its_id_signs_out_and_clears_the_cookies(app: TestApp) {
     sign_up(&app, "Alice", PASSWORD).await;
     let old_token = cookie(&app, TOKEN_COOKIE).expect("signed in");
     let (status, html) = get_page(&app, "/profile").await;
     assert_eq!(status, Status::Ok);
-    let here = revoke_id(session_item(&html, "This browser"));
+    let here = this_browsers_session(&app);
     let csrf = csrf_token(&html);
 
     let response =
@@ -257,8 +265,7 @@ async fn revoking_a_session_without_a_valid_csrf_token_is_forbidden_and_revokes_
     let (status, html) = get_page(&app, "/profile").await;
     assert_eq!(status, Status::Ok);
     let real = csrf_token(&html);
-    let targets =
-        [revoke_id(session_item(&html, OTHER_DEVICE)), revoke_id(session_item(&html, "This browser"))];
+    let targets = [revoke_id(session_item(&html, OTHER_DEVICE)), this_browsers_session(&app)];
     for id in &targets {
         for forged in forged_tokens(&real) {
             let fields: Vec<(&str, &str)> =
@@ -671,7 +678,7 @@ async fn every_account_form_is_a_plain_post_form_with_a_csrf_token(app: TestApp)
     }
     let revoke_forms =
         actions.iter().filter(|a| a.starts_with("/account/sessions/") && a.ends_with("/revoke"));
-    assert_eq!(revoke_forms.count(), 2, "one revoke button per session: {actions:?}");
+    assert_eq!(revoke_forms.count(), 1, "one revoke button per other session: {actions:?}");
     for wanted in ["/account/sessions/revoke-others", "/account/password", "/account/delete", "/logout"] {
         assert!(actions.iter().any(|a| a == wanted), "no form posting to {wanted}: {actions:?}");
     }

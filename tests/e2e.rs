@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::server::{free_port, Server};
+use common::server::{free_port, Server, JSON};
 use common::{Backend, TestDatabase, CSRF_COOKIE, TOKEN_COOKIE};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -191,7 +191,10 @@ impl Browser {
             self.resize(width, height).await;
             let metrics = self
                 .js("const card = document.querySelector('.card');
+                     const brand = document.querySelector('.brand').getBoundingClientRect();
+                     const nav = document.querySelector('.site-nav').getBoundingClientRect();
                      return {
+                       header_rows: nav.top < brand.bottom && brand.top < nav.bottom ? 1 : 2,
                        inner: window.innerWidth,
                        scroll: document.documentElement.scrollWidth,
                        page: document.documentElement.scrollHeight,
@@ -205,6 +208,7 @@ impl Browser {
                 "{name}: the page is wider than a {width} px window: {metrics}"
             );
             assert_eq!(metrics["sheets"], json!(1), "{name}: the stylesheet did not load: {metrics}");
+            assert_eq!(metrics["header_rows"], json!(1), "{name}: the header wraps at {width} px: {metrics}");
             assert_eq!(metrics["radius"], json!("12px"), "{name}: the card is not styled: {metrics}");
             // The whole page in one picture: grow the window to the page's height.
             let page = metrics["page"].as_u64().unwrap() as u32;
@@ -323,10 +327,26 @@ async fn a_person_registers_signs_out_and_signs_back_in() {
         b.element("main a[href='/profile']").await;
         b.screenshots("landing-signed-in").await;
 
-        // Signing out from the profile lands on the sign-in page with a notice.
+        // Signed in from a second device too: its card offers "Sign out", this browser's does
+        // not (the header's button signs this browser out), and "Sign out everywhere else".
+        let port = b.base.rsplit(':').next().unwrap().parse().unwrap();
+        let credentials = json!({ "username": USERNAME, "password": PASSWORD }).to_string();
+        let device =
+            [JSON, ("User-Agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148")];
+        let (status, _, _) = Server::request_to(port, "POST", "/auth/login", &device, &credentials).unwrap();
+        assert_eq!(status, 200);
         b.goto("/profile").await;
         b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
-        b.click(".panel form[action='/logout'] button[type=submit]").await;
+        assert_eq!(b.client.find_all(Locator::Css(".session")).await.unwrap().len(), 2);
+        assert!(b.client.find(Locator::Css(".session--current form")).await.is_err(), "a second sign-out");
+        b.element(".session:not(.session--current) form[action$='/revoke'] button").await;
+        b.element("form[action='/account/sessions/revoke-others'] button").await;
+        assert_eq!(b.client.find_all(Locator::Css("form[action='/logout']")).await.unwrap().len(), 1);
+        assert_eq!(b.text(".profile-head__status").await, format!("Signed in as {USERNAME}"));
+        b.screenshots("profile-two-sessions").await;
+
+        // Signing out with the header's button lands on the sign-in page with a notice.
+        b.click(".site-nav form[action='/logout'] button[type=submit]").await;
         b.arrive("//div[contains(@class, 'alert--success')]", "/login", 200).await;
         assert_eq!(b.text(".alert--success").await, "You have been signed out.");
         assert!(b.client.get_named_cookie(TOKEN_COOKIE).await.is_err(), "the token cookie is gone");

@@ -21,14 +21,17 @@ use rocket::http::Header;
 use rocket::shield::{Frame, Referrer, Shield};
 use rocket::{Data, Request, Response};
 
+use crate::assets::Assets;
+
 pub use errors::Problem;
 pub use openapi::ApiDoc;
 
 pub fn stage() -> AdHoc {
-    AdHoc::on_ignite("Routes", |rocket| async {
-        let static_dir =
-            rocket.figment().extract_inner::<String>("static_dir").unwrap_or_else(|_| "static".into());
-        rocket
+    AdHoc::try_on_ignite("Routes", |rocket| async {
+        let Some(static_dir) = rocket.state::<Assets>().map(|assets| assets.static_dir.clone()) else {
+            return Err(rocket);
+        };
+        Ok(rocket
             .mount("/", pages::routes())
             .mount("/", account_pages::routes())
             .mount("/", api::routes())
@@ -39,7 +42,7 @@ pub fn stage() -> AdHoc {
             .register("/", rocket::catchers![errors::catch_all])
             .attach(Shield::default().enable(Frame::Deny).enable(Referrer::NoReferrer))
             .attach(SecurityHeaders)
-            .attach(RequestLog)
+            .attach(RequestLog))
     })
 }
 
@@ -61,7 +64,8 @@ impl Fairing for SecurityHeaders {
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let docs = req.uri().path().starts_with("/docs");
         res.set_header(Header::new("Content-Security-Policy", if docs { CSP_DOCS } else { CSP_PAGES }));
-        if !res.headers().contains("Cache-Control") && !req.uri().path().starts_with("/static/") && !docs {
+        let asset = req.uri().path().starts_with("/static/") || req.uri().path() == "/favicon.ico";
+        if !res.headers().contains("Cache-Control") && !asset && !docs {
             // Pages and API answers are about one person: never keep them in a shared cache.
             res.set_header(Header::new("Cache-Control", "no-store"));
         }

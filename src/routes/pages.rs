@@ -2,6 +2,7 @@
 //! arrives as a [`CsrfForm`], checked before its handler runs.
 
 use rocket::form::FromForm;
+use rocket::fs::NamedFile;
 use rocket::http::CookieJar;
 use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
@@ -10,17 +11,24 @@ use rocket_dyn_templates::{context, Template};
 
 use super::body::{Button, CsrfForm};
 use super::views::{safe_next, Rejection, UserView};
+use crate::assets::Assets;
 use crate::auth::{Accounts, AuthService, CsrfToken, PageUser, Scope, UserAgent};
 use crate::error::{Error, FieldErrors};
 
 pub fn routes() -> Vec<rocket::Route> {
-    rocket::routes![index, register_page, register, login_page, login, logout]
+    rocket::routes![index, favicon, register_page, register, login_page, login, logout]
 }
 
 #[rocket::get("/")]
 pub fn index(user: Option<PageUser>, csrf: CsrfToken) -> Template {
     let user = user.as_ref().map(|page_user| UserView::from(&page_user.user));
     Template::render("index", context! { user, csrf_token: csrf.token() })
+}
+
+/// Browsers ask for `/favicon.ico` on every visit: the icon of the static files.
+#[rocket::get("/favicon.ico")]
+pub async fn favicon(assets: &State<Assets>) -> Option<NamedFile> {
+    NamedFile::open(assets.static_dir.join("favicon.svg")).await.ok()
 }
 
 #[derive(FromForm)]

@@ -132,10 +132,14 @@ fn create_sqlite_folder(url: &str) -> std::io::Result<()> {
     }
 }
 
-/// Opens the pool and applies the embedded migrations of its backend.
+/// Opens the pool and applies the embedded migrations of its backend; nothing at all (not even
+/// the SQLite file's folder) when the settings were refused.
 pub fn stage() -> AdHoc {
-    AdHoc::on_ignite("Database", |rocket| async {
-        rocket.attach(Db::init()).attach(AdHoc::try_on_ignite("Migrations", migrate))
+    AdHoc::try_on_ignite("Database", |rocket| async {
+        match rocket.state::<crate::config::Settings>() {
+            Some(_) => Ok(rocket.attach(Db::init()).attach(AdHoc::try_on_ignite("Migrations", migrate))),
+            None => Err(rocket),
+        }
     })
 }
 

@@ -160,7 +160,7 @@ impl Tokens {
 
 /// Settings every test app gets: a cheap bcrypt cost, no logger, its own folder and database.
 fn test_figment(database_url: &str, data_dir: &std::path::Path) -> Figment {
-    rocket::Config::figment()
+    miniauth::config::figment()
         .merge(("database_url", database_url))
         .merge(("databases.miniauth.url", database_url))
         .merge(("databases.miniauth.max_connections", 8))

@@ -1,11 +1,11 @@
-//! The real binary, started the way `cargo run` starts it: in a working folder of its own, with
-//! nothing configured but a free port and a cheap bcrypt cost. A minimal HTTP/1.1 client talks
-//! to it over a real socket.
+//! The real binary, started the way an operator starts it: in a working folder of its own, with
+//! nothing configured but a free port and a cheap bcrypt cost (no `Rocket.toml`, no template or
+//! static folder: it carries its own). A minimal HTTP/1.1 client talks to it over a real socket.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -23,25 +23,32 @@ pub struct Server {
     log: Arc<Mutex<String>>,
 }
 
+/// The binary in `dir`, with nothing in its environment but `PATH`, `port`, a cheap bcrypt and
+/// `env`.
+fn command(binary: &Path, dir: &Path, port: u16, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary);
+    command
+        .current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("ROCKET_PORT", port.to_string())
+        .env("ROCKET_BCRYPT_COST", "4")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
 impl Server {
-    /// Starts the binary in `dir` with nothing configured but a free port and a cheap bcrypt.
+    /// Starts the binary `cargo test` built in `dir`.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_binary(Path::new(env!("CARGO_BIN_EXE_miniauth")), dir, env)
+    }
+
+    /// Starts `binary` in `dir` and waits until it answers.
+    pub fn start_binary(binary: &Path, dir: &Path, env: &[(&str, &str)]) -> Server {
         let port = free_port();
-        let repo = env!("CARGO_MANIFEST_DIR");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_miniauth"))
-            .current_dir(dir)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("ROCKET_CONFIG", format!("{repo}/Rocket.toml"))
-            .env("ROCKET_TEMPLATE_DIR", format!("{repo}/templates"))
-            .env("ROCKET_STATIC_DIR", format!("{repo}/static"))
-            .env("ROCKET_PORT", port.to_string())
-            .env("ROCKET_BCRYPT_COST", "4")
-            .envs(env.iter().copied())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
+        let mut child = command(binary, dir, port, env).spawn().expect("the binary starts");
         let log = Arc::new(Mutex::new(String::new()));
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
@@ -120,6 +127,28 @@ impl Server {
         self.child.wait().ok();
         std::thread::sleep(Duration::from_millis(100));
         self.log()
+    }
+}
+
+impl Server {
+    /// Runs `binary` in `dir` until it exits by itself (within 30 s): its status code and log.
+    pub fn run_to_exit(binary: &Path, dir: &Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
+        let mut child = command(binary, dir, free_port(), env).spawn().expect("the binary starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status: ExitStatus = loop {
+            if let Some(status) = child.try_wait().expect("the binary runs") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                child.kill().ok();
+                panic!("the binary did not exit");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let mut log = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut log).ok();
+        child.stderr.take().unwrap().read_to_string(&mut log).ok();
+        (status.code(), log)
     }
 }
 

@@ -1,0 +1,92 @@
+//! The page templates and static files. They are built into the binary, so the binary alone
+//! serves every page from any folder; `template_dir` / `static_dir` point at folders of one's
+//! own instead, for people who restyle. rocket_dyn_templates and `FileServer` read folders, so
+//! the built-in copies are unpacked at start into a private temporary folder that goes away at
+//! shutdown.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use rocket::fairing::AdHoc;
+use rocket_dyn_templates::Template;
+use rust_embed::RustEmbed;
+use tempfile::TempDir;
+
+use crate::config::Settings;
+
+#[derive(RustEmbed)]
+#[folder = "templates/"]
+struct BuiltInTemplates;
+
+#[derive(RustEmbed)]
+#[folder = "static/"]
+struct BuiltInStatic;
+
+/// Where the templates and static files are served from.
+pub struct Assets {
+    pub template_dir: PathBuf,
+    pub static_dir: PathBuf,
+    /// The unpacked built-in copies, removed when the server stops.
+    _unpacked: Option<TempDir>,
+}
+
+impl Assets {
+    fn locate(settings: &Settings) -> std::io::Result<Assets> {
+        let unpacked = match (&settings.template_dir, &settings.static_dir) {
+            (Some(_), Some(_)) => None,
+            _ => Some(unpack()?),
+        };
+        let built_in =
+            |folder: &str| unpacked.as_ref().map(|dir| dir.path().join(folder)).unwrap_or_default();
+        Ok(Assets {
+            template_dir: settings.template_dir.clone().unwrap_or_else(|| built_in("templates")),
+            static_dir: settings.static_dir.clone().unwrap_or_else(|| built_in("static")),
+            _unpacked: unpacked,
+        })
+    }
+}
+
+fn unpack() -> std::io::Result<TempDir> {
+    let dir = tempfile::Builder::new().prefix("miniauth-assets-").tempdir()?;
+    write_all::<BuiltInTemplates>(&dir.path().join("templates"))?;
+    write_all::<BuiltInStatic>(&dir.path().join("static"))?;
+    Ok(dir)
+}
+
+fn write_all<Files: RustEmbed>(folder: &Path) -> std::io::Result<()> {
+    for name in Files::iter() {
+        let path = folder.join(name.as_ref());
+        fs::create_dir_all(path.parent().unwrap_or(folder))?;
+        let file =
+            Files::get(&name).ok_or_else(|| std::io::Error::other(format!("{name} is not built in")))?;
+        fs::write(path, file.data)?;
+    }
+    Ok(())
+}
+
+/// Finds (or unpacks) the templates and static files, and starts the template engine on them.
+/// Nothing happens when the settings were refused.
+pub fn stage() -> AdHoc {
+    AdHoc::try_on_ignite("Templates and static files", |rocket| async move {
+        let Some(settings) = rocket.state::<Settings>() else {
+            return Err(rocket);
+        };
+        let assets = match Assets::locate(settings) {
+            Ok(assets) => assets,
+            Err(e) => {
+                log::error!("cannot unpack the built-in templates and static files: {e}");
+                return Err(rocket);
+            }
+        };
+        for (what, configured) in
+            [("templates", &settings.template_dir), ("static files", &settings.static_dir)]
+        {
+            match configured {
+                Some(dir) => log::info!("{what}: {}", dir.display()),
+                None => log::info!("{what}: built in"),
+            }
+        }
+        let figment = rocket.figment().clone().merge(("template_dir", &assets.template_dir));
+        Ok(rocket.configure(figment).manage(assets).attach(Template::fairing()))
+    })
+}
