@@ -135,7 +135,7 @@ def concurrent_registrations(port, count, prefix):
         barrier.wait()
         try:
             statuses[i], _ = request(port, "POST", "/auth/register",
-                                     {"username": f"{prefix}{i}", "password": f"password-{prefix}-{i}"})
+                                     {"username": f"{prefix}{i}", "password": f"quiet lantern trombone {i}"})
         except OSError as e:
             statuses[i] = type(e).__name__
 
@@ -183,7 +183,7 @@ class Target:
 
 def measure(target, seconds, ceiling):
     results = {}
-    user, password = f"bench{uuid.uuid4().hex[:8]}", "bench password 123"
+    user, password = f"bench{uuid.uuid4().hex[:8]}", "quiet lantern trombone"
     status, _ = request(target.port, "POST", "/auth/register", {"username": user, "password": password})
     assert status == 201, f"register answered {status}"
     status, body = request(target.port, "POST", "/auth/login", {"username": user, "password": password})

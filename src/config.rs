@@ -14,6 +14,8 @@ use rocket::figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::domain::{PasswordPolicy, PASSWORD_MAX_BYTES};
+
 /// Name of the database in `[default.databases.<name>]`.
 pub const DATABASE: &str = "miniauth";
 
@@ -44,6 +46,10 @@ pub struct Settings {
     pub refresh_grace: u64,
     /// Send cookies with the `Secure` flag (on by default in the release profile).
     pub cookie_secure: bool,
+    /// Fewest bytes a new password may have (8–72).
+    pub password_min_length: usize,
+    /// Lowest zxcvbn score a new password may have (0–4; 0 turns the estimator off).
+    pub password_min_score: u8,
 }
 
 impl Default for Settings {
@@ -61,11 +67,17 @@ impl Default for Settings {
             session_ttl: 30 * 24 * 3600,
             refresh_grace: 10,
             cookie_secure: !cfg!(debug_assertions),
+            password_min_length: PasswordPolicy::default().min_length,
+            password_min_score: PasswordPolicy::default().min_score,
         }
     }
 }
 
 impl Settings {
+    pub fn password_policy(&self) -> PasswordPolicy {
+        PasswordPolicy { min_length: self.password_min_length, min_score: self.password_min_score }
+    }
+
     pub fn hash_workers(&self) -> usize {
         match self.hash_workers {
             0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
@@ -129,6 +141,15 @@ pub fn stage() -> AdHoc {
 fn check(settings: &Settings) -> Result<(), String> {
     if !(4..=31).contains(&settings.bcrypt_cost) {
         return Err(format!("bcrypt_cost must be between 4 and 31, not {}", settings.bcrypt_cost));
+    }
+    if !(8..=PASSWORD_MAX_BYTES).contains(&settings.password_min_length) {
+        return Err(format!(
+            "password_min_length must be 8–{PASSWORD_MAX_BYTES}, not {}",
+            settings.password_min_length
+        ));
+    }
+    if settings.password_min_score > 4 {
+        return Err(format!("password_min_score must be 0–4, not {}", settings.password_min_score));
     }
     if settings.token_secret.as_ref().is_some_and(|key| key.expose_secret().len() < 32) {
         return Err("token_secret must be at least 32 characters".into());

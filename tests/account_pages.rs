@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use common::browser::{
     assert_cleared, assert_html, attribute, cookie, cookie_value, csrf_from, csrf_token, expired_copy_of,
-    forged_tokens, form_page, get_page, has_attribute, input_tag, location, percent_encode, post_form,
-    revoked_sessions, set_cookie, sign_in_on_the_page, sign_up, unescape_html,
+    field_error, forged_tokens, form_page, get_page, has_attribute, input_tag, location, percent_encode,
+    post_form, revoked_sessions, set_cookie, sign_in_on_the_page, sign_up, unescape_html,
 };
 use common::{jwt_payload, problem, TestApp, REFRESH_COOKIE, TOKEN_COOKIE};
 use rocket::http::Status;
@@ -107,14 +107,6 @@ fn revoke_id(item: &str) -> String {
         .and_then(|rest| rest.strip_suffix("/revoke"))
         .unwrap_or_else(|| panic!("not a revoke action: {action}"));
     id.to_owned()
-}
-
-/// The text of the error shown beside field `name`, if any.
-fn field_error(html: &str, name: &str) -> Option<String> {
-    let marker = format!("id=\"{name}-error\"");
-    let start = html.find(&marker)?;
-    let end = start + html[start..].find("</p>")?;
-    Some(html[start..end].to_owned())
 }
 
 /// The flash notice of a page (`role="status"`), if any.

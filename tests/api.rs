@@ -198,10 +198,14 @@ async fn a_password_of_seventy_three_bytes_is_422(app: TestApp) {
     assert!(message.contains("72"), "the message says what the limit is: {message}");
 }
 
+/// A strong password of exactly 72 bytes (a repeated letter would be refused as too easy).
+const SEVENTY_TWO_BYTES: &str = "correct horse battery staple, purple monkey dishwasher, quiet lanterns!!";
+
 async fn a_password_of_seventy_two_bytes_is_accepted(app: TestApp) {
-    let password = "p".repeat(72);
-    app.registered("alice", &password).await;
-    app.sign_in("alice", &password).await;
+    let password = SEVENTY_TWO_BYTES;
+    assert_eq!(password.len(), 72);
+    app.registered("alice", password).await;
+    app.sign_in("alice", password).await;
     assert_eq!(users(&app).await, 1);
 }
 
@@ -209,8 +213,10 @@ async fn a_password_of_thirty_seven_accented_letters_is_74_bytes_and_422(app: Te
     let password = "é".repeat(37);
     assert_eq!((password.chars().count(), password.len()), (37, 74));
     assert_rejected(&app, json!({"username": "alice", "password": password}), "password").await;
-    // 36 of them are exactly 72 bytes: accepted.
-    app.registered("alice", &"é".repeat(36)).await;
+    // 72 bytes with accented letters (60 characters): accepted.
+    let accented = "déjà vu, été, forêt, château, élève, crème brûlée, où es-tu?";
+    assert_eq!((accented.chars().count(), accented.len()), (60, 72));
+    app.registered("alice", accented).await;
 }
 
 async fn a_password_equal_to_the_username_in_any_case_is_422(app: TestApp) {
@@ -301,13 +307,13 @@ async fn logging_in_with_another_case_of_the_username_works(app: TestApp) {
 }
 
 async fn a_password_longer_than_72_bytes_never_matches_its_first_72_bytes(app: TestApp) {
-    let password = "x".repeat(72);
-    app.registered("alice", &password).await;
+    let password = SEVENTY_TWO_BYTES;
+    app.registered("alice", password).await;
     for suffix in ["x", "y", "anything at all"] {
         let longer = format!("{password}{suffix}");
         problem(app.login("alice", &longer).await, Status::Unauthorized).await;
     }
-    app.sign_in("alice", &password).await;
+    app.sign_in("alice", password).await;
 }
 
 // Profile -----------------------------------------------------------------------------------

@@ -295,7 +295,7 @@ async fn a_person_registers_signs_out_and_signs_back_in() {
         assert_eq!(b.value("#username").await, USERNAME);
         assert_eq!(b.value("#password").await, "");
         assert_eq!(b.value("#password_confirm").await, "");
-        assert_eq!(b.text("#password-error").await, "Password must not be the same as the username.");
+        assert_eq!(b.text("#password-error").await, "Password must not contain the username.");
         assert_eq!(b.text("#password_confirm-error").await, "The passwords do not match.");
         assert!(b.client.find(Locator::Id("username-error")).await.is_err(), "the username was fine");
         let invalid = b.element("#password").await.attr("aria-invalid").await.unwrap();

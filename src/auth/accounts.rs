@@ -85,7 +85,17 @@ impl<'a> Accounts<'a> {
     /// `confirmation` is the page's "repeat password" field. The name's uniqueness, in any
     /// case, is decided by the database.
     pub async fn sign_up(&self, username: &str, password: &str, confirmation: Option<&str>) -> Result<User> {
-        let account = NewAccount::parse(username, password, confirmation)?;
+        let (username, password) = (username.to_owned(), SecretString::from(password));
+        let confirmation = confirmation.map(SecretString::from);
+        let policy = self.auth.password_policy;
+        let account = self
+            .auth
+            .hasher
+            .run(move || {
+                let confirmation = confirmation.as_ref().map(ExposeSecret::expose_secret);
+                NewAccount::parse(&username, password.expose_secret(), confirmation, &policy)
+            })
+            .await??;
         let hash = self.auth.hasher.hash(&account.password).await?;
         store::users::insert_user(self.db, &account.username, &hash, store::now()).await
     }
@@ -207,7 +217,24 @@ impl<'a> Accounts<'a> {
         new: &str,
         confirmation: Option<&str>,
     ) -> Result<()> {
-        let change = PasswordChange::parse(&me.user.username, current, new, confirmation)?;
+        let username = me.user.username.clone();
+        let (current, new) = (SecretString::from(current), SecretString::from(new));
+        let confirmation = confirmation.map(SecretString::from);
+        let policy = self.auth.password_policy;
+        let change = self
+            .auth
+            .hasher
+            .run(move || {
+                let confirmation = confirmation.as_ref().map(ExposeSecret::expose_secret);
+                PasswordChange::parse(
+                    &username,
+                    current.expose_secret(),
+                    new.expose_secret(),
+                    confirmation,
+                    &policy,
+                )
+            })
+            .await??;
         self.check_password(&me.user, &change.current, "current_password").await?;
         let hash = self.auth.hasher.hash(&change.new).await?;
         store::users::set_password_hash(self.db, me.user.id, &hash).await?;

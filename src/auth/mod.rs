@@ -18,6 +18,7 @@ use rocket::http::{Cookie, CookieJar, SameSite};
 use secrecy::ExposeSecret;
 
 use crate::config::Settings;
+use crate::domain::PasswordPolicy;
 
 /// Name of the cookie that carries the access token (JWT) in the browser.
 pub const TOKEN_COOKIE: &str = "miniauth_token";
@@ -33,6 +34,8 @@ pub struct AuthService {
     /// Seconds during which a just-rotated refresh token is still accepted.
     pub refresh_grace: i64,
     pub cookie_secure: bool,
+    /// What a new password must be (sign-up, change, and later reset).
+    pub password_policy: PasswordPolicy,
 }
 
 impl AuthService {
@@ -87,6 +90,7 @@ pub fn stage() -> AdHoc {
             session_ttl: settings.session_ttl as i64,
             refresh_grace: settings.refresh_grace as i64,
             cookie_secure: settings.cookie_secure,
+            password_policy: settings.password_policy(),
         };
         Ok(rocket.manage(service))
     })

@@ -4,7 +4,7 @@
 mod password;
 mod username;
 
-pub use password::{NewPassword, PASSWORD_MAX_BYTES, PASSWORD_MIN_BYTES};
+pub use password::{NewPassword, PasswordPolicy, PASSWORD_MAX_BYTES};
 pub use username::{Username, USERNAME_MAX, USERNAME_MIN};
 
 use secrecy::SecretString;
@@ -79,10 +79,15 @@ pub struct NewAccount {
 impl NewAccount {
     /// Checks every field and reports all broken rules at once; `confirmation` is the page's
     /// "repeat password" field.
-    pub fn parse(username: &str, password: &str, confirmation: Option<&str>) -> Result<Self, Error> {
+    pub fn parse(
+        username: &str,
+        password: &str,
+        confirmation: Option<&str>,
+        policy: &PasswordPolicy,
+    ) -> Result<Self, Error> {
         let mut fields = Fields::default();
         let name = fields.check("username", Username::parse(username).map_err(|e| vec![e]));
-        let password_ok = fields.check("password", NewPassword::parse(password, username));
+        let password_ok = fields.check("password", NewPassword::parse(password, username, policy));
         fields.check("password_confirm", confirmed(password, confirmation));
         fields.finish(name.zip(password_ok).map(|(username, password)| NewAccount { username, password }))
     }
@@ -101,10 +106,11 @@ impl PasswordChange {
         current: &str,
         new: &str,
         confirmation: Option<&str>,
+        policy: &PasswordPolicy,
     ) -> Result<Self, Error> {
         let mut fields = Fields::default();
         let current = fields.required("current_password", current).map(SecretString::from);
-        let new_ok = fields.check("new_password", NewPassword::parse(new, username));
+        let new_ok = fields.check("new_password", NewPassword::parse(new, username, policy));
         fields.check("new_password_confirm", confirmed(new, confirmation));
         fields.finish(current.zip(new_ok).map(|(current, new)| PasswordChange { current, new }))
     }

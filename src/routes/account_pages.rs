@@ -9,7 +9,7 @@ use rocket::State;
 use rocket_dyn_templates::{context, Template};
 
 use super::body::{Button, CsrfForm};
-use super::views::{Rejection, SessionView, UserView};
+use super::views::{PasswordView, Rejection, SessionView, UserView};
 use crate::auth::{Accounts, AuthService, CsrfToken, PageUser, Scope, ThisSession};
 use crate::error::{Error, FieldErrors};
 
@@ -84,16 +84,15 @@ pub struct PasswordForm {
     new_password_confirm: String,
 }
 
-fn password_form(user: &PageUser, csrf: &CsrfToken, errors: &FieldErrors) -> Template {
-    Template::render(
-        "password",
-        context! { user: UserView::from(&user.user), csrf_token: csrf.token(), errors },
-    )
+fn password_form(auth: &AuthService, user: &PageUser, csrf: &CsrfToken, errors: &FieldErrors) -> Template {
+    let password = PasswordView::from(&auth.password_policy);
+    let user = UserView::from(&user.user);
+    Template::render("password", context! { user, csrf_token: csrf.token(), errors, password })
 }
 
 #[rocket::get("/account/password")]
-pub fn password_page(user: PageUser, csrf: CsrfToken) -> Template {
-    password_form(&user, &csrf, &FieldErrors::new())
+pub fn password_page(user: PageUser, csrf: CsrfToken, auth: &State<AuthService>) -> Template {
+    password_form(auth, &user, &csrf, &FieldErrors::new())
 }
 
 #[rocket::post("/account/password", data = "<form>")]
@@ -101,11 +100,12 @@ pub async fn change_password(
     user: PageUser,
     form: CsrfForm<PasswordForm>,
     accounts: Accounts<'_>,
+    auth: &State<AuthService>,
 ) -> Result<Flash<Redirect>, Rejection> {
     let PasswordForm { current_password, new_password, new_password_confirm } = &form.fields;
     let confirmation = Some(new_password_confirm.as_str());
     let changed = accounts.change_password(&user, current_password, new_password, confirmation).await;
-    changed.map_err(|e| Rejection::form(e, |errors| password_form(&user, &form.csrf, errors)))?;
+    changed.map_err(|e| Rejection::form(e, |errors| password_form(auth, &user, &form.csrf, errors)))?;
     let notice = "Your password has been changed, and every other session signed out.";
     Ok(Flash::success(Redirect::to("/profile"), notice))
 }

@@ -10,7 +10,7 @@ use rocket::State;
 use rocket_dyn_templates::{context, Template};
 
 use super::body::{Button, CsrfForm};
-use super::views::{safe_next, Rejection, UserView};
+use super::views::{safe_next, PasswordView, Rejection, UserView};
 use crate::assets::Assets;
 use crate::auth::{Accounts, AuthService, CsrfToken, PageUser, Scope, UserAgent};
 use crate::error::{Error, FieldErrors};
@@ -41,15 +41,20 @@ pub struct RegisterForm {
     password_confirm: String,
 }
 
-fn register_form(csrf: &CsrfToken, username: &str, errors: &FieldErrors) -> Template {
-    Template::render("register", context! { csrf_token: csrf.token(), username, errors })
+fn register_form(auth: &AuthService, csrf: &CsrfToken, username: &str, errors: &FieldErrors) -> Template {
+    let password = PasswordView::from(&auth.password_policy);
+    Template::render("register", context! { csrf_token: csrf.token(), username, errors, password })
 }
 
 #[rocket::get("/register")]
-pub fn register_page(user: Option<PageUser>, csrf: CsrfToken) -> Result<Template, Redirect> {
+pub fn register_page(
+    user: Option<PageUser>,
+    csrf: CsrfToken,
+    auth: &State<AuthService>,
+) -> Result<Template, Redirect> {
     match user {
         Some(_) => Err(Redirect::to("/profile")),
-        None => Ok(register_form(&csrf, "", &FieldErrors::new())),
+        None => Ok(register_form(auth, &csrf, "", &FieldErrors::new())),
     }
 }
 
@@ -65,8 +70,8 @@ pub async fn register(
     // People type names with stray spaces around them; the API takes names exactly.
     let username = username.trim();
     let signed_up = accounts.sign_up(username, password, Some(password_confirm)).await;
-    let user =
-        signed_up.map_err(|e| Rejection::form(e, |errors| register_form(&form.csrf, username, errors)))?;
+    let user = signed_up
+        .map_err(|e| Rejection::form(e, |errors| register_form(auth, &form.csrf, username, errors)))?;
     auth.set_cookies(jar, accounts.open_session(&user, &agent.0).await?);
     Ok(Redirect::to("/profile"))
 }

@@ -7,7 +7,7 @@ use rocket_dyn_templates::Template;
 use serde::Serialize;
 
 use crate::auth::SessionSummary;
-use crate::domain::User;
+use crate::domain::{PasswordPolicy, User, PASSWORD_MAX_BYTES};
 use crate::error::{Error, FieldErrors};
 
 /// A page answer that did not succeed: the form again with its errors, or an error page.
@@ -45,6 +45,24 @@ pub struct UserView {
 impl From<&User> for UserView {
     fn from(user: &User) -> Self {
         UserView { id: user.id, username: user.username.clone(), created_at: long_date(user.created_at) }
+    }
+}
+
+/// The new-password rules as a form shows them: its `minlength` and what makes a good one.
+#[derive(Serialize)]
+pub struct PasswordView {
+    min_length: usize,
+    max_length: usize,
+    advice: String,
+}
+
+impl From<&PasswordPolicy> for PasswordView {
+    fn from(policy: &PasswordPolicy) -> Self {
+        PasswordView {
+            min_length: policy.min_length,
+            max_length: PASSWORD_MAX_BYTES,
+            advice: policy.advice(),
+        }
     }
 }
 

@@ -94,6 +94,14 @@ pub async fn post_form<'c>(app: &'c TestApp, uri: &str, fields: &[(&str, &str)])
     app.client.post(uri.to_owned()).header(ContentType::Form).body(form_body(fields)).dispatch().await
 }
 
+/// The text of the error shown beside field `name`, if any.
+pub fn field_error(html: &str, name: &str) -> Option<String> {
+    let marker = format!("id=\"{name}-error\"");
+    let start = html.find(&marker)?;
+    let end = start + html[start..].find("</p>")?;
+    Some(html[start..end].to_owned())
+}
+
 /// Fills in and sends the registration form, as a visitor of `/register` would.
 pub async fn submit_register<'c>(
     app: &'c TestApp,
