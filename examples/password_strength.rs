@@ -24,6 +24,7 @@ fn main() {
         ("l33t words", "p4$$w0rd!l3tm31n@dm1n".repeat(4)[..72].to_owned()),
         ("l33t alternating", "a@e3i!o0s$t+".repeat(6)),
     ];
+    let before = resident();
     let mut worst = (Duration::ZERO, "");
     println!("{:<26} {:>10} {:>6}", "input (72 bytes)", "time", "score");
     for (name, input) in &inputs {
@@ -41,4 +42,12 @@ fn main() {
         }
     }
     println!("worst: {} ({:.2} ms)", worst.1, worst.0.as_secs_f64() * 1000.0);
+    println!("resident memory: {} before the first estimate, {} after all", before, resident());
+}
+
+/// This process's resident memory (`VmRSS`), as Linux reports it.
+fn resident() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let line = status.lines().find(|line| line.starts_with("VmRSS:")).unwrap_or("VmRSS: ?");
+    line.trim_start_matches("VmRSS:").trim().to_owned()
 }

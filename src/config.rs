@@ -14,6 +14,7 @@ use rocket::figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::auth::TrustedProxies;
 use crate::domain::{PasswordPolicy, PASSWORD_MAX_BYTES};
 
 /// Name of the database in `[default.databases.<name>]`.
@@ -50,6 +51,8 @@ pub struct Settings {
     pub password_min_length: usize,
     /// Lowest zxcvbn score a new password may have (0–4; 0 turns the estimator off).
     pub password_min_score: u8,
+    /// Proxies (CIDR blocks or addresses) whose `X-Forwarded-For` / `X-Real-IP` are believed.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for Settings {
@@ -69,6 +72,7 @@ impl Default for Settings {
             cookie_secure: !cfg!(debug_assertions),
             password_min_length: PasswordPolicy::default().min_length,
             password_min_score: PasswordPolicy::default().min_score,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -151,6 +155,7 @@ fn check(settings: &Settings) -> Result<(), String> {
     if settings.password_min_score > 4 {
         return Err(format!("password_min_score must be 0–4, not {}", settings.password_min_score));
     }
+    TrustedProxies::parse(&settings.trusted_proxies)?;
     if settings.token_secret.as_ref().is_some_and(|key| key.expose_secret().len() < 32) {
         return Err("token_secret must be at least 32 characters".into());
     }

@@ -12,7 +12,8 @@ use sha2::{Digest, Sha256};
 use sqlx::AnyPool;
 
 use super::AuthService;
-use crate::domain::{required, NewAccount, PasswordChange, User, Username};
+use super::Client;
+use crate::domain::{device_name, required, NewAccount, PasswordChange, User, Username};
 use crate::error::{Error, Result};
 use crate::store::{self, sessions::NewSession, Db};
 
@@ -67,6 +68,10 @@ pub struct SessionSummary {
     pub last_used_at: i64,
     pub expires_at: i64,
     pub user_agent: String,
+    /// The device, as people name it ("Chrome on Linux").
+    pub device: String,
+    /// Where it signed in from: an IPv4 address or an IPv6 /64.
+    pub address: String,
     /// The session of the request asking.
     pub current: bool,
 }
@@ -102,7 +107,7 @@ impl<'a> Accounts<'a> {
 
     /// Checks the credentials and opens a session. An unknown user and a wrong password take
     /// the same time and give the same error.
-    pub async fn sign_in(&self, username: &str, password: &str, user_agent: &str) -> Result<Issued> {
+    pub async fn sign_in(&self, username: &str, password: &str, client: &Client) -> Result<Issued> {
         // A name that could never have been registered is not looked up (PostgreSQL, for one,
         // refuses NUL bytes in text); the dummy verification below still runs.
         let found = match Username::parse(username) {
@@ -111,18 +116,25 @@ impl<'a> Accounts<'a> {
         };
         let (user, hash) = found.unzip();
         match (self.auth.hasher.verify(password, hash.as_deref()).await?, user) {
-            (true, Some(user)) => self.open_session(&user, user_agent).await,
+            (true, Some(user)) => self.open_session(&user, client).await,
             _ => Err(Error::InvalidCredentials),
         }
     }
 
     /// Opens a session for a user already proven (just signed in, or just signed up).
-    pub async fn open_session(&self, user: &User, user_agent: &str) -> Result<Issued> {
+    pub async fn open_session(&self, user: &User, client: &Client) -> Result<Issued> {
         let session_id = random_token();
         let now = store::now();
         let session_ends = now + self.auth.session_ttl;
-        let session =
-            NewSession { id: &session_id, user_id: user.id, now, expires_at: session_ends, user_agent };
+        let address = client.address.to_string();
+        let session = NewSession {
+            id: &session_id,
+            user_id: user.id,
+            now,
+            expires_at: session_ends,
+            user_agent: &client.user_agent,
+            address: &address,
+        };
         store::sessions::insert_session(self.db, session).await?;
         self.issue(user.id, session_id, session_ends, now).await
     }
@@ -191,7 +203,9 @@ impl<'a> Accounts<'a> {
                 created_at: session.created_at,
                 last_used_at: session.last_used_at,
                 expires_at: session.expires_at,
+                device: device_name(&session.user_agent),
                 user_agent: session.user_agent,
+                address: session.address,
             })
             .collect())
     }

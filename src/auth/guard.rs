@@ -10,7 +10,8 @@ use rocket::request::{FromRequest, Outcome, Request};
 use rocket_db_pools::Database;
 
 use super::{
-    Accounts, AuthService, Claims, CsrfToken, SignedInUser, CSRF_HEADER, REFRESH_COOKIE, TOKEN_COOKIE,
+    Accounts, AuthService, Claims, ClientAddress, CsrfToken, SignedInUser, CSRF_HEADER, REFRESH_COOKIE,
+    TOKEN_COOKIE,
 };
 use crate::domain::User;
 use crate::error::Error;
@@ -23,8 +24,12 @@ pub struct ApiUser(pub SignedInUser);
 /// A signed-in person on a page (by the cookie, renewed when it expired).
 pub struct PageUser(pub SignedInUser);
 
-/// The client's `User-Agent`, shortened, for the session list.
-pub struct UserAgent(pub String);
+/// Who is asking: the client's address (as counted) and its `User-Agent` (shortened), recorded
+/// with each new session.
+pub struct Client {
+    pub address: ClientAddress,
+    pub user_agent: String,
+}
 
 const INVALID: Error = Error::Unauthenticated { invalid_token: true };
 
@@ -135,11 +140,14 @@ impl<'r> FromRequest<'r> for PageUser {
 }
 
 #[rocket::async_trait]
-impl<'r> FromRequest<'r> for UserAgent {
+impl<'r> FromRequest<'r> for Client {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
         let agent = req.headers().get_one("User-Agent").unwrap_or_default();
-        Outcome::Success(UserAgent(agent.chars().take(256).collect()))
+        Outcome::Success(Client {
+            address: ClientAddress::of(req),
+            user_agent: agent.chars().take(256).collect(),
+        })
     }
 }

@@ -2,14 +2,16 @@
 //! CSRF, and the sign-up / sign-in / sign-out operations shared by the pages and the API.
 
 mod accounts;
+mod address;
 mod csrf;
 mod guard;
 mod password;
 mod token;
 
 pub use accounts::{Accounts, Issued, Scope, SessionSummary, SignedInUser, ThisSession};
+pub use address::{ClientAddress, TrustedProxies};
 pub use csrf::{CsrfKey, CsrfToken, CSRF_COOKIE, CSRF_HEADER};
-pub use guard::{ApiUser, PageUser, UserAgent};
+pub use guard::{ApiUser, Client, PageUser};
 pub use password::PasswordHasher;
 pub use token::{Claims, Tokens};
 
@@ -36,6 +38,8 @@ pub struct AuthService {
     pub cookie_secure: bool,
     /// What a new password must be (sign-up, change, and later reset).
     pub password_policy: PasswordPolicy,
+    /// The proxies whose forwarding headers are believed.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl AuthService {
@@ -91,6 +95,7 @@ pub fn stage() -> AdHoc {
             refresh_grace: settings.refresh_grace as i64,
             cookie_secure: settings.cookie_secure,
             password_policy: settings.password_policy(),
+            trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_default(),
         };
         Ok(rocket.manage(service))
     })

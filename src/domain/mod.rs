@@ -1,9 +1,11 @@
 //! Values that cross the boundary, parsed once into types that cannot hold a bad value, and the
 //! rules (with their messages) that every door — pages and API alike — applies to them.
 
+mod device;
 mod password;
 mod username;
 
+pub use device::device_name;
 pub use password::{NewPassword, PasswordPolicy, PASSWORD_MAX_BYTES};
 pub use username::{Username, USERNAME_MAX, USERNAME_MIN};
 

@@ -49,7 +49,12 @@ pub struct SessionOut {
     pub last_used_at: String,
     #[schema(format = DateTime)]
     pub expires_at: String,
+    /// The client's `User-Agent`, as sent.
     pub user_agent: String,
+    /// The device, as people name it (e.g. "Chrome on Linux"), read from `user_agent`.
+    pub device: String,
+    /// Where it signed in from: an IPv4 address, or an IPv6 /64 (`2001:db8:1:2::/64`).
+    pub address: String,
     /// The session of the token making this request.
     pub current: bool,
 }
@@ -63,6 +68,8 @@ impl From<SessionSummary> for SessionOut {
             last_used_at: rfc3339(session.last_used_at),
             expires_at: rfc3339(session.expires_at),
             user_agent: session.user_agent,
+            device: session.device,
+            address: session.address,
         }
     }
 }

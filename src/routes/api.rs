@@ -13,7 +13,7 @@ use super::errors::Problem;
 use super::body::{ApiJson, Credentials, LoginCredentials, NewCredentials};
 use super::openapi::{Authenticated, AuthenticatedChange, Database, IssuedTokens, JsonBody};
 use super::views::rfc3339;
-use crate::auth::{Accounts, ApiUser, AuthService, Issued, Scope, UserAgent};
+use crate::auth::{Accounts, ApiUser, AuthService, Client, Issued, Scope};
 use crate::domain::{required, User};
 use crate::error::{Error, Result};
 
@@ -126,10 +126,10 @@ pub async fn login(
     accounts: Accounts<'_>,
     auth: &State<AuthService>,
     credentials: LoginCredentials,
-    agent: UserAgent,
+    client: Client,
 ) -> Result<NoStore<Json<TokenResponse>>> {
     let Credentials { username, password, .. } = credentials.0;
-    let issued = accounts.sign_in(&username, password.expose_secret(), &agent.0).await?;
+    let issued = accounts.sign_in(&username, password.expose_secret(), &client).await?;
     Ok(TokenResponse::new(issued, auth))
 }
 

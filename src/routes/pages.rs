@@ -12,7 +12,7 @@ use rocket_dyn_templates::{context, Template};
 use super::body::{Button, CsrfForm};
 use super::views::{safe_next, PasswordView, Rejection, UserView};
 use crate::assets::Assets;
-use crate::auth::{Accounts, AuthService, CsrfToken, PageUser, Scope, UserAgent};
+use crate::auth::{Accounts, AuthService, Client, CsrfToken, PageUser, Scope};
 use crate::error::{Error, FieldErrors};
 
 pub fn routes() -> Vec<rocket::Route> {
@@ -63,7 +63,7 @@ pub async fn register(
     form: CsrfForm<RegisterForm>,
     accounts: Accounts<'_>,
     auth: &State<AuthService>,
-    agent: UserAgent,
+    client: Client,
     jar: &CookieJar<'_>,
 ) -> Result<Redirect, Rejection> {
     let RegisterForm { username, password, password_confirm } = &form.fields;
@@ -72,7 +72,7 @@ pub async fn register(
     let signed_up = accounts.sign_up(username, password, Some(password_confirm)).await;
     let user = signed_up
         .map_err(|e| Rejection::form(e, |errors| register_form(auth, &form.csrf, username, errors)))?;
-    auth.set_cookies(jar, accounts.open_session(&user, &agent.0).await?);
+    auth.set_cookies(jar, accounts.open_session(&user, &client).await?);
     Ok(Redirect::to("/profile"))
 }
 
@@ -116,12 +116,12 @@ pub async fn login(
     form: CsrfForm<LoginForm>,
     accounts: Accounts<'_>,
     auth: &State<AuthService>,
-    agent: UserAgent,
+    client: Client,
     jar: &CookieJar<'_>,
 ) -> Result<Redirect, Rejection> {
     let LoginForm { username, password, next } = &form.fields;
     let username = username.trim();
-    match accounts.sign_in(username, password, &agent.0).await {
+    match accounts.sign_in(username, password, &client).await {
         Ok(issued) => {
             auth.set_cookies(jar, issued);
             Ok(Redirect::to(safe_next(next).unwrap_or("/profile").to_owned()))

@@ -72,7 +72,8 @@ pub struct SessionView {
     id: String,
     created_at: String,
     last_used_at: String,
-    user_agent: String,
+    device: String,
+    address: String,
     current: bool,
 }
 
@@ -82,10 +83,8 @@ impl From<SessionSummary> for SessionView {
             current: session.current,
             created_at: date_time(session.created_at),
             last_used_at: date_time(session.last_used_at),
-            user_agent: match session.user_agent.is_empty() {
-                true => "Unknown device".into(),
-                false => session.user_agent,
-            },
+            device: session.device,
+            address: session.address,
             id: session.id,
         }
     }

@@ -10,6 +10,8 @@ pub struct NewSession<'a> {
     pub now: i64,
     pub expires_at: i64,
     pub user_agent: &'a str,
+    /// Where the session signed in from (see `auth::ClientAddress`).
+    pub address: &'a str,
 }
 
 /// A live session as its owner sees it in the list.
@@ -20,6 +22,7 @@ pub struct SessionInfo {
     pub last_used_at: i64,
     pub expires_at: i64,
     pub user_agent: String,
+    pub address: String,
 }
 
 /// A refresh token's session, found by the token's hash.
@@ -35,14 +38,15 @@ pub struct RefreshTarget {
 
 pub async fn insert_session(db: &AnyPool, session: NewSession<'_>) -> Result<()> {
     sqlx::query(
-        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent) \
-         VALUES ($1, $2, $3, $3, $4, $5)",
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, address) \
+         VALUES ($1, $2, $3, $3, $4, $5, $6)",
     )
     .bind(session.id)
     .bind(session.user_id)
     .bind(session.now)
     .bind(session.expires_at)
     .bind(session.user_agent)
+    .bind(session.address)
     .execute(db)
     .await?;
     Ok(())
@@ -98,7 +102,7 @@ pub async fn revoke_user_sessions(db: &AnyPool, user_id: i64, keep: Option<&str>
 /// The user's live sessions, most recently used first.
 pub async fn list_live_sessions(db: &AnyPool, user_id: i64, now: i64) -> Result<Vec<SessionInfo>> {
     let sessions = sqlx::query_as::<_, SessionInfo>(
-        "SELECT id, created_at, last_used_at, expires_at, user_agent FROM sessions \
+        "SELECT id, created_at, last_used_at, expires_at, user_agent, address FROM sessions \
          WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
          ORDER BY last_used_at DESC, created_at DESC",
     )

@@ -1,0 +1,165 @@
+//! The client's address, as counted. Rocket's own `ip_header` is off (it believes `X-Real-IP`
+//! from anyone): forwarding headers are read only when the connection comes from a configured
+//! trusted proxy (`trusted_proxies`), and then `X-Forwarded-For` right to left, skipping
+//! trusted hops. An IPv6 client counts by its /64, the block one subscriber usually holds.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ipnet::IpNet;
+use rocket::request::{FromRequest, Outcome, Request};
+
+use super::AuthService;
+
+/// Where a request comes from: an IPv4 address, or an IPv6 /64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ClientAddress(IpAddr);
+
+impl ClientAddress {
+    /// The client as counted: IPv4 (also when mapped into IPv6) as is, IPv6 by its /64.
+    pub fn counted(ip: IpAddr) -> Self {
+        match ip {
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => ClientAddress(IpAddr::V4(v4)),
+                None => ClientAddress(IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1)))),
+            },
+            v4 => ClientAddress(v4),
+        }
+    }
+}
+
+impl fmt::Display for ClientAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V4(v4) => write!(f, "{v4}"),
+            IpAddr::V6(v6) => write!(f, "{v6}/64"),
+        }
+    }
+}
+
+/// The trusted proxies, from `trusted_proxies`: CIDR blocks, or single addresses.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Vec<IpNet>);
+
+impl TrustedProxies {
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        let parse = |entry: &String| {
+            entry
+                .parse::<IpNet>()
+                .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("trusted_proxies: {entry:?} is neither an address nor a CIDR block"))
+        };
+        entries.iter().map(parse).collect::<Result<_, _>>().map(TrustedProxies)
+    }
+
+    fn trusts(&self, ip: IpAddr) -> bool {
+        let ip = ip_of(ip);
+        self.0.iter().any(|net| net.contains(&ip))
+    }
+
+    /// The client of a connection from `peer` that carried these forwarding headers.
+    pub fn client(&self, peer: IpAddr, forwarded_for: &[&str], real_ip: Option<&str>) -> ClientAddress {
+        if !self.trusts(peer) {
+            return ClientAddress::counted(peer);
+        }
+        // Each proxy appends the address it saw: the rightmost untrusted one is the client.
+        // Anything to its left was written by the client itself.
+        let hops: Vec<IpAddr> = forwarded_for
+            .iter()
+            .flat_map(|header| header.split(','))
+            .map(|hop| hop.trim().parse::<IpAddr>())
+            .collect::<Result<_, _>>()
+            .unwrap_or_default();
+        let client = match hops.iter().rev().find(|hop| !self.trusts(**hop)) {
+            Some(hop) => Some(*hop),
+            None if !hops.is_empty() => hops.first().copied(),
+            None => real_ip.and_then(|ip| ip.trim().parse().ok()),
+        };
+        ClientAddress::counted(client.unwrap_or(peer))
+    }
+}
+
+/// An IPv4-mapped IPv6 address as the IPv4 address it is.
+fn ip_of(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+impl ClientAddress {
+    /// The client of a request: its peer, or what trusted proxies say the peer forwarded.
+    pub fn of(req: &Request<'_>) -> Self {
+        // A request from Rocket's local client in tests has no peer: it is this machine.
+        let peer = req.remote().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |socket| socket.ip());
+        let trusted = req.rocket().state::<AuthService>().map(|auth| &auth.trusted_proxies);
+        let forwarded_for: Vec<&str> = req.headers().get("X-Forwarded-For").collect();
+        let real_ip = req.headers().get_one("X-Real-IP");
+        match trusted {
+            Some(trusted) => trusted.client(peer, &forwarded_for, real_ip),
+            None => ClientAddress::counted(peer),
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ClientAddress {
+    type Error = std::convert::Infallible;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
+        Outcome::Success(ClientAddress::of(req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxies(entries: &[&str]) -> TrustedProxies {
+        TrustedProxies::parse(&entries.iter().map(|e| e.to_string()).collect::<Vec<_>>()).unwrap()
+    }
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn an_untrusted_peer_is_the_client_whatever_it_sends() {
+        let trusted = proxies(&[]);
+        let client = trusted.client(ip("198.51.100.9"), &["1.2.3.4"], Some("5.6.7.8"));
+        assert_eq!(client.to_string(), "198.51.100.9");
+    }
+
+    #[test]
+    fn behind_trusted_proxies_the_rightmost_untrusted_hop_is_the_client() {
+        let trusted = proxies(&["127.0.0.1/32", "10.0.0.0/8"]);
+        let peer = ip("127.0.0.1");
+        // The client wrote the first hop itself: it is not believed.
+        let client = trusted.client(peer, &["6.6.6.6, 203.0.113.7, 10.1.2.3"], None);
+        assert_eq!(client.to_string(), "203.0.113.7");
+        // Two headers count as one list.
+        assert_eq!(trusted.client(peer, &["6.6.6.6", "203.0.113.7"], None).to_string(), "203.0.113.7");
+        // Only trusted hops: the leftmost.
+        assert_eq!(trusted.client(peer, &["10.0.0.1, 10.0.0.2"], None).to_string(), "10.0.0.1");
+        // No X-Forwarded-For: X-Real-IP, from a trusted proxy only.
+        assert_eq!(trusted.client(peer, &[], Some("192.0.2.1")).to_string(), "192.0.2.1");
+        // A garbled header is not believed at all.
+        assert_eq!(trusted.client(peer, &["203.0.113.7, not-an-ip"], None).to_string(), "127.0.0.1");
+    }
+
+    #[test]
+    fn ipv6_counts_by_its_64_and_mapped_ipv4_as_ipv4() {
+        let trusted = proxies(&[]);
+        let client = trusted.client(ip("2001:db8:1:2:3:4:5:6"), &[], None);
+        assert_eq!(client.to_string(), "2001:db8:1:2::/64");
+        assert_eq!(client, trusted.client(ip("2001:db8:1:2:ffff::1"), &[], None));
+        assert_eq!(trusted.client(ip("::ffff:192.0.2.1"), &[], None).to_string(), "192.0.2.1");
+    }
+
+    #[test]
+    fn trusted_proxies_are_cidr_blocks_or_addresses() {
+        assert!(TrustedProxies::parse(&["127.0.0.1".into(), "::1".into(), "10.0.0.0/8".into()]).is_ok());
+        assert!(TrustedProxies::parse(&["10.0.0.0/33".into()]).is_err());
+        assert!(TrustedProxies::parse(&["localhost".into()]).is_err());
+    }
+}
