@@ -53,6 +53,10 @@ pub struct Settings {
     pub password_min_score: u8,
     /// Proxies (CIDR blocks or addresses) whose `X-Forwarded-For` / `X-Real-IP` are believed.
     pub trusted_proxies: Vec<String>,
+    /// Days an ended session (and a spent refresh token) is kept before it is purged.
+    pub retention_days: u64,
+    /// Seconds between two purges of ended data.
+    pub purge_interval: u64,
 }
 
 impl Default for Settings {
@@ -73,6 +77,8 @@ impl Default for Settings {
             password_min_length: PasswordPolicy::default().min_length,
             password_min_score: PasswordPolicy::default().min_score,
             trusted_proxies: Vec::new(),
+            retention_days: 7,
+            purge_interval: 600,
         }
     }
 }

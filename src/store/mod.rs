@@ -2,6 +2,7 @@
 //! embedded migrations, and one function per query.
 
 mod pool;
+pub mod purge;
 mod session_check;
 pub mod sessions;
 pub mod users;

@@ -137,7 +137,10 @@ fn create_sqlite_folder(url: &str) -> std::io::Result<()> {
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("Database", |rocket| async {
         match rocket.state::<crate::config::Settings>() {
-            Some(_) => Ok(rocket.attach(Db::init()).attach(AdHoc::try_on_ignite("Migrations", migrate))),
+            Some(_) => Ok(rocket
+                .attach(Db::init())
+                .attach(AdHoc::try_on_ignite("Migrations", migrate))
+                .attach(super::purge::stage())),
             None => Err(rocket),
         }
     })

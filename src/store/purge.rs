@@ -1,0 +1,70 @@
+//! Data that does not pile up: a background task deletes what has ended — sessions expired or
+//! revoked more than `retention_days` ago (their refresh tokens go with them), and refresh
+//! tokens spent that long ago — in small batches, so it never holds the database for long.
+//!
+//! A spent refresh token is kept while it is younger than the retention: presenting it again
+//! then revokes its session (theft). After that it is simply unknown.
+
+use std::time::Duration;
+
+use rocket::fairing::AdHoc;
+use rocket::tokio::time::{interval, sleep, MissedTickBehavior};
+use rocket_db_pools::Database;
+use sqlx::AnyPool;
+
+use super::{now, Db};
+use crate::config::Settings;
+use crate::error::Result;
+
+/// Rows deleted per statement.
+const BATCH: i64 = 500;
+/// A pause between batches, for the requests waiting behind them.
+const BETWEEN_BATCHES: Duration = Duration::from_millis(50);
+
+/// Deletes, in batches, sessions that ended before `before` (unix seconds) with their refresh
+/// tokens, and refresh tokens spent before it. Returns the rows deleted.
+pub async fn purge_ended(db: &AnyPool, before: i64) -> Result<u64> {
+    let statements = [
+        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+         WHERE expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1) LIMIT $2)",
+        "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens \
+         WHERE used_at IS NOT NULL AND used_at < $1 LIMIT $2)",
+    ];
+    let mut deleted = 0;
+    for statement in statements {
+        loop {
+            let done = sqlx::query(statement).bind(before).bind(BATCH).execute(db).await?;
+            deleted += done.rows_affected();
+            if done.rows_affected() < BATCH as u64 {
+                break;
+            }
+            sleep(BETWEEN_BATCHES).await;
+        }
+    }
+    Ok(deleted)
+}
+
+/// Starts the purge at lift-off: every `purge_interval` seconds, the first time right away.
+pub fn stage() -> AdHoc {
+    AdHoc::on_liftoff("Purge of ended data", |rocket| {
+        Box::pin(async move {
+            let (Some(db), Some(settings)) = (Db::fetch(rocket), rocket.state::<Settings>()) else {
+                return;
+            };
+            let pool = AnyPool::clone(db);
+            let retention = settings.retention_days as i64 * 24 * 3600;
+            let mut ticks = interval(Duration::from_secs(settings.purge_interval.max(1)));
+            ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            rocket::tokio::spawn(async move {
+                loop {
+                    ticks.tick().await;
+                    match purge_ended(&pool, now() - retention).await {
+                        Ok(0) => {}
+                        Ok(deleted) => log::info!("purged {deleted} rows of ended sessions and spent tokens"),
+                        Err(e) => log::warn!("purging ended data failed: {e:?}"),
+                    }
+                }
+            });
+        })
+    })
+}
