@@ -39,6 +39,20 @@ fn command(binary: &Path, dir: &Path, port: u16, env: &[(&str, &str)]) -> Comman
     command
 }
 
+/// Starts `command`. A binary copied just now may be "busy" for a moment: a process another test
+/// forks meanwhile holds the copy's write handle until it execs (ETXTBSY); try again then.
+fn spawn(command: &mut Command) -> Child {
+    for _ in 0..100 {
+        match command.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            started => return started.expect("the binary starts"),
+        }
+    }
+    panic!("the binary stayed busy")
+}
+
 impl Server {
     /// Starts the binary `cargo test` built in `dir`.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
@@ -48,7 +62,7 @@ impl Server {
     /// Starts `binary` in `dir` and waits until it answers.
     pub fn start_binary(binary: &Path, dir: &Path, env: &[(&str, &str)]) -> Server {
         let port = free_port();
-        let mut child = command(binary, dir, port, env).spawn().expect("the binary starts");
+        let mut child = spawn(&mut command(binary, dir, port, env));
         let log = Arc::new(Mutex::new(String::new()));
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
@@ -133,7 +147,7 @@ impl Server {
 impl Server {
     /// Runs `binary` in `dir` until it exits by itself (within 30 s): its status code and log.
     pub fn run_to_exit(binary: &Path, dir: &Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
-        let mut child = command(binary, dir, free_port(), env).spawn().expect("the binary starts");
+        let mut child = spawn(&mut command(binary, dir, free_port(), env));
         let deadline = Instant::now() + Duration::from_secs(30);
         let status: ExitStatus = loop {
             if let Some(status) = child.try_wait().expect("the binary runs") {
