@@ -57,6 +57,19 @@ pub struct Settings {
     pub retention_days: u64,
     /// Seconds between two purges of ended data.
     pub purge_interval: u64,
+    /// Failed password checks of one username from one address, within `login_block_seconds`,
+    /// that block the pair (0 = no limit).
+    pub login_max_failures_pair: u32,
+    /// Failed password checks from one address, within `login_block_seconds`, that block the
+    /// address (0 = no limit).
+    pub login_max_failures_address: u32,
+    /// The window of the two limits above, and how long their block lasts (seconds).
+    pub login_block_seconds: u32,
+    /// Failed password checks one username may take an hour, from anywhere; clients that
+    /// signed in to it before are exempt (0 = no limit).
+    pub login_max_failures_user_hour: u32,
+    /// Accounts one address may create an hour (0 = no limit).
+    pub register_max_per_address_hour: u32,
 }
 
 impl Default for Settings {
@@ -79,6 +92,11 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             retention_days: 7,
             purge_interval: 600,
+            login_max_failures_pair: 5,
+            login_max_failures_address: 50,
+            login_block_seconds: 900,
+            login_max_failures_user_hour: 100,
+            register_max_per_address_hour: 30,
         }
     }
 }
@@ -160,6 +178,9 @@ fn check(settings: &Settings) -> Result<(), String> {
     }
     if settings.password_min_score > 4 {
         return Err(format!("password_min_score must be 0–4, not {}", settings.password_min_score));
+    }
+    if settings.login_block_seconds == 0 {
+        return Err("login_block_seconds must be at least 1 (turn a limit off with 0 instead)".into());
     }
     TrustedProxies::parse(&settings.trusted_proxies)?;
     if settings.token_secret.as_ref().is_some_and(|key| key.expose_secret().len() < 32) {

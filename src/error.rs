@@ -39,6 +39,11 @@ pub enum Error {
     BadRequest(String),
     UnsupportedMediaType(String),
     PayloadTooLarge,
+    /// Too many failed password checks (or sign-ups) from this client or for this account:
+    /// blocked for `retry_after` more seconds (429).
+    TooManyAttempts {
+        retry_after: i64,
+    },
     /// The database cannot be reached right now (503).
     Unavailable,
     /// The path exists but not with this method (405); holds the methods it takes.
@@ -72,6 +77,7 @@ impl Error {
             Error::BadRequest(_) => Status::BadRequest,
             Error::UnsupportedMediaType(_) => Status::UnsupportedMediaType,
             Error::PayloadTooLarge => Status::PayloadTooLarge,
+            Error::TooManyAttempts { .. } => Status::TooManyRequests,
             Error::Unavailable => Status::ServiceUnavailable,
             Error::MethodNotAllowed(_) => Status::MethodNotAllowed,
             Error::Status(status) => *status,
@@ -97,6 +103,9 @@ impl Error {
             Error::NotFound => "There is nothing at this address.".into(),
             Error::BadRequest(detail) | Error::UnsupportedMediaType(detail) => detail.clone(),
             Error::PayloadTooLarge => "The request body is too large.".into(),
+            Error::TooManyAttempts { retry_after } => {
+                format!("Too many attempts: try again in {}.", duration(*retry_after))
+            }
             Error::Unavailable => "The service is temporarily unavailable: try again shortly.".into(),
             Error::MethodNotAllowed(allow) => format!("This address accepts only: {allow}."),
             Error::Status(status) => match status.code {
@@ -127,6 +136,15 @@ impl Error {
     }
 }
 
+/// A wait as people say it: `45 seconds`, `1 minute`, `15 minutes` (rounded up).
+fn duration(seconds: i64) -> String {
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match seconds {
+        ..=59 => plural(seconds.max(1), "second"),
+        _ => plural((seconds + 59) / 60, "minute"),
+    }
+}
+
 /// An error a guard failed with, kept in the request for the catcher.
 pub struct GuardError(pub Option<Error>);
 
@@ -143,5 +161,19 @@ impl From<sqlx::Error> for Error {
             }
             e => Error::internal(e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duration;
+
+    #[test]
+    fn a_wait_reads_in_seconds_then_whole_minutes_rounded_up() {
+        assert_eq!(duration(0), "1 second");
+        assert_eq!(duration(45), "45 seconds");
+        assert_eq!(duration(60), "1 minute");
+        assert_eq!(duration(61), "2 minutes");
+        assert_eq!(duration(900), "15 minutes");
     }
 }

@@ -253,6 +253,19 @@ async fn every_route_answers_exactly_the_statuses_its_openapi_entry_documents(ap
         let response = send(&unavailable, route, Some(&tokens.access), ContentType::JSON, body).await;
         answered.get_mut(route).unwrap().insert(response.status().code);
     }
+    // With the limits at 1, the throttle refuses a second sign-up from this address and any
+    // password check after one failure (of this name, from this address).
+    let throttled = TestApp::spawn_with(app.backend(), |figment| {
+        figment.merge(("login_max_failures_pair", 1)).merge(("register_max_per_address_hour", 1))
+    })
+    .await;
+    let [tokens] = throttled.register_and_sign_in("prober", PASSWORD).await;
+    assert_eq!(throttled.login("prober", "wrong password").await.status(), Status::Unauthorized);
+    for route in documented.iter().filter(|(_, statuses)| statuses.contains(&429)).map(|(route, _)| route) {
+        let body = well_formed_body(route).to_string();
+        let response = send(&throttled, route, Some(&tokens.access), ContentType::JSON, body).await;
+        answered.get_mut(route).unwrap().insert(response.status().code);
+    }
     let mut wrong = Vec::new();
     for (route, statuses) in &documented {
         let seen = &answered[route];

@@ -288,3 +288,21 @@ needs_postgres! {
         assert_eq!(call(&b, "POST", "/auth/register", None, Some(taken)).0, 409);
     }
 }
+
+needs_postgres! {
+    /// The throttle lives in the database: failures through one instance count through the
+    /// other, and a block made through one holds on both.
+    #[test]
+    fn failed_sign_ins_through_one_instance_count_through_the_other() {
+        let database = TestDatabase::create(Backend::Postgres);
+        let Pair { a, b, .. } = &Pair::start(&database, &[]);
+        register(a, "alice", PASSWORD);
+        for server in [a, b, a, b] {
+            assert_eq!(login_status(server, "alice", "wrong password"), 401);
+        }
+        // The fifth failure of (alice, this machine), through B, blocks the pair everywhere.
+        assert_eq!(login_status(b, "Alice", "wrong password"), 401);
+        assert_eq!(login_status(a, "alice", PASSWORD), 429);
+        assert_eq!(login_status(b, "alice", PASSWORD), 429);
+    }
+}

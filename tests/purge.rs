@@ -1,6 +1,7 @@
 //! Data over time (SPEC §15): sessions that ended (expired or revoked) more than
 //! `retention_days` ago disappear with their refresh tokens, and so do refresh tokens spent that
-//! long ago; live sessions, recently ended ones and unspent tokens stay.
+//! long ago; live sessions, recently ended ones and unspent tokens stay. Throttling counters go
+//! once their window and block are over.
 
 mod common;
 
@@ -14,6 +15,8 @@ backend_tests_with!(
     |figment| figment.merge(("purge_interval", 1)).merge(("retention_days", 7));
     ended_data_is_purged_after_the_retention_and_live_data_stays
         => sqlite_ended_data_is_purged, postgres_ended_data_is_purged,
+    spent_throttling_counters_are_purged_and_live_ones_stay
+        => sqlite_spent_throttling_counters_are_purged, postgres_spent_throttling_counters_are_purged,
 );
 
 const PASSWORD: &str = "quiet lantern trombone";
@@ -53,4 +56,28 @@ async fn ended_data_is_purged_after_the_retention_and_live_data_stays(app: TestA
     assert_eq!(app.count(&gone(&recent)).await, 1, "a session that ended lately was purged");
     assert!(app.token_works(&renewed.access).await);
     assert_eq!(app.refresh(&renewed.refresh).await.status(), Status::Ok);
+}
+
+/// Throttling counters go once their window and their block are over; live ones stay.
+async fn spent_throttling_counters_are_purged_and_live_ones_stay(app: TestApp) {
+    app.registered("alice", PASSWORD).await;
+    for name in ["alice", "bob"] {
+        let response = app.login(name, "wrong password").await;
+        assert_eq!(response.status(), Status::Unauthorized);
+    }
+    // bob's counters ended an hour ago; alice's (and the address's, which both share) live on.
+    let past = now() - 3600;
+    app.execute(&[format!(
+        "UPDATE throttle SET window_start = {past}, expires_at = {past} WHERE username = 'bob'"
+    )])
+    .await;
+    let bobs = "SELECT COUNT(*) FROM throttle WHERE username = 'bob'";
+    assert_eq!(app.count(bobs).await, 2, "bob's pair and username counters");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while app.count(bobs).await > 0 {
+        assert!(Instant::now() < deadline, "spent counters were not purged");
+        rocket::tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM throttle WHERE username = 'alice'").await, 2);
+    assert_eq!(app.count("SELECT COUNT(*) FROM throttle WHERE kind = 'address'").await, 1);
 }

@@ -11,8 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use sqlx::AnyPool;
 
-use super::AuthService;
-use super::Client;
+use super::{Attempt, AuthService, Client, Throttle};
 use crate::domain::{device_name, required, NewAccount, PasswordChange, User, Username};
 use crate::error::{Error, Result};
 use crate::store::{self, sessions::NewSession, Db};
@@ -89,7 +88,13 @@ impl<'a> Accounts<'a> {
     /// Creates the account after checking every rule (all broken ones reported at once);
     /// `confirmation` is the page's "repeat password" field. The name's uniqueness, in any
     /// case, is decided by the database.
-    pub async fn sign_up(&self, username: &str, password: &str, confirmation: Option<&str>) -> Result<User> {
+    pub async fn sign_up(
+        &self,
+        username: &str,
+        password: &str,
+        confirmation: Option<&str>,
+        client: &Client,
+    ) -> Result<User> {
         let (username, password) = (username.to_owned(), SecretString::from(password));
         let confirmation = confirmation.map(SecretString::from);
         let policy = self.auth.password_policy;
@@ -101,12 +106,17 @@ impl<'a> Accounts<'a> {
                 NewAccount::parse(&username, password.expose_secret(), confirmation, &policy)
             })
             .await??;
+        self.throttle().sign_up(&client.address, store::now()).await?;
         let hash = self.auth.hasher.hash(&account.password).await?;
         store::users::insert_user(self.db, &account.username, &hash, store::now()).await
     }
 
+    fn throttle(&self) -> Throttle<'a> {
+        Throttle { db: self.db, limits: &self.auth.limits }
+    }
+
     /// Checks the credentials and opens a session. An unknown user and a wrong password take
-    /// the same time and give the same error.
+    /// the same time and give the same error; a throttled client gets `429` before bcrypt runs.
     pub async fn sign_in(&self, username: &str, password: &str, client: &Client) -> Result<Issued> {
         // A name that could never have been registered is not looked up (PostgreSQL, for one,
         // refuses NUL bytes in text); the dummy verification below still runs.
@@ -115,9 +125,20 @@ impl<'a> Accounts<'a> {
             Err(_) => None,
         };
         let (user, hash) = found.unzip();
+        let now = store::now();
+        let known =
+            user.as_ref().is_some_and(|user| self.auth.devices.knows(&client.device_tokens, user.id, now));
+        let attempt = Attempt::new(username, &client.address);
+        self.throttle().check(&attempt, known, now).await?;
         match (self.auth.hasher.verify(password, hash.as_deref()).await?, user) {
-            (true, Some(user)) => self.open_session(&user, client).await,
-            _ => Err(Error::InvalidCredentials),
+            (true, Some(user)) => {
+                self.throttle().succeeded(&attempt).await?;
+                self.open_session(&user, client).await
+            }
+            _ => {
+                self.throttle().failed(&attempt, now).await?;
+                Err(Error::InvalidCredentials)
+            }
         }
     }
 
@@ -230,7 +251,10 @@ impl<'a> Accounts<'a> {
         current: &str,
         new: &str,
         confirmation: Option<&str>,
+        client: &Client,
     ) -> Result<()> {
+        let attempt = Attempt::new(&me.user.username, &client.address);
+        self.throttle().check(&attempt, true, store::now()).await?;
         let username = me.user.username.clone();
         let (current, new) = (SecretString::from(current), SecretString::from(new));
         let confirmation = confirmation.map(SecretString::from);
@@ -249,7 +273,7 @@ impl<'a> Accounts<'a> {
                 )
             })
             .await??;
-        self.check_password(&me.user, &change.current, "current_password").await?;
+        self.check_password(&me.user, &change.current, "current_password", &attempt).await?;
         let hash = self.auth.hasher.hash(&change.new).await?;
         store::users::set_password_hash(self.db, me.user.id, &hash).await?;
         self.sign_out(me, Scope::Others).await.map(drop)
@@ -257,19 +281,36 @@ impl<'a> Accounts<'a> {
 
     /// Deletes the account after checking its password; sessions and tokens go with it, and the
     /// name becomes free.
-    pub async fn delete_account(&self, me: &SignedInUser, password: &SecretString) -> Result<ThisSession> {
+    pub async fn delete_account(
+        &self,
+        me: &SignedInUser,
+        password: &SecretString,
+        client: &Client,
+    ) -> Result<ThisSession> {
+        let attempt = Attempt::new(&me.user.username, &client.address);
+        self.throttle().check(&attempt, true, store::now()).await?;
         required("password", password.expose_secret())?;
-        self.check_password(&me.user, password, "password").await?;
+        self.check_password(&me.user, password, "password", &attempt).await?;
         store::users::delete_user(self.db, me.user.id).await?;
         Ok(ThisSession::Ended)
     }
 
-    /// Checks a signed-in user's password, reporting a mismatch on `field`.
-    async fn check_password(&self, user: &User, password: &SecretString, field: &'static str) -> Result<()> {
+    /// Checks a signed-in user's password (its throttle already checked: the session exempts
+    /// it from the per-username block), counting a mismatch, reported on `field`.
+    async fn check_password(
+        &self,
+        user: &User,
+        password: &SecretString,
+        field: &'static str,
+        attempt: &Attempt,
+    ) -> Result<()> {
         let hash = store::users::find_password_hash(self.db, user.id).await?;
         match self.auth.hasher.verify(password.expose_secret(), hash.as_deref()).await? {
-            true => Ok(()),
-            false => Err(Error::WrongPassword(field)),
+            true => self.throttle().succeeded(attempt).await,
+            false => {
+                self.throttle().failed(attempt, store::now()).await?;
+                Err(Error::WrongPassword(field))
+            }
         }
     }
 }

@@ -15,7 +15,7 @@ use rocket::http::{Cookie, SameSite};
 use rocket::request::{FromRequest, Outcome, Request};
 use sha2::Sha256;
 
-use super::AuthService;
+use super::{derive_key, AuthService};
 use crate::error::{Error, Result};
 
 /// Name of the cookie that holds the visitor's CSRF secret.
@@ -27,11 +27,7 @@ pub struct CsrfKey(Hmac<Sha256>);
 
 impl CsrfKey {
     pub fn new(secret: &[u8]) -> Self {
-        // A key of its own, derived from the secret, so no CSRF token is ever a JWT signature.
-        let mut derive = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-        derive.update(b"miniauth csrf key v1");
-        let key = derive.finalize().into_bytes();
-        CsrfKey(Hmac::new_from_slice(&key).expect("HMAC takes keys of any length"))
+        CsrfKey(derive_key(secret, b"miniauth csrf key v1"))
     }
 
     fn mac(&self, value: &str) -> Hmac<Sha256> {

@@ -25,10 +25,12 @@ pub struct ApiUser(pub SignedInUser);
 pub struct PageUser(pub SignedInUser);
 
 /// Who is asking: the client's address (as counted) and its `User-Agent` (shortened), recorded
-/// with each new session.
+/// with each new session, and the device tokens it holds (see [`super::DeviceKey`]): the
+/// browser's cookie, to which an API client adds the one its login body carries.
 pub struct Client {
     pub address: ClientAddress,
     pub user_agent: String,
+    pub device_tokens: Vec<String>,
 }
 
 const INVALID: Error = Error::Unauthenticated { invalid_token: true };
@@ -148,6 +150,7 @@ impl<'r> FromRequest<'r> for Client {
         Outcome::Success(Client {
             address: ClientAddress::of(req),
             user_agent: agent.chars().take(256).collect(),
+            device_tokens: super::device::from_cookie(req.cookies()),
         })
     }
 }

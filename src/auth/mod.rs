@@ -4,20 +4,26 @@
 mod accounts;
 mod address;
 mod csrf;
+mod device;
 mod guard;
 mod password;
+mod throttle;
 mod token;
 
 pub use accounts::{Accounts, Issued, Scope, SessionSummary, SignedInUser, ThisSession};
 pub use address::{ClientAddress, TrustedProxies};
 pub use csrf::{CsrfKey, CsrfToken, CSRF_COOKIE, CSRF_HEADER};
+pub use device::{DeviceKey, DEVICE_COOKIE, DEVICE_TTL};
 pub use guard::{ApiUser, Client, PageUser};
 pub use password::PasswordHasher;
+pub use throttle::{Attempt, Limits, Throttle};
 pub use token::{Claims, Tokens};
 
+use hmac::{Hmac, Mac};
 use rocket::fairing::AdHoc;
 use rocket::http::{Cookie, CookieJar, SameSite};
 use secrecy::ExposeSecret;
+use sha2::Sha256;
 
 use crate::config::Settings;
 use crate::domain::PasswordPolicy;
@@ -32,6 +38,10 @@ pub struct AuthService {
     pub hasher: PasswordHasher,
     pub tokens: Tokens,
     pub csrf: CsrfKey,
+    /// Signs the device tokens of clients that signed in before.
+    pub devices: DeviceKey,
+    /// Throttling of password checks and sign-ups.
+    pub limits: Limits,
     pub session_ttl: i64,
     /// Seconds during which a just-rotated refresh token is still accepted.
     pub refresh_grace: i64,
@@ -49,6 +59,12 @@ impl AuthService {
         let max_age = issued.session_ends - crate::store::now();
         jar.add(self.cookie(TOKEN_COOKIE, issued.access_token, max_age));
         jar.add(self.cookie(REFRESH_COOKIE, issued.refresh_token, max_age));
+    }
+
+    /// Remembers, in the browser's device cookie, that it signed in to `user_id`.
+    pub fn remember_device(&self, jar: &CookieJar<'_>, user_id: i64) {
+        let now = crate::store::now();
+        jar.add(device::remembered(&self.devices, jar, user_id, now, self.cookie_secure));
     }
 
     fn cookie(&self, name: &'static str, value: String, max_age: i64) -> Cookie<'static> {
@@ -71,6 +87,15 @@ impl AuthService {
     }
 }
 
+/// A key of its own for one use of the secret, so that no token of one kind (a CSRF token, a
+/// device token) is ever valid as another or as a JWT signature.
+fn derive_key(secret: &[u8], purpose: &[u8]) -> Hmac<Sha256> {
+    let mut derive = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+    derive.update(purpose);
+    let key = derive.finalize().into_bytes();
+    Hmac::new_from_slice(&key).expect("HMAC takes keys of any length")
+}
+
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("Authentication", |rocket| async move {
         let Some(settings) = rocket.state::<Settings>().cloned() else {
@@ -91,6 +116,8 @@ pub fn stage() -> AdHoc {
             hasher,
             tokens: Tokens::new(&secret, &settings),
             csrf: CsrfKey::new(&secret),
+            devices: DeviceKey::new(&secret),
+            limits: Limits::from(&settings),
             session_ttl: settings.session_ttl as i64,
             refresh_grace: settings.refresh_grace as i64,
             cookie_secure: settings.cookie_secure,

@@ -9,9 +9,9 @@ use utoipa::ToSchema;
 
 use super::body::ApiJson;
 use super::errors::Problem;
-use super::openapi::{Authenticated, AuthenticatedChange, Database, JsonBody};
+use super::openapi::{Authenticated, AuthenticatedChange, Database, JsonBody, Throttled};
 use super::views::rfc3339;
-use crate::auth::{Accounts, ApiUser, AuthService, SessionSummary};
+use crate::auth::{Accounts, ApiUser, AuthService, Client, SessionSummary};
 use crate::error::Result;
 
 pub fn routes() -> Vec<rocket::Route> {
@@ -80,7 +80,7 @@ impl From<SessionSummary> for SessionOut {
     security(("bearer" = [])),
     request_body = PasswordChangeRequest,
     responses(
-        JsonBody, AuthenticatedChange, Database,
+        JsonBody, AuthenticatedChange, Database, Throttled,
         (status = 204, description = "Password changed; every other session is revoked"),
         (status = 403, description = "Wrong current password (`errors.current_password`), or a cookie-authenticated call without X-CSRF-Token", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "A new password that breaks the rules, or a missing field", body = Problem, content_type = "application/problem+json"),
@@ -91,10 +91,11 @@ pub async fn change_password(
     user: ApiUser,
     accounts: Accounts<'_>,
     body: ApiJson<PasswordChangeRequest>,
+    client: Client,
 ) -> Result<Status> {
     let PasswordChangeRequest { current_password, new_password } = body.0;
     let (current, new) = (current_password.expose_secret(), new_password.expose_secret());
-    accounts.change_password(&user, current, new, None).await?;
+    accounts.change_password(&user, current, new, None, &client).await?;
     Ok(Status::NoContent)
 }
 
@@ -105,7 +106,7 @@ pub async fn change_password(
     security(("bearer" = [])),
     request_body = AccountDeletion,
     responses(
-        JsonBody, AuthenticatedChange, Database,
+        JsonBody, AuthenticatedChange, Database, Throttled,
         (status = 204, description = "Account deleted"),
         (status = 403, description = "Wrong password (`errors.password`), or a cookie-authenticated call without X-CSRF-Token", body = Problem, content_type = "application/problem+json"),
     )
@@ -116,9 +117,10 @@ pub async fn delete_account(
     accounts: Accounts<'_>,
     auth: &State<AuthService>,
     body: ApiJson<AccountDeletion>,
+    client: Client,
     jar: &CookieJar<'_>,
 ) -> Result<Status> {
-    let this = accounts.delete_account(&user, &body.0.password).await?;
+    let this = accounts.delete_account(&user, &body.0.password, &client).await?;
     auth.forget_ended(jar, &user, this);
     Ok(Status::NoContent)
 }

@@ -10,7 +10,7 @@ use rocket_dyn_templates::{context, Template};
 
 use super::body::{Button, CsrfForm};
 use super::views::{PasswordView, Rejection, SessionView, UserView};
-use crate::auth::{Accounts, AuthService, CsrfToken, PageUser, Scope, ThisSession};
+use crate::auth::{Accounts, AuthService, Client, CsrfToken, PageUser, Scope, ThisSession};
 use crate::error::{Error, FieldErrors};
 
 pub fn routes() -> Vec<rocket::Route> {
@@ -101,10 +101,12 @@ pub async fn change_password(
     form: CsrfForm<PasswordForm>,
     accounts: Accounts<'_>,
     auth: &State<AuthService>,
+    client: Client,
 ) -> Result<Flash<Redirect>, Rejection> {
     let PasswordForm { current_password, new_password, new_password_confirm } = &form.fields;
     let confirmation = Some(new_password_confirm.as_str());
-    let changed = accounts.change_password(&user, current_password, new_password, confirmation).await;
+    let changed =
+        accounts.change_password(&user, current_password, new_password, confirmation, &client).await;
     changed.map_err(|e| Rejection::form(e, |errors| password_form(auth, &user, &form.csrf, errors)))?;
     let notice = "Your password has been changed, and every other session signed out.";
     Ok(Flash::success(Redirect::to("/profile"), notice))
@@ -134,10 +136,11 @@ pub async fn delete_account(
     form: CsrfForm<DeleteForm>,
     accounts: Accounts<'_>,
     auth: &State<AuthService>,
+    client: Client,
     jar: &CookieJar<'_>,
 ) -> Result<Flash<Redirect>, Rejection> {
     let password = form.fields.password.as_str().into();
-    let deleted = accounts.delete_account(&user, &password).await;
+    let deleted = accounts.delete_account(&user, &password, &client).await;
     let this = deleted.map_err(|e| Rejection::form(e, |errors| delete_form(&user, &form.csrf, errors)))?;
     auth.forget_ended(jar, &user, this);
     Ok(Flash::success(Redirect::to("/login"), "Your account has been deleted."))

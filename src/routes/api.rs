@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 use super::errors::Problem;
 
 use super::body::{ApiJson, Credentials, LoginCredentials, NewCredentials};
-use super::openapi::{Authenticated, AuthenticatedChange, Database, IssuedTokens, JsonBody};
+use super::openapi::{Authenticated, AuthenticatedChange, Database, IssuedTokens, JsonBody, Throttled};
 use super::views::rfc3339;
 use crate::auth::{Accounts, ApiUser, AuthService, Client, Issued, Scope};
 use crate::domain::{required, User};
@@ -47,15 +47,21 @@ pub struct TokenResponse {
     pub expires_in: i64,
     /// Exchange it at `POST /auth/refresh` for new tokens; each one works once.
     pub refresh_token: String,
+    /// From a sign-in: proof that this client signed in to the account. Send it back as
+    /// `device_token` with the next login, and strangers' failed guesses at the password
+    /// (the per-username limit) never keep this client out. Valid a year.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device_token: Option<String>,
 }
 
 impl TokenResponse {
-    fn new(issued: Issued, auth: &AuthService) -> NoStore<Json<TokenResponse>> {
+    fn new(issued: Issued, auth: &AuthService, device_token: Option<String>) -> NoStore<Json<TokenResponse>> {
         NoStore::new(Json(TokenResponse {
             access_token: issued.access_token,
             token_type: "bearer",
             expires_in: auth.tokens.ttl,
             refresh_token: issued.refresh_token,
+            device_token,
         }))
     }
 }
@@ -91,7 +97,7 @@ impl<T> NoStore<T> {
     post, path = "/auth/register", tag = "auth",
     request_body = NewCredentials,
     responses(
-        JsonBody, Database,
+        JsonBody, Database, Throttled,
         (status = 201, description = "Account created", body = UserOut),
         (status = 409, description = "Username taken (compared case-insensitively)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
@@ -101,9 +107,10 @@ impl<T> NoStore<T> {
 pub async fn register(
     accounts: Accounts<'_>,
     body: ApiJson<NewCredentials>,
+    client: Client,
 ) -> Result<(Status, Json<UserOut>)> {
     let NewCredentials { username, password } = body.0;
-    let user = accounts.sign_up(&username, password.expose_secret(), None).await?;
+    let user = accounts.sign_up(&username, password.expose_secret(), None, &client).await?;
     Ok((Status::Created, Json(user.into())))
 }
 
@@ -115,7 +122,7 @@ pub async fn register(
         (Credentials = "application/x-www-form-urlencoded"),
     )),
     responses(
-        JsonBody, Database, IssuedTokens,
+        JsonBody, Database, IssuedTokens, Throttled,
         (status = 401, description = "Invalid username or password", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Neither JSON nor a form", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Missing fields, or a `grant_type` other than `password`", body = Problem, content_type = "application/problem+json"),
@@ -126,11 +133,13 @@ pub async fn login(
     accounts: Accounts<'_>,
     auth: &State<AuthService>,
     credentials: LoginCredentials,
-    client: Client,
+    mut client: Client,
 ) -> Result<NoStore<Json<TokenResponse>>> {
-    let Credentials { username, password, .. } = credentials.0;
+    let Credentials { username, password, device_token, .. } = credentials.0;
+    client.device_tokens.extend(device_token);
     let issued = accounts.sign_in(&username, password.expose_secret(), &client).await?;
-    Ok(TokenResponse::new(issued, auth))
+    let device_token = auth.devices.issue(issued.user_id, crate::store::now());
+    Ok(TokenResponse::new(issued, auth, Some(device_token)))
 }
 
 /// Exchange a refresh token for a new access token and a new refresh token. The old refresh
@@ -151,7 +160,7 @@ pub async fn refresh(
     body: ApiJson<RefreshRequest>,
 ) -> Result<NoStore<Json<TokenResponse>>> {
     let issued = accounts.refresh(required("refresh_token", &body.0.refresh_token)?).await?;
-    Ok(TokenResponse::new(issued, auth))
+    Ok(TokenResponse::new(issued, auth, None))
 }
 
 /// The signed-in user.

@@ -46,6 +46,11 @@ pub struct Credentials {
     #[serde(default)]
     #[schema(value_type = GrantType, required = false)]
     pub grant_type: Option<String>,
+    /// The `device_token` of an earlier sign-in to this account: the per-username limit on
+    /// failed guesses (strangers') then does not apply to this client.
+    #[serde(default)]
+    #[schema(required = false)]
+    pub device_token: Option<String>,
 }
 
 /// The same fields sent as a form (never `Debug`: it holds a password).
@@ -56,6 +61,7 @@ struct CredentialsForm {
     #[field(default = String::new())]
     password: String,
     grant_type: Option<String>,
+    device_token: Option<String>,
 }
 
 /// The only OAuth2 grant MiniAuth answers. It describes `grant_type` in the OpenAPI document;
@@ -138,6 +144,7 @@ impl LoginCredentials {
                 username: form.username,
                 password: form.password.into(),
                 grant_type: form.grant_type,
+                device_token: form.device_token,
             }
         } else {
             return Err(Error::UnsupportedMediaType(

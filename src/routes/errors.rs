@@ -109,6 +109,9 @@ impl<'r> Responder<'r, 'static> for Error {
             Error::Unavailable => {
                 response.set_header(Header::new("Retry-After", "5"));
             }
+            Error::TooManyAttempts { retry_after } => {
+                response.set_header(Header::new("Retry-After", retry_after.max(1).to_string()));
+            }
             _ => {}
         }
         Ok(response)

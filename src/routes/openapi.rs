@@ -133,3 +133,14 @@ impl IntoResponses for IssuedTokens {
         set([(200, header(response, "Pragma", "`no-cache`, for HTTP/1.0 caches"))])
     }
 }
+
+/// A password check or a sign-up, which the throttle may refuse.
+pub struct Throttled;
+
+impl IntoResponses for Throttled {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let response =
+            problem("Too many failed password checks (or sign-ups) from this client or for this account");
+        set([(429, header(response, "Retry-After", "Seconds until the block ends"))])
+    }
+}

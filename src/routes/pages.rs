@@ -10,7 +10,7 @@ use rocket::State;
 use rocket_dyn_templates::{context, Template};
 
 use super::body::{Button, CsrfForm};
-use super::views::{safe_next, PasswordView, Rejection, UserView};
+use super::views::{safe_next, PasswordView, Rejection, UserView, FORM};
 use crate::assets::Assets;
 use crate::auth::{Accounts, AuthService, Client, CsrfToken, PageUser, Scope};
 use crate::error::{Error, FieldErrors};
@@ -69,10 +69,11 @@ pub async fn register(
     let RegisterForm { username, password, password_confirm } = &form.fields;
     // People type names with stray spaces around them; the API takes names exactly.
     let username = username.trim();
-    let signed_up = accounts.sign_up(username, password, Some(password_confirm)).await;
+    let signed_up = accounts.sign_up(username, password, Some(password_confirm), &client).await;
     let user = signed_up
         .map_err(|e| Rejection::form(e, |errors| register_form(auth, &form.csrf, username, errors)))?;
     auth.set_cookies(jar, accounts.open_session(&user, &client).await?);
+    auth.remember_device(jar, user.id);
     Ok(Redirect::to("/profile"))
 }
 
@@ -90,11 +91,11 @@ fn login_form(
     csrf: &CsrfToken,
     username: &str,
     next: &str,
-    error: Option<String>,
+    errors: &FieldErrors,
     notice: Option<String>,
 ) -> Template {
     let next = safe_next(next).unwrap_or_default();
-    Template::render("login", context! { csrf_token: csrf.token(), username, next, error, notice })
+    Template::render("login", context! { csrf_token: csrf.token(), username, next, errors, notice })
 }
 
 #[rocket::get("/login?<next>")]
@@ -107,7 +108,7 @@ pub fn login_page(
     let next = next.unwrap_or_default();
     match user {
         Some(_) => Err(Redirect::to(safe_next(next).unwrap_or("/profile").to_owned())),
-        None => Ok(login_form(&csrf, "", next, None, flash.map(|f| f.message().to_owned()))),
+        None => Ok(login_form(&csrf, "", next, &FieldErrors::new(), flash.map(|f| f.message().to_owned()))),
     }
 }
 
@@ -121,16 +122,18 @@ pub async fn login(
 ) -> Result<Redirect, Rejection> {
     let LoginForm { username, password, next } = &form.fields;
     let username = username.trim();
+    let form_again = |errors: &FieldErrors| login_form(&form.csrf, username, next, errors, None);
     match accounts.sign_in(username, password, &client).await {
         Ok(issued) => {
+            auth.remember_device(jar, issued.user_id);
             auth.set_cookies(jar, issued);
             Ok(Redirect::to(safe_next(next).unwrap_or("/profile").to_owned()))
         }
         Err(e @ Error::InvalidCredentials) => {
-            let page = login_form(&form.csrf, username, next, Some(e.detail()), None);
+            let page = form_again(&FieldErrors::from([(FORM, vec![e.detail()])]));
             Err(Rejection::Form((e.status(), page)))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(Rejection::form(e, form_again)),
     }
 }
 

@@ -1,7 +1,7 @@
 //! What the pages share: the user and sessions as templates show them, a form shown again with
 //! its errors, the `next` rule, and stored times as people (and RFC 3339) read them.
 
-use rocket::http::Status;
+use rocket::http::{Header, Status};
 use rocket::response::Responder;
 use rocket_dyn_templates::Template;
 use serde::Serialize;
@@ -10,17 +10,28 @@ use crate::auth::SessionSummary;
 use crate::domain::{PasswordPolicy, User, PASSWORD_MAX_BYTES};
 use crate::error::{Error, FieldErrors};
 
+/// Where a form's errors hold a message about the whole form, shown above its fields.
+pub const FORM: &str = "form";
+
 /// A page answer that did not succeed: the form again with its errors, or an error page.
 #[derive(Responder)]
 pub enum Rejection {
     Form((Status, Template)),
+    /// The form again, refused by the throttle: `429` with `Retry-After`.
+    #[response(status = 429)]
+    Throttled(Template, Header<'static>),
     Error(Error),
 }
 
 impl Rejection {
     /// An error with field messages shows the form again beside its fields, with the error's
-    /// status; any other error is an error page.
+    /// status; so does a throttled one, with its message above the fields; any other error is
+    /// an error page.
     pub fn form(e: Error, render: impl FnOnce(&FieldErrors) -> Template) -> Rejection {
+        if let Error::TooManyAttempts { retry_after } = e {
+            let page = render(&FieldErrors::from([(FORM, vec![e.detail()])]));
+            return Rejection::Throttled(page, Header::new("Retry-After", retry_after.max(1).to_string()));
+        }
         match e.field_errors() {
             Some(errors) => Rejection::Form((e.status(), render(&errors))),
             None => Rejection::Error(e),

@@ -5,6 +5,7 @@ mod pool;
 pub mod purge;
 mod session_check;
 pub mod sessions;
+pub mod throttle;
 pub mod users;
 
 pub use pool::{stage, Backend, Db, DbPool};

@@ -1,6 +1,7 @@
 //! Data that does not pile up: a background task deletes what has ended — sessions expired or
-//! revoked more than `retention_days` ago (their refresh tokens go with them), and refresh
-//! tokens spent that long ago — in small batches, so it never holds the database for long.
+//! revoked more than `retention_days` ago (their refresh tokens go with them), refresh tokens
+//! spent that long ago, and throttling counters whose window and block are over — in small
+//! batches, so it never holds the database for long.
 //!
 //! A spent refresh token is kept while it is younger than the retention: presenting it again
 //! then revokes its session (theft). After that it is simply unknown.
@@ -21,19 +22,33 @@ const BATCH: i64 = 500;
 /// A pause between batches, for the requests waiting behind them.
 const BETWEEN_BATCHES: Duration = Duration::from_millis(50);
 
-/// Deletes, in batches, sessions that ended before `before` (unix seconds) with their refresh
-/// tokens, and refresh tokens spent before it. Returns the rows deleted.
-pub async fn purge_ended(db: &AnyPool, before: i64) -> Result<u64> {
+/// Deletes, in batches, sessions that ended more than `retention` seconds before `now` (unix
+/// seconds) with their refresh tokens, refresh tokens spent that long ago, and spent
+/// throttling counters. Returns the rows deleted.
+pub async fn purge_ended(db: &AnyPool, now: i64, retention: i64) -> Result<u64> {
+    let before = now - retention;
+    // Each statement deletes rows older than $1, at most $2 of them.
     let statements = [
-        "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
-         WHERE expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1) LIMIT $2)",
-        "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens \
-         WHERE used_at IS NOT NULL AND used_at < $1 LIMIT $2)",
+        (
+            "DELETE FROM sessions WHERE id IN (SELECT id FROM sessions \
+          WHERE expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1) LIMIT $2)",
+            before,
+        ),
+        (
+            "DELETE FROM refresh_tokens WHERE token_hash IN (SELECT token_hash FROM refresh_tokens \
+          WHERE used_at IS NOT NULL AND used_at < $1 LIMIT $2)",
+            before,
+        ),
+        (
+            "DELETE FROM throttle WHERE (kind, username, address) IN (SELECT kind, username, address \
+          FROM throttle WHERE expires_at < $1 AND blocked_until < $1 LIMIT $2)",
+            now,
+        ),
     ];
     let mut deleted = 0;
-    for statement in statements {
+    for (statement, cutoff) in statements {
         loop {
-            let done = sqlx::query(statement).bind(before).bind(BATCH).execute(db).await?;
+            let done = sqlx::query(statement).bind(cutoff).bind(BATCH).execute(db).await?;
             deleted += done.rows_affected();
             if done.rows_affected() < BATCH as u64 {
                 break;
@@ -58,9 +73,11 @@ pub fn stage() -> AdHoc {
             rocket::tokio::spawn(async move {
                 loop {
                     ticks.tick().await;
-                    match purge_ended(&pool, now() - retention).await {
+                    match purge_ended(&pool, now(), retention).await {
                         Ok(0) => {}
-                        Ok(deleted) => log::info!("purged {deleted} rows of ended sessions and spent tokens"),
+                        Ok(deleted) => {
+                            log::info!("purged {deleted} rows of ended sessions, spent tokens and counters")
+                        }
                         Err(e) => log::warn!("purging ended data failed: {e:?}"),
                     }
                 }

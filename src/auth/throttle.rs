@@ -1,0 +1,140 @@
+//! Throttling of password guessing and of sign-ups (SPEC §10), in the database so that every
+//! instance shares it. A failed password check counts per (username, address), per address and
+//! per username; a counter that reaches its limit blocks what it counts, and a blocked check is
+//! refused before bcrypt runs. A client that has signed in to the account before (a device
+//! token, or a live session) is not held back by the per-username limit, so that strangers'
+//! guesses never lock the owner out. Every block ends: none outlives its window.
+
+use sqlx::AnyPool;
+
+use super::ClientAddress;
+use crate::config::Settings;
+use crate::domain::Username;
+use crate::error::{Error, Result};
+use crate::store::throttle::{self as store, Counter, Kind};
+
+/// The per-username limit counts over an hour.
+const HOUR: i64 = 3600;
+
+/// The limits, from the settings of the same names; `0` turns a limit off.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `login_max_failures_pair`: failures of one username from one address…
+    pub pair: i64,
+    /// `login_max_failures_address`: …and from one address, over `block_seconds`.
+    pub address: i64,
+    /// `login_block_seconds`: the window of those two, and how long their block lasts.
+    pub block_seconds: i64,
+    /// `login_max_failures_user_hour`: failures of one username an hour, from anywhere.
+    pub user_hour: i64,
+    /// `register_max_per_address_hour`: accounts created from one address an hour.
+    pub register_hour: i64,
+}
+
+impl From<&Settings> for Limits {
+    fn from(settings: &Settings) -> Self {
+        Limits {
+            pair: settings.login_max_failures_pair as i64,
+            address: settings.login_max_failures_address as i64,
+            block_seconds: settings.login_block_seconds as i64,
+            user_hour: settings.login_max_failures_user_hour as i64,
+            register_hour: settings.register_max_per_address_hour as i64,
+        }
+    }
+}
+
+/// Whose failures a password check counts under: the username as typed, lower-cased (unknown
+/// names count too; a name that could never exist counts only against the address), and the
+/// client's address.
+pub struct Attempt {
+    username: String,
+    address: String,
+}
+
+impl Attempt {
+    pub fn new(username: &str, address: &ClientAddress) -> Attempt {
+        let username = Username::parse(username).map(|name| name.canonical()).unwrap_or_default();
+        Attempt { username, address: address.to_string() }
+    }
+
+    fn counter(&self, kind: Kind) -> Counter<'_> {
+        let (username, address) = match kind {
+            Kind::Pair => (self.username.as_str(), self.address.as_str()),
+            Kind::Address | Kind::Register => ("", self.address.as_str()),
+            Kind::User => (self.username.as_str(), ""),
+        };
+        Counter { kind, username, address }
+    }
+}
+
+/// The throttle over one database.
+pub struct Throttle<'a> {
+    pub db: &'a AnyPool,
+    pub limits: &'a Limits,
+}
+
+impl Throttle<'_> {
+    /// Refuses a password check while one of its counters is blocked (`429`, with the seconds
+    /// until every block in the way has ended). `known`: the client signed in to this account
+    /// before, so the per-username block does not apply.
+    pub async fn check(&self, attempt: &Attempt, known: bool, now: i64) -> Result<()> {
+        let blocks = store::blocks(self.db, &attempt.username, &attempt.address, now).await?;
+        let until = blocks
+            .into_iter()
+            .filter(|(kind, _)| !(known && *kind == Kind::User))
+            .map(|(_, until)| until)
+            .max();
+        match until {
+            Some(until) => Err(Error::TooManyAttempts { retry_after: until - now }),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a failed password check; a counter that reaches its limit is blocked.
+    pub async fn failed(&self, attempt: &Attempt, now: i64) -> Result<()> {
+        let limits = self.limits;
+        let counters = [
+            (Kind::Pair, limits.pair, limits.block_seconds),
+            (Kind::Address, limits.address, limits.block_seconds),
+            (Kind::User, limits.user_hour, HOUR),
+        ];
+        for (kind, limit, window) in counters {
+            let counter = attempt.counter(kind);
+            if limit == 0 || (kind != Kind::Address && attempt.username.is_empty()) {
+                continue;
+            }
+            let count = store::count(self.db, counter, window, now).await?;
+            if count.count >= limit {
+                // The pair and the address wait out a block; a username, the rest of its hour.
+                let until = match kind {
+                    Kind::User => count.window_start + HOUR,
+                    _ => now + limits.block_seconds,
+                };
+                store::block(self.db, counter, until).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A successful check clears its pair's counter.
+    pub async fn succeeded(&self, attempt: &Attempt) -> Result<()> {
+        match attempt.username.is_empty() {
+            true => Ok(()),
+            false => store::clear(self.db, attempt.counter(Kind::Pair)).await,
+        }
+    }
+
+    /// Counts an account about to be created from `address`, refusing it past the hourly limit.
+    pub async fn sign_up(&self, address: &ClientAddress, now: i64) -> Result<()> {
+        if self.limits.register_hour == 0 {
+            return Ok(());
+        }
+        let address = address.to_string();
+        let counter = Counter { kind: Kind::Register, username: "", address: &address };
+        let count = store::count(self.db, counter, HOUR, now).await?;
+        match count.count > self.limits.register_hour {
+            true => Err(Error::TooManyAttempts { retry_after: count.window_start + HOUR - now }),
+            false => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! Queries on `throttle`: counters of failed password checks and of sign-ups, each over a
+//! fixed window that opens with its first count, and the blocks they lead to.
+
+use sqlx::AnyPool;
+
+use crate::error::Result;
+
+/// What a counter counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Failed password checks of one username from one address.
+    Pair,
+    /// Failed password checks from one address, whatever the name.
+    Address,
+    /// Failed password checks of one username, from anywhere.
+    User,
+    /// Accounts created from one address.
+    Register,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Pair => "pair",
+            Kind::Address => "address",
+            Kind::User => "user",
+            Kind::Register => "register",
+        }
+    }
+
+    fn parse(kind: &str) -> Option<Kind> {
+        [Kind::Pair, Kind::Address, Kind::User, Kind::Register].into_iter().find(|k| k.as_str() == kind)
+    }
+}
+
+/// One counter: its kind, and the (lower-cased) username and address it is about, `""` for
+/// the part a kind does not have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Counter<'a> {
+    pub kind: Kind,
+    pub username: &'a str,
+    pub address: &'a str,
+}
+
+/// A counter's state after a count.
+#[derive(Debug, Clone, Copy)]
+pub struct Count {
+    pub count: i64,
+    pub window_start: i64,
+}
+
+/// The blocks still in force among the counters of a password check: `(kind, blocked_until)`.
+/// `username` and `address` select the pair, the address and the username counters.
+pub async fn blocks(db: &AnyPool, username: &str, address: &str, now: i64) -> Result<Vec<(Kind, i64)>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT kind, blocked_until FROM throttle WHERE blocked_until > $3 AND ( \
+           (kind = 'pair' AND username = $1 AND address = $2) \
+           OR (kind = 'address' AND username = '' AND address = $2) \
+           OR (kind = 'user' AND username = $1 AND address = ''))",
+    )
+    .bind(username)
+    .bind(address)
+    .bind(now)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().filter_map(|(kind, until)| Some((Kind::parse(&kind)?, until))).collect())
+}
+
+/// Counts one more on a counter whose window lasts `window` seconds (a window that is over
+/// starts again with this count), and returns the counter as it now stands.
+pub async fn count(db: &AnyPool, counter: Counter<'_>, window: i64, now: i64) -> Result<Count> {
+    let (count, window_start): (i64, i64) = sqlx::query_as(
+        "INSERT INTO throttle (kind, username, address, window_start, count, expires_at) \
+         VALUES ($1, $2, $3, $4, 1, $4 + $5) \
+         ON CONFLICT (kind, username, address) DO UPDATE SET \
+           count = CASE WHEN throttle.window_start + $5 <= $4 THEN 1 ELSE throttle.count + 1 END, \
+           window_start = CASE WHEN throttle.window_start + $5 <= $4 THEN $4 ELSE throttle.window_start END, \
+           expires_at = CASE WHEN throttle.window_start + $5 <= $4 THEN $4 + $5 ELSE throttle.expires_at END \
+         RETURNING count, window_start",
+    )
+    .bind(counter.kind.as_str())
+    .bind(counter.username)
+    .bind(counter.address)
+    .bind(now)
+    .bind(window)
+    .fetch_one(db)
+    .await?;
+    Ok(Count { count, window_start })
+}
+
+/// Blocks a counter until `until` (unix seconds); its row is kept at least as long.
+pub async fn block(db: &AnyPool, counter: Counter<'_>, until: i64) -> Result<()> {
+    sqlx::query(
+        "UPDATE throttle SET blocked_until = $4, expires_at = $4 \
+         WHERE kind = $1 AND username = $2 AND address = $3 AND blocked_until < $4",
+    )
+    .bind(counter.kind.as_str())
+    .bind(counter.username)
+    .bind(counter.address)
+    .bind(until)
+    .execute(db)
+    .await?;
+    Ok(())
+}
+
+/// Forgets a counter (a success clears its pair).
+pub async fn clear(db: &AnyPool, counter: Counter<'_>) -> Result<()> {
+    sqlx::query("DELETE FROM throttle WHERE kind = $1 AND username = $2 AND address = $3")
+        .bind(counter.kind.as_str())
+        .bind(counter.username)
+        .bind(counter.address)
+        .execute(db)
+        .await?;
+    Ok(())
+}
