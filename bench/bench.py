@@ -11,6 +11,13 @@ virtualenv, then its run.sh starts it).
     python3 bench/bench.py                      # MiniAuth on SQLite
     python3 bench/bench.py --peer PATH          # and the FastAPI service in PATH, same phases
     python3 bench/bench.py --postgres postgres://postgres@127.0.0.1:5432/postgres
+    python3 bench/bench.py --scale [--postgres URL]   # then again on 1M users, 1M sessions,
+                                                      # 3M spent refresh tokens
+
+Throttling is on with its defaults, except the per-address sign-up limit (the 200 concurrent
+registrations come from one address). A separate phase storms wrong passwords over 1,000 names
+from 50 addresses (X-Forwarded-For from a trusted 127.0.0.1) on an instance at bcrypt cost 4, so
+that the addresses are blocked within seconds, and times the profile probe and a blocked answer.
 
 Needs: cargo, wrk (apt-get install wrk), python3 (standard library only).
 """
@@ -152,6 +159,83 @@ def concurrent_registrations(port, count, prefix):
     return tally, elapsed
 
 
+def refresh_phase(port, user, password, seconds, connections=16):
+    """Refresh-token exchanges: each answer's new token is presented by a later request."""
+    tokens = []
+    for _ in range(connections + 8):
+        status, body = request(port, "POST", "/auth/login", {"username": user, "password": password})
+        assert status == 200, f"login answered {status}"
+        tokens.append(json.loads(body)["refresh_token"])
+    with tempfile.NamedTemporaryFile("w", suffix=".tokens", delete=False) as pool:
+        pool.write("\n".join(tokens) + "\n")
+    try:
+        return wrk(f"http://127.0.0.1:{port}/auth/refresh", connections, seconds,
+                   script=os.path.join(REPO, "bench", "refresh.lua"), env={"BENCH_TOKENS": pool.name})
+    finally:
+        os.unlink(pool.name)
+
+
+def storm_phase(target, seconds):
+    """Wrong passwords over 1,000 names from 50 addresses, with the profile probe; then the cost
+    of a blocked answer, alone on one connection."""
+    user, password = f"probe{uuid.uuid4().hex[:8]}", "quiet lantern trombone"
+    assert request(target.port, "POST", "/auth/register", {"username": user, "password": password})[0] == 201
+    status, body = request(target.port, "POST", "/auth/login", {"username": user, "password": password})
+    assert status == 200, f"login answered {status}"
+    token = json.loads(body)["access_token"]
+    url = f"http://127.0.0.1:{target.port}/auth/login"
+    script = os.path.join(REPO, "bench", "storm.lua")
+    log(f"storm: wrong passwords, 1,000 names × 50 addresses, 8 connections, {seconds} s, probe from 3 s")
+    storm = {}
+    runner = threading.Thread(target=lambda: storm.update(wrk(url, 8, seconds, script=script)))
+    runner.start()
+    time.sleep(3)
+    results = {"probe": probe(target.port, token, 20, min(10, seconds - 4))}
+    runner.join()
+    results["storm"] = storm
+    log("storm: a blocked answer, 1 connection, 5 s")
+    results["blocked"] = wrk(url, 1, 5, script=script, env={"BENCH_BLOCKED": "1"})
+    return results
+
+
+def seed_scale(target, postgres_url, work):
+    """1,000,000 users (one precomputed bcrypt hash), 1,000,000 live sessions and 3,000,000 spent
+    refresh tokens, in bulk SQL; returns the seconds it took."""
+    started = time.perf_counter()
+    now = int(time.time())
+    statements = [
+        # The hash of a user the benchmark registered: one bcrypt for a million rows.
+        "INSERT INTO users (username, password_hash, created_at) "
+        "SELECT 'scale' || x, (SELECT password_hash FROM users ORDER BY id LIMIT 1), {now} FROM {series}",
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, address) "
+        "SELECT 'scale-session-' || x, (SELECT MIN(id) FROM users WHERE username LIKE 'scale%') + x - 1, "
+        "{now}, {now}, {now} + 2592000, 'bench', '192.0.2.1' FROM {series}",
+        "INSERT INTO refresh_tokens (token_hash, session_id, created_at, used_at) "
+        "SELECT 'scale-token-' || x || '-' || k.k, 'scale-session-' || x, {now} - 3600, {now} - 3600 "
+        "FROM {series} CROSS JOIN (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3) AS k",
+    ]
+    if postgres_url:
+        series = "generate_series(1, 1000000) AS s(x)"
+        for sql in statements:
+            run(["psql", postgres_url, "-qc", sql.format(now=now, series=series)])
+        run(["psql", postgres_url, "-qc", "VACUUM ANALYZE"])
+    else:
+        series = ("(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 1000000) "
+                  "SELECT x FROM c) AS s")
+        with sqlite3.connect(os.path.join(target.cwd, "data", "miniauth.db")) as db:
+            for sql in statements:
+                db.execute(sql.format(now=now, series=series))
+            db.execute("ANALYZE")
+    return time.perf_counter() - started
+
+
+def database_bytes(target, postgres_url):
+    if postgres_url:
+        return int(run(["psql", postgres_url, "-Atc", "SELECT pg_database_size(current_database())"]).strip())
+    data = os.path.join(target.cwd, "data")
+    return sum(os.path.getsize(os.path.join(data, f)) for f in os.listdir(data) if f.startswith("miniauth.db"))
+
+
 class Target:
     """A server under test: how to start it and how to count its users."""
 
@@ -214,6 +298,10 @@ def measure(target, seconds, ceiling):
     runner.join()
     results["login"] = storm
 
+    if target.name == "MiniAuth":
+        log(f"{target.name}: POST /auth/refresh, 16 connections, {seconds} s")
+        results["refresh"] = refresh_phase(target.port, user, password, seconds)
+
     log(f"{target.name}: 200 concurrent distinct registrations")
     prefix = f"c{uuid.uuid4().hex[:6]}_"
     tally, elapsed = concurrent_registrations(target.port, 200, prefix)
@@ -233,6 +321,10 @@ def miniauth(work, port, cost, postgres, extra_env):
         "ROCKET_STATIC_DIR": os.path.join(REPO, "static"),
         "ROCKET_PORT": str(port),
         "ROCKET_BCRYPT_COST": str(cost),
+        # The 200 concurrent registrations come from one address; every other limit stays on.
+        "ROCKET_REGISTER_MAX_PER_ADDRESS_HOUR": "0",
+        # The storm's 50 addresses arrive as X-Forwarded-For from this machine.
+        "ROCKET_TRUSTED_PROXIES": '["127.0.0.1/32"]',
         "RUST_LOG": os.environ.get("RUST_LOG", "warn,miniauth=info"),
         **extra_env,
     }
@@ -251,7 +343,9 @@ def miniauth(work, port, cost, postgres, extra_env):
             with sqlite3.connect(os.path.join(work, "data", "miniauth.db")) as db:
                 return db.execute("SELECT COUNT(*) FROM users WHERE username LIKE ?", (prefix + "%",)).fetchone()[0]
     binary = os.path.join(REPO, "target", "release", "miniauth")
-    return Target("MiniAuth", port, [binary], env, work, count_users, "/healthz")
+    target = Target("MiniAuth", port, [binary], env, work, count_users, "/healthz")
+    target.database_url = env.get("ROCKET_DATABASE_URL")
+    return target
 
 
 def peer_folder(path):
@@ -324,6 +418,8 @@ def report(ours, peer, bcrypt_ms, cost, backend):
     rows.append(("200 concurrent registrations",
                  f"{created} × 201, {reg['rows']} rows, {reg['seconds']:.1f} s, {reg['tally']}",
                  "200 × 201, none lost", verdict(created == 200 and reg["rows"] == 200)))
+    if "refresh" in ours:
+        rows.append(("POST /auth/refresh, 16 conn", f"{fmt_wrk(ours['refresh'])} ({ours['refresh']['statuses']})", "", ""))
     hwm, now = ours["rss_kb"]
     rows.append(("peak RSS after all phases", f"{hwm / 1024:.1f} MB (now {now / 1024:.1f} MB)", "≤ 32 MB",
                  verdict(hwm <= 32 * 1024)))
@@ -350,6 +446,34 @@ def report(ours, peer, bcrypt_ms, cost, backend):
               f"(against FastAPI's better of 32 and 64 connections)")
 
 
+def report_storm(storm):
+    probe_, blocked = storm["probe"], storm["blocked"]
+    print("\nWrong-password storm (1,000 names × 50 addresses, 8 conn, bcrypt cost 4, default limits):\n")
+    print("| figure | MiniAuth | target | |")
+    print("|---|---|---|---|")
+    print(f"| storm | {fmt_wrk(storm['storm'])} ({storm['storm']['statuses']}) | | |")
+    ok = probe_["p99"] <= 10 and not probe_["failures"]
+    print(f"| profile probe 20/s during the storm | p50 {probe_['p50']:.2f} ms, p99 {probe_['p99']:.2f} ms, "
+          f"max {probe_['max']:.2f} ms | p99 ≤ 10 ms | {'PASS' if ok else 'MISS'} |")
+    ok = blocked["p50"] is not None and blocked["p50"] < 1 and "429" in blocked["statuses"]
+    print(f"| a blocked answer (429), 1 conn | {fmt_wrk(blocked)} ({blocked['statuses']}) | < 1 ms | "
+          f"{'PASS' if ok else 'MISS'} |")
+
+
+def report_scale(fresh, scaled, seeding, size, users):
+    print(f"\nAt scale: 1,000,000 users, 1,000,000 sessions, 3,000,000 spent refresh tokens "
+          f"(seeded in {seeding:.0f} s); the same phases, the same run:\n")
+    print("| figure | fresh | at scale | ratio | target | |")
+    print("|---|---|---|---|---|---|")
+    for name, key in (("POST /auth/login", "login"), ("GET /auth/profile, 64 conn", "profile64"),
+                      ("POST /auth/refresh, 16 conn", "refresh")):
+        ratio = scaled[key]["rps"] / fresh[key]["rps"]
+        print(f"| {name} | {fresh[key]['rps']:,.1f} req/s | {scaled[key]['rps']:,.1f} req/s | {ratio:.0%} | "
+              f"≥ 80 % | {'PASS' if ratio >= 0.8 else 'MISS'} |")
+    print(f"\nDatabase size at scale: {size / 1e6:,.0f} MB for {users:,} users: "
+          f"{size / users:,.0f} bytes per user (with its session and 3 spent refresh tokens)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--peer", metavar="PATH",
@@ -358,6 +482,8 @@ def main():
     parser.add_argument("--seconds", type=int, default=15, help="length of each wrk phase")
     parser.add_argument("--cost", type=int, default=12, help="bcrypt cost")
     parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--scale", action="store_true",
+                        help="then seed 1M users, 1M sessions, 3M spent refresh tokens and measure again")
     parser.add_argument("--json", metavar="FILE", help="also write the raw figures here")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for MiniAuth, e.g. ROCKET_WORKERS=4 (repeatable)")
@@ -380,8 +506,24 @@ def main():
         try:
             ours.start()
             results["miniauth"] = measure(ours, args.seconds, ceiling=True)
+            if args.scale:
+                ours.stop()
+                log("seeding 1,000,000 users, 1,000,000 sessions, 3,000,000 spent refresh tokens")
+                seeding = seed_scale(ours, ours.database_url, work)
+                log(f"seeded in {seeding:.0f} s")
+                ours.start()
+                results["scaled"] = measure(ours, args.seconds, ceiling=True)
+                results["scale"] = {"seeding": seeding, "bytes": database_bytes(ours, ours.database_url),
+                                    "users": ours.count_users("")}
         finally:
             ours.stop()
+        storm = miniauth(os.path.join(work, "storm"), args.port + 2, 4, args.postgres, extra_env)
+        os.makedirs(storm.cwd)
+        try:
+            storm.start()
+            results["storm"] = storm_phase(storm, args.seconds)
+        finally:
+            storm.stop()
         if peer_dir:
             peer = fastapi_peer(peer_dir, os.path.join(work, "peer"), args.port + 1)
             os.makedirs(peer.cwd)
@@ -395,6 +537,10 @@ def main():
             json.dump({"bcrypt_ms": bcrypt_ms, "cores": CORES, **results}, out, indent=2, default=str)
     report(results["miniauth"], results.get("peer"), bcrypt_ms, args.cost,
            "PostgreSQL" if args.postgres else "SQLite")
+    report_storm(results["storm"])
+    if args.scale:
+        scale = results["scale"]
+        report_scale(results["miniauth"], results["scaled"], scale["seeding"], scale["bytes"], scale["users"])
 
 
 if __name__ == "__main__":
