@@ -118,6 +118,11 @@ impl<'a> Accounts<'a> {
     /// Checks the credentials and opens a session. An unknown user and a wrong password take
     /// the same time and give the same error; a throttled client gets `429` before bcrypt runs.
     pub async fn sign_in(&self, username: &str, password: &str, client: &Client) -> Result<Issued> {
+        let now = store::now();
+        let attempt = Attempt::new(username, &client.address);
+        let blocks = self.throttle().blocks(&attempt, now).await?;
+        // A blocked pair or address is refused before anything is looked up.
+        blocks.refuse(true)?;
         // A name that could never have been registered is not looked up (PostgreSQL, for one,
         // refuses NUL bytes in text); the dummy verification below still runs.
         let found = match Username::parse(username) {
@@ -125,11 +130,9 @@ impl<'a> Accounts<'a> {
             Err(_) => None,
         };
         let (user, hash) = found.unzip();
-        let now = store::now();
         let known =
             user.as_ref().is_some_and(|user| self.auth.devices.knows(&client.device_tokens, user.id, now));
-        let attempt = Attempt::new(username, &client.address);
-        self.throttle().check(&attempt, known, now).await?;
+        blocks.refuse(known)?;
         match (self.auth.hasher.verify(password, hash.as_deref()).await?, user) {
             (true, Some(user)) => {
                 self.throttle().succeeded(&attempt).await?;
@@ -254,7 +257,7 @@ impl<'a> Accounts<'a> {
         client: &Client,
     ) -> Result<()> {
         let attempt = Attempt::new(&me.user.username, &client.address);
-        self.throttle().check(&attempt, true, store::now()).await?;
+        self.throttle().blocks(&attempt, store::now()).await?.refuse(true)?;
         let username = me.user.username.clone();
         let (current, new) = (SecretString::from(current), SecretString::from(new));
         let confirmation = confirmation.map(SecretString::from);
@@ -288,7 +291,7 @@ impl<'a> Accounts<'a> {
         client: &Client,
     ) -> Result<ThisSession> {
         let attempt = Attempt::new(&me.user.username, &client.address);
-        self.throttle().check(&attempt, true, store::now()).await?;
+        self.throttle().blocks(&attempt, store::now()).await?.refuse(true)?;
         required("password", password.expose_secret())?;
         self.check_password(&me.user, password, "password", &attempt).await?;
         store::users::delete_user(self.db, me.user.id).await?;

@@ -67,6 +67,26 @@ impl Attempt {
     }
 }
 
+/// The blocks in force on a password check: of its username, and of its pair or address.
+pub struct Blocks {
+    now: i64,
+    user: Option<i64>,
+    others: Option<i64>,
+}
+
+impl Blocks {
+    /// Refuses the check (`429`, with the seconds until every block in its way has ended) while
+    /// one of its counters is blocked. `known`: the client signed in to this account before,
+    /// so the per-username block does not apply to it.
+    pub fn refuse(&self, known: bool) -> Result<()> {
+        let user = if known { None } else { self.user };
+        match user.max(self.others) {
+            Some(until) => Err(Error::TooManyAttempts { retry_after: until - self.now }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// The throttle over one database.
 pub struct Throttle<'a> {
     pub db: &'a AnyPool,
@@ -74,20 +94,13 @@ pub struct Throttle<'a> {
 }
 
 impl Throttle<'_> {
-    /// Refuses a password check while one of its counters is blocked (`429`, with the seconds
-    /// until every block in the way has ended). `known`: the client signed in to this account
-    /// before, so the per-username block does not apply.
-    pub async fn check(&self, attempt: &Attempt, known: bool, now: i64) -> Result<()> {
+    /// The blocks in force on a password check's counters.
+    pub async fn blocks(&self, attempt: &Attempt, now: i64) -> Result<Blocks> {
         let blocks = store::blocks(self.db, &attempt.username, &attempt.address, now).await?;
-        let until = blocks
-            .into_iter()
-            .filter(|(kind, _)| !(known && *kind == Kind::User))
-            .map(|(_, until)| until)
-            .max();
-        match until {
-            Some(until) => Err(Error::TooManyAttempts { retry_after: until - now }),
-            None => Ok(()),
-        }
+        let latest = |user: bool| {
+            blocks.iter().filter(|(kind, _)| (*kind == Kind::User) == user).map(|(_, until)| *until).max()
+        };
+        Ok(Blocks { now, user: latest(true), others: latest(false) })
     }
 
     /// Counts a failed password check; a counter that reaches its limit is blocked.
