@@ -1,0 +1,27 @@
+//! Every throttling setting (SPEC §10) is in `Rocket.toml` with the built-in default, under the
+//! exact name operators and scripts use, and explained in the README.
+
+use rocket::figment::providers::{Format, Toml};
+use rocket::figment::Figment;
+
+#[test]
+fn the_throttling_settings_are_in_rocket_toml_with_their_defaults_and_in_the_readme() {
+    let built_in = miniauth::config::Settings::default();
+    let expected = [
+        ("login_max_failures_pair", built_in.login_max_failures_pair, 5),
+        ("login_max_failures_address", built_in.login_max_failures_address, 50),
+        ("login_block_seconds", built_in.login_block_seconds, 900),
+        ("login_max_failures_user_hour", built_in.login_max_failures_user_hour, 100),
+        ("register_max_per_address_hour", built_in.register_max_per_address_hour, 30),
+    ];
+    let file = Figment::from(Toml::file(concat!(env!("CARGO_MANIFEST_DIR"), "/Rocket.toml")));
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for (key, default, spec) in expected {
+        assert_eq!(default, spec, "the built-in {key}");
+        let in_file: u32 =
+            file.extract_inner(&format!("default.{key}")).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(in_file, spec, "{key} in Rocket.toml");
+        let row = format!("| `{key}` | `{spec}` | `ROCKET_{}` |", key.to_uppercase());
+        assert!(readme.contains(&row), "the README's configuration table lacks {row}");
+    }
+}
