@@ -112,7 +112,7 @@ impl<'a> Accounts<'a> {
     }
 
     fn throttle(&self) -> Throttle<'a> {
-        Throttle { db: self.db, limits: &self.auth.limits }
+        Throttle { db: self.db, limits: &self.auth.limits, seen: &self.auth.seen_blocks }
     }
 
     /// Checks the credentials and opens a session. An unknown user and a wrong password take

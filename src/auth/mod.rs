@@ -16,7 +16,7 @@ pub use csrf::{CsrfKey, CsrfToken, CSRF_COOKIE, CSRF_HEADER};
 pub use device::{DeviceKey, DEVICE_COOKIE, DEVICE_TTL};
 pub use guard::{ApiUser, Client, PageUser};
 pub use password::PasswordHasher;
-pub use throttle::{Attempt, Limits, Throttle};
+pub use throttle::{Attempt, Limits, SeenBlocks, Throttle};
 pub use token::{Claims, Tokens};
 
 use hmac::{Hmac, Mac};
@@ -42,6 +42,8 @@ pub struct AuthService {
     pub devices: DeviceKey,
     /// Throttling of password checks and sign-ups.
     pub limits: Limits,
+    /// The blocks this instance has seen lately.
+    pub seen_blocks: SeenBlocks,
     pub session_ttl: i64,
     /// Seconds during which a just-rotated refresh token is still accepted.
     pub refresh_grace: i64,
@@ -118,6 +120,7 @@ pub fn stage() -> AdHoc {
             csrf: CsrfKey::new(&secret),
             devices: DeviceKey::new(&secret),
             limits: Limits::from(&settings),
+            seen_blocks: SeenBlocks::default(),
             session_ttl: settings.session_ttl as i64,
             refresh_grace: settings.refresh_grace as i64,
             cookie_secure: settings.cookie_secure,

@@ -4,6 +4,12 @@
 //! refused before bcrypt runs. A client that has signed in to the account before (a device
 //! token, or a live session) is not held back by the per-username limit, so that strangers'
 //! guesses never lock the owner out. Every block ends: none outlives its window.
+//!
+//! Each instance remembers the blocks it has seen for a few seconds ([`SeenBlocks`]), so that a
+//! storm of requests from a blocked address is refused without a query each.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use sqlx::AnyPool;
 
@@ -15,6 +21,11 @@ use crate::store::throttle::{self as store, Counter, Kind};
 
 /// The per-username limit counts over an hour.
 const HOUR: i64 = 3600;
+/// Seconds an instance trusts a block it has seen without asking the database again: an
+/// operator who clears a block is obeyed by every instance that soon.
+const REMEMBER: i64 = 5;
+/// Blocks remembered at most (a storm from ever new addresses cannot grow the memory).
+const REMEMBERED_MAX: usize = 10_000;
 
 /// The limits, from the settings of the same names; `0` turns a limit off.
 #[derive(Debug, Clone, Copy)]
@@ -87,16 +98,55 @@ impl Blocks {
     }
 }
 
+/// Pair and address blocks this instance has seen lately: `(blocked until, forget at)` by
+/// counter. Only blocks that exist in the database are remembered, for at most [`REMEMBER`]
+/// seconds and never past their end.
+#[derive(Default)]
+pub struct SeenBlocks(Mutex<HashMap<String, (i64, i64)>>);
+
+impl SeenBlocks {
+    fn key(counter: Counter<'_>) -> String {
+        format!("{:?}\n{}\n{}", counter.kind, counter.username, counter.address)
+    }
+
+    fn until(&self, counter: Counter<'_>, now: i64) -> Option<i64> {
+        let seen = self.0.lock().ok()?;
+        seen.get(&Self::key(counter))
+            .filter(|(until, forget)| *until > now && *forget > now)
+            .map(|(until, _)| *until)
+    }
+
+    fn remember(&self, counter: Counter<'_>, until: i64, now: i64) {
+        if let Ok(mut seen) = self.0.lock() {
+            if seen.len() >= REMEMBERED_MAX {
+                seen.retain(|_, (until, forget)| *until > now && *forget > now);
+                if seen.len() >= REMEMBERED_MAX {
+                    seen.clear();
+                }
+            }
+            seen.insert(Self::key(counter), (until, (now + REMEMBER).min(until)));
+        }
+    }
+}
+
 /// The throttle over one database.
 pub struct Throttle<'a> {
     pub db: &'a AnyPool,
     pub limits: &'a Limits,
+    pub seen: &'a SeenBlocks,
 }
 
 impl Throttle<'_> {
     /// The blocks in force on a password check's counters.
     pub async fn blocks(&self, attempt: &Attempt, now: i64) -> Result<Blocks> {
+        let remembered = [Kind::Pair, Kind::Address].map(|kind| self.seen.until(attempt.counter(kind), now));
+        if let Some(until) = remembered.into_iter().flatten().max() {
+            return Ok(Blocks { now, user: None, others: Some(until) });
+        }
         let blocks = store::blocks(self.db, &attempt.username, &attempt.address, now).await?;
+        for (kind, until) in blocks.iter().filter(|(kind, _)| *kind != Kind::User) {
+            self.seen.remember(attempt.counter(*kind), *until, now);
+        }
         let latest = |user: bool| {
             blocks.iter().filter(|(kind, _)| (*kind == Kind::User) == user).map(|(_, until)| *until).max()
         };
@@ -106,24 +156,30 @@ impl Throttle<'_> {
     /// Counts a failed password check; a counter that reaches its limit is blocked.
     pub async fn failed(&self, attempt: &Attempt, now: i64) -> Result<()> {
         let limits = self.limits;
-        let counters = [
-            (Kind::Pair, limits.pair, limits.block_seconds),
-            (Kind::Address, limits.address, limits.block_seconds),
-            (Kind::User, limits.user_hour, HOUR),
-        ];
-        for (kind, limit, window) in counters {
-            let counter = attempt.counter(kind);
-            if limit == 0 || (kind != Kind::Address && attempt.username.is_empty()) {
-                continue;
-            }
-            let count = store::count(self.db, counter, window, now).await?;
-            if count.count >= limit {
+        let limit = |kind| match kind {
+            Kind::Pair => limits.pair,
+            Kind::Address => limits.address,
+            _ => limits.user_hour,
+        };
+        let counters: Vec<_> =
+            [(Kind::Pair, limits.block_seconds), (Kind::Address, limits.block_seconds), (Kind::User, HOUR)]
+                .into_iter()
+                .filter(|(kind, _)| {
+                    limit(*kind) > 0 && (*kind == Kind::Address || !attempt.username.is_empty())
+                })
+                .map(|(kind, window)| (attempt.counter(kind), window))
+                .collect();
+        for (kind, count) in store::count(self.db, &counters, now).await? {
+            if count.count >= limit(kind) {
                 // The pair and the address wait out a block; a username, the rest of its hour.
                 let until = match kind {
                     Kind::User => count.window_start + HOUR,
                     _ => now + limits.block_seconds,
                 };
-                store::block(self.db, counter, until).await?;
+                store::block(self.db, attempt.counter(kind), until).await?;
+                if kind != Kind::User {
+                    self.seen.remember(attempt.counter(kind), until, now);
+                }
             }
         }
         Ok(())
@@ -144,7 +200,10 @@ impl Throttle<'_> {
         }
         let address = address.to_string();
         let counter = Counter { kind: Kind::Register, username: "", address: &address };
-        let count = store::count(self.db, counter, HOUR, now).await?;
+        let counted = store::count(self.db, &[(counter, HOUR)], now).await?;
+        let Some((_, count)) = counted.first() else {
+            return Err(Error::internal("the sign-up counter was not counted"));
+        };
         match count.count > self.limits.register_hour {
             true => Err(Error::TooManyAttempts { retry_after: count.window_start + HOUR - now }),
             false => Ok(()),

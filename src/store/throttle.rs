@@ -66,26 +66,38 @@ pub async fn blocks(db: &AnyPool, username: &str, address: &str, now: i64) -> Re
     Ok(rows.into_iter().filter_map(|(kind, until)| Some((Kind::parse(&kind)?, until))).collect())
 }
 
-/// Counts one more on a counter whose window lasts `window` seconds (a window that is over
-/// starts again with this count), and returns the counter as it now stands.
-pub async fn count(db: &AnyPool, counter: Counter<'_>, window: i64, now: i64) -> Result<Count> {
-    let (count, window_start): (i64, i64) = sqlx::query_as(
-        "INSERT INTO throttle (kind, username, address, window_start, count, expires_at) \
-         VALUES ($1, $2, $3, $4, 1, $4 + $5) \
+/// Counts one more on each counter, whose window lasts the seconds given with it (a window
+/// that is over starts again with this count), in one statement: one write however many
+/// counters. Returns each counter's kind as it now stands.
+pub async fn count(db: &AnyPool, counters: &[(Counter<'_>, i64)], now: i64) -> Result<Vec<(Kind, Count)>> {
+    if counters.is_empty() {
+        return Ok(Vec::new());
+    }
+    // A new row's window is [window_start, expires_at): `excluded` carries now and the window.
+    let rows: Vec<String> = (0..counters.len())
+        .map(|i| format!("(${}, ${}, ${}, $1, 1, ${})", 4 * i + 2, 4 * i + 3, 4 * i + 4, 4 * i + 5))
+        .collect();
+    let sql = format!(
+        "INSERT INTO throttle (kind, username, address, window_start, count, expires_at) VALUES {} \
          ON CONFLICT (kind, username, address) DO UPDATE SET \
-           count = CASE WHEN throttle.window_start + $5 <= $4 THEN 1 ELSE throttle.count + 1 END, \
-           window_start = CASE WHEN throttle.window_start + $5 <= $4 THEN $4 ELSE throttle.window_start END, \
-           expires_at = CASE WHEN throttle.window_start + $5 <= $4 THEN $4 + $5 ELSE throttle.expires_at END \
-         RETURNING count, window_start",
-    )
-    .bind(counter.kind.as_str())
-    .bind(counter.username)
-    .bind(counter.address)
-    .bind(now)
-    .bind(window)
-    .fetch_one(db)
-    .await?;
-    Ok(Count { count, window_start })
+           count = CASE WHEN {over} THEN 1 ELSE throttle.count + 1 END, \
+           window_start = CASE WHEN {over} THEN excluded.window_start ELSE throttle.window_start END, \
+           expires_at = CASE WHEN {over} THEN excluded.expires_at ELSE throttle.expires_at END \
+         RETURNING kind, count, window_start",
+        rows.join(", "),
+        over =
+            "throttle.window_start + (excluded.expires_at - excluded.window_start) <= excluded.window_start",
+    );
+    let mut query = sqlx::query_as::<_, (String, i64, i64)>(&sql).bind(now);
+    for (counter, window) in counters {
+        query =
+            query.bind(counter.kind.as_str()).bind(counter.username).bind(counter.address).bind(now + window);
+    }
+    let counted = query.fetch_all(db).await?;
+    Ok(counted
+        .into_iter()
+        .filter_map(|(kind, count, window_start)| Some((Kind::parse(&kind)?, Count { count, window_start })))
+        .collect())
 }
 
 /// Blocks a counter until `until` (unix seconds); its row is kept at least as long.
