@@ -168,6 +168,18 @@ impl<'a> Accounts<'a> {
         let refresh_token = random_token();
         store::sessions::insert_refresh_token(self.db, &refresh_token_hash(&refresh_token), &session_id, now)
             .await?;
+        self.issued(user_id, session_id, session_ends, refresh_token, now)
+    }
+
+    /// The tokens of a session whose new refresh token is stored: an access token is signed.
+    fn issued(
+        &self,
+        user_id: i64,
+        session_id: String,
+        session_ends: i64,
+        refresh_token: String,
+        now: i64,
+    ) -> Result<Issued> {
         let access_token = self.auth.tokens.issue(user_id, &session_id, now)?;
         Ok(Issued { user_id, session_id, access_token, refresh_token, session_ends })
     }
@@ -186,17 +198,25 @@ impl<'a> Accounts<'a> {
         if target.revoked || target.expires_at <= now {
             return Err(Error::InvalidRefreshToken);
         }
-        let first_use =
-            target.used_at.is_none() && store::sessions::use_refresh_token(self.db, &hash, now).await?;
-        // Lost a race with a concurrent exchange of the same token: that use was just now.
-        let used_at = if first_use { now } else { target.used_at.unwrap_or(now) };
+        let (user_id, session_id, session_ends) = (target.user_id, target.session_id, target.expires_at);
+        let refresh_token = random_token();
+        let new_hash = refresh_token_hash(&refresh_token);
+        // The usual case, a first use: one transaction marks it used and stores the new one.
+        if target.used_at.is_none()
+            && store::sessions::rotate_refresh_token(self.db, &hash, &new_hash, &session_id, now).await?
+        {
+            return self.issued(user_id, session_id, session_ends, refresh_token, now);
+        }
+        // Used before, or a concurrent exchange of the same token won the race just now.
+        let used_at = target.used_at.unwrap_or(now);
         if now - used_at > self.auth.refresh_grace {
-            store::sessions::revoke_session(self.db, &target.session_id, now).await?;
+            store::sessions::revoke_session(self.db, &session_id, now).await?;
             log::warn!("a refresh token was reused after rotation: its session is revoked");
             return Err(Error::InvalidRefreshToken);
         }
-        store::sessions::touch_sessions(self.db, &[&target.session_id], now).await?;
-        self.issue(target.user_id, target.session_id, target.expires_at, now).await
+        store::sessions::touch_sessions(self.db, &[&session_id], now).await?;
+        store::sessions::insert_refresh_token(self.db, &new_hash, &session_id, now).await?;
+        self.issued(user_id, session_id, session_ends, refresh_token, now)
     }
 
     /// Ends this session, the others, or all of the user's sessions.

@@ -154,13 +154,38 @@ pub async fn find_refresh_target(db: &AnyPool, token_hash: &str) -> Result<Optio
     }))
 }
 
-/// Marks a refresh token used; `false` when it was used already (by a concurrent request).
-pub async fn use_refresh_token(db: &AnyPool, token_hash: &str, now: i64) -> Result<bool> {
-    let done =
+/// Exchanges a refresh token on its first use, in one transaction: the old one is marked used
+/// at `now`, the session touched and the new one stored. `false` (and nothing changed) when the
+/// old one was used already, by a concurrent request.
+pub async fn rotate_refresh_token(
+    db: &AnyPool,
+    old_hash: &str,
+    new_hash: &str,
+    session_id: &str,
+    now: i64,
+) -> Result<bool> {
+    let mut tx = db.begin().await?;
+    let used =
         sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL")
-            .bind(token_hash)
+            .bind(old_hash)
             .bind(now)
-            .execute(db)
+            .execute(&mut *tx)
             .await?;
-    Ok(done.rows_affected() == 1)
+    if used.rows_affected() != 1 {
+        tx.rollback().await?;
+        return Ok(false);
+    }
+    sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1 AND last_used_at < $2")
+        .bind(session_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
+        .bind(new_hash)
+        .bind(session_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
 }
