@@ -276,8 +276,7 @@ impl<'a> Accounts<'a> {
         confirmation: Option<&str>,
         client: &Client,
     ) -> Result<()> {
-        let attempt = Attempt::new(&me.user.username, &client.address);
-        self.throttle().blocks(&attempt, store::now()).await?.refuse(true)?;
+        let attempt = self.signed_in_attempt(me, client).await?;
         let username = me.user.username.clone();
         let (current, new) = (SecretString::from(current), SecretString::from(new));
         let confirmation = confirmation.map(SecretString::from);
@@ -310,12 +309,19 @@ impl<'a> Accounts<'a> {
         password: &SecretString,
         client: &Client,
     ) -> Result<ThisSession> {
-        let attempt = Attempt::new(&me.user.username, &client.address);
-        self.throttle().blocks(&attempt, store::now()).await?.refuse(true)?;
+        let attempt = self.signed_in_attempt(me, client).await?;
         required("password", password.expose_secret())?;
         self.check_password(&me.user, password, "password", &attempt).await?;
         store::users::delete_user(self.db, me.user.id).await?;
         Ok(ThisSession::Ended)
+    }
+
+    /// A signed-in user's password check, refused while its pair or address is blocked (the
+    /// session exempts it from the per-username block).
+    async fn signed_in_attempt(&self, me: &SignedInUser, client: &Client) -> Result<Attempt> {
+        let attempt = Attempt::new(&me.user.username, &client.address);
+        self.throttle().blocks(&attempt, store::now()).await?.refuse(true)?;
+        Ok(attempt)
     }
 
     /// Checks a signed-in user's password (its throttle already checked: the session exempts

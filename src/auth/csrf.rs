@@ -9,13 +9,12 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use rand::RngCore;
 use rocket::http::{Cookie, SameSite};
 use rocket::request::{FromRequest, Outcome, Request};
-use sha2::Sha256;
 
-use super::{derive_key, AuthService};
+use super::{AuthService, MacKey};
 use crate::error::{Error, Result};
 
 /// Name of the cookie that holds the visitor's CSRF secret.
@@ -23,17 +22,11 @@ pub const CSRF_COOKIE: &str = "miniauth_csrf";
 /// Header carrying the token on JSON requests authenticated by the cookie.
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 
-pub struct CsrfKey(Hmac<Sha256>);
+pub struct CsrfKey(MacKey);
 
 impl CsrfKey {
     pub fn new(secret: &[u8]) -> Self {
-        CsrfKey(derive_key(secret, b"miniauth csrf key v1"))
-    }
-
-    fn mac(&self, value: &str) -> Hmac<Sha256> {
-        let mut mac = self.0.clone();
-        mac.update(value.as_bytes());
-        mac
+        CsrfKey(MacKey::derive(secret, b"miniauth csrf key v1"))
     }
 }
 
@@ -53,7 +46,7 @@ impl CsrfToken {
     /// Checks a submitted token against the cookie in constant time.
     pub fn verify(&self, submitted: &str, key: &CsrfKey) -> Result<()> {
         let submitted = URL_SAFE_NO_PAD.decode(submitted.trim()).map_err(|_| Error::Csrf)?;
-        key.mac(&self.cookie_value).verify_slice(&submitted).map_err(|_| Error::Csrf)
+        key.0.mac(&self.cookie_value).verify_slice(&submitted).map_err(|_| Error::Csrf)
     }
 }
 
@@ -89,6 +82,6 @@ fn csrf_token(req: &Request<'_>) -> Result<CsrfToken> {
             value
         }
     };
-    let token = URL_SAFE_NO_PAD.encode(auth.csrf.mac(&cookie_value).finalize().into_bytes());
+    let token = URL_SAFE_NO_PAD.encode(auth.csrf.0.mac(&cookie_value).finalize().into_bytes());
     Ok(CsrfToken { token, cookie_value })
 }

@@ -6,11 +6,10 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use rocket::http::{Cookie, CookieJar, SameSite};
-use sha2::Sha256;
 
-use super::derive_key;
+use super::MacKey;
 
 /// Name of the cookie that holds a browser's device tokens.
 pub const DEVICE_COOKIE: &str = "miniauth_device";
@@ -19,23 +18,17 @@ pub const DEVICE_TTL: i64 = 365 * 24 * 3600;
 /// Accounts one browser is remembered for (the most recent sign-ins).
 const REMEMBERED: usize = 5;
 
-pub struct DeviceKey(Hmac<Sha256>);
+pub struct DeviceKey(MacKey);
 
 impl DeviceKey {
     pub fn new(secret: &[u8]) -> Self {
-        DeviceKey(derive_key(secret, b"miniauth device key v1"))
-    }
-
-    fn mac(&self, claim: &str) -> Hmac<Sha256> {
-        let mut mac = self.0.clone();
-        mac.update(claim.as_bytes());
-        mac
+        DeviceKey(MacKey::derive(secret, b"miniauth device key v1"))
     }
 
     /// A token vouching that this client signed in to `user_id` at `now`.
     pub fn issue(&self, user_id: i64, now: i64) -> String {
         let claim = format!("{user_id}.{now}");
-        let signature = URL_SAFE_NO_PAD.encode(self.mac(&claim).finalize().into_bytes());
+        let signature = URL_SAFE_NO_PAD.encode(self.0.mac(&claim).finalize().into_bytes());
         format!("{claim}.{signature}")
     }
 
@@ -43,7 +36,7 @@ impl DeviceKey {
     pub fn user_of(&self, token: &str, now: i64) -> Option<i64> {
         let (claim, signature) = token.rsplit_once('.')?;
         let signature = URL_SAFE_NO_PAD.decode(signature).ok()?;
-        self.mac(claim).verify_slice(&signature).ok()?;
+        self.0.mac(claim).verify_slice(&signature).ok()?;
         let (user_id, issued_at) = claim.split_once('.')?;
         let issued_at: i64 = issued_at.parse().ok()?;
         (now - issued_at < DEVICE_TTL).then(|| user_id.parse().ok()).flatten()

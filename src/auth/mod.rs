@@ -89,13 +89,24 @@ impl AuthService {
     }
 }
 
-/// A key of its own for one use of the secret, so that no token of one kind (a CSRF token, a
-/// device token) is ever valid as another or as a JWT signature.
-fn derive_key(secret: &[u8], purpose: &[u8]) -> Hmac<Sha256> {
-    let mut derive = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
-    derive.update(purpose);
-    let key = derive.finalize().into_bytes();
-    Hmac::new_from_slice(&key).expect("HMAC takes keys of any length")
+/// An HMAC-SHA256 key of its own for one use of the secret, so that no token of one kind (a
+/// CSRF token, a device token) is ever valid as another or as a JWT signature.
+struct MacKey(Hmac<Sha256>);
+
+impl MacKey {
+    fn derive(secret: &[u8], purpose: &[u8]) -> Self {
+        let mut derive = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes keys of any length");
+        derive.update(purpose);
+        let key = derive.finalize().into_bytes();
+        MacKey(Hmac::new_from_slice(&key).expect("HMAC takes keys of any length"))
+    }
+
+    /// The MAC of `value`, to finalize or to verify.
+    fn mac(&self, value: &str) -> Hmac<Sha256> {
+        let mut mac = self.0.clone();
+        mac.update(value.as_bytes());
+        mac
+    }
 }
 
 pub fn stage() -> AdHoc {
