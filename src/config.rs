@@ -32,7 +32,7 @@ pub struct Settings {
     pub static_dir: Option<PathBuf>,
     /// bcrypt cost factor (4–31). Tests lower it; production keeps 12.
     pub bcrypt_cost: u32,
-    /// Blocking workers allowed to run bcrypt at once (0 = number of CPU cores).
+    /// Threads that run bcrypt and the strength estimator (0 = number of CPU cores).
     pub hash_workers: usize,
     /// HMAC secret for tokens and CSRF. Generated under `data_dir` when unset.
     #[serde(skip_serializing)]
@@ -122,7 +122,7 @@ pub fn figment() -> Figment {
 
     let mut figment = Figment::from(rocket::Config::default())
         .merge((format!("databases.{DATABASE}.url"), "sqlite://data/miniauth.db?mode=rwc"))
-        .merge((format!("databases.{DATABASE}.max_connections"), 16))
+        .merge((format!("databases.{DATABASE}.max_connections"), 0))
         .merge((format!("databases.{DATABASE}.connect_timeout"), 5));
     for limit in ["json", "form", "data-form", "string", "bytes"] {
         figment = figment.merge((format!("limits.{limit}"), "16 KiB"));

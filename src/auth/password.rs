@@ -1,18 +1,26 @@
-//! bcrypt hashing and verification, always on a bounded pool of blocking workers so a storm of
+//! bcrypt hashing and verification, always on a fixed pool of worker threads so a storm of
 //! sign-ins cannot starve the async executor.
+//!
+//! The pool is MiniAuth's own rather than Tokio's blocking pool: Tokio starts a fresh thread
+//! whenever none is idle at the instant a job arrives, so a queue of sign-ins grew it to a dozen
+//! threads (each with its own stack and allocator arena) to run two hashes at a time.
 
-use std::sync::Arc;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Mutex};
 
-use rocket::tokio::sync::Semaphore;
-use rocket::tokio::task::spawn_blocking;
+use rocket::tokio::sync::oneshot;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::{NewPassword, PASSWORD_MAX_BYTES};
 use crate::error::{Error, Result};
 
+type Job = Box<dyn FnOnce() + Send>;
+
 pub struct PasswordHasher {
     cost: u32,
-    workers: Arc<Semaphore>,
+    /// The workers' queue; they stop when the hasher (the last sender) is dropped.
+    jobs: Sender<Job>,
     /// Verified against when the user does not exist, so that answer takes as long as a
     /// wrong password (no username enumeration by timing).
     dummy_hash: Arc<str>,
@@ -20,15 +28,19 @@ pub struct PasswordHasher {
 
 impl PasswordHasher {
     pub async fn new(cost: u32, workers: usize) -> Result<Self> {
-        let dummy = spawn_blocking(move || bcrypt::hash("miniauth-dummy-password", cost))
-            .await
-            .map_err(Error::internal)?
-            .map_err(Error::internal)?;
-        Ok(PasswordHasher {
-            cost,
-            workers: Arc::new(Semaphore::new(workers.max(1))),
-            dummy_hash: dummy.into(),
-        })
+        let (jobs, queue) = channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for i in 0..workers.max(1) {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("miniauth-hash-{i}"))
+                .spawn(move || work(&queue))
+                .map_err(Error::internal)?;
+        }
+        let mut hasher = PasswordHasher { cost, jobs, dummy_hash: Arc::from("") };
+        let dummy = hasher.run(move || bcrypt::hash("miniauth-dummy-password", cost)).await?;
+        hasher.dummy_hash = dummy.map_err(Error::internal)?.into();
+        Ok(hasher)
     }
 
     pub async fn hash(&self, password: &NewPassword) -> Result<String> {
@@ -52,11 +64,34 @@ impl PasswordHasher {
     }
 
     /// Runs CPU-heavy password work — bcrypt, and the strength estimator, which takes up to
-    /// ~85 ms on a crafted 72-byte input (`examples/password_strength.rs`) — on the bounded pool
-    /// of blocking workers, never on the async executor.
+    /// ~85 ms on a crafted 72-byte input (`examples/password_strength.rs`) — on the pool's
+    /// workers, in arrival order, never on the async executor.
     pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-        let _permit = self.workers.acquire().await.map_err(Error::internal)?;
-        spawn_blocking(job).await.map_err(Error::internal)
+        let (answer, result) = oneshot::channel();
+        let job: Job = Box::new(move || {
+            // The caller may have gone (its client hung up): nobody is left to tell.
+            let _ = answer.send(job());
+        });
+        self.jobs.send(job).map_err(|_| Error::internal("the password workers have stopped"))?;
+        // A job that panicked dropped its answer unsent.
+        result.await.map_err(|_| Error::internal("a password job panicked"))
+    }
+}
+
+/// A worker: takes jobs until the queue closes. A panicking job is caught (and reported by the
+/// panic hook), so it costs its caller a 500 and the pool nothing.
+fn work(queue: &Mutex<Receiver<Job>>) {
+    loop {
+        let job = match queue.lock() {
+            Ok(queue) => queue.recv(),
+            Err(_) => return,
+        };
+        match job {
+            Ok(job) => {
+                let _ = catch_unwind(AssertUnwindSafe(job));
+            }
+            Err(_) => return,
+        }
     }
 }
 
@@ -80,6 +115,16 @@ mod tests {
                 _ = rocket::tokio::time::sleep(Duration::from_millis(20)) => "timer",
             };
             assert_eq!(first, "timer", "bcrypt ran on the async executor");
+        });
+    }
+
+    #[test]
+    fn a_panicking_job_costs_the_pool_nothing() {
+        let runtime = rocket::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let hasher = PasswordHasher::new(4, 1).await.unwrap();
+            assert!(hasher.run(|| panic!("a job that fails")).await.is_err());
+            assert_eq!(hasher.run(|| 7).await.unwrap(), 7, "the only worker died with the job");
         });
     }
 

@@ -26,6 +26,16 @@ pub enum Backend {
 }
 
 impl Backend {
+    /// The pool size when the settings leave it at `0`. SQLite runs one writer at a time and
+    /// each connection is a thread with its own caches, so a few connections do the work of
+    /// many at a fraction of the memory.
+    fn default_connections(self) -> u32 {
+        match self {
+            Backend::Sqlite => 4,
+            Backend::Postgres => 16,
+        }
+    }
+
     fn from_url(url: &str) -> Result<Self, sqlx::Error> {
         match url.split(':').next() {
             Some("sqlite") => Ok(Backend::Sqlite),
@@ -72,7 +82,10 @@ impl rocket_db_pools::Pool for DbPool {
             create_sqlite_folder(&config.url).map_err(sqlx::Error::Io)?;
         }
         let pool = AnyPoolOptions::new()
-            .max_connections(config.max_connections as u32)
+            .max_connections(match config.max_connections {
+                0 => backend.default_connections(),
+                n => n as u32,
+            })
             .min_connections(config.min_connections.unwrap_or(0))
             .acquire_timeout(Duration::from_secs(config.connect_timeout))
             .idle_timeout(config.idle_timeout.map(Duration::from_secs))
