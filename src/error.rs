@@ -65,6 +65,16 @@ impl Error {
         Error::Validation(FieldErrors::from([(field, vec![message.into()])]))
     }
 
+    /// Seconds a client should wait before trying again (`Retry-After`), for the errors that
+    /// pass: a throttle's block, a database that is briefly out of reach.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            Error::TooManyAttempts { retry_after } => Some((*retry_after).max(1) as u64),
+            Error::Unavailable => Some(5),
+            _ => None,
+        }
+    }
+
     pub fn status(&self) -> Status {
         match self {
             Error::Validation(_) => Status::UnprocessableEntity,

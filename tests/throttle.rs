@@ -436,3 +436,15 @@ fn strangers_cannot_lock_the_owner_out(backend: Backend) {
     assert_eq!(status, 200, "the owner's API client is locked out: {body}");
     server.stop();
 }
+
+/// A block of zero seconds would block nobody while looking like a limit: the server refuses to
+/// start and says how to turn a limit off instead.
+#[test]
+fn a_block_of_zero_seconds_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_miniauth"));
+    let (status, log) = Server::run_to_exit(binary, dir.path(), &[("ROCKET_LOGIN_BLOCK_SECONDS", "0")]);
+    assert_eq!(status, Some(1), "{log}");
+    assert!(log.contains("login_block_seconds must be at least 1"), "{log}");
+    assert!(!dir.path().join("data").exists(), "a refused start wrote files");
+}

@@ -98,6 +98,9 @@ impl<'r> Responder<'r, 'static> for Error {
                     .finalize()
             }
         };
+        if let Some(seconds) = self.retry_after() {
+            response.set_header(Header::new("Retry-After", seconds.to_string()));
+        }
         match self {
             Error::Unauthenticated { invalid_token } => {
                 let challenge = if invalid_token { r#"Bearer error="invalid_token""# } else { "Bearer" };
@@ -105,12 +108,6 @@ impl<'r> Responder<'r, 'static> for Error {
             }
             Error::MethodNotAllowed(allow) => {
                 response.set_header(Header::new("Allow", allow));
-            }
-            Error::Unavailable => {
-                response.set_header(Header::new("Retry-After", "5"));
-            }
-            Error::TooManyAttempts { retry_after } => {
-                response.set_header(Header::new("Retry-After", retry_after.max(1).to_string()));
             }
             _ => {}
         }

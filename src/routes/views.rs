@@ -28,9 +28,9 @@ impl Rejection {
     /// status; so does a throttled one, with its message above the fields; any other error is
     /// an error page.
     pub fn form(e: Error, render: impl FnOnce(&FieldErrors) -> Template) -> Rejection {
-        if let Error::TooManyAttempts { retry_after } = e {
+        if let (Error::TooManyAttempts { .. }, Some(seconds)) = (&e, e.retry_after()) {
             let page = render(&FieldErrors::from([(FORM, vec![e.detail()])]));
-            return Rejection::Throttled(page, Header::new("Retry-After", retry_after.max(1).to_string()));
+            return Rejection::Throttled(page, Header::new("Retry-After", seconds.to_string()));
         }
         match e.field_errors() {
             Some(errors) => Rejection::Form((e.status(), render(&errors))),
