@@ -1,18 +1,16 @@
 //! The one typed configuration struct, extracted from Rocket's figment (`Rocket.toml` profiles
-//! and `ROCKET_*` environment variables), and the secret that is generated on first run.
+//! and `ROCKET_*` environment variables), checked before anything is written.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::PathBuf;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
-use rand::RngCore;
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+
+use jsonwebtoken::Algorithm;
 
 use crate::auth::TrustedProxies;
 use crate::domain::{PasswordPolicy, PASSWORD_MAX_BYTES};
@@ -34,9 +32,21 @@ pub struct Settings {
     pub bcrypt_cost: u32,
     /// Threads that run bcrypt and the strength estimator (0 = number of CPU cores).
     pub hash_workers: usize,
-    /// HMAC secret for tokens and CSRF. Generated under `data_dir` when unset.
+    /// HMAC secret for the CSRF and device cookies and, with `HS256`, the signing key. Unset:
+    /// one kept in the database, shared by every instance.
     #[serde(skip_serializing)]
     pub token_secret: Option<SecretString>,
+    /// The address people and services reach MiniAuth at (`https://auth.example.com`), for the
+    /// links it gives out. Unset: `http://<address>:<port>`.
+    pub public_url: String,
+    /// `EdDSA` (Ed25519, verifiable by anyone with the JWKS) or `HS256`; the only one accepted.
+    pub jwt_algorithm: Algorithm,
+    /// An Ed25519 private key (PKCS#8 PEM) that signs instead of the keys in the database.
+    #[serde(skip_serializing)]
+    pub jwt_private_key: Option<SecretString>,
+    /// How long verifiers may cache the JWKS (`Cache-Control: max-age`), in seconds; also how
+    /// long a new key waits, published, before a rotation may make it sign.
+    pub jwks_cache_seconds: u64,
     pub jwt_issuer: String,
     pub jwt_audience: String,
     /// Lifetime of an access token (JWT), in seconds.
@@ -81,6 +91,10 @@ impl Default for Settings {
             bcrypt_cost: bcrypt::DEFAULT_COST,
             hash_workers: 0,
             token_secret: None,
+            public_url: String::new(),
+            jwt_algorithm: Algorithm::EdDSA,
+            jwt_private_key: None,
+            jwks_cache_seconds: 600,
             jwt_issuer: "miniauth".into(),
             jwt_audience: "miniauth".into(),
             access_token_ttl: 15 * 60,
@@ -104,6 +118,12 @@ impl Default for Settings {
 impl Settings {
     pub fn password_policy(&self) -> PasswordPolicy {
         PasswordPolicy { min_length: self.password_min_length, min_score: self.password_min_score }
+    }
+
+    /// Seconds a retired signing key stays, verifying and published: until the last token it
+    /// signed has expired (with the clock leeway) and key sets cached before then are stale.
+    pub fn keep_retired_keys(&self) -> i64 {
+        (self.access_token_ttl + self.jwks_cache_seconds + 5) as i64
     }
 
     pub fn hash_workers(&self) -> usize {
@@ -142,8 +162,7 @@ pub fn with_database_url(figment: Figment) -> Figment {
     }
 }
 
-/// Extracts [`Settings`] and checks them; only then creates the data folder and makes sure a
-/// secret key exists.
+/// Extracts [`Settings`] and checks them; only then creates the data folder.
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("MiniAuth settings", |rocket| async move {
         let mut settings: Settings = match rocket.figment().extract() {
@@ -153,11 +172,19 @@ pub fn stage() -> AdHoc {
                 return Err(rocket);
             }
         };
+        if settings.public_url.is_empty() {
+            let rocket::Config { address, port, .. } = rocket.figment().extract().unwrap_or_default();
+            settings.public_url = match address {
+                std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
+                v4 => format!("http://{v4}:{port}"),
+            };
+        }
+        settings.public_url = settings.public_url.trim_end_matches('/').to_owned();
         if let Err(e) = check(&settings) {
             log::error!("invalid configuration: {e}");
             return Err(rocket);
         }
-        if let Err(e) = prepare(&mut settings) {
+        if let Err(e) = prepare(&settings) {
             log::error!("cannot prepare {}: {e}", settings.data_dir.display());
             return Err(rocket);
         }
@@ -186,6 +213,16 @@ fn check(settings: &Settings) -> Result<(), String> {
     if settings.token_secret.as_ref().is_some_and(|key| key.expose_secret().len() < 32) {
         return Err("token_secret must be at least 32 characters".into());
     }
+    if !(settings.public_url.starts_with("http://") || settings.public_url.starts_with("https://")) {
+        return Err(format!("public_url must start with http:// or https://, not {:?}", settings.public_url));
+    }
+    match settings.jwt_algorithm {
+        Algorithm::EdDSA | Algorithm::HS256 => {}
+        other => return Err(format!("jwt_algorithm must be EdDSA or HS256, not {other:?}")),
+    }
+    if settings.jwt_private_key.is_some() && settings.jwt_algorithm != Algorithm::EdDSA {
+        return Err("jwt_private_key is an Ed25519 key: it needs jwt_algorithm = \"EdDSA\"".into());
+    }
     for (key, dir) in [("template_dir", &settings.template_dir), ("static_dir", &settings.static_dir)] {
         if let Some(dir) = dir.as_ref().filter(|dir| !dir.is_dir()) {
             return Err(format!(
@@ -197,35 +234,6 @@ fn check(settings: &Settings) -> Result<(), String> {
     Ok(())
 }
 
-fn prepare(settings: &mut Settings) -> std::io::Result<()> {
-    fs::DirBuilder::new().recursive(true).mode(0o700).create(&settings.data_dir)?;
-    match &settings.token_secret {
-        Some(_) => Ok(()),
-        None => {
-            let path = settings.data_dir.join("secret.key");
-            settings.token_secret = Some(load_or_create_secret(&path)?);
-            Ok(())
-        }
-    }
-}
-
-/// Reads the generated secret, or writes a new random one with mode 0600.
-fn load_or_create_secret(path: &Path) -> std::io::Result<SecretString> {
-    if path.exists() {
-        let mode = fs::metadata(path)?.permissions().mode();
-        if mode & 0o077 != 0 {
-            log::warn!("{} is readable by others; setting mode 0600", path.display());
-            fs::set_permissions(path, fs::Permissions::from_mode(0o600))?;
-        }
-        log::info!("secret key: {}", path.display());
-        return Ok(fs::read_to_string(path)?.trim().to_owned().into());
-    }
-    let mut bytes = [0u8; 48];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
-    let secret = URL_SAFE_NO_PAD.encode(bytes);
-    let mut file = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
-    file.write_all(secret.as_bytes())?;
-    file.sync_all()?;
-    log::info!("generated a new secret key in {}", path.display());
-    Ok(secret.into())
+fn prepare(settings: &Settings) -> std::io::Result<()> {
+    fs::DirBuilder::new().recursive(true).mode(0o700).create(&settings.data_dir)
 }

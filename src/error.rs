@@ -95,6 +95,15 @@ impl Error {
         }
     }
 
+    /// What went wrong, for the log or a command line: an internal error's cause and every
+    /// cause beneath it (`a: b: c`); any other error's message.
+    pub fn cause(&self) -> String {
+        match self {
+            Error::Internal(cause) => with_sources(&**cause),
+            _ => self.detail(),
+        }
+    }
+
     /// The human-readable explanation sent to the client.
     pub fn detail(&self) -> String {
         match self {
@@ -172,6 +181,17 @@ impl From<sqlx::Error> for Error {
             e => Error::internal(e),
         }
     }
+}
+
+/// An error and every cause beneath it, for the log: `a: b: c`.
+fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text += &format!(": {cause}");
+        source = cause.source();
+    }
+    text
 }
 
 #[cfg(test)]

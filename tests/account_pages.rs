@@ -582,7 +582,7 @@ async fn deleting_the_account_without_a_valid_csrf_token_is_forbidden_and_keeps_
 async fn visit_with_an_expired_access_cookie(app: &TestApp) -> String {
     let original = cookie(app, TOKEN_COOKIE).expect("signed in");
     let old_refresh = cookie(app, REFRESH_COOKIE).expect("a refresh cookie");
-    let expired = expired_copy_of(app, &original);
+    let expired = expired_copy_of(app, &original).await;
     assert!(!app.token_works(&expired).await, "the forged token is not expired");
 
     let response = app.client.get("/profile").cookie((TOKEN_COOKIE, expired.clone())).dispatch().await;

@@ -1,5 +1,5 @@
 //! Several instances, one service (SPEC §1): two copies of the real binary on one PostgreSQL
-//! database with one shared secret. A token from one works on the other, and a revocation,
+//! database, with no secret in their environment (keys and secrets live in the database). A token from one works on the other, and a revocation,
 //! password change or deletion made through one is honoured by the other on the very next
 //! request. Refresh tokens rotate across instances, and reuse is caught whichever instance
 //! sees it.
@@ -12,13 +12,12 @@ use common::server::{Server, JSON};
 use common::{Backend, TestDatabase};
 use serde_json::{json, Value};
 
-const SECRET: &str = "one-secret-shared-by-every-instance-of-this-service-0123456789";
 const PASSWORD: &str = "correct horse";
 const NEW_PASSWORD: &str = "battery staple";
 
-/// The environment of every instance: the shared database and secret, and `extra`.
+/// The environment of every instance: the shared database, and `extra`.
 fn environment<'a>(database: &'a TestDatabase, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut env = vec![database.env(), ("ROCKET_TOKEN_SECRET", SECRET)];
+    let mut env = vec![database.env()];
     env.extend_from_slice(extra);
     env
 }

@@ -406,7 +406,7 @@ async fn stylesheet_is_served_as_css(app: TestApp) {
 async fn expired_access_cookie_is_renewed_from_a_live_session(app: TestApp) {
     sign_up(&app, "Alice", PASSWORD).await;
     let original = cookie(&app, TOKEN_COOKIE).expect("signed in");
-    let expired = expired_copy_of(&app, &original);
+    let expired = expired_copy_of(&app, &original).await;
     // The API does not accept the expired token, so it really is expired.
     problem(app.profile(&expired).await, Status::Unauthorized).await;
 
@@ -431,7 +431,7 @@ async fn expired_access_cookie_is_renewed_from_a_live_session(app: TestApp) {
 async fn expired_access_cookie_of_a_revoked_session_sends_to_sign_in(app: TestApp) {
     sign_up(&app, "Alice", PASSWORD).await;
     let original = cookie(&app, TOKEN_COOKIE).expect("signed in");
-    let expired = expired_copy_of(&app, &original);
+    let expired = expired_copy_of(&app, &original).await;
     let csrf = csrf_from(&app, "/profile").await;
     let response = post_form(&app, "/logout", &[("csrf_token", &csrf)]).await;
     assert_eq!(response.status(), Status::SeeOther);

@@ -1,10 +1,9 @@
-//! The real binary, started as `cargo run` starts it: zero configuration, the generated secret
-//! and SQLite file under `data/`, sessions that survive a restart, one log line per request,
-//! and no secret in any log line.
+//! The real binary, started as `cargo run` starts it: zero configuration, the SQLite file under
+//! `data/` holding the generated keys, sessions that survive a restart, one log line per
+//! request, and no secret in any log line.
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use common::server::{Server, JSON};
@@ -43,10 +42,8 @@ needs_postgres! {
 fn sign_in_restart_and_check_logs(dir: &Path, server: Server, env: &[(&str, &str)]) -> String {
     let password = "Secret-Pa55word-never-logged";
 
-    // Generated files live under data/, the secret readable by the owner only.
-    let secret_path = dir.join("data/secret.key");
-    assert_eq!(std::fs::metadata(&secret_path).unwrap().permissions().mode() & 0o777, 0o600);
-    let secret = std::fs::read_to_string(&secret_path).unwrap();
+    // No secret is written to a file: the keys and the shared secret live in the database.
+    assert!(!dir.join("data/secret.key").exists());
 
     let credentials = format!(r#"{{"username":"Walter","password":"{password}"}}"#);
     let (status, _, _) = server.request("POST", "/auth/register", &[JSON], &credentials);
@@ -64,14 +61,17 @@ fn sign_in_restart_and_check_logs(dir: &Path, server: Server, env: &[(&str, &str
     assert!(head.contains("application/problem+json"), "{head}");
     let first_log = server.stop();
 
-    // After a restart the same token still works: the secret and the session were persisted.
+    // After a restart the same token still works: the keys and the session were persisted.
     let server = Server::start(dir, env);
     let (status, _, body) = server.request("GET", "/auth/profile", &[("Authorization", &auth)], "");
     assert_eq!(status, 200, "{body}");
     assert_eq!(json_field(&body, "username"), "Walter");
     let log = first_log + &server.stop();
 
-    assert!(log.contains("secret.key"), "the log says where the secret lives:\n{log}");
+    assert!(
+        log.contains("signing keys: EdDSA from the database, key "),
+        "the log names the signing key:\n{log}"
+    );
     assert!(log.contains("listening on http://127.0.0.1:"), "{log}");
     let request_lines = log.lines().filter(|l| l.contains("miniauth::request")).count();
     // Start-up probes poll /healthz, so count the routes we called.
@@ -84,8 +84,26 @@ fn sign_in_restart_and_check_logs(dir: &Path, server: Server, env: &[(&str, &str
         assert_eq!(log.matches(line).count(), 1, "one line for {line}:\n{log}");
     }
     assert!(request_lines >= 4);
-    for secret_text in [password, &token, secret.trim(), "$2b$", "$2y$"] {
-        assert!(!log.contains(secret_text), "the log leaks {secret_text:?}:\n{log}");
+    let url = env.iter().find(|(name, _)| *name == "ROCKET_DATABASE_URL").map(|(_, url)| url.to_string());
+    let url = url.unwrap_or_else(|| format!("sqlite://{}", dir.join("data/miniauth.db").display()));
+    let mut secrets = stored_secrets(&url);
+    assert_eq!(secrets.len(), 3, "two signing keys and the shared secret");
+    secrets.extend([password.to_owned(), token, "$2b$".into(), "$2y$".into(), "PRIVATE KEY".into()]);
+    for secret_text in secrets {
+        assert!(!log.contains(&secret_text), "the log leaks {secret_text:?}:\n{log}");
     }
     log
+}
+
+/// The private keys and the shared secret in the database at `url`.
+fn stored_secrets(url: &str) -> Vec<String> {
+    let runtime = rocket::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        use sqlx::Connection;
+        sqlx::any::install_default_drivers();
+        let mut conn = sqlx::AnyConnection::connect(url).await.unwrap();
+        let sql = "SELECT private_key FROM signing_keys UNION ALL SELECT value FROM server_secrets";
+        let rows: Vec<(String,)> = sqlx::query_as(sql).fetch_all(&mut conn).await.unwrap();
+        rows.into_iter().map(|(secret,)| secret).collect()
+    })
 }

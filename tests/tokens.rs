@@ -8,21 +8,20 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{jwt_payload, now, problem, user_id, Backend, TestApp, TOKEN_COOKIE};
-use hmac::{Hmac, Mac};
+use common::{json_of, jwt_payload, now, problem, user_id, Backend, TestApp, TOKEN_COOKIE};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use rocket::http::{Cookie, Status};
 use rocket::local::asynchronous::LocalResponse;
-use rocket::serde::json::{json, Value};
-use sha2::Sha256;
+use rocket::serde::json::{json, serde_json, Value};
 
 backend_tests!(
     concurrent_checks_of_live_and_revoked_sessions_each_get_their_own_answer,
-    a_token_signed_with_the_secret_for_a_live_session_is_accepted,
+    a_token_signed_with_the_servers_key_for_a_live_session_is_accepted,
     a_token_with_alg_none_is_401,
-    a_token_signed_with_another_hmac_algorithm_and_the_right_secret_is_401,
-    a_token_whose_header_names_another_algorithm_over_an_hs256_signature_is_401,
-    a_token_signed_with_another_secret_is_401,
+    a_token_signed_with_hmac_over_the_public_key_is_401,
+    a_token_whose_header_names_another_algorithm_over_the_real_signature_is_401,
+    a_token_signed_with_another_key_under_the_servers_kid_is_401,
+    a_token_without_a_kid_or_with_an_unknown_one_is_401,
     a_token_with_a_flipped_signature_byte_is_401,
     a_token_whose_payload_names_another_user_under_the_old_signature_is_401,
     a_correctly_signed_token_whose_sub_is_not_the_sessions_user_is_401,
@@ -55,19 +54,16 @@ fn forge(header: &Value, claims: &Value, signature: &[u8]) -> String {
     )
 }
 
-/// A JWT whose signature is HMAC-SHA256 under `key` over exactly this header and these claims,
-/// whatever the header says.
-fn sign_hs256_raw(key: &[u8], header: &Value, claims: &Value) -> String {
-    let signing_input =
-        format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
-    mac.update(signing_input.as_bytes());
-    format!("{signing_input}.{}", b64(&mac.finalize().into_bytes()))
+/// A JWT signed by the `jsonwebtoken` crate with an HMAC `algorithm`, `secret` and `kid`.
+fn sign(algorithm: Algorithm, secret: &[u8], kid: &str, claims: &Value) -> String {
+    let mut header = Header::new(algorithm);
+    header.kid = Some(kid.to_owned());
+    encode(&header, claims, &EncodingKey::from_secret(secret).unwrap()).expect("sign")
 }
 
-/// A JWT signed by the `jsonwebtoken` crate with `algorithm` and `key`.
-fn sign(algorithm: Algorithm, key: &[u8], claims: &Value) -> String {
-    encode(&Header::new(algorithm), claims, &EncodingKey::from_secret(key)).expect("sign")
+/// The header of a JWT, decoded.
+fn jwt_header(token: &str) -> Value {
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap()
 }
 
 /// Claims as the server issues them, for `user_id` and session `sid`, valid for 15 minutes.
@@ -114,17 +110,18 @@ async fn assert_token_accepted(app: &TestApp, token: &str, user_id: i64) {
     assert_eq!(profile["id"], user_id);
 }
 
-async fn a_token_signed_with_the_secret_for_a_live_session_is_accepted(app: TestApp) {
+async fn a_token_signed_with_the_servers_key_for_a_live_session_is_accepted(app: TestApp) {
     let alice = new_user(&app, "alice").await;
     assert_token_accepted(&app, &alice.token, alice.user_id).await;
-    let key = app.secret();
+    let header = jwt_header(&alice.token);
+    assert_eq!(header["alg"], "EdDSA", "EdDSA is the default");
+    let key = app.signing_key().await;
+    assert_eq!(header["kid"], key.kid.as_str());
+    // The way this file signs tokens makes ones the server takes when everything is right, so
+    // each rejection below is about the one thing that was changed.
     let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
-    // Both ways this file forges tokens produce ones the server takes when everything is right,
-    // so each rejection below is about the one thing that was changed.
-    assert_token_accepted(&app, &sign(Algorithm::HS256, &key, &claims), alice.user_id).await;
-    let header = json!({"alg": "HS256", "typ": "JWT"});
-    assert_token_accepted(&app, &sign_hs256_raw(&key, &header, &claims), alice.user_id).await;
-    assert_token_accepted(&app, &sign_hs256_raw(&key, &header, &alice.claims), alice.user_id).await;
+    assert_token_accepted(&app, &key.sign(&claims), alice.user_id).await;
+    assert_token_accepted(&app, &key.sign(&alice.claims), alice.user_id).await;
 }
 
 async fn a_token_with_alg_none_is_401(app: TestApp) {
@@ -144,32 +141,52 @@ async fn a_token_with_alg_none_is_401(app: TestApp) {
     assert_token_accepted(&app, &alice.token, alice.user_id).await;
 }
 
-async fn a_token_signed_with_another_hmac_algorithm_and_the_right_secret_is_401(app: TestApp) {
+/// The classic confusion: HMAC with the public key (which anyone may fetch) as the secret,
+/// under the server's kid. The server's algorithm is pinned, so no HMAC token is taken at all.
+async fn a_token_signed_with_hmac_over_the_public_key_is_401(app: TestApp) {
     let alice = new_user(&app, "alice").await;
-    let key = app.secret();
+    let key = app.signing_key().await;
     let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
-    for algorithm in [Algorithm::HS512, Algorithm::HS384] {
-        assert_token_rejected(&app, &sign(algorithm, &key, &claims)).await;
+    let jwks = json_of(app.client.get("/.well-known/jwks.json").dispatch().await).await;
+    let x = jwks["keys"][0]["x"].as_str().expect("the public key").to_owned();
+    for secret in [x.as_bytes().to_vec(), URL_SAFE_NO_PAD.decode(&x).unwrap(), key.private.clone()] {
+        for algorithm in [Algorithm::HS256, Algorithm::HS384, Algorithm::HS512] {
+            assert_token_rejected(&app, &sign(algorithm, &secret, &key.kid, &claims)).await;
+        }
     }
 }
 
-async fn a_token_whose_header_names_another_algorithm_over_an_hs256_signature_is_401(app: TestApp) {
+async fn a_token_whose_header_names_another_algorithm_over_the_real_signature_is_401(app: TestApp) {
     let alice = new_user(&app, "alice").await;
-    let key = app.secret();
-    let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
-    for alg in ["HS512", "RS256", "ES256", "EdDSA", "hs256"] {
-        assert_token_rejected(&app, &sign_hs256_raw(&key, &json!({"alg": alg, "typ": "JWT"}), &claims)).await;
+    let kid = app.signing_key().await.kid;
+    let (_, payload_and_signature) = alice.token.split_once('.').unwrap();
+    for alg in ["HS256", "RS256", "ES256", "eddsa", "ED25519", "none"] {
+        let header = b64(json!({"alg": alg, "typ": "JWT", "kid": kid}).to_string().as_bytes());
+        assert_token_rejected(&app, &format!("{header}.{payload_and_signature}")).await;
     }
 }
 
-async fn a_token_signed_with_another_secret_is_401(app: TestApp) {
+async fn a_token_signed_with_another_key_under_the_servers_kid_is_401(app: TestApp) {
     let alice = new_user(&app, "alice").await;
     let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
-    let mut other_key = app.secret();
-    other_key[0] ^= 1;
-    assert_token_rejected(&app, &sign(Algorithm::HS256, &other_key, &claims)).await;
-    assert_token_rejected(&app, &sign(Algorithm::HS256, b"", &claims)).await;
-    assert_token_rejected(&app, &sign(Algorithm::HS256, b"miniauth", &claims)).await;
+    let mut other = app.signing_key().await;
+    other.private = miniauth::auth::keys::generate(Algorithm::EdDSA, now())
+        .map(|row| URL_SAFE_NO_PAD.decode(row.private_key).unwrap())
+        .unwrap();
+    assert_token_rejected(&app, &other.sign(&claims)).await;
+}
+
+async fn a_token_without_a_kid_or_with_an_unknown_one_is_401(app: TestApp) {
+    let alice = new_user(&app, "alice").await;
+    let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
+    let key = app.signing_key().await;
+    let without_kid = encode(&Header::new(Algorithm::EdDSA), &claims, &key.encoding()).unwrap();
+    assert_token_rejected(&app, &without_kid).await;
+    for kid in ["", "unknown", "../keys", "' OR '1'='1"] {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(kid.into());
+        assert_token_rejected(&app, &encode(&header, &claims, &key.encoding()).unwrap()).await;
+    }
 }
 
 async fn a_token_with_a_flipped_signature_byte_is_401(app: TestApp) {
@@ -213,7 +230,7 @@ async fn a_correctly_signed_token_whose_sub_is_not_the_sessions_user_is_401(app:
     let bob = new_user(&app, "bob").await;
     // Alice's live session presented as Bob's: the session must belong to the token's user.
     let claims = fresh_claims(bob.user_id, alice.claims["sid"].as_str().unwrap());
-    assert_token_rejected(&app, &sign(Algorithm::HS256, &app.secret(), &claims)).await;
+    assert_token_rejected(&app, &app.signing_key().await.sign(&claims)).await;
 }
 
 async fn a_token_with_exp_an_hour_ago_is_401(app: TestApp) {
@@ -221,53 +238,53 @@ async fn a_token_with_exp_an_hour_ago_is_401(app: TestApp) {
     let mut claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
     claims["iat"] = json!(now() - 7200);
     claims["exp"] = json!(now() - 3600);
-    assert_token_rejected(&app, &sign(Algorithm::HS256, &app.secret(), &claims)).await;
+    assert_token_rejected(&app, &app.signing_key().await.sign(&claims)).await;
     // The session itself is still live.
     assert_token_accepted(&app, &alice.token, alice.user_id).await;
 }
 
 async fn a_token_from_another_issuer_is_401(app: TestApp) {
     let alice = new_user(&app, "alice").await;
-    let key = app.secret();
+    let key = app.signing_key().await;
     for issuer in [json!("evil"), json!("MiniAuth"), json!(""), json!(["miniauth"]), json!(null)] {
         let mut claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
         claims["iss"] = issuer;
-        assert_token_rejected(&app, &sign(Algorithm::HS256, &key, &claims)).await;
+        assert_token_rejected(&app, &key.sign(&claims)).await;
     }
 }
 
 async fn a_token_for_another_audience_is_401(app: TestApp) {
     let alice = new_user(&app, "alice").await;
-    let key = app.secret();
+    let key = app.signing_key().await;
     for audience in
         [json!("other-service"), json!("MINIAUTH"), json!(""), json!(["other-service"]), json!(null)]
     {
         let mut claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
         claims["aud"] = audience;
-        assert_token_rejected(&app, &sign(Algorithm::HS256, &key, &claims)).await;
+        assert_token_rejected(&app, &key.sign(&claims)).await;
     }
 }
 
 async fn a_token_missing_any_required_claim_is_401(app: TestApp) {
     let alice = new_user(&app, "alice").await;
-    let key = app.secret();
+    let key = app.signing_key().await;
     for missing in ["exp", "sub", "sid", "iss", "aud"] {
         let mut claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
         claims.as_object_mut().unwrap().remove(missing);
-        assert_token_rejected(&app, &sign(Algorithm::HS256, &key, &claims)).await;
+        assert_token_rejected(&app, &key.sign(&claims)).await;
     }
 }
 
 async fn a_correctly_signed_token_with_a_non_numeric_sub_is_401(app: TestApp) {
     let alice = new_user(&app, "alice").await;
-    let key = app.secret();
+    let key = app.signing_key().await;
     let sid = alice.claims["sid"].as_str().unwrap();
     for sub in
         [json!("alice"), json!(""), json!("1 OR 1=1"), json!("99999999999999999999999"), json!(alice.user_id)]
     {
         let mut claims = fresh_claims(alice.user_id, sid);
         claims["sub"] = sub;
-        assert_token_rejected(&app, &sign(Algorithm::HS256, &key, &claims)).await;
+        assert_token_rejected(&app, &key.sign(&claims)).await;
     }
 }
 
@@ -278,14 +295,14 @@ async fn a_token_of_a_logged_out_session_is_401(app: TestApp) {
     assert_token_rejected(&app, &alice.token).await;
     // Even a fresh, correctly signed token for that session.
     let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
-    assert_token_rejected(&app, &sign(Algorithm::HS256, &app.secret(), &claims)).await;
+    assert_token_rejected(&app, &app.signing_key().await.sign(&claims)).await;
 }
 
 async fn a_token_of_an_unknown_session_is_401(app: TestApp) {
     let alice = new_user(&app, "alice").await;
-    let key = app.secret();
+    let key = app.signing_key().await;
     for sid in ["", "no-such-session", "' OR '1'='1"] {
-        assert_token_rejected(&app, &sign(Algorithm::HS256, &key, &fresh_claims(alice.user_id, sid))).await;
+        assert_token_rejected(&app, &key.sign(&fresh_claims(alice.user_id, sid))).await;
     }
 }
 
@@ -326,8 +343,7 @@ async fn a_forged_token_in_the_cookie_is_401(app: TestApp) {
     let claims = fresh_claims(alice.user_id, alice.claims["sid"].as_str().unwrap());
     let forged = [
         forge(&json!({"alg": "none", "typ": "JWT"}), &claims, b""),
-        sign(Algorithm::HS512, &app.secret(), &claims),
-        sign(Algorithm::HS256, b"not the secret", &claims),
+        sign(Algorithm::HS256, b"not the secret", &app.signing_key().await.kid, &claims),
     ];
     for token in forged {
         let response =

@@ -82,6 +82,6 @@ fn csrf_token(req: &Request<'_>) -> Result<CsrfToken> {
             value
         }
     };
-    let token = URL_SAFE_NO_PAD.encode(auth.csrf.0.mac(&cookie_value).finalize().into_bytes());
+    let token = auth.csrf.0.tag(&cookie_value);
     Ok(CsrfToken { token, cookie_value })
 }

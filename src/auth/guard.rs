@@ -66,7 +66,7 @@ impl ApiUser {
                 None => return Err(Error::Unauthenticated { invalid_token: false }),
             },
         };
-        let claims = auth.tokens.verify(&token).ok_or(INVALID)?;
+        let claims = auth.tokens.verify(&token, crate::store::now()).ok_or(INVALID)?;
         let user = signed_in(req, claims, by_cookie).await?;
         // A cookie is sent by the browser on its own: a state-changing call it authenticates
         // must also prove it comes from our pages.
@@ -82,7 +82,9 @@ impl PageUser {
     async fn authenticate(req: &Request<'_>) -> Result<Self, Error> {
         let auth = service(req)?;
         let access = req.cookies().get(TOKEN_COOKIE).map(|c| c.value().to_owned());
-        if let Some(claims) = access.as_deref().and_then(|token| auth.tokens.verify(token)) {
+        if let Some(claims) =
+            access.as_deref().and_then(|token| auth.tokens.verify(token, crate::store::now()))
+        {
             return Ok(PageUser(signed_in(req, claims, true).await?));
         }
         // No usable access token (it lives minutes): the refresh cookie renews both, rotating,

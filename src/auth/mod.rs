@@ -6,6 +6,7 @@ mod address;
 mod csrf;
 mod device;
 mod guard;
+pub mod keys;
 mod password;
 mod throttle;
 mod token;
@@ -19,14 +20,26 @@ pub use password::PasswordHasher;
 pub use throttle::{Attempt, Limits, SeenBlocks, Throttle};
 pub use token::{Claims, Tokens};
 
+use std::path::Path;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use hmac::{Hmac, Mac};
+use jsonwebtoken::Algorithm;
+use rand::RngCore;
 use rocket::fairing::AdHoc;
 use rocket::http::{Cookie, CookieJar, SameSite};
+use rocket_db_pools::Database;
 use secrecy::ExposeSecret;
 use sha2::Sha256;
+use sqlx::AnyPool;
 
 use crate::config::Settings;
 use crate::domain::PasswordPolicy;
+use crate::error::Result;
+use crate::store::Db;
+use keys::KeyRing;
 
 /// Name of the cookie that carries the access token (JWT) in the browser.
 pub const TOKEN_COOKIE: &str = "miniauth_token";
@@ -107,37 +120,87 @@ impl MacKey {
         mac.update(value.as_bytes());
         mac
     }
+
+    /// The MAC of `value`, base64url.
+    fn tag(&self, value: &str) -> String {
+        URL_SAFE_NO_PAD.encode(self.mac(value).finalize().into_bytes())
+    }
 }
 
+/// Builds the [`AuthService`]. It runs after the database's own stages (the pool, the
+/// migrations), since the signing keys and the shared secret live in the database.
 pub fn stage() -> AdHoc {
-    AdHoc::try_on_ignite("Authentication", |rocket| async move {
-        let Some(settings) = rocket.state::<Settings>().cloned() else {
-            return Err(rocket);
-        };
-        let secret = match &settings.token_secret {
-            Some(secret) => secret.expose_secret().as_bytes().to_vec(),
-            None => return Err(rocket),
-        };
-        let hasher = match PasswordHasher::new(settings.bcrypt_cost, settings.hash_workers()).await {
-            Ok(hasher) => hasher,
-            Err(e) => {
-                log::error!("cannot start the password hasher: {e:?}");
+    AdHoc::on_ignite("Authentication", |rocket| async {
+        rocket.attach(AdHoc::try_on_ignite("Authentication keys", |rocket| async move {
+            let (Some(settings), Some(db)) = (rocket.state::<Settings>(), Db::fetch(&rocket)) else {
                 return Err(rocket);
+            };
+            match service(settings, db).await {
+                Ok(service) => Ok(rocket.manage(service)),
+                Err(e) => {
+                    log::error!("cannot start authentication: {}", e.cause());
+                    Err(rocket)
+                }
             }
-        };
-        let service = AuthService {
-            hasher,
-            tokens: Tokens::new(&secret, &settings),
-            csrf: CsrfKey::new(&secret),
-            devices: DeviceKey::new(&secret),
-            limits: Limits::from(&settings),
-            seen_blocks: SeenBlocks::default(),
-            session_ttl: settings.session_ttl as i64,
-            refresh_grace: settings.refresh_grace as i64,
-            cookie_secure: settings.cookie_secure,
-            password_policy: settings.password_policy(),
-            trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_default(),
-        };
-        Ok(rocket.manage(service))
+        }))
     })
+}
+
+async fn service(settings: &Settings, db: &AnyPool) -> Result<AuthService> {
+    let secret = match &settings.token_secret {
+        Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+        None => shared_secret(db, &settings.data_dir).await?.into_bytes(),
+    };
+    let algorithm = settings.jwt_algorithm;
+    let ring = match (&settings.jwt_private_key, &settings.token_secret) {
+        (Some(pem), _) => KeyRing::configured(algorithm, pem)?,
+        (None, Some(secret)) if algorithm == Algorithm::HS256 => KeyRing::configured(algorithm, secret)?,
+        _ => KeyRing::open(db, algorithm, settings.keep_retired_keys()).await?,
+    };
+    let ring = Arc::new(ring);
+    Arc::clone(&ring).follow(db.clone());
+    let origin = if settings.jwt_private_key.is_some()
+        || algorithm == Algorithm::HS256 && settings.token_secret.is_some()
+    {
+        "the configuration"
+    } else {
+        "the database"
+    };
+    log::info!(
+        "signing keys: {} from {origin}, key {} signs",
+        keys::name(algorithm),
+        ring.keys().signing.kid
+    );
+    Ok(AuthService {
+        hasher: PasswordHasher::new(settings.bcrypt_cost, settings.hash_workers()).await?,
+        tokens: Tokens::new(ring, settings),
+        csrf: CsrfKey::new(&secret),
+        devices: DeviceKey::new(&secret),
+        limits: Limits::from(settings),
+        seen_blocks: SeenBlocks::default(),
+        session_ttl: settings.session_ttl as i64,
+        refresh_grace: settings.refresh_grace as i64,
+        cookie_secure: settings.cookie_secure,
+        password_policy: settings.password_policy(),
+        trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_default(),
+    })
+}
+
+/// The secret the CSRF and device-cookie keys derive from, kept in the database. Before keys
+/// moved there, an installation generated it in `data/secret.key`: that one is kept, so the
+/// forms and the device cookies it signed stay good across the upgrade.
+async fn shared_secret(db: &AnyPool, data_dir: &Path) -> Result<String> {
+    let legacy = data_dir.join("secret.key");
+    let candidate = match std::fs::read_to_string(&legacy) {
+        Ok(text) if !text.trim().is_empty() => {
+            log::info!("{}: its secret now lives in the database; the file can be deleted", legacy.display());
+            text.trim().to_owned()
+        }
+        _ => {
+            let mut bytes = [0u8; 48];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            URL_SAFE_NO_PAD.encode(bytes)
+        }
+    };
+    crate::store::keys::secret(db, "hmac", &candidate, crate::store::now()).await
 }

@@ -1,13 +1,20 @@
-//! Access tokens: HS256 JWTs carrying the user (`sub`) and the session (`sid`). The algorithm
-//! is pinned here; the token's own header is never trusted to choose it.
+//! Access tokens: JWTs carrying the user (`sub`) and the session (`sid`), signed with the
+//! current key of the configured algorithm (EdDSA or HS256). Only that algorithm is accepted,
+//! and the token's `kid` picks among the server's own keys: the token's header never chooses
+//! an algorithm or brings a key.
 
-use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use jsonwebtoken::{decode, decode_header, encode, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
+use super::keys::KeyRing;
 use crate::config::Settings;
 use crate::error::{Error, Result};
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
     /// The user id, as a string (as the original service and RFC 7519 have it).
     pub sub: String,
@@ -26,31 +33,29 @@ impl Claims {
 }
 
 pub struct Tokens {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    pub keys: Arc<KeyRing>,
     validation: Validation,
     issuer: String,
     audience: String,
     /// Access token lifetime in seconds.
     pub ttl: i64,
+    verified: Verified,
 }
 
-const ALGORITHM: Algorithm = Algorithm::HS256;
-
 impl Tokens {
-    pub fn new(secret: &[u8], settings: &Settings) -> Self {
-        let mut validation = Validation::new(ALGORITHM);
+    pub fn new(keys: Arc<KeyRing>, settings: &Settings) -> Self {
+        let mut validation = Validation::new(keys.algorithm);
         validation.set_issuer(&[&settings.jwt_issuer]);
         validation.set_audience(&[&settings.jwt_audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
-        validation.leeway = 5;
+        validation.leeway = LEEWAY as u64;
         Tokens {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            keys,
             validation,
             issuer: settings.jwt_issuer.clone(),
             audience: settings.jwt_audience.clone(),
             ttl: settings.access_token_ttl as i64,
+            verified: Verified::default(),
         }
     }
 
@@ -63,11 +68,59 @@ impl Tokens {
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
         };
-        encode(&Header::new(ALGORITHM), &claims, &self.encoding).map_err(Error::internal)
+        let keys = self.keys.keys();
+        let mut header = Header::new(self.keys.algorithm);
+        header.kid = Some(keys.signing.kid.clone());
+        encode(&header, &claims, keys.signing.encoding()).map_err(Error::internal)
     }
 
-    /// The claims of a token whose signature, algorithm, `exp`, `iss` and `aud` are all good.
-    pub fn verify(&self, token: &str) -> Option<Claims> {
-        decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|data| data.claims)
+    /// The claims of a token whose algorithm, key, signature, `exp`, `iss` and `aud` are all
+    /// good. A token verified before is answered from memory until it expires: an Ed25519
+    /// verification costs more than the rest of a request.
+    pub fn verify(&self, token: &str, now: i64) -> Option<Claims> {
+        let keys = self.keys.keys();
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(claims) = self.verified.get(&digest, now, |kid| keys.verifying(kid).is_some()) {
+            return Some(claims);
+        }
+        let header = decode_header(token).ok()?;
+        if header.alg != self.keys.algorithm {
+            return None;
+        }
+        let kid = header.kid?;
+        let key = keys.verifying(&kid)?;
+        let claims = decode::<Claims>(token, key.decoding(), &self.validation).ok()?.claims;
+        self.verified.insert(digest, kid, &claims, now);
+        Some(claims)
+    }
+}
+
+/// Seconds of clock difference allowed on `exp`.
+const LEEWAY: i64 = 5;
+/// Verified tokens remembered at most; past that the memory starts over.
+const VERIFIED_MAX: usize = 10_000;
+
+/// Tokens verified lately, by the SHA-256 of their bytes (a token that differs in any byte is
+/// verified afresh), each with the kid that verified it, until its `exp` or until that key
+/// leaves the set.
+#[derive(Default)]
+struct Verified(Mutex<HashMap<[u8; 32], (String, Claims)>>);
+
+impl Verified {
+    fn get(&self, digest: &[u8; 32], now: i64, key_in_force: impl Fn(&str) -> bool) -> Option<Claims> {
+        let map = self.0.lock().ok()?;
+        let (kid, claims) = map.get(digest)?;
+        (claims.exp + LEEWAY > now && key_in_force(kid)).then(|| claims.clone())
+    }
+
+    fn insert(&self, digest: [u8; 32], kid: String, claims: &Claims, now: i64) {
+        let Ok(mut map) = self.0.lock() else { return };
+        if map.len() >= VERIFIED_MAX {
+            map.retain(|_, (_, claims)| claims.exp + LEEWAY > now);
+            if map.len() >= VERIFIED_MAX {
+                map.clear();
+            }
+        }
+        map.insert(digest, (kid, claims.clone()));
     }
 }

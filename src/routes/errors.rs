@@ -83,8 +83,8 @@ fn login_redirect(req: &Request<'_>) -> String {
 
 impl<'r> Responder<'r, 'static> for Error {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        if let Error::Internal(cause) = &self {
-            log::error!("{} {}: internal error: {}", req.method(), req.uri().path(), with_sources(&**cause));
+        if let Error::Internal(_) = &self {
+            log::error!("{} {}: internal error: {}", req.method(), req.uri().path(), self.cause());
         }
         let mut response = match &self {
             _ if wants_json(req) => Problem::from(&self).respond_to(req)?,
@@ -113,17 +113,6 @@ impl<'r> Responder<'r, 'static> for Error {
         }
         Ok(response)
     }
-}
-
-/// An error and every cause beneath it, for the log: `a: b: c`.
-fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text += &format!(": {cause}");
-        source = cause.source();
-    }
-    text
 }
 
 /// Answers every error status, whether Rocket or a guard produced it.

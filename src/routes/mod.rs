@@ -12,6 +12,7 @@ mod openapi;
 mod ops;
 mod pages;
 mod views;
+mod wellknown;
 
 use std::time::Instant;
 
@@ -37,6 +38,7 @@ pub fn stage() -> AdHoc {
             .mount("/", api::routes())
             .mount("/", account_api::routes())
             .mount("/", ops::routes())
+            .mount("/", wellknown::routes())
             .mount("/", ops::docs())
             .mount("/static", FileServer::from(static_dir))
             .register("/", rocket::catchers![errors::catch_all])

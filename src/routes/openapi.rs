@@ -32,6 +32,8 @@ use super::errors::Problem;
         super::account_api::revoke_session,
         super::ops::healthz,
         super::ops::readyz,
+        super::wellknown::jwks,
+        super::wellknown::openid_configuration,
     ),
     components(schemas(Problem, super::api::TokenResponse, super::api::LogoutScope)),
     modifiers(&BearerAuth),
@@ -39,6 +41,7 @@ use super::errors::Problem;
         (name = "auth", description = "Sign up, sign in, tokens"),
         (name = "account", description = "The signed-in user's password, account and sessions"),
         (name = "operations", description = "Health checks"),
+        (name = "keys", description = "The public keys that verify access tokens"),
     ),
 )]
 pub struct ApiDoc;

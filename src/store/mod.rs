@@ -1,6 +1,7 @@
 //! The database: one pool over SQLite or PostgreSQL (chosen by the URL at run time), the
 //! embedded migrations, and one function per query.
 
+pub mod keys;
 mod pool;
 pub mod purge;
 mod session_check;

@@ -213,9 +213,9 @@ pub fn cookie(app: &TestApp, name: &str) -> Option<String> {
     app.client.cookies().get(name).map(|cookie| cookie.value().to_owned())
 }
 
-/// A token for the session of `original`, signed with the server's own secret but expired an
+/// A token for the session of `original`, signed with the server's own key but expired an
 /// hour ago: what a browser holds after a while away.
-pub fn expired_copy_of(app: &TestApp, original: &str) -> String {
+pub async fn expired_copy_of(app: &TestApp, original: &str) -> String {
     let claims = jwt_payload(original);
     let now = now();
     let expired = json!({
@@ -226,9 +226,7 @@ pub fn expired_copy_of(app: &TestApp, original: &str) -> String {
         "iss": "miniauth",
         "aud": "miniauth",
     });
-    let key = jsonwebtoken::EncodingKey::from_secret(&app.secret());
-    jsonwebtoken::encode(&jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256), &expired, &key)
-        .expect("sign")
+    app.signing_key().await.sign(&expired)
 }
 
 pub async fn revoked_sessions(app: &TestApp) -> i64 {

@@ -158,6 +158,30 @@ impl Tokens {
     }
 }
 
+/// A signing key of the app's, to make tokens the app should take (or, changed, refuse).
+pub struct TestKey {
+    pub kid: String,
+    pub algorithm: jsonwebtoken::Algorithm,
+    /// An Ed25519 key's PKCS#8 document, or an HS256 key's bytes.
+    pub private: Vec<u8>,
+}
+
+impl TestKey {
+    pub fn encoding(&self) -> jsonwebtoken::EncodingKey {
+        match self.algorithm {
+            jsonwebtoken::Algorithm::EdDSA => jsonwebtoken::EncodingKey::from_ed_der(&self.private),
+            _ => jsonwebtoken::EncodingKey::from_secret(&self.private).expect("an HMAC key"),
+        }
+    }
+
+    /// `claims` signed as the app signs: its algorithm, this key, and the key's `kid`.
+    pub fn sign(&self, claims: &Value) -> String {
+        let mut header = jsonwebtoken::Header::new(self.algorithm);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding()).expect("sign")
+    }
+}
+
 /// Settings every test app gets: a cheap bcrypt cost, no logger, its own folder and database.
 fn test_figment(database_url: &str, data_dir: &std::path::Path) -> Figment {
     miniauth::config::figment()
@@ -285,10 +309,18 @@ impl TestApp {
         current[0]["id"].as_str().expect("an id").to_owned()
     }
 
-    /// The HMAC key the app signs with: its generated secret file, trimmed.
-    pub fn secret(&self) -> Vec<u8> {
-        let text = std::fs::read_to_string(self.data_dir.path().join("secret.key")).expect("secret.key");
-        text.trim().as_bytes().to_vec()
+    /// The key the app signs access tokens with now, read from its database.
+    pub async fn signing_key(&self) -> TestKey {
+        let mut conn = self.connect().await;
+        let (kid, algorithm, private_key): (String, String, String) = sqlx::query_as(
+            "SELECT kid, algorithm, private_key FROM signing_keys \
+             WHERE activated_at IS NOT NULL AND retired_at IS NULL",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .expect("a current signing key");
+        let algorithm = algorithm.parse().expect("a JWT algorithm");
+        TestKey { kid, algorithm, private: URL_SAFE_NO_PAD.decode(private_key).expect("base64url") }
     }
 
     /// Takes every connection of the app's pool (until one cannot be had within the pool's

@@ -1,0 +1,349 @@
+//! The keys that sign and verify access tokens (SPEC §9).
+//!
+//! They live in the database, so every instance on one database signs and verifies with the
+//! same keys. Per algorithm there is one *current* key, which signs, and one *next* key,
+//! published in the JWKS ahead of its use: a rotation promotes the next key, which every
+//! verifier with a cached key set already has, and publishes a new next key. A *retired* key
+//! stays (verifying, and in the JWKS) until the tokens it signed have expired and key sets
+//! cached before the rotation have been fetched again. Each instance reloads the keys every few
+//! seconds, so a rotation reaches all of them without a restart.
+//!
+//! A key given in the configuration (`jwt_private_key` for EdDSA, `token_secret` for HS256)
+//! overrides the database: it alone signs and verifies, and rotation is the operator's.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use ed25519_dalek::pkcs8::{EncodePrivateKey, KeypairBytes};
+use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use rand::RngCore;
+use rocket::tokio::time::{interval, MissedTickBehavior};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use sqlx::AnyPool;
+
+use crate::error::{Error, Result};
+use crate::store;
+use crate::store::keys::{KeyRow, Role};
+
+/// How often each instance reloads the keys from the database.
+pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
+
+/// One key, ready to sign or verify.
+pub struct Key {
+    pub kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    /// The public JWK (Ed25519 keys only; HS256 keys are never published).
+    jwk: Option<Value>,
+}
+
+impl Key {
+    pub fn encoding(&self) -> &EncodingKey {
+        &self.encoding
+    }
+
+    pub fn decoding(&self) -> &DecodingKey {
+        &self.decoding
+    }
+
+    fn from_row(row: &KeyRow, algorithm: Algorithm) -> Result<Key> {
+        let private = URL_SAFE_NO_PAD.decode(&row.private_key).map_err(Error::internal)?;
+        match algorithm {
+            Algorithm::EdDSA => Key::ed25519(EncodingKey::from_ed_der(&private), Some(row.kid.clone())),
+            _ => Key::hmac(&private, row.kid.clone()),
+        }
+    }
+
+    /// An Ed25519 key from its PKCS#8 document; its kid is the RFC 7638 thumbprint unless given.
+    fn ed25519(encoding: EncodingKey, kid: Option<String>) -> Result<Key> {
+        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::EdDSA).map_err(Error::internal)?;
+        let kid = match kid {
+            Some(kid) => kid,
+            None => jwk.thumbprint(ThumbprintHash::SHA256).map_err(Error::internal)?,
+        };
+        jwk.common.key_id = Some(kid.clone());
+        jwk.common.public_key_use = Some(PublicKeyUse::Signature);
+        jwk.common.key_algorithm = Some(KeyAlgorithm::EdDSA);
+        let decoding = DecodingKey::from_jwk(&jwk).map_err(Error::internal)?;
+        let jwk = serde_json::to_value(&jwk).map_err(Error::internal)?;
+        Ok(Key { kid, encoding, decoding, jwk: Some(jwk) })
+    }
+
+    fn hmac(secret: &[u8], kid: String) -> Result<Key> {
+        Ok(Key {
+            kid,
+            encoding: EncodingKey::from_secret(secret).map_err(Error::internal)?,
+            decoding: DecodingKey::from_secret(secret).map_err(Error::internal)?,
+            jwk: None,
+        })
+    }
+}
+
+/// A new random key of `algorithm`, as stored: the next key (not yet activated).
+pub fn generate(algorithm: Algorithm, now: i64) -> Result<KeyRow> {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    let (private, public, kid) = match algorithm {
+        Algorithm::EdDSA => {
+            let signing = ed25519_dalek::SigningKey::from_bytes(&bytes);
+            // The PKCS#8 v1 form (the seed alone), the one jsonwebtoken reads.
+            let seed = KeypairBytes { secret_key: bytes, public_key: None };
+            let document = seed.to_pkcs8_der().map_err(Error::internal)?;
+            let key = Key::ed25519(EncodingKey::from_ed_der(document.as_bytes()), None)?;
+            let public = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
+            (document.as_bytes().to_vec(), public, key.kid)
+        }
+        _ => {
+            let mut id = [0u8; 16];
+            rand::rngs::OsRng.fill_bytes(&mut id);
+            (bytes.to_vec(), String::new(), URL_SAFE_NO_PAD.encode(id))
+        }
+    };
+    Ok(KeyRow {
+        kid,
+        algorithm: name(algorithm).to_owned(),
+        private_key: URL_SAFE_NO_PAD.encode(private),
+        public_key: public,
+        created_at: now,
+        activated_at: None,
+        retired_at: None,
+    })
+}
+
+/// The algorithm's name as settings, the database and JWT headers spell it.
+pub fn name(algorithm: Algorithm) -> &'static str {
+    match algorithm {
+        Algorithm::EdDSA => "EdDSA",
+        _ => "HS256",
+    }
+}
+
+/// The keys in force at one moment.
+pub struct KeySet {
+    /// Signs new tokens.
+    pub signing: Arc<Key>,
+    /// Every key whose tokens are accepted, by kid.
+    verifying: HashMap<String, Arc<Key>>,
+    /// The JWKS document, serialized once.
+    pub jwks: Arc<str>,
+    /// What the set was built from: (kid, activated, retired), to notice a rotation.
+    built_from: Vec<(String, Option<i64>, Option<i64>)>,
+}
+
+impl KeySet {
+    pub fn verifying(&self, kid: &str) -> Option<&Arc<Key>> {
+        self.verifying.get(kid)
+    }
+
+    fn of(
+        keys: Vec<(Arc<Key>, Role)>,
+        built_from: Vec<(String, Option<i64>, Option<i64>)>,
+    ) -> Result<KeySet> {
+        let signing = keys
+            .iter()
+            .find(|(_, role)| *role == Role::Current)
+            .map(|(key, _)| Arc::clone(key))
+            .ok_or_else(|| Error::internal("no current signing key"))?;
+        let published: Vec<&Value> = keys.iter().filter_map(|(key, _)| key.jwk.as_ref()).collect();
+        let jwks = serde_json::json!({ "keys": published }).to_string().into();
+        let verifying = keys.into_iter().map(|(key, _)| (key.kid.clone(), key)).collect();
+        Ok(KeySet { signing, verifying, jwks, built_from })
+    }
+}
+
+/// Where the keys come from.
+enum Source {
+    Database,
+    /// A key from the configuration: fixed for the life of the process.
+    Configured,
+}
+
+/// The keys of the configured algorithm, kept up to date with the database.
+pub struct KeyRing {
+    pub algorithm: Algorithm,
+    source: Source,
+    /// Seconds a retired key is kept: the access token lifetime plus the JWKS cache time.
+    keep_retired: i64,
+    set: RwLock<Arc<KeySet>>,
+}
+
+impl KeyRing {
+    /// The ring of a key from the configuration.
+    pub fn configured(algorithm: Algorithm, key: &SecretString) -> Result<KeyRing> {
+        let key = match algorithm {
+            Algorithm::EdDSA => {
+                let encoding = EncodingKey::from_ed_pem(key.expose_secret().as_bytes()).map_err(|e| {
+                    Error::internal(format!("jwt_private_key is not an Ed25519 PKCS#8 PEM key: {e}"))
+                })?;
+                Key::ed25519(encoding, None)?
+            }
+            _ => {
+                let secret = key.expose_secret().as_bytes();
+                let kid = super::MacKey::derive(secret, b"miniauth hs256 kid v1").tag("");
+                Key::hmac(secret, kid)?
+            }
+        };
+        let set = KeySet::of(vec![(Arc::new(key), Role::Current)], Vec::new())?;
+        Ok(KeyRing {
+            algorithm,
+            source: Source::Configured,
+            keep_retired: 0,
+            set: RwLock::new(Arc::new(set)),
+        })
+    }
+
+    /// The ring of the keys in the database, creating the current and the next key when
+    /// missing (at first start, or on switching algorithm).
+    pub async fn open(db: &AnyPool, algorithm: Algorithm, keep_retired: i64) -> Result<KeyRing> {
+        ensure(db, algorithm).await?;
+        let now = store::now();
+        let rows = store::keys::all(db, name(algorithm)).await?;
+        let set = build(&rows, algorithm, now, keep_retired, None)?;
+        Ok(KeyRing { algorithm, source: Source::Database, keep_retired, set: RwLock::new(Arc::new(set)) })
+    }
+
+    /// The keys in force now.
+    pub fn keys(&self) -> Arc<KeySet> {
+        match self.set.read() {
+            Ok(set) => Arc::clone(&set),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Reloads the keys from the database; rebuilds the set only when a key was added,
+    /// promoted, retired or deleted, or a retired key's time is up.
+    pub async fn reload(&self, db: &AnyPool) -> Result<()> {
+        if matches!(self.source, Source::Configured) {
+            return Ok(());
+        }
+        let rows = store::keys::all(db, name(self.algorithm)).await?;
+        let now = store::now();
+        let current = self.keys();
+        let set = build(&rows, self.algorithm, now, self.keep_retired, Some(&current))?;
+        if let Some(set) = set.changed_from(&current) {
+            match self.set.write() {
+                Ok(mut slot) => *slot = Arc::new(set),
+                Err(poisoned) => *poisoned.into_inner() = Arc::new(set),
+            }
+        }
+        Ok(())
+    }
+
+    /// Reloads the keys every [`RELOAD_EVERY`], for as long as the process runs.
+    pub fn follow(self: Arc<Self>, db: AnyPool) {
+        if matches!(self.source, Source::Configured) {
+            return;
+        }
+        rocket::tokio::spawn(async move {
+            let mut every = interval(RELOAD_EVERY);
+            every.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            every.tick().await;
+            loop {
+                every.tick().await;
+                if let Err(e) = self.reload(&db).await {
+                    log::warn!("could not reload the signing keys (the ones loaded stay in use): {e:?}");
+                }
+            }
+        });
+    }
+}
+
+impl KeySet {
+    /// `Some(self)` when it differs from `other`.
+    fn changed_from(self, other: &KeySet) -> Option<KeySet> {
+        (self.built_from != other.built_from).then_some(self)
+    }
+}
+
+/// The set of the keys in `rows` still in force at `now`, reusing the parsed keys of `previous`.
+fn build(
+    rows: &[KeyRow],
+    algorithm: Algorithm,
+    now: i64,
+    keep_retired: i64,
+    previous: Option<&KeySet>,
+) -> Result<KeySet> {
+    let mut keys = Vec::new();
+    let mut built_from = Vec::new();
+    for row in rows {
+        let role = row.role();
+        if role == Role::Retired && row.retired_at.is_some_and(|at| at + keep_retired < now) {
+            continue;
+        }
+        let key = match previous.and_then(|set| set.verifying(&row.kid)) {
+            Some(key) => Arc::clone(key),
+            None => Arc::new(Key::from_row(row, algorithm)?),
+        };
+        built_from.push((row.kid.clone(), row.activated_at, row.retired_at));
+        keys.push((key, role));
+    }
+    KeySet::of(keys, built_from)
+}
+
+/// Makes sure the current and the next key of `algorithm` exist. Instances starting together
+/// may race: the unique indexes let one key of each role in, and the others give way.
+async fn ensure(db: &AnyPool, algorithm: Algorithm) -> Result<()> {
+    let rows = store::keys::all(db, name(algorithm)).await?;
+    let now = store::now();
+    if !rows.iter().any(|row| row.role() == Role::Current) {
+        let mut key = generate(algorithm, now)?;
+        key.activated_at = Some(now);
+        if store::keys::insert(db, &key).await? {
+            log::info!("signing keys: generated the current {} key {}", name(algorithm), key.kid);
+        }
+    }
+    if !rows.iter().any(|row| row.role() == Role::Next) {
+        let key = generate(algorithm, now)?;
+        if store::keys::insert(db, &key).await? {
+            log::info!("signing keys: generated the next {} key {}", name(algorithm), key.kid);
+        }
+    }
+    Ok(())
+}
+
+/// Why a rotation did not happen.
+#[derive(Debug)]
+pub enum RotateRefused {
+    /// The next key was published `age` seconds ago: verifiers may still hold a key set cached
+    /// from before it, and would refuse the tokens it signs.
+    TooSoon {
+        age: i64,
+        wait: i64,
+    },
+    Failed(Error),
+}
+
+impl From<Error> for RotateRefused {
+    fn from(e: Error) -> Self {
+        RotateRefused::Failed(e)
+    }
+}
+
+/// Rotates the keys of `algorithm` in the database: the next key signs from now on, the
+/// current one retires, a new next key is published. Refused while the next key is younger
+/// than `cache_seconds` (how long verifiers may cache the key set), unless `force`d. Returns
+/// the kid of the key that now signs. Every instance follows within [`RELOAD_EVERY`].
+pub async fn rotate(
+    db: &AnyPool,
+    algorithm: Algorithm,
+    cache_seconds: i64,
+    keep_retired: i64,
+    force: bool,
+) -> Result<String, RotateRefused> {
+    ensure(db, algorithm).await?;
+    let now = store::now();
+    let rows = store::keys::all(db, name(algorithm)).await?;
+    let next =
+        rows.iter().find(|row| row.role() == Role::Next).ok_or_else(|| Error::internal("no next key"))?;
+    let age = now - next.created_at;
+    if age < cache_seconds && !force {
+        return Err(RotateRefused::TooSoon { age, wait: cache_seconds - age });
+    }
+    let new_next = generate(algorithm, now)?;
+    Ok(store::keys::rotate(db, now, &new_next, now - keep_retired).await?)
+}

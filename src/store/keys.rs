@@ -1,0 +1,160 @@
+//! Queries on `signing_keys` and `server_secrets`: the keys every instance signs and verifies
+//! access tokens with, and the secrets they share.
+
+use sqlx::AnyPool;
+
+use crate::error::{Error, Result};
+
+/// One signing key as stored. The key material is base64url text (see the migration).
+#[derive(Debug, Clone)]
+pub struct KeyRow {
+    pub kid: String,
+    pub algorithm: String,
+    pub private_key: String,
+    pub public_key: String,
+    pub created_at: i64,
+    /// When it began signing; `None` while it is the next key, published ahead.
+    pub activated_at: Option<i64>,
+    /// When it stopped signing.
+    pub retired_at: Option<i64>,
+}
+
+/// The part a key plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Signs new tokens.
+    Current,
+    /// Published ahead; signs after the next rotation.
+    Next,
+    /// Signed tokens that may not have expired yet.
+    Retired,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Current => "current",
+            Role::Next => "next",
+            Role::Retired => "retired",
+        }
+    }
+}
+
+impl KeyRow {
+    pub fn role(&self) -> Role {
+        match (self.activated_at, self.retired_at) {
+            (_, Some(_)) => Role::Retired,
+            (Some(_), None) => Role::Current,
+            (None, None) => Role::Next,
+        }
+    }
+}
+
+/// Every key of `algorithm`, oldest first.
+pub async fn all(db: &AnyPool, algorithm: &str) -> Result<Vec<KeyRow>> {
+    // sqlx's Any driver cannot read a NULL integer from SQLite: 0 stands for "not yet".
+    type Row = (String, String, String, String, i64, i64, i64);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT kid, algorithm, private_key, public_key, created_at, \
+         COALESCE(activated_at, 0), COALESCE(retired_at, 0) \
+         FROM signing_keys WHERE algorithm = $1 ORDER BY created_at, kid",
+    )
+    .bind(algorithm)
+    .fetch_all(db)
+    .await?;
+    let set = |at: i64| (at != 0).then_some(at);
+    Ok(rows
+        .into_iter()
+        .map(|(kid, algorithm, private_key, public_key, created_at, activated_at, retired_at)| KeyRow {
+            kid,
+            algorithm,
+            private_key,
+            public_key,
+            created_at,
+            activated_at: set(activated_at),
+            retired_at: set(retired_at),
+        })
+        .collect())
+}
+
+/// Stores a new key; `false` when another instance stored the key of that role first.
+pub async fn insert(db: &AnyPool, key: &KeyRow) -> Result<bool> {
+    let done = insert_query(key).execute(db).await;
+    match done {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn insert_query(key: &KeyRow) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
+    sqlx::query(
+        "INSERT INTO signing_keys \
+         (kid, algorithm, private_key, public_key, created_at, activated_at, retired_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&key.kid)
+    .bind(&key.algorithm)
+    .bind(&key.private_key)
+    .bind(&key.public_key)
+    .bind(key.created_at)
+    .bind(key.activated_at)
+    .bind(key.retired_at)
+}
+
+/// In one transaction: the current key of `next`'s algorithm retires, the next key starts
+/// signing, `next` is published to follow it, and retired keys retired before `forget_before`
+/// are deleted. Returns the kid of the key that now signs.
+pub async fn rotate(db: &AnyPool, now: i64, next: &KeyRow, forget_before: i64) -> Result<String> {
+    let mut tx = db.begin().await?;
+    let promoted: Option<(String,)> =
+        sqlx::query_as("SELECT kid FROM signing_keys WHERE algorithm = $1 AND activated_at IS NULL")
+            .bind(&next.algorithm)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let Some((promoted,)) = promoted else {
+        return Err(Error::internal("there is no next key to promote"));
+    };
+    sqlx::query(
+        "UPDATE signing_keys SET retired_at = $2 \
+         WHERE algorithm = $1 AND activated_at IS NOT NULL AND retired_at IS NULL",
+    )
+    .bind(&next.algorithm)
+    .bind(now)
+    .execute(&mut *tx)
+    .await?;
+    let done =
+        sqlx::query("UPDATE signing_keys SET activated_at = $2 WHERE kid = $1 AND activated_at IS NULL")
+            .bind(&promoted)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+    if done.rows_affected() != 1 {
+        return Err(Error::internal("another rotation ran at the same time; nothing changed"));
+    }
+    insert_query(next).execute(&mut *tx).await?;
+    sqlx::query("DELETE FROM signing_keys WHERE algorithm = $1 AND retired_at < $2")
+        .bind(&next.algorithm)
+        .bind(forget_before)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(promoted)
+}
+
+/// The secret called `name`: the stored one, or else `candidate`, stored now. Instances that
+/// start together all end up with whichever was stored first.
+pub async fn secret(db: &AnyPool, name: &str, candidate: &str, now: i64) -> Result<String> {
+    sqlx::query(
+        "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(candidate)
+    .bind(now)
+    .execute(db)
+    .await?;
+    let (value,): (String,) =
+        sqlx::query_as("SELECT value FROM server_secrets WHERE name = $1").bind(name).fetch_one(db).await?;
+    Ok(value)
+}
