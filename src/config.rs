@@ -165,31 +165,31 @@ pub fn with_database_url(figment: Figment) -> Figment {
 /// Extracts [`Settings`] and checks them; only then creates the data folder.
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("MiniAuth settings", |rocket| async move {
-        let mut settings: Settings = match rocket.figment().extract() {
-            Ok(settings) => settings,
+        match load(rocket.figment()) {
+            Ok(settings) => Ok(rocket.manage(settings)),
             Err(e) => {
-                log::error!("invalid configuration: {e}");
-                return Err(rocket);
+                log::error!("{e}");
+                Err(rocket)
             }
-        };
-        if settings.public_url.is_empty() {
-            let rocket::Config { address, port, .. } = rocket.figment().extract().unwrap_or_default();
-            settings.public_url = match address {
-                std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
-                v4 => format!("http://{v4}:{port}"),
-            };
         }
-        settings.public_url = settings.public_url.trim_end_matches('/').to_owned();
-        if let Err(e) = check(&settings) {
-            log::error!("invalid configuration: {e}");
-            return Err(rocket);
-        }
-        if let Err(e) = prepare(&settings) {
-            log::error!("cannot prepare {}: {e}", settings.data_dir.display());
-            return Err(rocket);
-        }
-        Ok(rocket.manage(settings))
     })
+}
+
+/// The settings of a configuration, checked, with the data folder made: what the server and
+/// the admin command line both start from.
+pub fn load(figment: &Figment) -> Result<Settings, String> {
+    let mut settings: Settings = figment.extract().map_err(|e| format!("invalid configuration: {e}"))?;
+    if settings.public_url.is_empty() {
+        let rocket::Config { address, port, .. } = figment.extract().unwrap_or_default();
+        settings.public_url = match address {
+            std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
+            v4 => format!("http://{v4}:{port}"),
+        };
+    }
+    settings.public_url = settings.public_url.trim_end_matches('/').to_owned();
+    check(&settings).map_err(|e| format!("invalid configuration: {e}"))?;
+    prepare(&settings).map_err(|e| format!("cannot prepare {}: {e}", settings.data_dir.display()))?;
+    Ok(settings)
 }
 
 /// Every rule a setting must meet on its own, checked before anything is written.

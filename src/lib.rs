@@ -1,6 +1,7 @@
 //! MiniAuth: username + password authentication, for browsers (pages and an `HttpOnly` cookie)
 //! and API clients (JSON and `Authorization: Bearer`), on SQLite or PostgreSQL.
 
+pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod config;

@@ -7,9 +7,21 @@ use rocket::fairing::AdHoc;
 /// `RUST_LOG` overrides the default filter, e.g. `RUST_LOG=warn` to drop request lines.
 const DEFAULT_FILTER: &str = "warn,rocket=off,rocket_dyn_templates=warn,miniauth=info,miniauth::routes=error";
 
+/// The admin commands print their own answer: only warnings and errors are logged.
+const COMMAND_FILTER: &str = "warn,rocket=off";
+
 /// Installs the logger; call once, before Rocket starts (Rocket then keeps its own quiet).
 pub fn init() {
-    let env = env_logger::Env::default().default_filter_or(DEFAULT_FILTER);
+    install(DEFAULT_FILTER);
+}
+
+/// Installs the logger of an admin command.
+pub fn init_for_commands() {
+    install(COMMAND_FILTER);
+}
+
+fn install(default_filter: &str) {
+    let env = env_logger::Env::default().default_filter_or(default_filter);
     let _ = env_logger::Builder::from_env(env).format_timestamp_millis().try_init();
 }
 

@@ -1,13 +1,42 @@
-//! `miniauth`: serves the pages and the API.
+//! `miniauth`: serves the pages and the API; `miniauth <command>` administers (see `--help`).
 
-#[rocket::main]
-async fn main() {
-    miniauth::logging::init();
-    if let Err(e) = miniauth::rocket().launch().await {
-        // A stage that failed has said why in its own line already.
-        if !matches!(e.kind(), rocket::error::ErrorKind::FailedFairings(_)) {
-            log::error!("MiniAuth could not start: {e}");
+use std::process::ExitCode;
+
+use clap::Parser;
+use miniauth::admin::{self, Cli, Command};
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        None | Some(Command::Serve) => serve(),
+        Some(command) => {
+            miniauth::logging::init_for_commands();
+            let runtime =
+                rocket::tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build();
+            let result = match runtime {
+                Ok(runtime) => runtime.block_on(admin::run(command)),
+                Err(e) => Err(format!("cannot start: {e}")),
+            };
+            match result {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("miniauth: {message}");
+                    ExitCode::FAILURE
+                }
+            }
         }
-        std::process::exit(1);
+    }
+}
+
+fn serve() -> ExitCode {
+    miniauth::logging::init();
+    match rocket::execute(miniauth::rocket().launch()) {
+        Ok(_) => ExitCode::SUCCESS,
+        Err(e) => {
+            // A stage that failed has said why in its own line already.
+            if !matches!(e.kind(), rocket::error::ErrorKind::FailedFairings(_)) {
+                log::error!("MiniAuth could not start: {e}");
+            }
+            ExitCode::FAILURE
+        }
     }
 }

@@ -57,9 +57,7 @@ fn kids(jwks: &Value) -> Vec<String> {
 }
 
 fn kid_of(token: &str) -> String {
-    let header: Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap();
-    header["kid"].as_str().expect("a kid").to_owned()
+    common::jwt_header(token)["kid"].as_str().expect("a kid").to_owned()
 }
 
 /// The RFC 7638 thumbprint of an Ed25519 JWK, computed here from its definition.

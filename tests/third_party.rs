@@ -46,10 +46,7 @@ fn sign_in(server: &Server) -> String {
 }
 
 fn kid_of(token: &str) -> String {
-    use base64::Engine;
-    let header =
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap();
-    serde_json::from_slice::<Value>(&header).unwrap()["kid"].as_str().unwrap().to_owned()
+    common::jwt_header(token)["kid"].as_str().expect("a kid").to_owned()
 }
 
 #[test]

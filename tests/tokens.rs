@@ -8,11 +8,11 @@ use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use common::{json_of, jwt_payload, now, problem, user_id, Backend, TestApp, TOKEN_COOKIE};
+use common::{json_of, jwt_header, jwt_payload, now, problem, user_id, Backend, TestApp, TOKEN_COOKIE};
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
 use rocket::http::{Cookie, Status};
 use rocket::local::asynchronous::LocalResponse;
-use rocket::serde::json::{json, serde_json, Value};
+use rocket::serde::json::{json, Value};
 
 backend_tests!(
     concurrent_checks_of_live_and_revoked_sessions_each_get_their_own_answer,
@@ -59,11 +59,6 @@ fn sign(algorithm: Algorithm, secret: &[u8], kid: &str, claims: &Value) -> Strin
     let mut header = Header::new(algorithm);
     header.kid = Some(kid.to_owned());
     encode(&header, claims, &EncodingKey::from_secret(secret).unwrap()).expect("sign")
-}
-
-/// The header of a JWT, decoded.
-fn jwt_header(token: &str) -> Value {
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(token.split('.').next().unwrap()).unwrap()).unwrap()
 }
 
 /// Claims as the server issues them, for `user_id` and session `sid`, valid for 15 minutes.

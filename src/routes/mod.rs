@@ -26,6 +26,7 @@ use crate::assets::Assets;
 
 pub use errors::Problem;
 pub use openapi::ApiDoc;
+pub use views::rfc3339;
 
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("Routes", |rocket| async {

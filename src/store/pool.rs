@@ -116,6 +116,29 @@ impl rocket_db_pools::Pool for DbPool {
     }
 }
 
+impl DbPool {
+    /// Opens the pool on the `databases.miniauth` part of a configuration, as the server does
+    /// (for the admin command line). Connections open on first use.
+    pub async fn open(figment: &Figment) -> Result<DbPool, sqlx::Error> {
+        <DbPool as rocket_db_pools::Pool>::init(figment).await
+    }
+
+    /// Applies the embedded migrations of the backend; returns how many the database has.
+    pub async fn migrate(&self) -> Result<usize, sqlx::migrate::MigrateError> {
+        let migrator = match self.backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator.run(&self.pool).await?;
+        Ok(migrator.iter().count())
+    }
+
+    /// Where the data lives: a file, or host and database (never a password).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+}
+
 impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -163,13 +186,8 @@ async fn migrate(rocket: Rocket<Build>) -> Result<Rocket<Build>, Rocket<Build>> 
     let Some(db) = Db::fetch(&rocket) else {
         return Err(rocket);
     };
-    let migrator = match db.backend {
-        Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
-        Backend::Postgres => sqlx::migrate!("migrations/postgres"),
-    };
-    match migrator.run(&db.pool).await {
-        Ok(()) => {
-            let applied = migrator.iter().count();
+    match db.migrate().await {
+        Ok(applied) => {
             log::info!("database: {} ({}), {applied} migrations applied", db.backend, db.location);
             Ok(rocket)
         }

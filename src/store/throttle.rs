@@ -125,3 +125,50 @@ pub async fn clear(db: &AnyPool, counter: Counter<'_>) -> Result<()> {
         .await?;
     Ok(())
 }
+
+/// A counter as an operator sees it.
+pub struct Entry {
+    pub kind: &'static str,
+    pub username: String,
+    pub address: String,
+    pub count: i64,
+    pub window_start: i64,
+    /// Unix seconds; in the past when the counter does not block.
+    pub blocked_until: i64,
+}
+
+/// Every counter still in force at `now` (window or block not over), blocks first.
+pub async fn list(db: &AnyPool, now: i64) -> Result<Vec<Entry>> {
+    let rows: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT kind, username, address, count, window_start, blocked_until FROM throttle \
+         WHERE expires_at > $1 ORDER BY blocked_until DESC, kind, username, address",
+    )
+    .bind(now)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(kind, username, address, count, window_start, blocked_until)| {
+            let kind = Kind::parse(&kind)?.as_str();
+            Some(Entry { kind, username, address, count, window_start, blocked_until })
+        })
+        .collect())
+}
+
+/// Forgets every counter of a (lower-cased) username or of an address (as counted), or every
+/// counter when both are `None`. Returns how many.
+pub async fn clear_matching(db: &AnyPool, username: Option<&str>, address: Option<&str>) -> Result<u64> {
+    let done = match (username, address) {
+        (None, None) => sqlx::query("DELETE FROM throttle").execute(db).await?,
+        (username, address) => {
+            sqlx::query(
+                "DELETE FROM throttle WHERE (username = $1 AND $1 <> '') OR (address = $2 AND $2 <> '')",
+            )
+            .bind(username.unwrap_or_default())
+            .bind(address.unwrap_or_default())
+            .execute(db)
+            .await?
+        }
+    };
+    Ok(done.rows_affected())
+}

@@ -63,3 +63,29 @@ pub async fn delete_user(db: &AnyPool, user_id: i64) -> Result<()> {
     sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(db).await?;
     Ok(())
 }
+
+/// The user of that name, in any case.
+pub async fn find_user(db: &AnyPool, username: &str) -> Result<Option<User>> {
+    let row: Option<(i64, String, i64)> =
+        sqlx::query_as("SELECT id, username, created_at FROM users WHERE lower(username) = $1")
+            .bind(username.to_ascii_lowercase())
+            .fetch_optional(db)
+            .await?;
+    Ok(row.map(user))
+}
+
+/// Every user, oldest first, with the number of their live sessions at `now`.
+pub async fn list_users(db: &AnyPool, now: i64) -> Result<Vec<(User, i64)>> {
+    let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
+        "SELECT u.id, u.username, u.created_at, (SELECT COUNT(*) FROM sessions s \
+           WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > $1) \
+         FROM users u ORDER BY u.id",
+    )
+    .bind(now)
+    .fetch_all(db)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, username, created_at, sessions)| (user((id, username, created_at)), sessions))
+        .collect())
+}

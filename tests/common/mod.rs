@@ -412,6 +412,12 @@ pub fn jwt_payload(token: &str) -> Value {
 }
 
 /// Seconds since the Unix epoch.
+/// The header of a JWT, decoded.
+pub fn jwt_header(token: &str) -> Value {
+    let header = token.split('.').next().expect("a JWT");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(header).expect("base64url")).expect("JSON")
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }

@@ -1,0 +1,374 @@
+//! The command line (SPEC §12): `miniauth` serves, and its subcommands administer, reading the
+//! same configuration as the server (`Rocket.toml`, `ROCKET_*`, the working directory's
+//! `data/`). They work while servers run: every server checks users and sessions in the
+//! database on each request, so what a command deletes or revokes is refused at once.
+//!
+//! Exit status: 0 on success; 1 with one line on standard error when the command fails; 2 on
+//! bad usage (clap's).
+
+use std::io::Read;
+use std::net::IpAddr;
+
+use clap::{Parser, Subcommand};
+use jsonwebtoken::Algorithm;
+use serde_json::{json, Value};
+use sqlx::AnyPool;
+
+use crate::auth::keys::{self, RotateRefused, RELOAD_EVERY};
+use crate::auth::{ClientAddress, PasswordHasher};
+use crate::config::{self, Settings, DATABASE};
+use crate::domain::{NewAccount, NewPassword};
+use crate::error::Error;
+use crate::routes::rfc3339;
+use crate::store::{self, DbPool};
+
+#[derive(Parser)]
+#[command(
+    name = "miniauth",
+    version,
+    about = "MiniAuth: username + password authentication. Without a command, it serves."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the pages and the API (what `miniauth` alone does)
+    Serve,
+    /// Create, list, delete users; set a password; revoke sessions
+    #[command(subcommand)]
+    User(UserCommand),
+    /// List and rotate the keys that sign access tokens
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// List and clear the counters and blocks of sign-in throttling
+    #[command(subcommand)]
+    Throttle(ThrottleCommand),
+    /// Apply the database migrations (servers do it at start too)
+    Migrate,
+    /// Delete ended sessions, spent refresh tokens and spent counters now
+    Purge,
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from standard input and passes the sign-up rules
+    Create {
+        name: String,
+        /// Read the password from standard input (required: never from the arguments)
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Set a user's password (read from standard input) and revoke all their sessions
+    SetPassword {
+        name: String,
+        /// Read the password from standard input (required: never from the arguments)
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// List the users with their live sessions
+    List {
+        /// One JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a user, with their sessions
+    Delete { name: String },
+    /// Revoke every session of a user (signs them out everywhere)
+    RevokeSessions { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// List the signing keys of the configured algorithm and the part each plays
+    List {
+        /// One JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make the published next key sign, retire the current one, publish a new next key
+    Rotate {
+        /// Rotate even if verifiers may not have fetched the next key yet (a leaked key)
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ThrottleCommand {
+    /// List the counters in force, blocks first
+    List {
+        /// One JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Clear the counters and blocks of a username or an address, or all of them
+    Clear {
+        /// A username (any case) or an address (an IPv6 address clears its /64)
+        name_or_address: Option<String>,
+    },
+}
+
+/// What a command needs: the settings and the database.
+struct Admin {
+    settings: Settings,
+    db: DbPool,
+}
+
+/// Runs an admin command (anything but `serve`); `Err` is the one line to print.
+pub async fn run(command: Command) -> Result<(), String> {
+    let admin = Admin::open().await?;
+    let result = match command {
+        Command::Serve => Err("`serve` is not an admin command".into()),
+        Command::User(command) => admin.user(command).await,
+        Command::Keys(command) => admin.keys(command).await,
+        Command::Throttle(command) => admin.throttle(command).await,
+        Command::Migrate => Ok(()),
+        Command::Purge => admin.purge().await,
+    };
+    admin.pool().close().await;
+    result
+}
+
+impl Admin {
+    /// Reads the configuration, opens the database and brings its schema up to date.
+    async fn open() -> Result<Admin, String> {
+        let figment = config::with_database_url(config::figment());
+        let settings = config::load(&figment)?;
+        let db = DbPool::open(&figment.focus(&format!("databases.{DATABASE}")))
+            .await
+            .map_err(|e| format!("cannot open the database: {e}"))?;
+        let applied = db
+            .migrate()
+            .await
+            .map_err(|e| format!("cannot use the database ({}, {}): {e}", db.backend, db.location()))?;
+        log::info!("database: {} ({}), {applied} migrations applied", db.backend, db.location());
+        Ok(Admin { settings, db })
+    }
+
+    fn pool(&self) -> &AnyPool {
+        &self.db
+    }
+
+    async fn user(&self, command: UserCommand) -> Result<(), String> {
+        let policy = self.settings.password_policy();
+        match command {
+            UserCommand::Create { name, .. } => {
+                let password = read_password()?;
+                let account = NewAccount::parse(&name, &password, None, &policy).map_err(refusal)?;
+                let hash = self.hasher().await?.hash(&account.password).await.map_err(failure)?;
+                let user = store::users::insert_user(self.pool(), &account.username, &hash, store::now())
+                    .await
+                    .map_err(|e| match e {
+                        Error::UsernameTaken => format!("the username {name:?} is already taken"),
+                        e => failure(e),
+                    })?;
+                println!("created user {} (id {})", user.username, user.id);
+            }
+            UserCommand::SetPassword { name, .. } => {
+                let user = self.find(&name).await?;
+                let password = read_password()?;
+                let password =
+                    NewPassword::parse(&password, &user.username, &policy).map_err(|e| e.join(" "))?;
+                let hash = self.hasher().await?.hash(&password).await.map_err(failure)?;
+                store::users::set_password_hash(self.pool(), user.id, &hash).await.map_err(failure)?;
+                let revoked = store::sessions::revoke_user_sessions(self.pool(), user.id, None, store::now())
+                    .await
+                    .map_err(failure)?;
+                println!("set the password of {}; revoked {revoked} sessions", user.username);
+            }
+            UserCommand::List { json } => {
+                let users = store::users::list_users(self.pool(), store::now()).await.map_err(failure)?;
+                let rows: Vec<Value> = users
+                    .iter()
+                    .map(|(user, sessions)| {
+                        json!({"id": user.id, "username": user.username,
+                               "created_at": rfc3339(user.created_at), "sessions": sessions})
+                    })
+                    .collect();
+                print_rows(json, &rows, &["id", "username", "created_at", "sessions"]);
+            }
+            UserCommand::Delete { name } => {
+                let user = self.find(&name).await?;
+                store::users::delete_user(self.pool(), user.id).await.map_err(failure)?;
+                println!("deleted user {}", user.username);
+            }
+            UserCommand::RevokeSessions { name } => {
+                let user = self.find(&name).await?;
+                let revoked = store::sessions::revoke_user_sessions(self.pool(), user.id, None, store::now())
+                    .await
+                    .map_err(failure)?;
+                println!("revoked {revoked} sessions of {}", user.username);
+            }
+        }
+        Ok(())
+    }
+
+    async fn find(&self, name: &str) -> Result<crate::domain::User, String> {
+        store::users::find_user(self.pool(), name)
+            .await
+            .map_err(failure)?
+            .ok_or_else(|| format!("there is no user named {name:?}"))
+    }
+
+    async fn hasher(&self) -> Result<PasswordHasher, String> {
+        PasswordHasher::new(self.settings.bcrypt_cost, 1).await.map_err(failure)
+    }
+
+    async fn keys(&self, command: KeysCommand) -> Result<(), String> {
+        let algorithm = self.settings.jwt_algorithm;
+        if let Some(setting) = self.configured_key() {
+            return Err(format!(
+                "the signing key comes from the configuration ({setting}): list and rotate it there"
+            ));
+        }
+        match command {
+            KeysCommand::List { json } => {
+                let rows = store::keys::all(self.pool(), keys::name(algorithm)).await.map_err(failure)?;
+                let rows: Vec<Value> = rows
+                    .iter()
+                    .map(|key| {
+                        json!({"kid": key.kid, "algorithm": key.algorithm, "role": key.role().as_str(),
+                               "created_at": rfc3339(key.created_at),
+                               "activated_at": key.activated_at.map(rfc3339),
+                               "retired_at": key.retired_at.map(rfc3339)})
+                    })
+                    .collect();
+                print_rows(
+                    json,
+                    &rows,
+                    &["kid", "algorithm", "role", "created_at", "activated_at", "retired_at"],
+                );
+            }
+            KeysCommand::Rotate { force } => {
+                let cache = self.settings.jwks_cache_seconds as i64;
+                let keep = self.settings.keep_retired_keys();
+                match keys::rotate(self.pool(), algorithm, cache, keep, force).await {
+                    Ok(kid) => println!(
+                        "rotated: key {kid} signs now; running servers follow within {} seconds",
+                        RELOAD_EVERY.as_secs()
+                    ),
+                    Err(RotateRefused::TooSoon { age, wait }) => {
+                        return Err(format!(
+                            "the next key was published {age} s ago and verifiers may cache the key set for \
+                             {cache} s: rotate in {wait} s, or now with --force if the current key must go \
+                             (verifiers holding an older key set will refuse new tokens until they fetch it again)"
+                        ))
+                    }
+                    Err(RotateRefused::Failed(e)) => return Err(failure(e)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The setting that gives the signing key, when the configuration does.
+    fn configured_key(&self) -> Option<&'static str> {
+        match self.settings.jwt_algorithm {
+            Algorithm::EdDSA => self.settings.jwt_private_key.as_ref().map(|_| "jwt_private_key"),
+            _ => self.settings.token_secret.as_ref().map(|_| "token_secret"),
+        }
+    }
+
+    async fn throttle(&self, command: ThrottleCommand) -> Result<(), String> {
+        match command {
+            ThrottleCommand::List { json } => {
+                let now = store::now();
+                let entries = store::throttle::list(self.pool(), now).await.map_err(failure)?;
+                let rows: Vec<Value> = entries
+                    .iter()
+                    .map(|entry| {
+                        let blocked = (entry.blocked_until > now).then(|| rfc3339(entry.blocked_until));
+                        json!({"kind": entry.kind, "username": entry.username, "address": entry.address,
+                               "count": entry.count, "since": rfc3339(entry.window_start), "blocked_until": blocked})
+                    })
+                    .collect();
+                print_rows(json, &rows, &["kind", "username", "address", "count", "since", "blocked_until"]);
+            }
+            ThrottleCommand::Clear { name_or_address } => {
+                let target = name_or_address.as_deref().map(str::trim);
+                let address = target.and_then(|t| t.trim_end_matches("/64").parse::<IpAddr>().ok());
+                let (username, address) = match (target, address) {
+                    (_, Some(ip)) => (None, Some(ClientAddress::counted(ip).to_string())),
+                    (Some(name), None) => (Some(name.to_ascii_lowercase()), None),
+                    (None, None) => (None, None),
+                };
+                let cleared =
+                    store::throttle::clear_matching(self.pool(), username.as_deref(), address.as_deref())
+                        .await
+                        .map_err(failure)?;
+                println!(
+                    "cleared {cleared} counters{}",
+                    target.map(|t| format!(" of {t}")).unwrap_or_default()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn purge(&self) -> Result<(), String> {
+        let retention = self.settings.retention_days as i64 * 24 * 3600;
+        let deleted =
+            store::purge::purge_ended(self.pool(), store::now(), retention).await.map_err(failure)?;
+        println!("purged {deleted} rows of ended sessions, spent tokens and counters");
+        Ok(())
+    }
+}
+
+/// The password on standard input, without the line break that ends it.
+fn read_password() -> Result<String, String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
+    let password = input.strip_suffix('\n').unwrap_or(&input);
+    Ok(password.strip_suffix('\r').unwrap_or(password).to_owned())
+}
+
+/// A rule the input broke, as one line: every message of every field.
+fn refusal(e: Error) -> String {
+    match e.field_errors() {
+        Some(fields) => fields.into_values().flatten().collect::<Vec<_>>().join(" "),
+        None => e.cause(),
+    }
+}
+
+fn failure(e: Error) -> String {
+    match e {
+        Error::Unavailable => "cannot reach the database".into(),
+        e => e.cause(),
+    }
+}
+
+/// Rows as one JSON array, or as a table with `columns` (an empty table says so).
+fn print_rows(json: bool, rows: &[Value], columns: &[&str]) {
+    if json {
+        println!("{}", Value::from(rows.to_vec()));
+        return;
+    }
+    if rows.is_empty() {
+        println!("(none)");
+        return;
+    }
+    let cell = |row: &Value, column: &str| match &row[column] {
+        Value::Null => "-".to_owned(),
+        Value::String(text) if text.is_empty() => "-".to_owned(),
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    };
+    let widths: Vec<usize> = columns
+        .iter()
+        .map(|column| rows.iter().map(|row| cell(row, column).len()).max().unwrap_or(0).max(column.len()))
+        .collect();
+    let line = |cells: Vec<String>| {
+        let padded: Vec<String> =
+            cells.iter().zip(&widths).map(|(cell, width)| format!("{cell:width$}")).collect();
+        println!("{}", padded.join("  ").trim_end());
+    };
+    line(columns.iter().map(|column| column.to_uppercase()).collect());
+    for row in rows {
+        line(columns.iter().map(|column| cell(row, column)).collect());
+    }
+}
