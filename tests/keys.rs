@@ -41,6 +41,52 @@ backend_tests_with!(hs256;
         => sqlite_hs256_rotation, postgres_hs256_rotation,
 );
 
+/// An Ed25519 key of the test's own, as PEM, and its PKCS#8 document.
+fn own_key() -> (String, Vec<u8>) {
+    let row = miniauth::auth::keys::generate(Algorithm::EdDSA, now()).unwrap();
+    let der = URL_SAFE_NO_PAD.decode(row.private_key).unwrap();
+    let body = base64::engine::general_purpose::STANDARD.encode(&der);
+    (format!("-----BEGIN PRIVATE KEY-----\n{body}\n-----END PRIVATE KEY-----\n"), der)
+}
+
+backend_tests_with!(|figment: Figment| figment.merge(("jwt_private_key", OWN_KEY.0.as_str()));
+    a_key_from_the_configuration_alone_signs_and_is_published
+        => sqlite_a_configured_key_signs, postgres_a_configured_key_signs,
+);
+
+static OWN_KEY: std::sync::LazyLock<(String, Vec<u8>)> = std::sync::LazyLock::new(own_key);
+
+async fn a_key_from_the_configuration_alone_signs_and_is_published(app: TestApp) {
+    let (access, _) = signed_in(&app, "alice").await;
+    let jwks = jwks(&app).await;
+    assert_eq!(kids(&jwks), [kid_of(&access)], "{jwks}");
+    assert_eq!(jwks["keys"][0]["kid"].as_str().unwrap(), thumbprint(jwks["keys"][0]["x"].as_str().unwrap()));
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some(kid_of(&access));
+    let own = encode(&header, &jwt_payload(&access), &EncodingKey::from_ed_der(&OWN_KEY.1)).unwrap();
+    assert!(app.token_works(&own).await, "a token signed with the configured key");
+    assert_eq!(app.count("SELECT COUNT(*) FROM signing_keys").await, 0, "no key is generated");
+}
+
+#[test]
+fn an_unknown_algorithm_or_a_key_that_is_not_ed25519_refuses_to_start() {
+    for (name, value, message) in [
+        ("ROCKET_JWT_ALGORITHM", "RS256", "jwt_algorithm must be EdDSA or HS256"),
+        ("ROCKET_JWT_ALGORITHM", "none", "invalid configuration"),
+        (
+            "ROCKET_JWT_PRIVATE_KEY",
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----",
+            "jwt_private_key",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let binary = std::path::Path::new(env!("CARGO_BIN_EXE_miniauth"));
+        let (status, log) = Server::run_to_exit(binary, dir.path(), &[(name, value)]);
+        assert_eq!(status, Some(1), "{name}={value}: {log}");
+        assert!(log.contains(message), "{name}={value}: {log}");
+    }
+}
+
 /// Registers `username` and signs in through the API; returns the access and refresh tokens.
 async fn signed_in(app: &TestApp, username: &str) -> (String, String) {
     app.registered(username, PASSWORD).await;

@@ -25,3 +25,26 @@ fn the_throttling_settings_are_in_rocket_toml_with_their_defaults_and_in_the_rea
         assert!(readme.contains(&row), "the README's configuration table lacks {row}");
     }
 }
+
+/// The signing-key settings (SPEC §9) likewise; the ones unset by default are in the README.
+#[test]
+fn the_key_settings_are_in_rocket_toml_with_their_defaults_and_in_the_readme() {
+    let built_in = miniauth::config::Settings::default();
+    assert_eq!(built_in.jwt_algorithm, jsonwebtoken::Algorithm::EdDSA);
+    assert_eq!(built_in.jwks_cache_seconds, 600);
+    let file = Figment::from(Toml::file(concat!(env!("CARGO_MANIFEST_DIR"), "/Rocket.toml")));
+    let algorithm: String = file.extract_inner("default.jwt_algorithm").unwrap();
+    assert_eq!(algorithm, "EdDSA");
+    let cache: u64 = file.extract_inner("default.jwks_cache_seconds").unwrap();
+    assert_eq!(cache, 600);
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for row in [
+        "| `jwt_algorithm` | `EdDSA` | `ROCKET_JWT_ALGORITHM` |",
+        "| `jwks_cache_seconds` | `600` | `ROCKET_JWKS_CACHE_SECONDS` |",
+        "| `jwt_private_key` | *(unset)* | `ROCKET_JWT_PRIVATE_KEY` |",
+        "| `public_url` | `http://<address>:<port>` | `ROCKET_PUBLIC_URL` |",
+        "| `token_secret` | *(in the database)* | `ROCKET_TOKEN_SECRET` |",
+    ] {
+        assert!(readme.contains(row), "the README's configuration table lacks {row}");
+    }
+}
