@@ -10,7 +10,6 @@ use std::io::Read;
 use std::net::IpAddr;
 
 use clap::{Parser, Subcommand};
-use jsonwebtoken::Algorithm;
 use serde_json::{json, Value};
 use sqlx::AnyPool;
 
@@ -90,7 +89,7 @@ pub enum KeysCommand {
     },
     /// Make the published next key sign, retire the current one, publish a new next key
     Rotate {
-        /// Rotate even if verifiers may not have fetched the next key yet (a leaked key)
+        /// Rotate even if verifiers may not have fetched the next key yet
         #[arg(long)]
         force: bool,
     },
@@ -219,7 +218,7 @@ impl Admin {
 
     async fn keys(&self, command: KeysCommand) -> Result<(), String> {
         let algorithm = self.settings.jwt_algorithm;
-        if let Some(setting) = self.configured_key() {
+        if let Some((setting, _)) = self.settings.configured_signing_key() {
             return Err(format!(
                 "the signing key comes from the configuration ({setting}): list and rotate it there"
             ));
@@ -243,9 +242,8 @@ impl Admin {
                 );
             }
             KeysCommand::Rotate { force } => {
-                let cache = self.settings.jwks_cache_seconds as i64;
-                let keep = self.settings.keep_retired_keys();
-                match keys::rotate(self.pool(), algorithm, cache, keep, force).await {
+                let cache = self.settings.jwks_cache_seconds;
+                match keys::rotate(self.pool(), &self.settings, force).await {
                     Ok(kid) => println!(
                         "rotated: key {kid} signs now; running servers follow within {} seconds",
                         RELOAD_EVERY.as_secs()
@@ -253,8 +251,8 @@ impl Admin {
                     Err(RotateRefused::TooSoon { age, wait }) => {
                         return Err(format!(
                             "the next key was published {age} s ago and verifiers may cache the key set for \
-                             {cache} s: rotate in {wait} s, or now with --force if the current key must go \
-                             (verifiers holding an older key set will refuse new tokens until they fetch it again)"
+                             {cache} s: rotate in {wait} s, or now with --force (verifiers holding an older key set will \
+                             refuse new tokens until they fetch it again)"
                         ))
                     }
                     Err(RotateRefused::Failed(e)) => return Err(failure(e)),
@@ -262,14 +260,6 @@ impl Admin {
             }
         }
         Ok(())
-    }
-
-    /// The setting that gives the signing key, when the configuration does.
-    fn configured_key(&self) -> Option<&'static str> {
-        match self.settings.jwt_algorithm {
-            Algorithm::EdDSA => self.settings.jwt_private_key.as_ref().map(|_| "jwt_private_key"),
-            _ => self.settings.token_secret.as_ref().map(|_| "token_secret"),
-        }
     }
 
     async fn throttle(&self, command: ThrottleCommand) -> Result<(), String> {

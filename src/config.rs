@@ -121,9 +121,21 @@ impl Settings {
     }
 
     /// Seconds a retired signing key stays, verifying and published: until the last token it
-    /// signed has expired (with the clock leeway) and key sets cached before then are stale.
+    /// signed has expired (with the clock leeway, and the instances' time to follow a rotation)
+    /// and key sets cached before then are stale.
     pub fn keep_retired_keys(&self) -> i64 {
-        (self.access_token_ttl + self.jwks_cache_seconds + 5) as i64
+        (self.access_token_ttl + self.jwks_cache_seconds) as i64
+            + 5
+            + crate::auth::keys::RELOAD_EVERY.as_secs() as i64
+    }
+
+    /// The signing key the configuration gives, with the setting's name: `jwt_private_key`
+    /// (EdDSA) or `token_secret` (HS256). `None`: the keys in the database sign.
+    pub fn configured_signing_key(&self) -> Option<(&'static str, &SecretString)> {
+        match self.jwt_algorithm {
+            Algorithm::EdDSA => self.jwt_private_key.as_ref().map(|key| ("jwt_private_key", key)),
+            _ => self.token_secret.as_ref().map(|key| ("token_secret", key)),
+        }
     }
 
     pub fn hash_workers(&self) -> usize {
@@ -215,6 +227,12 @@ fn check(settings: &Settings) -> Result<(), String> {
     }
     if !(settings.public_url.starts_with("http://") || settings.public_url.starts_with("https://")) {
         return Err(format!("public_url must start with http:// or https://, not {:?}", settings.public_url));
+    }
+    if settings.jwks_cache_seconds > 86_400 {
+        return Err(format!(
+            "jwks_cache_seconds must be at most 86400 (a day), not {}",
+            settings.jwks_cache_seconds
+        ));
     }
     match settings.jwt_algorithm {
         Algorithm::EdDSA | Algorithm::HS256 => {}

@@ -115,7 +115,8 @@ fn thumbprint(x: &str) -> String {
 /// Rotates as the admin command does.
 async fn rotate(app: &TestApp, algorithm: Algorithm, force: bool) -> Result<String, String> {
     let db = app.client.rocket().state::<miniauth::store::Db>().expect("the pool");
-    miniauth::auth::keys::rotate(db, algorithm, 600, 900 + 600 + 5, force).await.map_err(|e| format!("{e:?}"))
+    let settings = miniauth::config::Settings { jwt_algorithm: algorithm, ..Default::default() };
+    miniauth::auth::keys::rotate(db, &settings, force).await.map_err(|e| format!("{e:?}"))
 }
 
 /// Makes the app reload its keys now rather than within five seconds.
@@ -188,7 +189,7 @@ async fn a_rotation_promotes_the_published_key_and_keeps_the_retired_one_until_i
     let published = kids(&jwks(&app).await);
     let (old, next) =
         (kid_of(&before), published.iter().find(|kid| **kid != kid_of(&before)).unwrap().clone());
-    age_keys(&app, 600).await;
+    age_keys(&app, 700).await;
 
     let promoted = rotate(&app, Algorithm::EdDSA, false).await.expect("rotates");
     assert_eq!(promoted, next, "the key verifiers already have signs next");
@@ -203,16 +204,18 @@ async fn a_rotation_promotes_the_published_key_and_keeps_the_retired_one_until_i
     assert!(published.contains(&old) && published.contains(&next));
 
     // Once the tokens it signed have expired and cached key sets are stale, the old key goes.
-    app.execute(&[format!(
-        "UPDATE signing_keys SET retired_at = {} WHERE kid = '{old}'",
-        now() - 900 - 600 - 6
-    )])
-    .await;
+    let long_ago = now() - miniauth::config::Settings::default().keep_retired_keys() - 1;
+    app.execute(&[format!("UPDATE signing_keys SET retired_at = {long_ago} WHERE kid = '{old}'")]).await;
     reload(&app).await;
     let published = kids(&jwks(&app).await);
     assert_eq!(published.len(), 2, "{published:?}");
     assert!(!published.contains(&old));
     assert!(!app.token_works(&before).await, "a token whose key left the set");
+    // And the purge deletes it from the database.
+    let db = app.client.rocket().state::<miniauth::store::Db>().expect("the pool");
+    let keep = miniauth::config::Settings::default().keep_retired_keys();
+    assert_eq!(miniauth::store::keys::forget_retired(&***db, now() - keep).await.unwrap(), 1);
+    assert_eq!(app.count("SELECT COUNT(*) FROM signing_keys").await, 2);
 }
 
 async fn a_rotation_waits_until_verifiers_can_have_fetched_the_next_key(app: TestApp) {
@@ -257,7 +260,7 @@ async fn with_hs256_an_eddsa_token_or_another_hmac_algorithm_is_401(app: TestApp
 
 async fn a_rotation_works_for_hs256_keys_too(app: TestApp) {
     let (before, _) = signed_in(&app, "alice").await;
-    age_keys(&app, 600).await;
+    age_keys(&app, 700).await;
     let promoted = rotate(&app, Algorithm::HS256, false).await.expect("rotates");
     reload(&app).await;
     let after = app.sign_in("alice", PASSWORD).await.access;
@@ -351,8 +354,9 @@ needs_postgres! {
         let promoted = runtime.block_on(async {
             sqlx::any::install_default_drivers();
             let pool = sqlx::AnyPool::connect(&database.url).await.unwrap();
-            sqlx::query("UPDATE signing_keys SET created_at = created_at - 600").execute(&pool).await.unwrap();
-            let promoted = miniauth::auth::keys::rotate(&pool, Algorithm::EdDSA, 600, 1505, false).await.unwrap();
+            sqlx::query("UPDATE signing_keys SET created_at = created_at - 700").execute(&pool).await.unwrap();
+            let settings = miniauth::config::Settings::default();
+            let promoted = miniauth::auth::keys::rotate(&pool, &settings, false).await.unwrap();
             pool.close().await;
             promoted
         });

@@ -26,6 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sqlx::AnyPool;
 
+use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::store;
 use crate::store::keys::{KeyRow, Role};
@@ -55,7 +56,8 @@ impl Key {
         let private = URL_SAFE_NO_PAD.decode(&row.private_key).map_err(Error::internal)?;
         match algorithm {
             Algorithm::EdDSA => Key::ed25519(EncodingKey::from_ed_der(&private), Some(row.kid.clone())),
-            _ => Key::hmac(&private, row.kid.clone()),
+            Algorithm::HS256 => Key::hmac(&private, row.kid.clone()),
+            other => Err(unsupported(other)),
         }
     }
 
@@ -98,11 +100,12 @@ pub fn generate(algorithm: Algorithm, now: i64) -> Result<KeyRow> {
             let public = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
             (document.as_bytes().to_vec(), public, key.kid)
         }
-        _ => {
+        Algorithm::HS256 => {
             let mut id = [0u8; 16];
             rand::rngs::OsRng.fill_bytes(&mut id);
             (bytes.to_vec(), String::new(), URL_SAFE_NO_PAD.encode(id))
         }
+        other => return Err(unsupported(other)),
     };
     Ok(KeyRow {
         kid,
@@ -119,8 +122,14 @@ pub fn generate(algorithm: Algorithm, now: i64) -> Result<KeyRow> {
 pub fn name(algorithm: Algorithm) -> &'static str {
     match algorithm {
         Algorithm::EdDSA => "EdDSA",
-        _ => "HS256",
+        Algorithm::HS256 => "HS256",
+        _ => "unsupported",
     }
+}
+
+/// The settings allow EdDSA and HS256 only; anything else never gets this far.
+fn unsupported(algorithm: Algorithm) -> Error {
+    Error::internal(format!("{algorithm:?} keys are not supported"))
 }
 
 /// The keys in force at one moment.
@@ -182,11 +191,12 @@ impl KeyRing {
                 })?;
                 Key::ed25519(encoding, None)?
             }
-            _ => {
+            Algorithm::HS256 => {
                 let secret = key.expose_secret().as_bytes();
                 let kid = super::MacKey::derive(secret, b"miniauth hs256 kid v1").tag("");
                 Key::hmac(secret, kid)?
             }
+            other => return Err(unsupported(other)),
         };
         let set = KeySet::of(vec![(Arc::new(key), Role::Current)], Vec::new())?;
         Ok(KeyRing {
@@ -203,7 +213,8 @@ impl KeyRing {
         ensure(db, algorithm).await?;
         let now = store::now();
         let rows = store::keys::all(db, name(algorithm)).await?;
-        let set = build(&rows, algorithm, now, keep_retired, None)?;
+        let in_force: Vec<&KeyRow> = rows.iter().filter(|row| in_force(row, now, keep_retired)).collect();
+        let set = build(&in_force, algorithm, None)?;
         Ok(KeyRing { algorithm, source: Source::Database, keep_retired, set: RwLock::new(Arc::new(set)) })
     }
 
@@ -224,12 +235,15 @@ impl KeyRing {
         let rows = store::keys::all(db, name(self.algorithm)).await?;
         let now = store::now();
         let current = self.keys();
-        let set = build(&rows, self.algorithm, now, self.keep_retired, Some(&current))?;
-        if let Some(set) = set.changed_from(&current) {
-            match self.set.write() {
-                Ok(mut slot) => *slot = Arc::new(set),
-                Err(poisoned) => *poisoned.into_inner() = Arc::new(set),
-            }
+        let in_force: Vec<&KeyRow> =
+            rows.iter().filter(|row| in_force(row, now, self.keep_retired)).collect();
+        if fingerprint(&in_force) == current.built_from {
+            return Ok(());
+        }
+        let set = Arc::new(build(&in_force, self.algorithm, Some(&current))?);
+        match self.set.write() {
+            Ok(mut slot) => *slot = set,
+            Err(poisoned) => *poisoned.into_inner() = set,
         }
         Ok(())
     }
@@ -253,36 +267,36 @@ impl KeyRing {
     }
 }
 
-impl KeySet {
-    /// `Some(self)` when it differs from `other`.
-    fn changed_from(self, other: &KeySet) -> Option<KeySet> {
-        (self.built_from != other.built_from).then_some(self)
-    }
+/// Whether a key still signs or verifies at `now`: any key but one retired more than
+/// `keep_retired` seconds ago.
+fn in_force(row: &KeyRow, now: i64, keep_retired: i64) -> bool {
+    row.retired_at.is_none_or(|at| at + keep_retired >= now)
 }
 
-/// The set of the keys in `rows` still in force at `now`, reusing the parsed keys of `previous`.
-fn build(
-    rows: &[KeyRow],
-    algorithm: Algorithm,
-    now: i64,
-    keep_retired: i64,
-    previous: Option<&KeySet>,
-) -> Result<KeySet> {
+/// What a set is built from: the keys and their parts, to notice a rotation.
+fn fingerprint(rows: &[&KeyRow]) -> Vec<(String, Option<i64>, Option<i64>)> {
+    rows.iter().map(|row| (row.kid.clone(), row.activated_at, row.retired_at)).collect()
+}
+
+/// The set of `rows`, reusing the parsed keys of `previous`. A key that cannot be read is left
+/// out with a warning, unless it is the one that signs.
+fn build(rows: &[&KeyRow], algorithm: Algorithm, previous: Option<&KeySet>) -> Result<KeySet> {
     let mut keys = Vec::new();
-    let mut built_from = Vec::new();
     for row in rows {
-        let role = row.role();
-        if role == Role::Retired && row.retired_at.is_some_and(|at| at + keep_retired < now) {
-            continue;
-        }
         let key = match previous.and_then(|set| set.verifying(&row.kid)) {
             Some(key) => Arc::clone(key),
-            None => Arc::new(Key::from_row(row, algorithm)?),
+            None => match Key::from_row(row, algorithm) {
+                Ok(key) => Arc::new(key),
+                Err(e) if row.role() != Role::Current => {
+                    log::warn!("signing key {} cannot be read and is left out: {}", row.kid, e.cause());
+                    continue;
+                }
+                Err(e) => return Err(e),
+            },
         };
-        built_from.push((row.kid.clone(), row.activated_at, row.retired_at));
-        keys.push((key, role));
+        keys.push((key, row.role()));
     }
-    KeySet::of(keys, built_from)
+    KeySet::of(keys, fingerprint(rows))
 }
 
 /// Makes sure the current and the next key of `algorithm` exist. Instances starting together
@@ -324,26 +338,24 @@ impl From<Error> for RotateRefused {
     }
 }
 
-/// Rotates the keys of `algorithm` in the database: the next key signs from now on, the
-/// current one retires, a new next key is published. Refused while the next key is younger
-/// than `cache_seconds` (how long verifiers may cache the key set), unless `force`d. Returns
-/// the kid of the key that now signs. Every instance follows within [`RELOAD_EVERY`].
-pub async fn rotate(
-    db: &AnyPool,
-    algorithm: Algorithm,
-    cache_seconds: i64,
-    keep_retired: i64,
-    force: bool,
-) -> Result<String, RotateRefused> {
+/// Rotates the keys of the configured algorithm in the database: the next key signs from now
+/// on, the current one retires, a new next key is published. Refused while the next key has not
+/// been published for `jwks_cache_seconds` (plus the instances' reload time), since a verifier
+/// may hold a key set cached from before it, unless `force`d. Returns the kid of the key that
+/// now signs. Every instance follows within [`RELOAD_EVERY`].
+pub async fn rotate(db: &AnyPool, settings: &Settings, force: bool) -> Result<String, RotateRefused> {
+    let algorithm = settings.jwt_algorithm;
     ensure(db, algorithm).await?;
     let now = store::now();
     let rows = store::keys::all(db, name(algorithm)).await?;
     let next =
         rows.iter().find(|row| row.role() == Role::Next).ok_or_else(|| Error::internal("no next key"))?;
     let age = now - next.created_at;
-    if age < cache_seconds && !force {
-        return Err(RotateRefused::TooSoon { age, wait: cache_seconds - age });
+    let published_long_enough = settings.jwks_cache_seconds as i64 + RELOAD_EVERY.as_secs() as i64;
+    if age < published_long_enough && !force {
+        return Err(RotateRefused::TooSoon { age, wait: published_long_enough - age });
     }
     let new_next = generate(algorithm, now)?;
-    Ok(store::keys::rotate(db, now, &new_next, now - keep_retired).await?)
+    store::keys::rotate(db, now, &next.kid, &new_next, now - settings.keep_retired_keys()).await?;
+    Ok(next.kid.clone())
 }

@@ -26,7 +26,6 @@ use std::sync::Arc;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use jsonwebtoken::Algorithm;
 use rand::RngCore;
 use rocket::fairing::AdHoc;
 use rocket::http::{Cookie, CookieJar, SameSite};
@@ -152,20 +151,12 @@ async fn service(settings: &Settings, db: &AnyPool) -> Result<AuthService> {
         None => shared_secret(db, &settings.data_dir).await?.into_bytes(),
     };
     let algorithm = settings.jwt_algorithm;
-    let ring = match (&settings.jwt_private_key, &settings.token_secret) {
-        (Some(pem), _) => KeyRing::configured(algorithm, pem)?,
-        (None, Some(secret)) if algorithm == Algorithm::HS256 => KeyRing::configured(algorithm, secret)?,
-        _ => KeyRing::open(db, algorithm, settings.keep_retired_keys()).await?,
+    let (ring, origin) = match settings.configured_signing_key() {
+        Some((setting, key)) => (KeyRing::configured(algorithm, key)?, setting),
+        None => (KeyRing::open(db, algorithm, settings.keep_retired_keys()).await?, "the database"),
     };
     let ring = Arc::new(ring);
     Arc::clone(&ring).follow(db.clone());
-    let origin = if settings.jwt_private_key.is_some()
-        || algorithm == Algorithm::HS256 && settings.token_secret.is_some()
-    {
-        "the configuration"
-    } else {
-        "the database"
-    };
     log::info!(
         "signing keys: {} from {origin}, key {} signs",
         keys::name(algorithm),

@@ -119,13 +119,14 @@ mod tests {
     }
 
     #[test]
-    fn a_panicking_job_costs_the_pool_nothing() {
-        let runtime = rocket::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    fn a_panicking_job_costs_the_pool_nothing() -> std::result::Result<(), Box<dyn std::error::Error>> {
+        let runtime = rocket::tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         runtime.block_on(async {
-            let hasher = PasswordHasher::new(4, 1).await.unwrap();
+            let hasher = PasswordHasher::new(4, 1).await.map_err(|e| e.cause())?;
             assert!(hasher.run(|| panic!("a job that fails")).await.is_err());
-            assert_eq!(hasher.run(|| 7).await.unwrap(), 7, "the only worker died with the job");
-        });
+            assert_eq!(hasher.run(|| 7).await.ok(), Some(7), "the only worker died with the job");
+            Ok(())
+        })
     }
 
     #[test]

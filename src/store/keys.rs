@@ -5,8 +5,9 @@ use sqlx::AnyPool;
 
 use crate::error::{Error, Result};
 
-/// One signing key as stored. The key material is base64url text (see the migration).
-#[derive(Debug, Clone)]
+/// One signing key as stored. The key material is base64url text (see the migration). No
+/// `Debug`: the private key must not reach a log by accident.
+#[derive(Clone)]
 pub struct KeyRow {
     pub kid: String,
     pub algorithm: String,
@@ -102,19 +103,14 @@ fn insert_query(key: &KeyRow) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::An
     .bind(key.retired_at)
 }
 
-/// In one transaction: the current key of `next`'s algorithm retires, the next key starts
-/// signing, `next` is published to follow it, and retired keys retired before `forget_before`
-/// are deleted. Returns the kid of the key that now signs.
-pub async fn rotate(db: &AnyPool, now: i64, next: &KeyRow, forget_before: i64) -> Result<String> {
+/// In one transaction: the current key of `next`'s algorithm retires, the next key `promote`
+/// starts signing, `next` is published to follow it, and keys retired before `forget_before`
+/// are deleted. Fails, changing nothing, when `promote` is no longer the next key (another
+/// rotation ran meanwhile).
+pub async fn rotate(db: &AnyPool, now: i64, promote: &str, next: &KeyRow, forget_before: i64) -> Result<()> {
     let mut tx = db.begin().await?;
-    let promoted: Option<(String,)> =
-        sqlx::query_as("SELECT kid FROM signing_keys WHERE algorithm = $1 AND activated_at IS NULL")
-            .bind(&next.algorithm)
-            .fetch_optional(&mut *tx)
-            .await?;
-    let Some((promoted,)) = promoted else {
-        return Err(Error::internal("there is no next key to promote"));
-    };
+    // A write first: SQLite then takes the write lock at once (with its busy timeout) rather
+    // than failing to upgrade a read.
     sqlx::query(
         "UPDATE signing_keys SET retired_at = $2 \
          WHERE algorithm = $1 AND activated_at IS NOT NULL AND retired_at IS NULL",
@@ -125,7 +121,7 @@ pub async fn rotate(db: &AnyPool, now: i64, next: &KeyRow, forget_before: i64) -
     .await?;
     let done =
         sqlx::query("UPDATE signing_keys SET activated_at = $2 WHERE kid = $1 AND activated_at IS NULL")
-            .bind(&promoted)
+            .bind(promote)
             .bind(now)
             .execute(&mut *tx)
             .await?;
@@ -133,13 +129,18 @@ pub async fn rotate(db: &AnyPool, now: i64, next: &KeyRow, forget_before: i64) -
         return Err(Error::internal("another rotation ran at the same time; nothing changed"));
     }
     insert_query(next).execute(&mut *tx).await?;
-    sqlx::query("DELETE FROM signing_keys WHERE algorithm = $1 AND retired_at < $2")
-        .bind(&next.algorithm)
-        .bind(forget_before)
-        .execute(&mut *tx)
-        .await?;
+    forget_retired(&mut *tx, forget_before).await?;
     tx.commit().await?;
-    Ok(promoted)
+    Ok(())
+}
+
+/// Deletes the keys retired before `before`: no token they signed is still valid.
+pub async fn forget_retired<'e>(
+    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
+    before: i64,
+) -> Result<u64> {
+    let done = sqlx::query("DELETE FROM signing_keys WHERE retired_at < $1").bind(before).execute(db).await?;
+    Ok(done.rows_affected())
 }
 
 /// The secret called `name`: the stored one, or else `candidate`, stored now. Instances that

@@ -68,17 +68,24 @@ pub fn stage() -> AdHoc {
             };
             let pool = AnyPool::clone(db);
             let retention = settings.retention_days as i64 * 24 * 3600;
+            let keep_retired_keys = settings.keep_retired_keys();
             let mut ticks = interval(Duration::from_secs(settings.purge_interval.max(1)));
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
             rocket::tokio::spawn(async move {
                 loop {
                     ticks.tick().await;
-                    match purge_ended(&pool, now(), retention).await {
+                    let now = now();
+                    match purge_ended(&pool, now, retention).await {
                         Ok(0) => {}
                         Ok(deleted) => {
                             log::info!("purged {deleted} rows of ended sessions, spent tokens and counters")
                         }
                         Err(e) => log::warn!("purging ended data failed: {e:?}"),
+                    }
+                    match super::keys::forget_retired(&pool, now - keep_retired_keys).await {
+                        Ok(0) => {}
+                        Ok(deleted) => log::info!("deleted {deleted} retired signing keys"),
+                        Err(e) => log::warn!("deleting retired signing keys failed: {e:?}"),
                     }
                 }
             });
