@@ -223,7 +223,12 @@ fn keys_are_listed_and_rotated_and_the_server_follows(backend: Backend) {
     assert_eq!(site.profile(&before), 200, "a token signed before the rotation still works");
     let keys = site.json(&["keys", "list", "--json"]);
     assert_eq!(keys.as_array().unwrap().len(), 3, "{keys}");
-    site.server.stop();
+    // A key from the configuration is the operator's to rotate.
+    let mut env = site.env.clone();
+    env.extend([("ROCKET_JWT_ALGORITHM", "HS256".into()), ("ROCKET_TOKEN_SECRET", "s".repeat(40))]);
+    let configured = Site { env, ..site };
+    assert!(configured.fails(&["keys", "rotate"], "").contains("comes from the configuration (token_secret)"));
+    configured.server.stop();
 }
 
 fn throttling_is_listed_and_cleared(backend: Backend) {
