@@ -227,7 +227,9 @@ fn keys_are_listed_and_rotated_and_the_server_follows(backend: Backend) {
     let mut env = site.env.clone();
     env.extend([("ROCKET_JWT_ALGORITHM", "HS256".into()), ("ROCKET_TOKEN_SECRET", "s".repeat(40))]);
     let configured = Site { env, ..site };
-    assert!(configured.fails(&["keys", "rotate"], "").contains("comes from the configuration (token_secret)"));
+    assert!(configured
+        .fails(&["keys", "rotate"], "")
+        .contains("comes from the configuration (token_secret)"));
     configured.server.stop();
 }
 
