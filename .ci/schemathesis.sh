@@ -157,7 +157,7 @@ free_port() {
     "$VENV/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# Starts the release binary in a fresh working directory (its own data/ folder and secret), with
+# Starts the release binary in a fresh working directory (its own data/ folder), with
 # nothing configured (it carries its own defaults, templates and static files); extra
 # VAR=value arguments go to its environment.
 start_server() {
