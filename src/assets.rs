@@ -22,6 +22,11 @@ struct BuiltInTemplates;
 #[folder = "static/"]
 struct BuiltInStatic;
 
+/// A built-in template's text, by its path under `templates/` (e.g. `mail/reset.txt`).
+pub fn built_in_template(path: &str) -> Option<String> {
+    BuiltInTemplates::get(path).map(|file| String::from_utf8_lossy(&file.data).into_owned())
+}
+
 /// Where the templates and static files are served from.
 pub struct Assets {
     pub template_dir: PathBuf,

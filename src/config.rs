@@ -37,7 +37,8 @@ pub struct Settings {
     #[serde(skip_serializing)]
     pub token_secret: Option<SecretString>,
     /// The address people and services reach MiniAuth at (`https://auth.example.com`), for the
-    /// links it gives out. Unset: `http://<address>:<port>`.
+    /// links it gives out (in mails too). Unset: `http://<address>:<port>`, except in the release
+    /// profile, where the server refuses to start without it.
     pub public_url: String,
     /// `EdDSA` (Ed25519, verifiable by anyone with the JWKS) or `HS256`; the only one accepted.
     pub jwt_algorithm: Algorithm,
@@ -80,6 +81,21 @@ pub struct Settings {
     pub login_max_failures_user_hour: u32,
     /// Accounts one address may create an hour (0 = no limit).
     pub register_max_per_address_hour: u32,
+    /// The SMTP server mail goes through (`smtp://user:pass@host:587`, STARTTLS; `smtps://…`,
+    /// TLS). Unset: each message is written to `<data_dir>/outbox/` instead.
+    #[serde(skip_serializing)]
+    pub smtp_url: Option<SecretString>,
+    /// The sender of MiniAuth's mail, e.g. `MiniAuth <auth@example.com>`.
+    pub mail_from: String,
+    /// Seconds a password reset link works.
+    pub reset_token_ttl: u64,
+    /// Seconds an email confirmation link works.
+    pub confirm_token_ttl: u64,
+    /// Mails (confirmation, reset) one account may be sent an hour (0 = no limit).
+    pub mail_max_per_account_hour: u32,
+    /// Password reset requests and address changes one client address may make an hour
+    /// (0 = no limit).
+    pub mail_max_per_address_hour: u32,
 }
 
 impl Default for Settings {
@@ -111,6 +127,12 @@ impl Default for Settings {
             login_block_seconds: 900,
             login_max_failures_user_hour: 100,
             register_max_per_address_hour: 30,
+            smtp_url: None,
+            mail_from: "MiniAuth <miniauth@localhost>".into(),
+            reset_token_ttl: 30 * 60,
+            confirm_token_ttl: 24 * 3600,
+            mail_max_per_account_hour: 3,
+            mail_max_per_address_hour: 10,
         }
     }
 }
@@ -177,6 +199,14 @@ pub fn with_database_url(figment: Figment) -> Figment {
 /// Extracts [`Settings`] and checks them; only then creates the data folder.
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("MiniAuth settings", |rocket| async move {
+        let configured = rocket.figment().extract_inner::<String>("public_url").unwrap_or_default();
+        if rocket.figment().profile() == "release" && configured.trim().is_empty() {
+            log::error!(
+                "invalid configuration: the release profile needs public_url, the address people reach \
+                 MiniAuth at (e.g. ROCKET_PUBLIC_URL=https://auth.example.com): links in mails are built from it"
+            );
+            return Err(rocket);
+        }
         match load(rocket.figment()) {
             Ok(settings) => Ok(rocket.manage(settings)),
             Err(e) => {
@@ -225,8 +255,9 @@ fn check(settings: &Settings) -> Result<(), String> {
     if settings.token_secret.as_ref().is_some_and(|key| key.expose_secret().len() < 32) {
         return Err("token_secret must be at least 32 characters".into());
     }
-    if !(settings.public_url.starts_with("http://") || settings.public_url.starts_with("https://")) {
-        return Err(format!("public_url must start with http:// or https://, not {:?}", settings.public_url));
+    check_public_url(&settings.public_url)?;
+    if settings.reset_token_ttl == 0 || settings.confirm_token_ttl == 0 {
+        return Err("reset_token_ttl and confirm_token_ttl must be at least 1 second".into());
     }
     if settings.jwks_cache_seconds > 86_400 {
         return Err(format!(
@@ -248,6 +279,27 @@ fn check(settings: &Settings) -> Result<(), String> {
                 dir.display()
             ));
         }
+    }
+    Ok(())
+}
+
+/// `public_url` is an absolute http(s) address with a host and nothing after its path.
+fn check_public_url(public_url: &str) -> Result<(), String> {
+    let wrong = |why: &str| {
+        Err(format!("public_url must be {why}, as in https://auth.example.com, not {public_url:?}"))
+    };
+    let Ok(url) = url::Url::parse(public_url) else {
+        return wrong("an absolute address");
+    };
+    match url.scheme() {
+        "http" | "https" => {}
+        _ => return wrong("an http:// or https:// address"),
+    }
+    if url.host_str().is_none_or(str::is_empty) || url.query().is_some() || url.fragment().is_some() {
+        return wrong("a host with, at most, a path");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return wrong("an address without a user or password");
     }
     Ok(())
 }

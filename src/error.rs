@@ -20,6 +20,10 @@ pub enum Error {
     Validation(FieldErrors),
     /// The username is taken, compared case-insensitively (409).
     UsernameTaken,
+    /// Another account has this email address, compared case-insensitively (409).
+    EmailTaken,
+    /// A mailed link (its token) that is unknown, used, expired or void (400).
+    InvalidLink,
     /// Unknown username or wrong password: one answer for both (401).
     InvalidCredentials,
     /// No credentials, or credentials that are not (or no longer) valid (401).
@@ -78,7 +82,8 @@ impl Error {
     pub fn status(&self) -> Status {
         match self {
             Error::Validation(_) => Status::UnprocessableEntity,
-            Error::UsernameTaken => Status::Conflict,
+            Error::UsernameTaken | Error::EmailTaken => Status::Conflict,
+            Error::InvalidLink => Status::BadRequest,
             Error::InvalidCredentials | Error::Unauthenticated { .. } | Error::InvalidRefreshToken => {
                 Status::Unauthorized
             }
@@ -109,6 +114,8 @@ impl Error {
         match self {
             Error::Validation(_) => "One or more fields are invalid.".into(),
             Error::UsernameTaken => "This username is already taken.".into(),
+            Error::EmailTaken => "Another account uses this email address.".into(),
+            Error::InvalidLink => "This link is invalid, already used or expired: ask for a new one.".into(),
             Error::InvalidCredentials => "Invalid username or password.".into(),
             Error::Unauthenticated { invalid_token: false } => "Authentication is required.".into(),
             Error::Unauthenticated { invalid_token: true } => {
@@ -142,6 +149,7 @@ impl Error {
             Error::Validation(errors) => Some(errors.clone()),
             Error::WrongPassword(field) => Some([(*field, vec![self.detail()])].into()),
             Error::UsernameTaken => Some([("username", vec![self.detail()])].into()),
+            Error::EmailTaken => Some([("email", vec![self.detail()])].into()),
             _ => None,
         }
     }
@@ -155,12 +163,14 @@ impl Error {
     }
 }
 
-/// A wait as people say it: `45 seconds`, `1 minute`, `15 minutes` (rounded up).
-fn duration(seconds: i64) -> String {
+/// A span of time as people say it: `45 seconds`, `1 minute`, `15 minutes`, `24 hours`
+/// (rounded up).
+pub fn duration(seconds: i64) -> String {
     let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
     match seconds {
         ..=59 => plural(seconds.max(1), "second"),
-        _ => plural((seconds + 59) / 60, "minute"),
+        60..=7199 => plural((seconds + 59) / 60, "minute"),
+        _ => plural((seconds + 3599) / 3600, "hour"),
     }
 }
 
@@ -184,7 +194,7 @@ impl From<sqlx::Error> for Error {
 }
 
 /// An error and every cause beneath it, for the log: `a: b: c`.
-fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn with_sources(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -205,5 +215,7 @@ mod tests {
         assert_eq!(duration(60), "1 minute");
         assert_eq!(duration(61), "2 minutes");
         assert_eq!(duration(900), "15 minutes");
+        assert_eq!(duration(1800), "30 minutes");
+        assert_eq!(duration(86_400), "24 hours");
     }
 }

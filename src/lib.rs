@@ -8,6 +8,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod logging;
+pub mod mail;
 pub mod routes;
 pub mod store;
 

@@ -12,7 +12,7 @@ use rocket::serde::json::{json, Value};
 backend_tests!(
     register_login_profile_logout_round_trip,
     // Registration
-    registering_answers_201_with_id_username_as_typed_and_an_rfc3339_created_at,
+    registering_answers_201_with_id_username_as_typed_an_rfc3339_created_at_and_no_email,
     registering_a_name_taken_in_another_case_is_409,
     registering_a_name_taken_in_the_same_case_is_409,
     a_username_of_three_or_thirty_two_characters_is_accepted,
@@ -134,12 +134,13 @@ async fn register_login_profile_logout_round_trip(app: TestApp) {
 
 // Registration ------------------------------------------------------------------------------
 
-async fn registering_answers_201_with_id_username_as_typed_and_an_rfc3339_created_at(app: TestApp) {
+async fn registering_answers_201_with_id_username_as_typed_an_rfc3339_created_at_and_no_email(app: TestApp) {
     let response = app.register("Mixed.Case_Name-9", PASSWORD).await;
     assert!(response.content_type().is_some_and(|ct| ct.is_json()));
     let user = expect(response, Status::Created).await;
     let fields: Vec<&str> = user.as_object().unwrap().keys().map(String::as_str).collect();
-    assert_eq!(fields.len(), 3, "exactly id, username, created_at: {user}");
+    assert_eq!(fields, ["created_at", "email", "email_confirmed", "id", "username"], "{user}");
+    assert_eq!((user["email"].clone(), user["email_confirmed"].clone()), (Value::Null, Value::Bool(false)));
     assert!(user["id"].is_i64(), "id is an integer: {user}");
     assert_eq!(user["username"], "Mixed.Case_Name-9");
     let created_at = user["created_at"].as_str().expect("created_at is a string");

@@ -26,7 +26,14 @@ const PASSWORD: &str = "correct horse battery";
 
 /// Routes that authenticate nobody by cookie, so a forged cross-site request gains nothing:
 /// sign-up and sign-in of the API, and the refresh whose token is in the body.
-const NO_COOKIE_ROUTES: [&str; 3] = ["POST /auth/login", "POST /auth/refresh", "POST /auth/register"];
+const NO_COOKIE_ROUTES: [&str; 6] = [
+    "POST /auth/login",
+    "POST /auth/refresh",
+    "POST /auth/register",
+    "POST /auth/email/confirm",
+    "POST /auth/password-reset",
+    "POST /auth/password-reset/confirm",
+];
 
 fn is_change(method: &str) -> bool {
     !matches!(method, "GET" | "HEAD" | "OPTIONS")
@@ -219,6 +226,37 @@ async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
             let request = app.client.delete("/auth/account").header(bearer(&token)).header(ContentType::JSON);
             record(request.body(json!({ "password": PASSWORD }).to_string()).dispatch().await);
         }
+        "PUT /auth/email" => {
+            for name in ["prober", "other"] {
+                let token = signed_in_token(app, name).await;
+                let request = app.client.put("/auth/email").header(bearer(&token)).header(ContentType::JSON);
+                record(request.body(well_formed_body(route).to_string()).dispatch().await);
+            }
+        }
+        "POST /auth/email/confirm" => {
+            let token = signed_in_token(app, "prober").await;
+            let request = app.client.put("/auth/email").header(bearer(&token)).header(ContentType::JSON);
+            request.body(json!({ "email": "confirmer@example.com" }).to_string()).dispatch().await;
+            let confirm = mailed_token(app, "confirmer@example.com", "/email/confirm").await;
+            record(app.post_json("/auth/email/confirm", json!({ "token": confirm })).await);
+            record(app.post_json("/auth/email/confirm", json!({ "token": confirm })).await);
+        }
+        "POST /auth/password-reset" => {
+            record(app.post_json("/auth/password-reset", json!({ "username": "prober" })).await);
+        }
+        "POST /auth/password-reset/confirm" => {
+            let [tokens] = app.register_and_sign_in("resetter", PASSWORD).await;
+            let request =
+                app.client.put("/auth/email").header(bearer(&tokens.access)).header(ContentType::JSON);
+            request.body(json!({ "email": "resetter@example.com" }).to_string()).dispatch().await;
+            let confirm = mailed_token(app, "resetter@example.com", "/email/confirm").await;
+            app.post_json("/auth/email/confirm", json!({ "token": confirm })).await;
+            app.post_json("/auth/password-reset", json!({ "email": "resetter@example.com" })).await;
+            let reset = mailed_token(app, "resetter@example.com", "/password-reset/new").await;
+            let body = json!({ "token": reset, "new_password": "another long one" });
+            record(app.post_json("/auth/password-reset/confirm", body.clone()).await);
+            record(app.post_json("/auth/password-reset/confirm", body).await);
+        }
         "DELETE /auth/sessions/{id}" => {
             let token = signed_in_token(app, "prober").await;
             let sessions = app.sessions(&token).await;
@@ -231,8 +269,28 @@ async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
     seen
 }
 
+/// The token of the link to `path` mailed to `to` (waiting for it), the newest if several.
+async fn mailed_token(app: &TestApp, to: &str, path: &str) -> String {
+    let outbox = app.data_dir.path().join("outbox");
+    let prefix = format!("http://127.0.0.1:8000{path}?token=");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mails = common::mail::mails_in(&outbox);
+        let mail = mails.iter().rev().find(|mail| {
+            common::mail::header(mail, "To").as_deref() == Some(to)
+                && common::mail::unfolded(mail).contains(&prefix)
+        });
+        if let Some(mail) = mail {
+            return common::mail::link(mail, &prefix)[prefix.len()..].to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no link {path} mailed to {to}");
+        rocket::tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
 async fn every_route_answers_exactly_the_statuses_its_openapi_entry_documents(app: TestApp) {
     app.registered("prober", PASSWORD).await;
+    app.registered("other", PASSWORD).await;
     let documented = documented(&openapi(&app).await);
     let mut answered: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
     for route in documented.keys() {
@@ -291,6 +349,12 @@ fn well_formed_body(route: &str) -> Value {
         "POST /auth/refresh" => json!({ "refresh_token": "some token" }),
         "POST /auth/password" => json!({ "current_password": PASSWORD, "new_password": "another long one" }),
         "DELETE /auth/account" => json!({ "password": PASSWORD }),
+        "PUT /auth/email" => json!({ "email": "shared@example.com" }),
+        "POST /auth/email/confirm" => json!({ "token": "some token" }),
+        "POST /auth/password-reset" => json!({ "username": "prober" }),
+        "POST /auth/password-reset/confirm" => {
+            json!({ "token": "some token", "new_password": "another long one" })
+        }
         _ => json!({}),
     }
 }

@@ -19,8 +19,8 @@ use crate::store::{self, sessions::NewSession, Db};
 /// The account operations, over the database and the auth service (a request guard).
 #[derive(Clone, Copy)]
 pub struct Accounts<'a> {
-    db: &'a AnyPool,
-    auth: &'a AuthService,
+    pub(super) db: &'a AnyPool,
+    pub(super) auth: &'a AuthService,
 }
 
 /// A signed-in user and the session their request came with.
@@ -166,8 +166,7 @@ impl<'a> Accounts<'a> {
     /// A new access token and a new refresh token for a live session.
     async fn issue(&self, user_id: i64, session_id: String, session_ends: i64, now: i64) -> Result<Issued> {
         let refresh_token = random_token();
-        store::sessions::insert_refresh_token(self.db, &refresh_token_hash(&refresh_token), &session_id, now)
-            .await?;
+        store::sessions::insert_refresh_token(self.db, &token_hash(&refresh_token), &session_id, now).await?;
         self.issued(user_id, session_id, session_ends, refresh_token, now)
     }
 
@@ -191,7 +190,7 @@ impl<'a> Accounts<'a> {
     /// copy in the wrong hands: the whole session is revoked, so thief and owner both sign in
     /// again.
     pub async fn refresh(&self, presented: &str) -> Result<Issued> {
-        let hash = refresh_token_hash(presented.trim());
+        let hash = token_hash(presented.trim());
         let now = store::now();
         let target =
             store::sessions::find_refresh_target(self.db, &hash).await?.ok_or(Error::InvalidRefreshToken)?;
@@ -200,7 +199,7 @@ impl<'a> Accounts<'a> {
         }
         let (user_id, session_id, session_ends) = (target.user_id, target.session_id, target.expires_at);
         let refresh_token = random_token();
-        let new_hash = refresh_token_hash(&refresh_token);
+        let new_hash = token_hash(&refresh_token);
         // The usual case, a first use: one transaction marks it used and stores the new one.
         if target.used_at.is_none()
             && store::sessions::rotate_refresh_token(self.db, &hash, &new_hash, &session_id, now).await?
@@ -344,16 +343,16 @@ impl<'a> Accounts<'a> {
     }
 }
 
-/// 256 random bits, URL-safe: session ids and refresh tokens.
-fn random_token() -> String {
+/// 256 random bits, URL-safe: session ids, refresh tokens and mailed links' tokens.
+pub(super) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-/// Refresh tokens are stored only as this hash. They carry 256 random bits, so a fast hash is
-/// enough: there is nothing to guess.
-fn refresh_token_hash(token: &str) -> String {
+/// Refresh tokens and mailed links' tokens are stored only as this hash. They carry 256 random
+/// bits, so a fast hash is enough: there is nothing to guess.
+pub(super) fn token_hash(token: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
 }
 

@@ -8,6 +8,7 @@ mod device;
 mod guard;
 pub mod keys;
 mod password;
+mod recovery;
 mod throttle;
 mod token;
 
@@ -17,6 +18,7 @@ pub use csrf::{CsrfKey, CsrfToken, CSRF_COOKIE, CSRF_HEADER};
 pub use device::{DeviceKey, DEVICE_COOKIE, DEVICE_TTL};
 pub use guard::{ApiUser, Client, PageUser};
 pub use password::PasswordHasher;
+pub use recovery::{Recovery, CONFIRM_PATH, RESET_PATH};
 pub use throttle::{Attempt, Limits, SeenBlocks, Throttle};
 pub use token::{Claims, Tokens};
 
@@ -34,9 +36,11 @@ use secrecy::ExposeSecret;
 use sha2::Sha256;
 use sqlx::AnyPool;
 
+use crate::assets::Assets;
 use crate::config::Settings;
 use crate::domain::PasswordPolicy;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::mail::Mailer;
 use crate::store::Db;
 use keys::KeyRing;
 
@@ -64,6 +68,8 @@ pub struct AuthService {
     pub password_policy: PasswordPolicy,
     /// The proxies whose forwarding headers are believed.
     pub trusted_proxies: TrustedProxies,
+    /// Recovery by email: the mailer, the links' address and lifetimes.
+    pub recovery: Recovery,
 }
 
 impl AuthService {
@@ -131,10 +137,12 @@ impl MacKey {
 pub fn stage() -> AdHoc {
     AdHoc::on_ignite("Authentication", |rocket| async {
         rocket.attach(AdHoc::try_on_ignite("Authentication keys", |rocket| async move {
-            let (Some(settings), Some(db)) = (rocket.state::<Settings>(), Db::fetch(&rocket)) else {
+            let (Some(settings), Some(db), Some(assets)) =
+                (rocket.state::<Settings>(), Db::fetch(&rocket), rocket.state::<Assets>())
+            else {
                 return Err(rocket);
             };
-            match service(settings, db).await {
+            match service(settings, db, &assets.template_dir).await {
                 Ok(service) => Ok(rocket.manage(service)),
                 Err(e) => {
                     log::error!("cannot start authentication: {}", e.cause());
@@ -145,7 +153,8 @@ pub fn stage() -> AdHoc {
     })
 }
 
-async fn service(settings: &Settings, db: &AnyPool) -> Result<AuthService> {
+async fn service(settings: &Settings, db: &AnyPool, template_dir: &Path) -> Result<AuthService> {
+    let mailer = Mailer::start(settings, template_dir).map_err(Error::internal)?;
     let secret = match &settings.token_secret {
         Some(secret) => secret.expose_secret().as_bytes().to_vec(),
         None => shared_secret(db, &settings.data_dir).await?.into_bytes(),
@@ -174,6 +183,7 @@ async fn service(settings: &Settings, db: &AnyPool) -> Result<AuthService> {
         cookie_secure: settings.cookie_secure,
         password_policy: settings.password_policy(),
         trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_default(),
+        recovery: Recovery::start(settings, db, Limits::from(settings), mailer),
     })
 }
 

@@ -40,6 +40,10 @@ pub struct Limits {
     pub user_hour: i64,
     /// `register_max_per_address_hour`: accounts created from one address an hour.
     pub register_hour: i64,
+    /// `mail_max_per_account_hour`: mails (confirmation, reset) to one account an hour.
+    pub mail_account_hour: i64,
+    /// `mail_max_per_address_hour`: reset requests and address changes from one address an hour.
+    pub mail_address_hour: i64,
 }
 
 impl From<&Settings> for Limits {
@@ -50,6 +54,8 @@ impl From<&Settings> for Limits {
             block_seconds: settings.login_block_seconds as i64,
             user_hour: settings.login_max_failures_user_hour as i64,
             register_hour: settings.register_max_per_address_hour as i64,
+            mail_account_hour: settings.mail_max_per_account_hour as i64,
+            mail_address_hour: settings.mail_max_per_address_hour as i64,
         }
     }
 }
@@ -71,8 +77,8 @@ impl Attempt {
     fn counter(&self, kind: Kind) -> Counter<'_> {
         let (username, address) = match kind {
             Kind::Pair => (self.username.as_str(), self.address.as_str()),
-            Kind::Address | Kind::Register => ("", self.address.as_str()),
-            Kind::User => (self.username.as_str(), ""),
+            Kind::Address | Kind::Register | Kind::MailAddress => ("", self.address.as_str()),
+            Kind::User | Kind::MailAccount => (self.username.as_str(), ""),
         };
         Counter { kind, username, address }
     }
@@ -195,18 +201,55 @@ impl Throttle<'_> {
 
     /// Counts an account about to be created from `address`, refusing it past the hourly limit.
     pub async fn sign_up(&self, address: &ClientAddress, now: i64) -> Result<()> {
-        if self.limits.register_hour == 0 {
-            return Ok(());
-        }
         let address = address.to_string();
         let counter = Counter { kind: Kind::Register, username: "", address: &address };
-        let counted = store::count(self.db, &[(counter, HOUR)], now).await?;
-        let Some((_, count)) = counted.first() else {
-            return Err(Error::internal("the sign-up counter was not counted"));
-        };
-        match count.count > self.limits.register_hour {
-            true => Err(Error::TooManyAttempts { retry_after: count.window_start + HOUR - now }),
-            false => Ok(()),
+        match hourly(self.db, &[(counter, self.limits.register_hour)], now).await? {
+            Some(window_ends) => Err(Error::TooManyAttempts { retry_after: window_ends - now }),
+            None => Ok(()),
         }
     }
+}
+
+/// Counts a mail to the account of `username` and, when given, a request from `address`;
+/// `false` once either is past its hourly limit (the mail is then not sent).
+pub async fn mail_allowed(
+    db: &AnyPool,
+    limits: &Limits,
+    username: &str,
+    address: Option<&str>,
+    now: i64,
+) -> Result<bool> {
+    let username = username.to_ascii_lowercase();
+    let mut counters = vec![(
+        Counter { kind: Kind::MailAccount, username: &username, address: "" },
+        limits.mail_account_hour,
+    )];
+    counters.extend(address.map(|address| {
+        (Counter { kind: Kind::MailAddress, username: "", address }, limits.mail_address_hour)
+    }));
+    Ok(hourly(db, &counters, now).await?.is_none())
+}
+
+/// Counts a request for mail from `address`; `false` once it is past its hourly limit.
+pub async fn mail_from_address(db: &AnyPool, limits: &Limits, address: &str, now: i64) -> Result<bool> {
+    let counter = Counter { kind: Kind::MailAddress, username: "", address };
+    Ok(hourly(db, &[(counter, limits.mail_address_hour)], now).await?.is_none())
+}
+
+/// Counts one more on each counter (with its limit; `0` = none, not counted) over an hour's
+/// window; when one is past its limit, the end of its window.
+async fn hourly(db: &AnyPool, counters: &[(Counter<'_>, i64)], now: i64) -> Result<Option<i64>> {
+    let limited: Vec<(Counter<'_>, i64)> =
+        counters.iter().filter(|(_, limit)| *limit > 0).map(|(counter, _)| (*counter, HOUR)).collect();
+    let counted = store::count(db, &limited, now).await?;
+    if counted.len() != limited.len() {
+        return Err(Error::internal("a throttling counter was not counted"));
+    }
+    let limit_of =
+        |kind| counters.iter().find(|(counter, _)| counter.kind == kind).map_or(0, |(_, limit)| *limit);
+    Ok(counted
+        .iter()
+        .filter(|(kind, count)| count.count > limit_of(*kind))
+        .map(|(_, count)| count.window_start + HOUR)
+        .max())
 }

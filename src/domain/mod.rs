@@ -2,10 +2,12 @@
 //! rules (with their messages) that every door — pages and API alike — applies to them.
 
 mod device;
+mod email;
 mod password;
 mod username;
 
 pub use device::device_name;
+pub use email::{key as email_key, Email, EMAIL_MAX};
 pub use password::{NewPassword, PasswordPolicy, PASSWORD_MAX_BYTES};
 pub use username::{Username, USERNAME_MAX, USERNAME_MIN};
 
@@ -18,12 +20,15 @@ pub const REQUIRED: &str = "This field is required.";
 /// The message for a "repeat the password" field that does not repeat it.
 pub const PASSWORDS_DIFFER: &str = "The passwords do not match.";
 
-/// A user account as it is shown: the name as typed, and when it was created (unix seconds).
+/// A user account as it is shown: the name as typed, when it was created (unix seconds), and
+/// the email address, if any, with whether its owner confirmed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: i64,
     pub username: String,
     pub created_at: i64,
+    pub email: Option<String>,
+    pub email_confirmed: bool,
 }
 
 /// The broken rules of one request, field by field: every field is checked, then all of them
@@ -115,5 +120,25 @@ impl PasswordChange {
         let new_ok = fields.check("new_password", NewPassword::parse(new, username, policy));
         fields.check("new_password_confirm", confirmed(new, confirmation));
         fields.finish(current.zip(new_ok).map(|(current, new)| PasswordChange { current, new }))
+    }
+}
+
+/// A new password through a reset link: the rules of a new password, and the page's "repeat
+/// password" field.
+pub struct PasswordReset {
+    pub new: NewPassword,
+}
+
+impl PasswordReset {
+    pub fn parse(
+        username: &str,
+        new: &str,
+        confirmation: Option<&str>,
+        policy: &PasswordPolicy,
+    ) -> Result<Self, Error> {
+        let mut fields = Fields::default();
+        let new_ok = fields.check("new_password", NewPassword::parse(new, username, policy));
+        fields.check("new_password_confirm", confirmed(new, confirmation));
+        fields.finish(new_ok.map(|new| PasswordReset { new }))
     }
 }

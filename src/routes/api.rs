@@ -29,11 +29,23 @@ pub struct UserOut {
     /// When the account was created (RFC 3339, UTC).
     #[schema(format = DateTime)]
     pub created_at: String,
+    /// The account's email address, for recovery; `null` when it has none.
+    #[schema(format = Email)]
+    pub email: Option<String>,
+    /// Whether its owner followed the confirmation link: only a confirmed address receives
+    /// password reset links.
+    pub email_confirmed: bool,
 }
 
 impl From<User> for UserOut {
     fn from(user: User) -> Self {
-        UserOut { id: user.id, username: user.username, created_at: rfc3339(user.created_at) }
+        UserOut {
+            id: user.id,
+            username: user.username,
+            created_at: rfc3339(user.created_at),
+            email: user.email,
+            email_confirmed: user.email_confirmed,
+        }
     }
 }
 

@@ -11,6 +11,8 @@ mod errors;
 mod openapi;
 mod ops;
 mod pages;
+mod recovery_api;
+mod recovery_pages;
 mod views;
 mod wellknown;
 
@@ -38,6 +40,8 @@ pub fn stage() -> AdHoc {
             .mount("/", account_pages::routes())
             .mount("/", api::routes())
             .mount("/", account_api::routes())
+            .mount("/", recovery_pages::routes())
+            .mount("/", recovery_api::routes())
             .mount("/", ops::routes())
             .mount("/", wellknown::routes())
             .mount("/", ops::docs())

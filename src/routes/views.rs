@@ -51,11 +51,19 @@ pub struct UserView {
     id: i64,
     username: String,
     created_at: String,
+    email: Option<String>,
+    email_confirmed: bool,
 }
 
 impl From<&User> for UserView {
     fn from(user: &User) -> Self {
-        UserView { id: user.id, username: user.username.clone(), created_at: long_date(user.created_at) }
+        UserView {
+            id: user.id,
+            username: user.username.clone(),
+            created_at: long_date(user.created_at),
+            email: user.email.clone(),
+            email_confirmed: user.email_confirmed,
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod keys;
 mod pool;
 pub mod purge;
+pub mod recovery;
 mod session_check;
 pub mod sessions;
 pub mod throttle;

@@ -1,7 +1,8 @@
 //! Data that does not pile up: a background task deletes what has ended — sessions expired or
 //! revoked more than `retention_days` ago (their refresh tokens go with them), refresh tokens
-//! spent that long ago, and throttling counters whose window and block are over — in small
-//! batches, so it never holds the database for long.
+//! spent that long ago, throttling counters whose window and block are over, and mailed links
+//! (confirmation, reset) that expired — in small batches, so it never holds the database for
+//! long.
 //!
 //! A spent refresh token is kept while it is younger than the retention: presenting it again
 //! then revokes its session (theft). After that it is simply unknown.
@@ -23,8 +24,8 @@ const BATCH: i64 = 500;
 const BETWEEN_BATCHES: Duration = Duration::from_millis(50);
 
 /// Deletes, in batches, sessions that ended more than `retention` seconds before `now` (unix
-/// seconds) with their refresh tokens, refresh tokens spent that long ago, and spent
-/// throttling counters. Returns the rows deleted.
+/// seconds) with their refresh tokens, refresh tokens spent that long ago, spent throttling
+/// counters and expired mailed links. Returns the rows deleted.
 pub async fn purge_ended(db: &AnyPool, now: i64, retention: i64) -> Result<u64> {
     let before = now - retention;
     // Each statement deletes rows older than $1, at most $2 of them.
@@ -42,6 +43,11 @@ pub async fn purge_ended(db: &AnyPool, now: i64, retention: i64) -> Result<u64> 
         (
             "DELETE FROM throttle WHERE (kind, username, address) IN (SELECT kind, username, address \
           FROM throttle WHERE expires_at < $1 AND blocked_until < $1 LIMIT $2)",
+            now,
+        ),
+        (
+            "DELETE FROM mail_tokens WHERE token_hash IN (SELECT token_hash FROM mail_tokens \
+          WHERE expires_at < $1 LIMIT $2)",
             now,
         ),
     ];

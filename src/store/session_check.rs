@@ -15,6 +15,7 @@ use rocket::tokio::sync::{mpsc, oneshot};
 use rocket::tokio::time::timeout;
 use sqlx::{AnyConnection, AnyPool};
 
+use super::users::{user, USER_COLUMNS};
 use crate::domain::User;
 use crate::error::{Error, Result};
 
@@ -144,20 +145,20 @@ async fn query(
     };
     let placeholders: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
     let sql = format!(
-        "SELECT s.id, u.id, u.username, u.created_at, s.last_used_at \
+        "SELECT s.id, s.last_used_at, {USER_COLUMNS} \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.revoked_at IS NULL AND s.expires_at > $1 AND s.id IN ({})",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query_as::<_, (String, i64, String, i64, i64)>(&sql).bind(now);
+    let mut query = sqlx::query_as::<_, (String, i64, i64, String, i64, String, i64)>(&sql).bind(now);
     for id in ids {
         query = query.bind(*id);
     }
     match query.fetch_all(&mut *conn).await {
         Ok(rows) => Ok(rows
             .into_iter()
-            .map(|(sid, id, username, created_at, last_used_at)| {
-                (sid, Found { user: User { id, username, created_at }, last_used_at })
+            .map(|(sid, last_used_at, id, username, created_at, email, confirmed_at)| {
+                (sid, Found { user: user((id, username, created_at, email, confirmed_at)), last_used_at })
             })
             .collect()),
         Err(e) => {

@@ -16,6 +16,10 @@ pub enum Kind {
     User,
     /// Accounts created from one address.
     Register,
+    /// Mails (confirmation, reset links) sent to one account.
+    MailAccount,
+    /// Password reset requests and address changes from one address.
+    MailAddress,
 }
 
 impl Kind {
@@ -25,11 +29,15 @@ impl Kind {
             Kind::Address => "address",
             Kind::User => "user",
             Kind::Register => "register",
+            Kind::MailAccount => "mail_account",
+            Kind::MailAddress => "mail_address",
         }
     }
 
     fn parse(kind: &str) -> Option<Kind> {
-        [Kind::Pair, Kind::Address, Kind::User, Kind::Register].into_iter().find(|k| k.as_str() == kind)
+        [Kind::Pair, Kind::Address, Kind::User, Kind::Register, Kind::MailAccount, Kind::MailAddress]
+            .into_iter()
+            .find(|k| k.as_str() == kind)
     }
 }
 

@@ -5,8 +5,18 @@ use sqlx::AnyPool;
 use crate::domain::{User, Username};
 use crate::error::{Error, Result};
 
-fn user((id, username, created_at): (i64, String, i64)) -> User {
-    User { id, username, created_at }
+/// The columns a [`User`] is read from, as a [`UserRow`]; `u` stands for `users`. COALESCE:
+/// the Any driver cannot decode SQLite's NULLs.
+pub const USER_COLUMNS: &str =
+    "u.id, u.username, u.created_at, COALESCE(u.email, ''), COALESCE(u.email_confirmed_at, 0)";
+
+/// A user as [`USER_COLUMNS`] reads it: id, username, created, email (`''`: none), confirmed at
+/// (`0`: not confirmed).
+pub type UserRow = (i64, String, i64, String, i64);
+
+pub fn user((id, username, created_at, email, confirmed_at): UserRow) -> User {
+    let email = Some(email).filter(|email| !email.is_empty());
+    User { id, username, created_at, email_confirmed: email.is_some() && confirmed_at > 0, email }
 }
 
 /// Inserts a user; the unique index on `lower(username)` decides races, so two concurrent
@@ -23,7 +33,9 @@ pub async fn insert_user(db: &AnyPool, username: &Username, password_hash: &str,
     .bind(now)
     .fetch_all(db)
     .await
-    .map(|mut rows| rows.pop().map(user));
+    .map(|mut rows| {
+        rows.pop().map(|(id, username, created_at)| user((id, username, created_at, String::new(), 0)))
+    });
     match inserted {
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::UsernameTaken),
         other => other?.ok_or_else(|| Error::internal("INSERT … RETURNING gave no row")),
@@ -32,13 +44,15 @@ pub async fn insert_user(db: &AnyPool, username: &Username, password_hash: &str,
 
 /// The user and password hash for a sign-in, looked up by the name in any case.
 pub async fn find_credentials(db: &AnyPool, username: &str) -> Result<Option<(User, String)>> {
-    let row: Option<(i64, String, i64, String)> = sqlx::query_as(
-        "SELECT id, username, created_at, password_hash FROM users WHERE lower(username) = $1",
-    )
+    let row: Option<(i64, String, i64, String, i64, String)> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE lower(u.username) = $1"
+    ))
     .bind(username.to_ascii_lowercase())
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(id, username, created_at, hash)| (user((id, username, created_at)), hash)))
+    Ok(row.map(|(id, username, created_at, email, confirmed_at, hash)| {
+        (user((id, username, created_at, email, confirmed_at)), hash)
+    }))
 }
 
 pub async fn find_password_hash(db: &AnyPool, user_id: i64) -> Result<Option<String>> {
@@ -49,12 +63,11 @@ pub async fn find_password_hash(db: &AnyPool, user_id: i64) -> Result<Option<Str
     Ok(hash)
 }
 
+/// Sets a new password hash; every reset link of the user stops working with it.
 pub async fn set_password_hash(db: &AnyPool, user_id: i64, password_hash: &str) -> Result<()> {
-    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-        .bind(user_id)
-        .bind(password_hash)
-        .execute(db)
-        .await?;
+    let mut tx = db.begin().await?;
+    super::recovery::set_password_hash(&mut tx, user_id, password_hash).await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -66,8 +79,8 @@ pub async fn delete_user(db: &AnyPool, user_id: i64) -> Result<()> {
 
 /// The user of that name, in any case.
 pub async fn find_user(db: &AnyPool, username: &str) -> Result<Option<User>> {
-    let row: Option<(i64, String, i64)> =
-        sqlx::query_as("SELECT id, username, created_at FROM users WHERE lower(username) = $1")
+    let row: Option<UserRow> =
+        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users u WHERE lower(u.username) = $1"))
             .bind(username.to_ascii_lowercase())
             .fetch_optional(db)
             .await?;
@@ -76,16 +89,18 @@ pub async fn find_user(db: &AnyPool, username: &str) -> Result<Option<User>> {
 
 /// Every user, oldest first, with the number of their live sessions at `now`.
 pub async fn list_users(db: &AnyPool, now: i64) -> Result<Vec<(User, i64)>> {
-    let rows: Vec<(i64, String, i64, i64)> = sqlx::query_as(
-        "SELECT u.id, u.username, u.created_at, (SELECT COUNT(*) FROM sessions s \
+    let rows: Vec<(i64, String, i64, String, i64, i64)> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS}, (SELECT COUNT(*) FROM sessions s \
            WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > $1) \
-         FROM users u ORDER BY u.id",
-    )
+         FROM users u ORDER BY u.id"
+    ))
     .bind(now)
     .fetch_all(db)
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(id, username, created_at, sessions)| (user((id, username, created_at)), sessions))
+        .map(|(id, username, created_at, email, confirmed_at, sessions)| {
+            (user((id, username, created_at, email, confirmed_at)), sessions)
+        })
         .collect())
 }

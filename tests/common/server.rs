@@ -23,8 +23,8 @@ pub struct Server {
     log: Arc<Mutex<String>>,
 }
 
-/// The binary in `dir`, with nothing in its environment but `PATH`, `port`, a cheap bcrypt and
-/// `env`.
+/// The binary in `dir`, with nothing in its environment but `PATH`, `port` (and the
+/// `public_url` it gives), a cheap bcrypt and `env`.
 fn command(binary: &Path, dir: &Path, port: u16, env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(binary);
     command
@@ -33,6 +33,8 @@ fn command(binary: &Path, dir: &Path, port: u16, env: &[(&str, &str)]) -> Comman
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("ROCKET_PORT", port.to_string())
         .env("ROCKET_BCRYPT_COST", "4")
+        // A release build refuses to start without it.
+        .env("ROCKET_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());

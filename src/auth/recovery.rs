@@ -1,0 +1,193 @@
+//! Recovery by email (SPEC §11), written once for the pages and the API: an optional address,
+//! confirmed by a link mailed to it, and one-time links that set a new password.
+//!
+//! A reset request gets the same answer at once, whatever it names: the request itself only
+//! counts the client's address and queues the rest for a background task, which looks the
+//! account up, counts its mails and queues the link (in the order the requests came). Links are built from `public_url`, never
+//! from the request. Every token is 256 random bits, stored as a hash, and spent by its use.
+
+use rocket::tokio::sync::mpsc;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::AnyPool;
+
+use super::accounts::{random_token, token_hash};
+use super::throttle::{self, Limits};
+use super::{Accounts, Client, SignedInUser};
+use crate::config::Settings;
+use crate::domain::{Email, PasswordReset, User};
+use crate::error::{duration, Error, Result};
+use crate::mail::{Kind, Letter, Mailer};
+use crate::store::recovery::{self as store, Lookup, NewToken};
+
+/// Reset requests waiting for the background task; beyond this, new ones are dropped (and
+/// logged).
+const WAITING_MAX: usize = 256;
+
+/// What recovery needs at run time, built once from the settings.
+pub struct Recovery {
+    mailer: Mailer,
+    links: Links,
+    confirm_ttl: i64,
+    requests: mpsc::Sender<(Lookup, i64)>,
+}
+
+/// Where the links in mails point: `public_url` (without a trailing slash), then the page.
+#[derive(Clone)]
+struct Links(String);
+
+impl Links {
+    fn to(&self, path: &str, token: &str) -> String {
+        format!("{}{path}?token={token}", self.0)
+    }
+}
+
+impl Recovery {
+    /// Starts the task that answers reset requests (it needs the async runtime).
+    pub fn start(settings: &Settings, db: &AnyPool, limits: Limits, mailer: Mailer) -> Recovery {
+        let links = Links(settings.public_url.clone());
+        let (requests, waiting) = mpsc::channel(WAITING_MAX);
+        let resets = Resets {
+            db: db.clone(),
+            limits,
+            mailer: mailer.clone(),
+            links: links.clone(),
+            ttl: settings.reset_token_ttl as i64,
+        };
+        rocket::tokio::spawn(resets.run(waiting));
+        Recovery { mailer, links, confirm_ttl: settings.confirm_token_ttl as i64, requests }
+    }
+}
+
+/// The page a confirmation link opens.
+pub const CONFIRM_PATH: &str = "/email/confirm";
+/// The page a reset link opens.
+pub const RESET_PATH: &str = "/password-reset/new";
+
+impl Accounts<'_> {
+    /// Sets or changes the user's address, unconfirmed, and mails a confirmation link to it.
+    /// The address they have already confirmed (in any case) changes nothing. The mail is
+    /// skipped, silently, past the hourly limits.
+    pub async fn set_email(&self, me: &SignedInUser, input: &str, client: &Client) -> Result<User> {
+        let email = Email::parse(input).map_err(|message| Error::field("email", message))?;
+        let unchanged = me.user.email.as_deref().map(crate::domain::email_key) == Some(email.key());
+        if unchanged && me.user.email_confirmed {
+            return Ok(me.user.clone());
+        }
+        let recovery = &self.auth.recovery;
+        let (token, now) = (random_token(), crate::store::now());
+        let stored = NewToken { hash: &token_hash(&token), now, expires_at: now + recovery.confirm_ttl };
+        store::set_email(self.db, me.user.id, &email, stored).await?;
+        let address = client.address.to_string();
+        if throttle::mail_allowed(self.db, &self.auth.limits, &me.user.username, Some(&address), now).await? {
+            recovery.mailer.send(Letter {
+                to: email.clone(),
+                kind: Kind::Confirm,
+                username: me.user.username.clone(),
+                link: recovery.links.to(CONFIRM_PATH, &token),
+                valid_for: duration(recovery.confirm_ttl),
+            });
+        }
+        Ok(User { email: Some(email.as_str().to_owned()), email_confirmed: false, ..me.user.clone() })
+    }
+
+    /// Removes the user's address; the links mailed to it stop working.
+    pub async fn remove_email(&self, me: &SignedInUser) -> Result<()> {
+        store::remove_email(self.db, me.user.id).await
+    }
+
+    /// Confirms the address a confirmation link was mailed to (if it is still the user's).
+    pub async fn confirm_email(&self, token: &str) -> Result<()> {
+        match store::confirm_email(self.db, &token_hash(token.trim()), crate::store::now()).await? {
+            Some(_) => Ok(()),
+            None => Err(Error::InvalidLink),
+        }
+    }
+
+    /// Asks for a reset link for the account a username or an address names. Answers the same
+    /// at once in every case; the lookup and the mail happen in the background.
+    pub async fn request_password_reset(&self, lookup: Lookup, client: &Client) -> Result<()> {
+        let now = crate::store::now();
+        if !throttle::mail_from_address(self.db, &self.auth.limits, &client.address.to_string(), now).await? {
+            log::info!("password reset: this address asked too often this hour; nothing is sent");
+            return Ok(());
+        }
+        if let Err(e) = self.auth.recovery.requests.try_send((lookup, now)) {
+            log::warn!("password reset: a request was dropped, the queue is full or closed: {e}");
+        }
+        Ok(())
+    }
+
+    /// The user a reset link works for: the page checks before it shows the form.
+    pub async fn reset_link_user(&self, token: &str) -> Result<User> {
+        let user = store::find_reset_token(self.db, &token_hash(token.trim()), crate::store::now()).await?;
+        user.ok_or(Error::InvalidLink)
+    }
+
+    /// Sets a new password through a reset link (the same rules as sign-up), spends the link
+    /// and signs out every session. Returns the user, whom the page then signs in.
+    pub async fn reset_password(&self, token: &str, new: &str, confirmation: Option<&str>) -> Result<User> {
+        let user = self.reset_link_user(token).await?;
+        let (username, new) = (user.username.clone(), SecretString::from(new));
+        let confirmation = confirmation.map(SecretString::from);
+        let policy = self.auth.password_policy;
+        let reset = self
+            .auth
+            .hasher
+            .run(move || {
+                let confirmation = confirmation.as_ref().map(ExposeSecret::expose_secret);
+                PasswordReset::parse(&username, new.expose_secret(), confirmation, &policy)
+            })
+            .await??;
+        let hash = self.auth.hasher.hash(&reset.new).await?;
+        let now = crate::store::now();
+        match store::reset_password(self.db, &token_hash(token.trim()), user.id, &hash, now).await? {
+            true => Ok(user),
+            false => Err(Error::InvalidLink),
+        }
+    }
+}
+
+/// The background task that answers reset requests, one at a time.
+struct Resets {
+    db: AnyPool,
+    limits: Limits,
+    mailer: Mailer,
+    links: Links,
+    ttl: i64,
+}
+
+impl Resets {
+    async fn run(self, mut waiting: mpsc::Receiver<(Lookup, i64)>) {
+        while let Some((lookup, asked_at)) = waiting.recv().await {
+            if let Err(e) = self.answer(&lookup, asked_at).await {
+                log::error!("password reset: {}", e.cause());
+            }
+        }
+    }
+
+    /// Mails a link when the account exists and has a confirmed address, within its hourly
+    /// limit of mails; a newer link voids the older ones.
+    async fn answer(&self, lookup: &Lookup, asked_at: i64) -> Result<()> {
+        let Some(user) = store::find_confirmed(&self.db, lookup).await? else {
+            return Ok(());
+        };
+        if !throttle::mail_allowed(&self.db, &self.limits, &user.username, None, asked_at).await? {
+            log::info!("password reset: the account had its mails for this hour; nothing is sent");
+            return Ok(());
+        }
+        let Some(to) = user.email.as_deref().and_then(|email| Email::parse(email).ok()) else {
+            return Err(Error::internal("a confirmed address no longer parses"));
+        };
+        let token = random_token();
+        let stored = NewToken { hash: &token_hash(&token), now: asked_at, expires_at: asked_at + self.ttl };
+        store::insert_reset_token(&self.db, user.id, to.as_str(), stored).await?;
+        self.mailer.send(Letter {
+            to,
+            kind: Kind::Reset,
+            username: user.username,
+            link: self.links.to(RESET_PATH, &token),
+            valid_for: duration(self.ttl),
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,171 @@
+//! The JSON API for recovery by email: the account's address, its confirmation, and password
+//! reset links.
+
+use rocket::http::Status;
+use rocket::serde::json::Json;
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::api::UserOut;
+use super::body::ApiJson;
+use super::errors::Problem;
+use super::openapi::{AuthenticatedChange, Database, JsonBody};
+use crate::auth::{Accounts, ApiUser, Client};
+use crate::domain::required;
+use crate::error::{Error, Result};
+use crate::store::recovery::Lookup;
+
+pub fn routes() -> Vec<rocket::Route> {
+    rocket::routes![set_email, remove_email, confirm_email, request_reset, confirm_reset]
+}
+
+/// `{email}`.
+#[derive(Deserialize, ToSchema)]
+pub struct EmailRequest {
+    /// At most 254 characters; unique among accounts regardless of case.
+    #[serde(default)]
+    #[schema(required = true, format = Email, min_length = 3, max_length = 254)]
+    pub email: String,
+}
+
+/// `{token}`: from the link in the mail.
+#[derive(Deserialize, ToSchema)]
+pub struct TokenRequest {
+    #[serde(default)]
+    #[schema(required = true, min_length = 1)]
+    pub token: String,
+}
+
+/// `{username}` or `{email}`: the account to send a reset link for.
+#[derive(Deserialize, ToSchema)]
+pub struct ResetRequest {
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// `{token, new_password}`.
+#[derive(Deserialize, ToSchema)]
+pub struct ResetConfirmation {
+    /// From the link in the mail.
+    #[serde(default)]
+    #[schema(required = true, min_length = 1)]
+    pub token: String,
+    /// 8–72 bytes, not the username: the same rules as at sign-up.
+    #[serde(default)]
+    #[schema(value_type = String, required = true, format = "bcrypt-password", min_length = 2, max_length = 72)]
+    pub new_password: secrecy::SecretString,
+}
+
+/// What a reset request always answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResetAccepted {
+    pub detail: &'static str,
+}
+
+/// The answer to every reset request, whatever it names.
+pub const RESET_ACCEPTED: &str = "If an account with a confirmed email address matches, a link to \
+                                  reset its password is on its way. It works once, for a short time.";
+
+/// Set or change the account's email address. It stays unconfirmed (and receives no reset
+/// link) until the link mailed to it is followed.
+#[utoipa::path(
+    put, path = "/auth/email", tag = "recovery",
+    security(("bearer" = [])),
+    request_body = EmailRequest,
+    responses(
+        JsonBody, AuthenticatedChange, Database,
+        (status = 202, description = "Address set; a confirmation link is mailed to it", body = UserOut),
+        (status = 409, description = "Another account has this address", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not an email address, or longer than 254 characters", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[rocket::put("/auth/email", data = "<body>")]
+pub async fn set_email(
+    user: ApiUser,
+    accounts: Accounts<'_>,
+    body: ApiJson<EmailRequest>,
+    client: Client,
+) -> Result<(Status, Json<UserOut>)> {
+    let user = accounts.set_email(&user, &body.0.email, &client).await?;
+    Ok((Status::Accepted, Json(user.into())))
+}
+
+/// Remove the account's email address; links mailed to it stop working.
+#[utoipa::path(
+    delete, path = "/auth/email", tag = "recovery",
+    security(("bearer" = [])),
+    responses(
+        AuthenticatedChange, Database,
+        (status = 204, description = "Address removed"),
+    )
+)]
+#[rocket::delete("/auth/email")]
+pub async fn remove_email(user: ApiUser, accounts: Accounts<'_>) -> Result<Status> {
+    accounts.remove_email(&user).await?;
+    Ok(Status::NoContent)
+}
+
+/// Confirm an email address with the token of the link mailed to it.
+#[utoipa::path(
+    post, path = "/auth/email/confirm", tag = "recovery",
+    request_body = TokenRequest,
+    responses(
+        JsonBody, Database,
+        (status = 204, description = "Address confirmed"),
+        (status = 400, description = "Unknown, used or expired token, or an address changed since", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[rocket::post("/auth/email/confirm", data = "<body>")]
+pub async fn confirm_email(accounts: Accounts<'_>, body: ApiJson<TokenRequest>) -> Result<Status> {
+    accounts.confirm_email(required("token", &body.0.token)?).await?;
+    Ok(Status::NoContent)
+}
+
+/// Ask for a password reset link, by username or by email address. The answer is the same,
+/// and as fast, whether or not such an account exists: the link goes only to a confirmed
+/// address, at most a few times an hour.
+#[utoipa::path(
+    post, path = "/auth/password-reset", tag = "recovery",
+    request_body = ResetRequest,
+    responses(
+        JsonBody, Database,
+        (status = 202, description = "Accepted (whatever it names)", body = ResetAccepted),
+        (status = 422, description = "Neither `username` nor `email`, or both", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[rocket::post("/auth/password-reset", data = "<body>")]
+pub async fn request_reset(
+    accounts: Accounts<'_>,
+    body: ApiJson<ResetRequest>,
+    client: Client,
+) -> Result<(Status, Json<ResetAccepted>)> {
+    let lookup = match body.0 {
+        ResetRequest { username: Some(name), email: None } if !name.is_empty() => Lookup::Username(name),
+        ResetRequest { username: None, email: Some(email) } if !email.is_empty() => Lookup::Email(email),
+        _ => return Err(Error::field("username", "Give either a username or an email address.")),
+    };
+    accounts.request_password_reset(lookup, &client).await?;
+    Ok((Status::Accepted, Json(ResetAccepted { detail: RESET_ACCEPTED })))
+}
+
+/// Set a new password with the token of a reset link. Every session of the account is signed
+/// out; the link works only once.
+#[utoipa::path(
+    post, path = "/auth/password-reset/confirm", tag = "recovery",
+    request_body = ResetConfirmation,
+    responses(
+        JsonBody, Database,
+        (status = 204, description = "Password set; every session is revoked"),
+        (status = 400, description = "Unknown, used or expired token", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A new password that breaks the rules", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[rocket::post("/auth/password-reset/confirm", data = "<body>")]
+pub async fn confirm_reset(accounts: Accounts<'_>, body: ApiJson<ResetConfirmation>) -> Result<Status> {
+    let ResetConfirmation { token, new_password } = body.0;
+    accounts.reset_password(required("token", &token)?, new_password.expose_secret(), None).await?;
+    Ok(Status::NoContent)
+}

@@ -1,0 +1,228 @@
+//! Queries on the email columns of `users` and on `mail_tokens`, the one-time tokens mailed for
+//! confirming an address and for resetting a password (only their SHA-256 is stored).
+//!
+//! Every change that spends tokens runs in one transaction that starts by writing, so SQLite
+//! takes its write lock at once and two requests never both spend one token.
+
+use sqlx::AnyPool;
+
+use super::users::{user, UserRow, USER_COLUMNS};
+use crate::domain::{Email, User};
+use crate::error::{Error, Result};
+
+/// What a token is for (`mail_tokens.purpose`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Confirm,
+    Reset,
+}
+
+impl Purpose {
+    fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Confirm => "confirm",
+            Purpose::Reset => "reset",
+        }
+    }
+}
+
+/// A token to store: its hash, and until when it works.
+pub struct NewToken<'a> {
+    pub hash: &'a str,
+    pub now: i64,
+    pub expires_at: i64,
+}
+
+/// Sets a new, unconfirmed address, spends the user's tokens (a reset link sent to the old
+/// address included) and stores the confirmation token: one transaction. Another account's
+/// address, in any case, gives [`Error::EmailTaken`].
+pub async fn set_email(db: &AnyPool, user_id: i64, email: &Email, token: NewToken<'_>) -> Result<()> {
+    let mut tx = db.begin().await?;
+    let updated =
+        sqlx::query("UPDATE users SET email = $2, email_key = $3, email_confirmed_at = NULL WHERE id = $1")
+            .bind(user_id)
+            .bind(email.as_str())
+            .bind(email.key())
+            .execute(&mut *tx)
+            .await;
+    match updated {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Err(Error::EmailTaken),
+        other => other?,
+    };
+    spend_tokens(&mut tx, user_id, None).await?;
+    insert_token(&mut tx, user_id, Purpose::Confirm, email.as_str(), token).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Removes the address and spends every token mailed to it.
+pub async fn remove_email(db: &AnyPool, user_id: i64) -> Result<()> {
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE users SET email = NULL, email_key = NULL, email_confirmed_at = NULL WHERE id = $1")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    spend_tokens(&mut tx, user_id, None).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Spends a confirmation token and confirms the address it was mailed to, if that is still the
+/// user's. Returns the user it confirmed for; `None` for a token unknown, spent, expired, or of
+/// an address changed since.
+pub async fn confirm_email(db: &AnyPool, token_hash: &str, now: i64) -> Result<Option<i64>> {
+    let mut tx = db.begin().await?;
+    let Some((user_id, email)) = take_token(&mut tx, token_hash, Purpose::Confirm, now).await? else {
+        return Ok(None);
+    };
+    let confirmed = sqlx::query("UPDATE users SET email_confirmed_at = $3 WHERE id = $1 AND email = $2")
+        .bind(user_id)
+        .bind(&email)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok((confirmed.rows_affected() == 1).then_some(user_id))
+}
+
+/// Whom a reset request is about: a username or an address, either in any case.
+pub enum Lookup {
+    Username(String),
+    Email(String),
+}
+
+/// The user a reset request names, when their address is confirmed.
+pub async fn find_confirmed(db: &AnyPool, lookup: &Lookup) -> Result<Option<User>> {
+    let (condition, key) = match lookup {
+        Lookup::Username(name) => ("lower(u.username) = $1", name.to_ascii_lowercase()),
+        Lookup::Email(email) => ("u.email_key = $1", crate::domain::email_key(email)),
+    };
+    let row: Option<UserRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM users u \
+         WHERE {condition} AND u.email IS NOT NULL AND u.email_confirmed_at IS NOT NULL"
+    ))
+    .bind(key)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(user))
+}
+
+/// Stores a reset token mailed to `email`, spending the user's earlier ones (a newer request
+/// voids them).
+pub async fn insert_reset_token(db: &AnyPool, user_id: i64, email: &str, token: NewToken<'_>) -> Result<()> {
+    let mut tx = db.begin().await?;
+    spend_tokens(&mut tx, user_id, Some(Purpose::Reset)).await?;
+    insert_token(&mut tx, user_id, Purpose::Reset, email, token).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The user a reset token works for, while it is unspent and unexpired (nothing is spent).
+pub async fn find_reset_token(db: &AnyPool, token_hash: &str, now: i64) -> Result<Option<User>> {
+    let row: Option<UserRow> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS} FROM mail_tokens t JOIN users u ON u.id = t.user_id \
+         WHERE t.token_hash = $1 AND t.purpose = 'reset' AND t.expires_at > $2"
+    ))
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(db)
+    .await?;
+    Ok(row.map(user))
+}
+
+/// Spends a reset token of `user_id` and, in the same transaction, sets the new password hash
+/// (which spends the user's other reset tokens) and revokes every session. `false`, and nothing
+/// changed, when the token was spent meanwhile.
+pub async fn reset_password(
+    db: &AnyPool,
+    token_hash: &str,
+    user_id: i64,
+    password_hash: &str,
+    now: i64,
+) -> Result<bool> {
+    let mut tx = db.begin().await?;
+    match take_token(&mut tx, token_hash, Purpose::Reset, now).await? {
+        Some((owner, _)) if owner == user_id => {}
+        _ => return Ok(false),
+    }
+    set_password_hash(&mut tx, user_id, password_hash).await?;
+    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Sets a password hash and spends the user's reset tokens: no reset link survives a password
+/// change, whichever way it came.
+pub async fn set_password_hash(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: i64,
+    password_hash: &str,
+) -> Result<()> {
+    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
+        .bind(user_id)
+        .bind(password_hash)
+        .execute(&mut **tx)
+        .await?;
+    spend_tokens(tx, user_id, Some(Purpose::Reset)).await
+}
+
+/// Spends a token: deletes it and returns its user and address, if it was there, of that
+/// purpose and unexpired.
+async fn take_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    token_hash: &str,
+    purpose: Purpose,
+    now: i64,
+) -> Result<Option<(i64, String)>> {
+    // `fetch_all`: SQLite completes (and counts) a `DELETE … RETURNING` only when it runs to the end.
+    let mut rows: Vec<(i64, String)> = sqlx::query_as(
+        "DELETE FROM mail_tokens WHERE token_hash = $1 AND purpose = $2 AND expires_at > $3 \
+         RETURNING user_id, email",
+    )
+    .bind(token_hash)
+    .bind(purpose.as_str())
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.pop())
+}
+
+/// Deletes the user's tokens of one purpose, or of every purpose.
+async fn spend_tokens(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: i64,
+    purpose: Option<Purpose>,
+) -> Result<()> {
+    sqlx::query("DELETE FROM mail_tokens WHERE user_id = $1 AND ($2 = '' OR purpose = $2)")
+        .bind(user_id)
+        .bind(purpose.map_or("", Purpose::as_str))
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn insert_token(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    user_id: i64,
+    purpose: Purpose,
+    email: &str,
+    token: NewToken<'_>,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO mail_tokens (token_hash, user_id, purpose, email, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(token.hash)
+    .bind(user_id)
+    .bind(purpose.as_str())
+    .bind(email)
+    .bind(token.now)
+    .bind(token.expires_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
