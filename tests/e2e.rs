@@ -112,13 +112,16 @@ impl Drop for ChromeDriver {
     }
 }
 
-/// `<target>/e2e-screenshots`, created empty.
+/// `<target>/e2e-screenshots`, emptied once per run.
 fn screenshot_dir() -> PathBuf {
+    static EMPTIED: std::sync::Once = std::sync::Once::new();
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
     let dir = target.join("e2e-screenshots");
-    std::fs::remove_dir_all(&dir).ok();
+    EMPTIED.call_once(|| {
+        std::fs::remove_dir_all(&dir).ok();
+    });
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -128,6 +131,8 @@ struct Browser {
     client: Client,
     base: String,
     screenshots: PathBuf,
+    /// The server's outbox, where its mail goes.
+    outbox: PathBuf,
 }
 
 impl Browser {
@@ -155,6 +160,12 @@ impl Browser {
         assert_eq!(at, path, "the browser is at {url}");
         let got = self.js("return performance.getEntriesByType('navigation')[0].responseStatus").await;
         assert_eq!(got, json!(status), "HTTP status of {path}");
+    }
+
+    /// The link to `path` in the `count`th message of the outbox (waiting for it).
+    async fn mailed_link(&self, count: usize, path: &str) -> String {
+        let mails = common::mail::wait_for_mails(&self.outbox, count).await;
+        common::mail::link(&mails[count - 1], &format!("{}{path}?token=", self.base))
     }
 
     async fn text(&self, css: &str) -> String {
@@ -247,7 +258,9 @@ where
     let server = Server::start(dir.path(), &[database.env()]);
     let driver = ChromeDriver::start();
     let client = driver.connect().await;
-    let browser = Browser { client: client.clone(), base: server.url(""), screenshots: screenshot_dir() };
+    let outbox = dir.path().join("data/outbox");
+    let browser =
+        Browser { client: client.clone(), base: server.url(""), screenshots: screenshot_dir(), outbox };
     let outcome = rocket::tokio::spawn(flow(browser)).await;
     client.close().await.ok();
     drop(driver);
@@ -389,6 +402,79 @@ async fn a_person_registers_signs_out_and_signs_back_in() {
         assert!(b.text(".error-page__code").await.contains("404"));
         b.element("main a[href='/']").await;
         b.screenshots("not-found").await;
+    })
+    .await;
+}
+
+#[rocket::async_test]
+async fn a_person_who_forgot_the_password_gets_back_in_through_a_mailed_link() {
+    with_browser(|b| async move {
+        // Signed up, with an address added on the profile.
+        b.goto("/register").await;
+        b.arrive("//h1[normalize-space()='Create your account']", "/register", 200).await;
+        b.type_into("#username", "alice").await;
+        b.type_into("#password", PASSWORD).await;
+        b.type_into("#password_confirm", PASSWORD).await;
+        b.click("form[action='/register'] button[type=submit]").await;
+        b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
+        assert!(b.text("#email").await.contains("None"), "no address yet");
+        b.click("main a[href='/account/email']").await;
+        b.arrive("//h1[normalize-space()='Your email address']", "/account/email", 200).await;
+        let field = b.element("#email").await;
+        assert_eq!(field.attr("type").await.unwrap().as_deref(), Some("email"));
+        assert_eq!(field.attr("autocomplete").await.unwrap().as_deref(), Some("email"));
+        b.screenshots("email").await;
+        b.type_into("#email", "alice@example.com").await;
+        b.click("form[action='/account/email'] button[type=submit]").await;
+        b.arrive("//div[contains(@class, 'alert--success')]", "/profile", 200).await;
+        assert!(b.text(".alert--success").await.contains("alice@example.com"));
+        assert!(b.text("#email").await.contains("Unconfirmed"), "{}", b.text("#email").await);
+        b.screenshots("profile-unconfirmed").await;
+
+        // The confirmation link from the mail: a page with a button, then confirmed.
+        let link = b.mailed_link(1, "/email/confirm").await;
+        b.client.goto(&link).await.unwrap();
+        b.arrive("//h1[normalize-space()='Confirm your email address']", &link[b.base.len()..], 200).await;
+        b.screenshots("confirm-email").await;
+        b.click("form[action='/email/confirm'] button[type=submit]").await;
+        b.arrive("//div[contains(@class, 'alert--success')]", "/profile", 200).await;
+        assert!(b.text("#email").await.contains("Confirmed"), "{}", b.text("#email").await);
+
+        // Signed out, the password forgotten: "Forgot your password?" on the sign-in page.
+        b.click(".site-nav form[action='/logout'] button[type=submit]").await;
+        b.arrive("//h1[normalize-space()='Sign in']", "/login", 200).await;
+        b.click("main a[href='/password-reset']").await;
+        b.arrive("//h1[normalize-space()='Forgot your password?']", "/password-reset", 200).await;
+        b.screenshots("forgot").await;
+        b.type_into("#account", "alice@example.com").await;
+        b.click("form[action='/password-reset'] button[type=submit]").await;
+        b.arrive("//h1[normalize-space()='Check your mail']", "/password-reset", 200).await;
+        b.screenshots("reset-sent").await;
+
+        // The reset link: a new password, and signed in with a notice.
+        let link = b.mailed_link(2, "/password-reset/new").await;
+        b.client.goto(&link).await.unwrap();
+        b.arrive("//h1[normalize-space()='Choose a new password']", &link[b.base.len()..], 200).await;
+        b.screenshots("reset").await;
+        b.type_into("#new_password", "a brand new passphrase").await;
+        b.type_into("#new_password_confirm", "a brand new passphrase").await;
+        b.click("form[action='/password-reset/new'] button[type=submit]").await;
+        b.arrive("//div[contains(@class, 'alert--success')]", "/profile", 200).await;
+        assert!(b.text(".alert--success").await.contains("Your password has been changed"));
+        assert_eq!(b.text(".site-nav__user").await, "alice");
+
+        // The link is spent: opening it again says so.
+        b.client.goto(&link).await.unwrap();
+        b.arrive("//p[contains(@class, 'error-page__code')]", &link[b.base.len()..], 400).await;
+        assert!(b.text(".error-page__detail").await.contains("already used"));
+
+        // The new password signs in; the old one does not.
+        let port = b.base.rsplit(':').next().unwrap().parse().unwrap();
+        for (password, status) in [(PASSWORD, 401), ("a brand new passphrase", 200)] {
+            let credentials = json!({ "username": "alice", "password": password }).to_string();
+            let (got, _, _) = Server::request_to(port, "POST", "/auth/login", &[JSON], &credentials).unwrap();
+            assert_eq!(got, status, "{password}");
+        }
     })
     .await;
 }
