@@ -176,6 +176,7 @@ start_server() {
         # (tests/throttle.rs covers it).
         exec env -i PATH="$PATH" HOME="$dir" \
             ROCKET_PORT="$PORT" \
+            ROCKET_PUBLIC_URL="$BASE" \
             ROCKET_PASSWORD_MIN_SCORE=0 \
             ROCKET_LOGIN_MAX_FAILURES_PAIR=0 \
             ROCKET_LOGIN_MAX_FAILURES_ADDRESS=0 \

@@ -320,6 +320,8 @@ def miniauth(work, port, cost, postgres, extra_env):
         "ROCKET_TEMPLATE_DIR": os.path.join(REPO, "templates"),
         "ROCKET_STATIC_DIR": os.path.join(REPO, "static"),
         "ROCKET_PORT": str(port),
+        # The release profile refuses to start without it (links in mails are built from it).
+        "ROCKET_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "ROCKET_BCRYPT_COST": str(cost),
         # The 200 concurrent registrations come from one address; every other limit stays on.
         "ROCKET_REGISTER_MAX_PER_ADDRESS_HOUR": "0",

@@ -183,11 +183,12 @@ impl Admin {
                 let rows: Vec<Value> = users
                     .iter()
                     .map(|(user, sessions)| {
-                        json!({"id": user.id, "username": user.username,
+                        json!({"id": user.id, "username": user.username, "email": user.email,
+                               "email_confirmed": user.email_confirmed,
                                "created_at": rfc3339(user.created_at), "sessions": sessions})
                     })
                     .collect();
-                print_rows(json, &rows, &["id", "username", "created_at", "sessions"]);
+                print_rows(json, &rows, &["id", "username", "email", "created_at", "sessions"]);
             }
             UserCommand::Delete { name } => {
                 let user = self.find(&name).await?;

@@ -128,6 +128,10 @@ fn users_and_passwords(backend: Backend) {
     assert_eq!(users.as_array().unwrap().len(), 1, "{users}");
     assert_eq!(users[0]["username"], "alice");
     assert_eq!(users[0]["sessions"], 1);
+    assert_eq!(
+        (users[0]["email"].clone(), users[0]["email_confirmed"].clone()),
+        (serde_json::Value::Null, false.into())
+    );
     assert!(site.ok(&["user", "list"], "").contains("alice"));
 
     // A new password: the old one and every session end at once.

@@ -48,3 +48,35 @@ fn the_key_settings_are_in_rocket_toml_with_their_defaults_and_in_the_readme() {
         assert!(readme.contains(row), "the README's configuration table lacks {row}");
     }
 }
+
+/// The recovery and mail settings (SPEC §11) likewise: in `Rocket.toml` with the built-in
+/// defaults, and in the README's table.
+#[test]
+fn the_mail_settings_are_in_rocket_toml_with_their_defaults_and_in_the_readme() {
+    let built_in = miniauth::config::Settings::default();
+    let expected = [
+        ("reset_token_ttl", built_in.reset_token_ttl, 1800),
+        ("confirm_token_ttl", built_in.confirm_token_ttl, 86_400),
+        ("mail_max_per_account_hour", u64::from(built_in.mail_max_per_account_hour), 3),
+        ("mail_max_per_address_hour", u64::from(built_in.mail_max_per_address_hour), 10),
+    ];
+    let file = Figment::from(Toml::file(concat!(env!("CARGO_MANIFEST_DIR"), "/Rocket.toml")));
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    for (key, default, spec) in expected {
+        assert_eq!(default, spec, "the built-in {key}");
+        let in_file: u64 =
+            file.extract_inner(&format!("default.{key}")).unwrap_or_else(|e| panic!("{key}: {e}"));
+        assert_eq!(in_file, spec, "{key} in Rocket.toml");
+        let row = format!("| `{key}` | `{spec}` | `ROCKET_{}` |", key.to_uppercase());
+        assert!(readme.contains(&row), "the README's configuration table lacks {row}");
+    }
+    assert!(built_in.smtp_url.is_none(), "the outbox by default");
+    let from: String = file.extract_inner("default.mail_from").unwrap();
+    assert_eq!(from, built_in.mail_from);
+    for row in [
+        "| `smtp_url` | *(unset: the outbox)* | `ROCKET_SMTP_URL` |",
+        "| `mail_from` | `MiniAuth <miniauth@localhost>` | `ROCKET_MAIL_FROM` |",
+    ] {
+        assert!(readme.contains(row), "the README's configuration table lacks {row}");
+    }
+}

@@ -14,10 +14,10 @@ use super::accounts::{random_token, token_hash};
 use super::throttle::{self, Limits};
 use super::{Accounts, Client, SignedInUser};
 use crate::config::Settings;
-use crate::domain::{Email, PasswordReset, User};
+use crate::domain::{Email, Lookup, PasswordReset, User};
 use crate::error::{duration, Error, Result};
 use crate::mail::{Kind, Letter, Mailer};
-use crate::store::recovery::{self as store, Lookup, NewToken};
+use crate::store::recovery::{self as store, NewToken};
 
 /// Reset requests waiting for the background task; beyond this, new ones are dropped (and
 /// logged).

@@ -31,6 +31,14 @@ pub struct User {
     pub email_confirmed: bool,
 }
 
+/// Whom a password reset request is about: a username or an email address, either in any case
+/// (neither need exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Username(String),
+    Email(String),
+}
+
 /// The broken rules of one request, field by field: every field is checked, then all of them
 /// are reported at once.
 #[derive(Default)]

@@ -12,9 +12,8 @@ use super::body::ApiJson;
 use super::errors::Problem;
 use super::openapi::{AuthenticatedChange, Database, JsonBody};
 use crate::auth::{Accounts, ApiUser, Client};
-use crate::domain::required;
+use crate::domain::{required, Lookup};
 use crate::error::{Error, Result};
-use crate::store::recovery::Lookup;
 
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![set_email, remove_email, confirm_email, request_reset, confirm_reset]

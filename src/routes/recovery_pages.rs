@@ -12,8 +12,8 @@ use rocket_dyn_templates::{context, Template};
 use super::body::{Button, CsrfForm};
 use super::views::{PasswordView, Rejection, UserView};
 use crate::auth::{Accounts, AuthService, Client, CsrfToken, PageUser};
+use crate::domain::Lookup;
 use crate::error::{Error, FieldErrors};
-use crate::store::recovery::Lookup;
 
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![

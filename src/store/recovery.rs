@@ -7,7 +7,7 @@
 use sqlx::AnyPool;
 
 use super::users::{user, UserRow, USER_COLUMNS};
-use crate::domain::{Email, User};
+use crate::domain::{Email, Lookup, User};
 use crate::error::{Error, Result};
 
 /// What a token is for (`mail_tokens.purpose`).
@@ -83,12 +83,6 @@ pub async fn confirm_email(db: &AnyPool, token_hash: &str, now: i64) -> Result<O
         .await?;
     tx.commit().await?;
     Ok((confirmed.rows_affected() == 1).then_some(user_id))
-}
-
-/// Whom a reset request is about: a username or an address, either in any case.
-pub enum Lookup {
-    Username(String),
-    Email(String),
 }
 
 /// The user a reset request names, when their address is confirmed.
