@@ -28,7 +28,6 @@ backend_tests!(
     a_reset_link_sets_a_new_password_and_revokes_every_session,
     a_reset_link_works_once,
     a_reset_link_is_checked_against_the_password_rules_before_it_is_spent,
-    a_reset_request_answers_the_same_whatever_it_names,
     a_reset_request_needs_a_username_or_an_address,
     only_a_confirmed_address_receives_a_reset_link,
     a_newer_request_voids_the_older_link,
@@ -37,6 +36,12 @@ backend_tests!(
     reset_links_are_stored_only_as_hashes,
     an_account_gets_at_most_three_mails_an_hour_and_the_answer_never_changes,
     outbox_messages_are_readable_by_the_server_user_only,
+);
+
+// Nine requests from one address: its own limit is off here (the test below has it).
+backend_tests_with!(
+    |figment| figment.merge(("mail_max_per_address_hour", 0));
+    a_reset_request_answers_the_same_whatever_it_names => same_answer_sqlite, same_answer_postgres,
 );
 
 backend_tests_with!(
@@ -310,6 +315,8 @@ async fn a_reset_request_answers_the_same_whatever_it_names(app: TestApp) {
         json!({ "username": "nobody" }),
         json!({ "email": "nobody@example.com" }),
         json!({ "username": "not a possible name!" }),
+        json!({ "username": "", "email": "nobody@example.com" }),
+        json!({ "username": null, "email": "nobody@example.com" }),
     ] {
         let response = app.post_json("/auth/password-reset", body.clone()).await;
         assert_eq!(response.status(), Status::Accepted, "{body}");
@@ -328,7 +335,12 @@ async fn a_reset_request_answers_the_same_whatever_it_names(app: TestApp) {
 }
 
 async fn a_reset_request_needs_a_username_or_an_address(app: TestApp) {
-    for body in [json!({}), json!({ "username": "" }), json!({ "username": "a", "email": "a@example.com" })] {
+    for body in [
+        json!({}),
+        json!({ "username": "" }),
+        json!({ "username": "", "email": "" }),
+        json!({ "username": "a", "email": "a@example.com" }),
+    ] {
         let answer =
             problem(app.post_json("/auth/password-reset", body.clone()).await, Status::UnprocessableEntity)
                 .await;

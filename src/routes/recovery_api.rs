@@ -36,13 +36,32 @@ pub struct TokenRequest {
     pub token: String,
 }
 
-/// `{username}` or `{email}`: the account to send a reset link for.
-#[derive(Deserialize, ToSchema)]
+/// `{username}` or `{email}`, not both: the account to send a reset link for. As the schema
+/// ([`ResetRequestDoc`]) says, the field that is not a non-empty string does not count.
+#[derive(Deserialize)]
 pub struct ResetRequest {
     #[serde(default)]
-    pub username: Option<String>,
+    pub username: Option<serde_json::Value>,
     #[serde(default)]
-    pub email: Option<String>,
+    pub email: Option<serde_json::Value>,
+}
+
+/// `{username}` or `{email}`, not both: the account to send a reset link for.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+#[schema(as = ResetRequest)]
+#[allow(dead_code)]
+pub enum ResetRequestDoc {
+    ByUsername {
+        /// A username, in any case.
+        #[schema(min_length = 1)]
+        username: String,
+    },
+    ByEmail {
+        /// An email address, in any case.
+        #[schema(min_length = 1)]
+        email: String,
+    },
 }
 
 /// `{token, new_password}`.
@@ -128,7 +147,7 @@ pub async fn confirm_email(accounts: Accounts<'_>, body: ApiJson<TokenRequest>) 
 /// address, at most a few times an hour.
 #[utoipa::path(
     post, path = "/auth/password-reset", tag = "recovery",
-    request_body = ResetRequest,
+    request_body = ResetRequestDoc,
     responses(
         JsonBody, Database,
         (status = 202, description = "Accepted (whatever it names)", body = ResetAccepted),
@@ -141,9 +160,13 @@ pub async fn request_reset(
     body: ApiJson<ResetRequest>,
     client: Client,
 ) -> Result<(Status, Json<ResetAccepted>)> {
-    let lookup = match body.0 {
-        ResetRequest { username: Some(name), email: None } if !name.is_empty() => Lookup::Username(name),
-        ResetRequest { username: None, email: Some(email) } if !email.is_empty() => Lookup::Email(email),
+    let given = |field: Option<serde_json::Value>| match field {
+        Some(serde_json::Value::String(value)) if !value.is_empty() => Some(value),
+        _ => None,
+    };
+    let lookup = match (given(body.0.username), given(body.0.email)) {
+        (Some(name), None) => Lookup::Username(name),
+        (None, Some(email)) => Lookup::Email(email),
         _ => return Err(Error::field("username", "Give either a username or an email address.")),
     };
     accounts.request_password_reset(lookup, &client).await?;
