@@ -3,8 +3,9 @@
 //!
 //! A reset request gets the same answer at once, whatever it names: the request itself only
 //! counts the client's address and queues the rest for a background task, which looks the
-//! account up, counts its mails and queues the link (in the order the requests came). Links are built from `public_url`, never
-//! from the request. Every token is 256 random bits, stored as a hash, and spent by its use.
+//! account up, counts its mails and queues the link, in the order the requests came. Links are
+//! built from `public_url`, never from the request. Every token is 256 random bits, stored as a
+//! hash, and spent by its use.
 
 use rocket::tokio::sync::mpsc;
 use secrecy::{ExposeSecret, SecretString};
