@@ -18,7 +18,7 @@ pub use csrf::{CsrfKey, CsrfToken, CSRF_COOKIE, CSRF_HEADER};
 pub use device::{DeviceKey, DEVICE_COOKIE, DEVICE_TTL};
 pub use guard::{ApiUser, Client, PageUser};
 pub use password::PasswordHasher;
-pub use recovery::{Recovery, CONFIRM_PATH, RESET_PATH};
+pub use recovery::Recovery;
 pub use throttle::{Attempt, Limits, SeenBlocks, Throttle};
 pub use token::{Claims, Tokens};
 
@@ -155,6 +155,7 @@ pub fn stage() -> AdHoc {
 
 async fn service(settings: &Settings, db: &AnyPool, template_dir: &Path) -> Result<AuthService> {
     let mailer = Mailer::start(settings, template_dir).map_err(Error::internal)?;
+    let limits = Limits::from(settings);
     let secret = match &settings.token_secret {
         Some(secret) => secret.expose_secret().as_bytes().to_vec(),
         None => shared_secret(db, &settings.data_dir).await?.into_bytes(),
@@ -176,14 +177,14 @@ async fn service(settings: &Settings, db: &AnyPool, template_dir: &Path) -> Resu
         tokens: Tokens::new(ring, settings),
         csrf: CsrfKey::new(&secret),
         devices: DeviceKey::new(&secret),
-        limits: Limits::from(settings),
+        limits,
         seen_blocks: SeenBlocks::default(),
         session_ttl: settings.session_ttl as i64,
         refresh_grace: settings.refresh_grace as i64,
         cookie_secure: settings.cookie_secure,
         password_policy: settings.password_policy(),
         trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_default(),
-        recovery: Recovery::start(settings, db, Limits::from(settings), mailer),
+        recovery: Recovery::start(settings, db, limits, mailer),
     })
 }
 

@@ -60,9 +60,9 @@ impl Recovery {
 }
 
 /// The page a confirmation link opens.
-pub const CONFIRM_PATH: &str = "/email/confirm";
+const CONFIRM_PATH: &str = "/email/confirm";
 /// The page a reset link opens.
-pub const RESET_PATH: &str = "/password-reset/new";
+const RESET_PATH: &str = "/password-reset/new";
 
 impl Accounts<'_> {
     /// Sets or changes the user's address, unconfirmed, and mails a confirmation link to it.
@@ -79,7 +79,9 @@ impl Accounts<'_> {
         let stored = NewToken { hash: &token_hash(&token), now, expires_at: now + recovery.confirm_ttl };
         store::set_email(self.db, me.user.id, &email, stored).await?;
         let address = client.address.to_string();
-        if throttle::mail_allowed(self.db, &self.auth.limits, &me.user.username, Some(&address), now).await? {
+        if throttle::mail_allowed(self.db, &self.auth.limits, Some(&me.user.username), Some(&address), now)
+            .await?
+        {
             recovery.mailer.send(Letter {
                 to: email.clone(),
                 kind: Kind::Confirm,
@@ -99,8 +101,8 @@ impl Accounts<'_> {
     /// Confirms the address a confirmation link was mailed to (if it is still the user's).
     pub async fn confirm_email(&self, token: &str) -> Result<()> {
         match store::confirm_email(self.db, &token_hash(token.trim()), crate::store::now()).await? {
-            Some(_) => Ok(()),
-            None => Err(Error::InvalidLink),
+            true => Ok(()),
+            false => Err(Error::InvalidLink),
         }
     }
 
@@ -108,7 +110,8 @@ impl Accounts<'_> {
     /// at once in every case; the lookup and the mail happen in the background.
     pub async fn request_password_reset(&self, lookup: Lookup, client: &Client) -> Result<()> {
         let now = crate::store::now();
-        if !throttle::mail_from_address(self.db, &self.auth.limits, &client.address.to_string(), now).await? {
+        let address = client.address.to_string();
+        if !throttle::mail_allowed(self.db, &self.auth.limits, None, Some(&address), now).await? {
             log::info!("password reset: this address asked too often this hour; nothing is sent");
             return Ok(());
         }
@@ -120,14 +123,19 @@ impl Accounts<'_> {
 
     /// The user a reset link works for: the page checks before it shows the form.
     pub async fn reset_link_user(&self, token: &str) -> Result<User> {
-        let user = store::find_reset_token(self.db, &token_hash(token.trim()), crate::store::now()).await?;
+        self.reset_link_owner(&token_hash(token.trim())).await
+    }
+
+    async fn reset_link_owner(&self, token_hash: &str) -> Result<User> {
+        let user = store::find_reset_token(self.db, token_hash, crate::store::now()).await?;
         user.ok_or(Error::InvalidLink)
     }
 
     /// Sets a new password through a reset link (the same rules as sign-up), spends the link
     /// and signs out every session. Returns the user, whom the page then signs in.
     pub async fn reset_password(&self, token: &str, new: &str, confirmation: Option<&str>) -> Result<User> {
-        let user = self.reset_link_user(token).await?;
+        let token_hash = token_hash(token.trim());
+        let user = self.reset_link_owner(&token_hash).await?;
         let (username, new) = (user.username.clone(), SecretString::from(new));
         let confirmation = confirmation.map(SecretString::from);
         let policy = self.auth.password_policy;
@@ -141,7 +149,7 @@ impl Accounts<'_> {
             .await??;
         let hash = self.auth.hasher.hash(&reset.new).await?;
         let now = crate::store::now();
-        match store::reset_password(self.db, &token_hash(token.trim()), user.id, &hash, now).await? {
+        match store::reset_password(self.db, &token_hash, user.id, &hash, now).await? {
             true => Ok(user),
             false => Err(Error::InvalidLink),
         }
@@ -172,7 +180,7 @@ impl Resets {
         let Some(user) = store::find_confirmed(&self.db, lookup).await? else {
             return Ok(());
         };
-        if !throttle::mail_allowed(&self.db, &self.limits, &user.username, None, asked_at).await? {
+        if !throttle::mail_allowed(&self.db, &self.limits, Some(&user.username), None, asked_at).await? {
             log::info!("password reset: the account had its mails for this hour; nothing is sent");
             return Ok(());
         }

@@ -210,30 +210,24 @@ impl Throttle<'_> {
     }
 }
 
-/// Counts a mail to the account of `username` and, when given, a request from `address`;
-/// `false` once either is past its hourly limit (the mail is then not sent).
+/// Counts a mail to the account of `username` and a request for mail from `address`, each when
+/// given; `false` once either is past its hourly limit (the mail is then not sent).
 pub async fn mail_allowed(
     db: &AnyPool,
     limits: &Limits,
-    username: &str,
+    username: Option<&str>,
     address: Option<&str>,
     now: i64,
 ) -> Result<bool> {
-    let username = username.to_ascii_lowercase();
-    let mut counters = vec![(
-        Counter { kind: Kind::MailAccount, username: &username, address: "" },
-        limits.mail_account_hour,
-    )];
-    counters.extend(address.map(|address| {
+    let username = username.map(str::to_ascii_lowercase);
+    let account = username.as_deref().map(|username| {
+        (Counter { kind: Kind::MailAccount, username, address: "" }, limits.mail_account_hour)
+    });
+    let from = address.map(|address| {
         (Counter { kind: Kind::MailAddress, username: "", address }, limits.mail_address_hour)
-    }));
+    });
+    let counters: Vec<_> = account.into_iter().chain(from).collect();
     Ok(hourly(db, &counters, now).await?.is_none())
-}
-
-/// Counts a request for mail from `address`; `false` once it is past its hourly limit.
-pub async fn mail_from_address(db: &AnyPool, limits: &Limits, address: &str, now: i64) -> Result<bool> {
-    let counter = Counter { kind: Kind::MailAddress, username: "", address };
-    Ok(hourly(db, &[(counter, limits.mail_address_hour)], now).await?.is_none())
 }
 
 /// Counts one more on each counter (with its limit; `0` = none, not counted) over an hour's

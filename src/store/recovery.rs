@@ -68,12 +68,11 @@ pub async fn remove_email(db: &AnyPool, user_id: i64) -> Result<()> {
 }
 
 /// Spends a confirmation token and confirms the address it was mailed to, if that is still the
-/// user's. Returns the user it confirmed for; `None` for a token unknown, spent, expired, or of
-/// an address changed since.
-pub async fn confirm_email(db: &AnyPool, token_hash: &str, now: i64) -> Result<Option<i64>> {
+/// user's. `false` for a token unknown, spent, expired, or of an address changed since.
+pub async fn confirm_email(db: &AnyPool, token_hash: &str, now: i64) -> Result<bool> {
     let mut tx = db.begin().await?;
     let Some((user_id, email)) = take_token(&mut tx, token_hash, Purpose::Confirm, now).await? else {
-        return Ok(None);
+        return Ok(false);
     };
     let confirmed = sqlx::query("UPDATE users SET email_confirmed_at = $3 WHERE id = $1 AND email = $2")
         .bind(user_id)
@@ -82,7 +81,7 @@ pub async fn confirm_email(db: &AnyPool, token_hash: &str, now: i64) -> Result<O
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    Ok((confirmed.rows_affected() == 1).then_some(user_id))
+    Ok(confirmed.rows_affected() == 1)
 }
 
 /// The user a reset request names, when their address is confirmed.
