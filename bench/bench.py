@@ -285,6 +285,14 @@ def measure(target, seconds, ceiling):
         log(f"{target.name}: GET /auth/profile, {connections} connections, {seconds} s")
         results[f"profile{connections}"] = wrk(f"{base}/auth/profile", connections, seconds, headers=[bearer])
 
+    if target.name == "MiniAuth":
+        # What a reverse proxy asks before each request to a protected app (forward auth), with
+        # a browser's session cookie.
+        log(f"{target.name}: GET /authz/auth-request (cookie), 64 connections, {seconds} s")
+        asked = [f"Cookie: miniauth_token={token}", "X-Original-Method: GET",
+                 "X-Original-URL: https://app.example.com/dashboard?panel=1"]
+        results["forward_auth"] = wrk(f"{base}/authz/auth-request", 64, seconds, headers=asked)
+
     log(f"{target.name}: profile probe alone, 20 req/s, 10 s")
     results["probe_alone"] = probe(target.port, token, 20, 10)
     log(f"{target.name}: POST /auth/login, 8 connections, {seconds} s, with the probe from 3 s")
@@ -325,8 +333,10 @@ def miniauth(work, port, cost, postgres, extra_env):
         "ROCKET_BCRYPT_COST": str(cost),
         # The 200 concurrent registrations come from one address; every other limit stays on.
         "ROCKET_REGISTER_MAX_PER_ADDRESS_HOUR": "0",
-        # The storm's 50 addresses arrive as X-Forwarded-For from this machine.
+        # The storm's 50 addresses arrive as X-Forwarded-For from this machine, and the
+        # forward-auth questions come from a "proxy" here about app.example.com.
         "ROCKET_TRUSTED_PROXIES": '["127.0.0.1/32"]',
+        "ROCKET_FORWARD_AUTH_DOMAINS": '["app.example.com"]',
         "RUST_LOG": os.environ.get("RUST_LOG", "warn,miniauth=info"),
         **extra_env,
     }
@@ -405,6 +415,12 @@ def report(ours, peer, bcrypt_ms, cost, backend):
         ok = ok and times >= 40
     rows.append(("GET /auth/profile bearer, 64 conn", fmt_wrk(p64), target, verdict(ok)))
     rows.append(("GET /auth/profile bearer, 32 conn", fmt_wrk(ours["profile32"]), "", ""))
+    if "forward_auth" in ours:
+        forward = ours["forward_auth"]
+        forward_ratio = forward["rps"] / ceiling
+        ok = forward_ratio >= 0.5 and forward["p99"] is not None and forward["p99"] <= 10 and not forward.get("non2xx")
+        rows.append(("GET /authz/auth-request cookie, 64 conn", fmt_wrk(forward),
+                     f"≥ 50 % of ceiling: {forward_ratio:.0%}; p99 ≤ 10 ms", verdict(ok)))
     login = ours["login"]
     share = login["rps"] / bound
     rows.append((f"POST /auth/login, 8 conn, cost {cost}", f"{login['rps']:.2f} req/s ({login['statuses']})",

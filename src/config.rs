@@ -1,6 +1,7 @@
 //! The one typed configuration struct, extracted from Rocket's figment (`Rocket.toml` profiles
 //! and `ROCKET_*` environment variables), checked before anything is written.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::PathBuf;
@@ -12,7 +13,7 @@ use serde::Deserialize;
 
 use jsonwebtoken::Algorithm;
 
-use crate::auth::TrustedProxies;
+use crate::auth::{cookie_domain, ForwardAuth, TrustedProxies};
 use crate::domain::{PasswordPolicy, PASSWORD_MAX_BYTES};
 
 /// Name of the database in `[default.databases.<name>]`.
@@ -96,6 +97,30 @@ pub struct Settings {
     /// Password reset requests and address changes one client address may make an hour
     /// (0 = no limit).
     pub mail_max_per_address_hour: u32,
+    /// The hosts (with their subdomains) forward auth protects: the endpoints decide only for
+    /// them, and the sign-in page returns only to them (`rd`).
+    pub forward_auth_domains: Vec<String>,
+    /// Per-host rules of forward auth (`[forward_auth.hosts."wiki.example.com"]`).
+    pub forward_auth: ForwardAuthSettings,
+    /// The domain the session cookies are scoped to (`example.com`: every app below it sees
+    /// the sign-in). Unset: host-only cookies.
+    pub cookie_domain: Option<String>,
+}
+
+/// `[forward_auth]`: rules for some protected hosts; a host without one admits every
+/// signed-in user.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ForwardAuthSettings {
+    pub hosts: BTreeMap<String, HostRule>,
+}
+
+/// Who may use one protected host.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostRule {
+    /// The usernames admitted (compared as usernames are: `Alice` is `alice`).
+    pub users: Vec<String>,
 }
 
 impl Default for Settings {
@@ -133,6 +158,9 @@ impl Default for Settings {
             confirm_token_ttl: 24 * 3600,
             mail_max_per_account_hour: 3,
             mail_max_per_address_hour: 10,
+            forward_auth_domains: Vec::new(),
+            forward_auth: ForwardAuthSettings::default(),
+            cookie_domain: None,
         }
     }
 }
@@ -256,6 +284,8 @@ fn check(settings: &Settings) -> Result<(), String> {
         return Err("token_secret must be at least 32 characters".into());
     }
     check_public_url(&settings.public_url)?;
+    ForwardAuth::new(settings)?;
+    cookie_domain(settings)?;
     if settings.reset_token_ttl == 0 || settings.confirm_token_ttl == 0 {
         return Err("reset_token_ttl and confirm_token_ttl must be at least 1 second".into());
     }

@@ -37,6 +37,9 @@ pub enum Error {
     InvalidRefreshToken,
     /// A state-changing request without a valid CSRF token (403).
     Csrf,
+    /// Not allowed, for the reason given (403): forward auth's host rules, a forward-auth
+    /// question from a client that is not a trusted proxy.
+    Forbidden(String),
     /// Nothing here, or nothing of this user's (404).
     NotFound,
     /// The body could not be read as the declared type (400).
@@ -87,7 +90,7 @@ impl Error {
             Error::InvalidCredentials | Error::Unauthenticated { .. } | Error::InvalidRefreshToken => {
                 Status::Unauthorized
             }
-            Error::Csrf | Error::WrongPassword(_) => Status::Forbidden,
+            Error::Csrf | Error::WrongPassword(_) | Error::Forbidden(_) => Status::Forbidden,
             Error::NotFound => Status::NotFound,
             Error::BadRequest(_) => Status::BadRequest,
             Error::UnsupportedMediaType(_) => Status::UnsupportedMediaType,
@@ -127,7 +130,9 @@ impl Error {
             }
             Error::Csrf => "The form is missing a valid CSRF token: reload the page and try again.".into(),
             Error::NotFound => "There is nothing at this address.".into(),
-            Error::BadRequest(detail) | Error::UnsupportedMediaType(detail) => detail.clone(),
+            Error::BadRequest(detail) | Error::UnsupportedMediaType(detail) | Error::Forbidden(detail) => {
+                detail.clone()
+            }
             Error::PayloadTooLarge => "The request body is too large.".into(),
             Error::TooManyAttempts { retry_after } => {
                 format!("Too many attempts: try again in {}.", duration(*retry_after))

@@ -52,7 +52,7 @@ impl TrustedProxies {
         entries.iter().map(parse).collect::<Result<_, _>>().map(TrustedProxies)
     }
 
-    fn trusts(&self, ip: IpAddr) -> bool {
+    pub fn trusts(&self, ip: IpAddr) -> bool {
         let ip = ip_of(ip);
         self.0.iter().any(|net| net.contains(&ip))
     }
@@ -87,11 +87,16 @@ fn ip_of(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The address a request's connection comes from. A request from Rocket's local client in
+/// tests has none: it is this machine.
+pub fn peer(req: &Request<'_>) -> IpAddr {
+    req.remote().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |socket| socket.ip())
+}
+
 impl ClientAddress {
     /// The client of a request: its peer, or what trusted proxies say the peer forwarded.
     pub fn of(req: &Request<'_>) -> Self {
-        // A request from Rocket's local client in tests has no peer: it is this machine.
-        let peer = req.remote().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |socket| socket.ip());
+        let peer = peer(req);
         let trusted = req.rocket().state::<AuthService>().map(|auth| &auth.trusted_proxies);
         let forwarded_for: Vec<&str> = req.headers().get("X-Forwarded-For").collect();
         let real_ip = req.headers().get_one("X-Real-IP");

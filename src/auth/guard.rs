@@ -24,6 +24,10 @@ pub struct ApiUser(pub SignedInUser);
 /// A signed-in person on a page (by the cookie, renewed when it expired).
 pub struct PageUser(pub SignedInUser);
 
+/// The visitor a reverse proxy asks about (forward auth): by a bearer token, or else by the
+/// cookie. An `Authorization` header of another scheme belongs to the app behind the proxy.
+pub struct ForwardedUser(pub SignedInUser);
+
 /// Who is asking: the client's address (as counted) and its `User-Agent` (shortened), recorded
 /// with each new session, and the device tokens it holds (see [`super::DeviceKey`]): the
 /// browser's cookie, to which an API client adds the one its login body carries.
@@ -51,23 +55,36 @@ async fn signed_in(req: &Request<'_>, claims: Claims, by_cookie: bool) -> Result
     Ok(SignedInUser { user, session_id: claims.sid, by_cookie })
 }
 
+/// The token of an `Authorization: Bearer` header; `Err` for a header of another scheme.
+fn bearer_token(req: &Request<'_>) -> Option<Result<String, ()>> {
+    let header = req.headers().get_one("Authorization")?;
+    Some(match header.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => Ok(token.trim().to_owned()),
+        _ => Err(()),
+    })
+}
+
+/// The access token the cookie carries.
+fn cookie_token(req: &Request<'_>) -> Result<String, Error> {
+    let cookie = req.cookies().get(TOKEN_COOKIE).ok_or(Error::Unauthenticated { invalid_token: false })?;
+    Ok(cookie.value().to_owned())
+}
+
+/// The user of a token, by cookie or not.
+async fn user_of(req: &Request<'_>, token: &str, by_cookie: bool) -> Result<SignedInUser, Error> {
+    let claims = service(req)?.tokens.verify(token, crate::store::now()).ok_or(INVALID)?;
+    signed_in(req, claims, by_cookie).await
+}
+
 impl ApiUser {
     async fn authenticate(req: &Request<'_>) -> Result<Self, Error> {
         let auth = service(req)?;
-        let (token, by_cookie) = match req.headers().get_one("Authorization") {
-            Some(header) => match header.split_once(' ') {
-                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
-                    (token.trim().to_owned(), false)
-                }
-                _ => return Err(Error::Unauthenticated { invalid_token: false }),
-            },
-            None => match req.cookies().get(TOKEN_COOKIE) {
-                Some(cookie) => (cookie.value().to_owned(), true),
-                None => return Err(Error::Unauthenticated { invalid_token: false }),
-            },
+        let (token, by_cookie) = match bearer_token(req) {
+            Some(Ok(token)) => (token, false),
+            Some(Err(())) => return Err(Error::Unauthenticated { invalid_token: false }),
+            None => (cookie_token(req)?, true),
         };
-        let claims = auth.tokens.verify(&token, crate::store::now()).ok_or(INVALID)?;
-        let user = signed_in(req, claims, by_cookie).await?;
+        let user = user_of(req, &token, by_cookie).await?;
         // A cookie is sent by the browser on its own: a state-changing call it authenticates
         // must also prove it comes from our pages.
         if by_cookie && !matches!(req.method(), Method::Get | Method::Head | Method::Options) {
@@ -75,6 +92,16 @@ impl ApiUser {
             csrf.verify(req.headers().get_one(CSRF_HEADER).unwrap_or_default(), &auth.csrf)?;
         }
         Ok(ApiUser(user))
+    }
+}
+
+impl ForwardedUser {
+    async fn authenticate(req: &Request<'_>) -> Result<Self, Error> {
+        let user = match bearer_token(req) {
+            Some(Ok(token)) => user_of(req, &token, false).await?,
+            _ => user_of(req, &cookie_token(req)?, true).await?,
+        };
+        Ok(ForwardedUser(user))
     }
 }
 
@@ -125,6 +152,18 @@ impl<'r> FromRequest<'r> for ApiUser {
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Error> {
         match ApiUser::authenticate(req).await {
+            Ok(user) => Outcome::Success(user),
+            Err(e) => Outcome::Error(e.stash(req)),
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for ForwardedUser {
+    type Error = Error;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Error> {
+        match ForwardedUser::authenticate(req).await {
             Ok(user) => Outcome::Success(user),
             Err(e) => Outcome::Error(e.stash(req)),
         }

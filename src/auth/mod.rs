@@ -5,6 +5,7 @@ mod accounts;
 mod address;
 mod csrf;
 mod device;
+mod forward;
 mod guard;
 pub mod keys;
 mod password;
@@ -13,10 +14,11 @@ mod throttle;
 mod token;
 
 pub use accounts::{Accounts, Issued, Scope, SessionSummary, SignedInUser, ThisSession};
-pub use address::{ClientAddress, TrustedProxies};
+pub use address::{peer, ClientAddress, TrustedProxies};
 pub use csrf::{CsrfKey, CsrfToken, CSRF_COOKIE, CSRF_HEADER};
 pub use device::{DeviceKey, DEVICE_COOKIE, DEVICE_TTL};
-pub use guard::{ApiUser, Client, PageUser};
+pub use forward::{cookie_domain, Decision, ForwardAuth, Original};
+pub use guard::{ApiUser, Client, ForwardedUser, PageUser};
 pub use password::PasswordHasher;
 pub use recovery::Recovery;
 pub use throttle::{Attempt, Limits, SeenBlocks, Throttle};
@@ -64,6 +66,10 @@ pub struct AuthService {
     /// Seconds during which a just-rotated refresh token is still accepted.
     pub refresh_grace: i64,
     pub cookie_secure: bool,
+    /// The domain the session cookies are scoped to; `None`: host-only cookies.
+    pub cookie_domain: Option<String>,
+    /// Forward auth: the protected domains and their rules.
+    pub forward: ForwardAuth,
     /// What a new password must be (sign-up, change, and later reset).
     pub password_policy: PasswordPolicy,
     /// The proxies whose forwarding headers are believed.
@@ -88,21 +94,30 @@ impl AuthService {
     }
 
     fn cookie(&self, name: &'static str, value: String, max_age: i64) -> Cookie<'static> {
-        Cookie::build((name, value))
+        let cookie = Cookie::build((name, value))
             .http_only(true)
             .same_site(SameSite::Lax)
-            .path("/")
             .secure(self.cookie_secure)
-            .max_age(rocket::time::Duration::seconds(max_age))
-            .build()
+            .max_age(rocket::time::Duration::seconds(max_age));
+        self.scoped(cookie.build())
+    }
+
+    /// A session cookie in the scope it was set in: `Path=/` and `cookie_domain`, if any (a
+    /// removal must name the same scope to reach it).
+    fn scoped(&self, mut cookie: Cookie<'static>) -> Cookie<'static> {
+        cookie.set_path("/");
+        if let Some(domain) = &self.cookie_domain {
+            cookie.set_domain(domain.clone());
+        }
+        cookie
     }
 
     /// The one rule for the browser's cookies after a sign-out, a revocation or a deletion,
     /// whichever door it came through: when the session the cookies carry has ended, they go.
     pub fn forget_ended(&self, jar: &CookieJar<'_>, user: &SignedInUser, this: ThisSession) {
         if user.by_cookie && this == ThisSession::Ended {
-            jar.remove(Cookie::build(TOKEN_COOKIE).path("/"));
-            jar.remove(Cookie::build(REFRESH_COOKIE).path("/"));
+            jar.remove(self.scoped(Cookie::from(TOKEN_COOKIE)));
+            jar.remove(self.scoped(Cookie::from(REFRESH_COOKIE)));
         }
     }
 }
@@ -182,6 +197,8 @@ async fn service(settings: &Settings, db: &AnyPool, template_dir: &Path) -> Resu
         session_ttl: settings.session_ttl as i64,
         refresh_grace: settings.refresh_grace as i64,
         cookie_secure: settings.cookie_secure,
+        cookie_domain: cookie_domain(settings).map_err(Error::internal)?,
+        forward: ForwardAuth::new(settings).map_err(Error::internal)?,
         password_policy: settings.password_policy(),
         trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_default(),
         recovery: Recovery::start(settings, db, limits, mailer),

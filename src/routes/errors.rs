@@ -88,7 +88,11 @@ impl<'r> Responder<'r, 'static> for Error {
         }
         let mut response = match &self {
             _ if wants_json(req) => Problem::from(&self).respond_to(req)?,
-            Error::Unauthenticated { .. } => return Redirect::to(login_redirect(req)).respond_to(req),
+            // A proxy's question (forward auth) is answered, not redirected: the endpoint
+            // itself decides who is sent to sign in.
+            Error::Unauthenticated { .. } if !req.uri().path().starts_with("/authz/") => {
+                return Redirect::to(login_redirect(req)).respond_to(req)
+            }
             _ => {
                 let status = self.status();
                 let page =

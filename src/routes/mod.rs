@@ -8,6 +8,7 @@ mod account_pages;
 mod api;
 mod body;
 mod errors;
+mod forward_auth;
 mod openapi;
 mod ops;
 mod pages;
@@ -42,6 +43,7 @@ pub fn stage() -> AdHoc {
             .mount("/", account_api::routes())
             .mount("/", recovery_pages::routes())
             .mount("/", recovery_api::routes())
+            .mount("/", forward_auth::routes())
             .mount("/", ops::routes())
             .mount("/", wellknown::routes())
             .mount("/", ops::docs())

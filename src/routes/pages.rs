@@ -85,30 +85,60 @@ pub struct LoginForm {
     password: String,
     #[field(default = String::new())]
     next: String,
+    /// The address of a protected app to return to (forward auth).
+    #[field(default = String::new())]
+    rd: String,
+}
+
+/// Where the sign-in page sends a visitor it signed in (or found signed in): back to the
+/// protected app it came from (`rd`, when its host is protected), to `next` (a path here), or
+/// to the profile.
+fn after_sign_in(auth: &AuthService, rd: &str, next: &str) -> String {
+    auth.forward.return_to(rd).unwrap_or_else(|| safe_next(next).unwrap_or("/profile").to_owned())
+}
+
+/// Where the sign-in form returns to, as hidden fields: only addresses it will honour.
+struct Return {
+    next: String,
+    rd: String,
+}
+
+impl Return {
+    fn new(auth: &AuthService, next: &str, rd: &str) -> Self {
+        Return {
+            next: safe_next(next).unwrap_or_default().to_owned(),
+            rd: auth.forward.return_to(rd).unwrap_or_default(),
+        }
+    }
 }
 
 fn login_form(
     csrf: &CsrfToken,
     username: &str,
-    next: &str,
+    back: Return,
     errors: &FieldErrors,
     notice: Option<String>,
 ) -> Template {
-    let next = safe_next(next).unwrap_or_default();
-    Template::render("login", context! { csrf_token: csrf.token(), username, next, errors, notice })
+    let Return { next, rd } = back;
+    Template::render("login", context! { csrf_token: csrf.token(), username, next, rd, errors, notice })
 }
 
-#[rocket::get("/login?<next>")]
+#[rocket::get("/login?<next>&<rd>")]
 pub fn login_page(
     next: Option<&str>,
+    rd: Option<&str>,
     user: Option<PageUser>,
     flash: Option<FlashMessage<'_>>,
     csrf: CsrfToken,
+    auth: &State<AuthService>,
 ) -> Result<Template, Redirect> {
-    let next = next.unwrap_or_default();
+    let (next, rd) = (next.unwrap_or_default(), rd.unwrap_or_default());
     match user {
-        Some(_) => Err(Redirect::to(safe_next(next).unwrap_or("/profile").to_owned())),
-        None => Ok(login_form(&csrf, "", next, &FieldErrors::new(), flash.map(|f| f.message().to_owned()))),
+        Some(_) => Err(Redirect::to(after_sign_in(auth, rd, next))),
+        None => {
+            let notice = flash.map(|f| f.message().to_owned());
+            Ok(login_form(&csrf, "", Return::new(auth, next, rd), &FieldErrors::new(), notice))
+        }
     }
 }
 
@@ -120,14 +150,15 @@ pub async fn login(
     client: Client,
     jar: &CookieJar<'_>,
 ) -> Result<Redirect, Rejection> {
-    let LoginForm { username, password, next } = &form.fields;
+    let LoginForm { username, password, next, rd } = &form.fields;
     let username = username.trim();
-    let form_again = |errors: &FieldErrors| login_form(&form.csrf, username, next, errors, None);
+    let form_again =
+        |errors: &FieldErrors| login_form(&form.csrf, username, Return::new(auth, next, rd), errors, None);
     match accounts.sign_in(username, password, &client).await {
         Ok(issued) => {
             auth.remember_device(jar, issued.user_id);
             auth.set_cookies(jar, issued);
-            Ok(Redirect::to(safe_next(next).unwrap_or("/profile").to_owned()))
+            Ok(Redirect::to(after_sign_in(auth, rd, next)))
         }
         Err(e @ Error::InvalidCredentials) => {
             let page = form_again(&FieldErrors::from([(FORM, vec![e.detail()])]));

@@ -105,7 +105,8 @@ impl Server {
         Server::request_to(self.port, method, path, headers, body)
     }
 
-    /// One request on a new connection to `port`; `None` when the connection fails.
+    /// One request on a new connection to `port` (`Host: 127.0.0.1` unless `headers` name
+    /// another); `None` when the connection fails.
     pub fn request_to(
         port: u16,
         method: &str,
@@ -114,7 +115,10 @@ impl Server {
         body: &str,
     ) -> Option<(u16, String, String)> {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
+        let mut request = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\n");
+        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("Host")) {
+            request += "Host: 127.0.0.1\r\n";
+        }
         for (name, value) in headers {
             request += &format!("{name}: {value}\r\n");
         }

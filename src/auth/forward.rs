@@ -1,0 +1,305 @@
+//! Forward auth: a reverse proxy asks, before each request to an app it protects, whether the
+//! visitor may pass. What the visitor asked for comes from the proxy's headers, believed only
+//! from `trusted_proxies`; the answer depends on the protected domains (`forward_auth_domains`),
+//! the per-host rules and who is signed in. The same list decides where the sign-in page may
+//! send a visitor back to (`rd`), so MiniAuth never redirects to a host it does not protect.
+
+use std::collections::BTreeMap;
+
+use url::{Host, Url};
+
+use crate::config::Settings;
+use crate::domain::{User, Username};
+
+/// The request a proxy asks about.
+#[derive(Debug, Clone)]
+pub struct Original {
+    pub method: String,
+    pub url: Url,
+    /// Whether a person's browser made it: a `GET` or `HEAD` that accepts HTML.
+    pub browser: bool,
+}
+
+impl Original {
+    /// The original request from its method, address and `Accept` header; the address must be
+    /// an absolute http(s) URL with a host.
+    pub fn new(method: &str, url: &str, accept: Option<&str>) -> Result<Self, String> {
+        let url = Url::parse(url).map_err(|_| format!("{url:?} is not an absolute address"))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err(format!("{url} is not an http(s) address with a host"));
+        }
+        let method = method.trim().to_ascii_uppercase();
+        let accepts_html = accept.is_some_and(|accept| {
+            accept.split(',').any(|media| {
+                let media = media.split(';').next().unwrap_or_default().trim();
+                media.eq_ignore_ascii_case("text/html") || media.eq_ignore_ascii_case("application/xhtml+xml")
+            })
+        });
+        let browser = matches!(method.as_str(), "GET" | "HEAD") && accepts_html;
+        Ok(Original { method, url, browser })
+    }
+
+    /// The host asked about, lower-case, without its port.
+    pub fn host(&self) -> &str {
+        self.url.host_str().unwrap_or_default()
+    }
+}
+
+/// What the proxy is told.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Signed in and allowed: pass, naming the user.
+    Allow,
+    /// Not allowed here (a host rule), or a host MiniAuth does not protect: why.
+    Forbid(String),
+    /// A signed-out browser: send it to this sign-in address, which brings it back.
+    SignIn(String),
+    /// Signed out, not a browser: a bearer challenge (`invalid_token` when one was bad).
+    Challenge { invalid_token: bool },
+}
+
+/// The forward-auth policy, built once from the settings.
+#[derive(Debug, Clone)]
+pub struct ForwardAuth {
+    /// Protected domains, lower-case: each covers itself and its subdomains.
+    domains: Vec<String>,
+    /// Hosts with a rule → the canonical usernames they admit.
+    rules: BTreeMap<String, Vec<String>>,
+    /// `<public_url>/login`, where signed-out browsers go.
+    login: Url,
+    /// Return only to https addresses (when cookies are `Secure`, an http app never sees them).
+    https_only: bool,
+}
+
+impl ForwardAuth {
+    /// The policy of these settings, or what is wrong with them.
+    pub fn new(settings: &Settings) -> Result<Self, String> {
+        let domains = settings
+            .forward_auth_domains
+            .iter()
+            .map(|entry| domain("forward_auth_domains", entry))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut rules = BTreeMap::new();
+        for (host, rule) in &settings.forward_auth.hosts {
+            let key = domain("forward_auth.hosts", host)?;
+            if !covers(&domains, &key) {
+                return Err(format!(
+                    "forward_auth.hosts.{host:?} is not under forward_auth_domains, so it is never protected"
+                ));
+            }
+            let users = rule
+                .users
+                .iter()
+                .map(|name| Username::parse(name).map(|name| name.canonical()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("forward_auth.hosts.{host:?}.users: {e}"))?;
+            rules.insert(key, users);
+        }
+        let login = Url::parse(&format!("{}/login", settings.public_url))
+            .map_err(|_| format!("public_url {:?} is not an address", settings.public_url))?;
+        Ok(ForwardAuth { domains, rules, login, https_only: settings.cookie_secure })
+    }
+
+    /// What to tell the proxy about `original`, asked by `user` (or by someone not signed in,
+    /// `invalid_token` when the credentials sent were bad).
+    pub fn decide(&self, original: &Original, user: Result<&User, bool>) -> Decision {
+        let host = original.host();
+        if !covers(&self.domains, host) {
+            return Decision::Forbid(format!("{host} is not among the domains MiniAuth protects."));
+        }
+        match user {
+            Ok(user) if self.admits(host, user) => Decision::Allow,
+            Ok(user) => Decision::Forbid(format!("{} may not use {host}.", user.username)),
+            Err(_) if original.browser => Decision::SignIn(self.sign_in(&original.url)),
+            Err(invalid_token) => Decision::Challenge { invalid_token },
+        }
+    }
+
+    fn admits(&self, host: &str, user: &User) -> bool {
+        match self.rules.get(host) {
+            Some(users) => users.contains(&user.username.to_ascii_lowercase()),
+            None => true,
+        }
+    }
+
+    /// The sign-in page, coming back to `url` afterwards.
+    fn sign_in(&self, url: &Url) -> String {
+        let mut login = self.login.clone();
+        login.query_pairs_mut().append_pair("rd", url.as_str());
+        login.into()
+    }
+
+    /// `rd` as an address to send a signed-in visitor back to, when it is one: http(s) (https
+    /// only with `Secure` cookies), no credentials, a protected host.
+    pub fn return_to(&self, rd: &str) -> Option<String> {
+        let url = Url::parse(rd).ok()?;
+        let scheme_ok = match url.scheme() {
+            "https" => true,
+            "http" => !self.https_only,
+            _ => false,
+        };
+        let host = url.host_str()?;
+        let plain = url.username().is_empty() && url.password().is_none();
+        (scheme_ok && plain && covers(&self.domains, host)).then(|| url.into())
+    }
+}
+
+/// Whether `host` is one of `domains` or below one.
+fn covers(domains: &[String], host: &str) -> bool {
+    domains.iter().any(|domain| {
+        host == domain || host.strip_suffix(domain.as_str()).is_some_and(|sub| sub.ends_with('.'))
+    })
+}
+
+/// A host name (or address) of a setting, lower-case and without a leading dot.
+fn domain(setting: &str, entry: &str) -> Result<String, String> {
+    let bare = entry.trim().trim_start_matches('.');
+    match Host::parse(bare) {
+        Ok(host) if !bare.is_empty() && !bare.contains(['/', ':', '*']) => Ok(host.to_string()),
+        _ => Err(format!("{setting}: {entry:?} is not a host name, as in example.com")),
+    }
+}
+
+/// `cookie_domain`, checked: a host name that `public_url` is (or is below), since browsers
+/// refuse a cookie for a domain the page setting it is not part of.
+pub fn cookie_domain(settings: &Settings) -> Result<Option<String>, String> {
+    let Some(entry) = &settings.cookie_domain else {
+        return Ok(None);
+    };
+    let scope = domain("cookie_domain", entry)?;
+    let public_host = Url::parse(&settings.public_url).ok().and_then(|url| url.host_str().map(str::to_owned));
+    match public_host {
+        Some(host) if covers(std::slice::from_ref(&scope), &host) => Ok(Some(scope)),
+        _ => Err(format!(
+            "cookie_domain {entry:?} must be the host of public_url ({}) or a parent of it",
+            settings.public_url
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::HostRule;
+
+    fn policy(
+        domains: &[&str],
+        rules: &[(&str, &[&str])],
+        cookie_secure: bool,
+    ) -> Result<ForwardAuth, String> {
+        let mut settings = Settings {
+            public_url: "https://auth.example.com".into(),
+            forward_auth_domains: domains.iter().map(|d| d.to_string()).collect(),
+            cookie_secure,
+            ..Settings::default()
+        };
+        for (host, users) in rules {
+            let rule = HostRule { users: users.iter().map(|u| u.to_string()).collect() };
+            settings.forward_auth.hosts.insert(host.to_string(), rule);
+        }
+        ForwardAuth::new(&settings)
+    }
+
+    fn user(name: &str) -> User {
+        User { id: 7, username: name.into(), created_at: 0, email: None, email_confirmed: false }
+    }
+
+    fn original(method: &str, url: &str, accept: &str) -> Result<Original, String> {
+        Original::new(method, url, Some(accept))
+    }
+
+    #[test]
+    fn a_domain_covers_itself_and_its_subdomains_only() -> Result<(), String> {
+        let forward = policy(&[".Example.com", "apps.test"], &[], true)?;
+        let alice = user("alice");
+        for url in ["https://example.com/", "https://wiki.example.com/x", "https://a.b.apps.test:8443/"] {
+            let asked = original("GET", url, "*/*")?;
+            assert_eq!(forward.decide(&asked, Ok(&alice)), Decision::Allow, "{url}");
+        }
+        for url in ["https://badexample.com/", "https://example.com.evil.test/", "https://test/"] {
+            let asked = original("GET", url, "*/*")?;
+            assert!(matches!(forward.decide(&asked, Ok(&alice)), Decision::Forbid(_)), "{url}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn signed_out_browsers_go_to_sign_in_and_everything_else_is_challenged() -> Result<(), String> {
+        let forward = policy(&["example.com"], &[], true)?;
+        let page =
+            original("GET", "https://wiki.example.com/a?b=c&d", "text/html,application/xhtml+xml;q=0.9")?;
+        assert_eq!(
+            forward.decide(&page, Err(false)),
+            Decision::SignIn(
+                "https://auth.example.com/login?rd=https%3A%2F%2Fwiki.example.com%2Fa%3Fb%3Dc%26d".into()
+            )
+        );
+        let post = original("POST", "https://wiki.example.com/a", "text/html")?;
+        assert_eq!(forward.decide(&post, Err(false)), Decision::Challenge { invalid_token: false });
+        let api = original("GET", "https://wiki.example.com/api", "application/json")?;
+        assert_eq!(forward.decide(&api, Err(true)), Decision::Challenge { invalid_token: true });
+        Ok(())
+    }
+
+    #[test]
+    fn a_host_rule_admits_only_its_users() -> Result<(), String> {
+        let forward = policy(&["example.com"], &[("Wiki.example.com", &["Alice"])], true)?;
+        let wiki = original("GET", "https://wiki.example.com/", "*/*")?;
+        assert_eq!(forward.decide(&wiki, Ok(&user("ALICE"))), Decision::Allow);
+        assert!(matches!(forward.decide(&wiki, Ok(&user("bob"))), Decision::Forbid(_)));
+        let other = original("GET", "https://grafana.example.com/", "*/*")?;
+        assert_eq!(forward.decide(&other, Ok(&user("bob"))), Decision::Allow);
+        Ok(())
+    }
+
+    #[test]
+    fn return_addresses_are_protected_hosts_over_the_right_scheme() -> Result<(), String> {
+        let secure = policy(&["example.com"], &[], true)?;
+        assert_eq!(
+            secure.return_to("https://wiki.example.com/p?q=1").as_deref(),
+            Some("https://wiki.example.com/p?q=1")
+        );
+        for rd in [
+            "http://wiki.example.com/",
+            "https://evil.test/",
+            "https://wiki.example.com.evil.test/",
+            "https://user:pw@wiki.example.com/",
+            "javascript:alert(1)",
+            "//wiki.example.com/",
+            "/profile",
+            "",
+        ] {
+            assert_eq!(secure.return_to(rd), None, "{rd}");
+        }
+        let plain = policy(&["example.com"], &[], false)?;
+        assert!(plain.return_to("http://wiki.example.com/").is_some());
+        Ok(())
+    }
+
+    #[test]
+    fn bad_settings_are_refused_with_their_name() {
+        let refused = |result: Result<ForwardAuth, String>, name: &str| {
+            assert!(result.as_ref().is_err_and(|e| e.contains(name)), "{result:?}");
+        };
+        refused(policy(&["https://example.com"], &[], true), "forward_auth_domains");
+        refused(policy(&["*.example.com"], &[], true), "forward_auth_domains");
+        refused(policy(&["example.com"], &[("wiki.other.test", &["alice"])], true), "forward_auth.hosts");
+        refused(policy(&["example.com"], &[("wiki.example.com", &["a b"])], true), "users");
+    }
+
+    #[test]
+    fn the_cookie_domain_must_hold_the_public_host() {
+        let with = |domain: &str| {
+            let settings = Settings {
+                public_url: "https://auth.example.com".into(),
+                cookie_domain: Some(domain.into()),
+                ..Settings::default()
+            };
+            cookie_domain(&settings)
+        };
+        assert_eq!(with(".example.com"), Ok(Some("example.com".into())));
+        assert_eq!(with("auth.example.com"), Ok(Some("auth.example.com".into())));
+        assert!(with("other.test").is_err());
+        assert!(with("ample.com").is_err());
+    }
+}
