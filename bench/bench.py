@@ -14,6 +14,9 @@ virtualenv, then its run.sh starts it).
     python3 bench/bench.py --scale [--postgres URL]   # then again on 1M users, 1M sessions,
                                                       # 3M spent refresh tokens
 
+A forward-auth phase asks GET /authz/auth-request (a browser's session cookie) as a reverse
+proxy on 127.0.0.1 would, about app.example.com, against the same ceiling.
+
 Throttling is on with its defaults, except the per-address sign-up limit (the 200 concurrent
 registrations come from one address). A separate phase storms wrong passwords over 1,000 names
 from 50 addresses (X-Forwarded-For from a trusted 127.0.0.1) on an instance at bcrypt cost 4, so

@@ -141,6 +141,11 @@ impl Server {
         self.try_request(method, path, headers, body).expect("a response")
     }
 
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Stops the server as an operator would (SIGTERM: Rocket shuts down gracefully).
     pub fn stop(mut self) -> String {
         Command::new("kill").arg(self.child.id().to_string()).status().ok();
