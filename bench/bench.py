@@ -491,6 +491,9 @@ def report_scale(fresh, scaled, seeding, size, users):
         ratio = scaled[key]["rps"] / fresh[key]["rps"]
         print(f"| {name} | {fresh[key]['rps']:,.1f} req/s | {scaled[key]['rps']:,.1f} req/s | {ratio:.0%} | "
               f"≥ 80 % | {'PASS' if ratio >= 0.8 else 'MISS'} |")
+    hwm = scaled["rss_kb"][0]
+    print(f"| peak RSS after all phases | {fresh['rss_kb'][0] / 1024:.1f} MB | {hwm / 1024:.1f} MB | | "
+          f"≤ 32 MB | {'PASS' if hwm <= 32 * 1024 else 'MISS'} |")
     print(f"\nDatabase size at scale: {size / 1e6:,.0f} MB for {users:,} users: "
           f"{size / users:,.0f} bytes per user (with its session and 3 spent refresh tokens)")
 

@@ -253,9 +253,18 @@ where
     F: FnOnce(Browser) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    with_browser_and(&[], flow).await
+}
+
+/// [`with_browser`], with the server's environment extended by `env`.
+async fn with_browser_and<F, Fut>(env: &[(&str, &str)], flow: F)
+where
+    F: FnOnce(Browser) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let dir = tempfile::tempdir().unwrap();
     let database = TestDatabase::create(Backend::Sqlite);
-    let server = Server::start(dir.path(), &[database.env()]);
+    let server = Server::start(dir.path(), &[&[database.env()], env].concat());
     let driver = ChromeDriver::start();
     let client = driver.connect().await;
     let outbox = dir.path().join("data/outbox");
@@ -475,6 +484,55 @@ async fn a_person_who_forgot_the_password_gets_back_in_through_a_mailed_link() {
             let (got, _, _) = Server::request_to(port, "POST", "/auth/login", &[JSON], &credentials).unwrap();
             assert_eq!(got, status, "{password}");
         }
+    })
+    .await;
+}
+
+/// Forward auth in a real browser: an app behind nginx (the README's configuration) sends the
+/// signed-out visitor to MiniAuth's sign-in page, which brings them back to the very address they
+/// asked for, where the app knows who they are; signed out on MiniAuth, the app sends them to
+/// sign in again.
+#[rocket::async_test]
+async fn a_person_opens_an_app_behind_nginx_signs_in_and_is_back_at_the_app() {
+    let env = [
+        ("ROCKET_TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#),
+        ("ROCKET_FORWARD_AUTH_DOMAINS", r#"["127.0.0.1"]"#),
+    ];
+    with_browser_and(&env, |b| async move {
+        let miniauth: u16 = b.base.rsplit(':').next().unwrap().parse().unwrap();
+        let account = json!({ "username": "alice", "password": PASSWORD }).to_string();
+        let (status, _, _) =
+            Server::request_to(miniauth, "POST", "/auth/register", &[JSON], &account).unwrap();
+        assert_eq!(status, 201);
+        let dir = tempfile::tempdir().unwrap();
+        let (_app, app_port) = common::proxy::start_app();
+        let (_nginx, port) = common::proxy::start_nginx(dir.path(), miniauth, app_port);
+        let app = format!("http://127.0.0.1:{port}/dashboard?panel=2");
+
+        // Signed out: the app's address leads to the sign-in page, which remembers it.
+        b.client.goto(&app).await.unwrap();
+        let mut sign_in = url::Url::parse("http://127.0.0.1/login").unwrap();
+        sign_in.query_pairs_mut().append_pair("rd", &app);
+        let expected = &sign_in.as_str()["http://127.0.0.1".len()..];
+        b.arrive("//h1[normalize-space()='Sign in']", expected, 200).await;
+        assert_eq!(b.client.current_url().await.unwrap().port(), Some(miniauth));
+        b.type_into("#username", "alice").await;
+        b.type_into("#password", PASSWORD).await;
+        b.click("form[action='/login'] button[type=submit]").await;
+
+        // Back at the app, which was told who signed in.
+        b.arrive("//pre", "/dashboard?panel=2", 200).await;
+        assert_eq!(b.client.current_url().await.unwrap().as_str(), app);
+        let echo: Value = serde_json::from_str(&b.text("pre").await).unwrap();
+        assert_eq!(echo["headers"]["remote-user"], json!(["alice"]), "{echo}");
+
+        // Signed out on MiniAuth: the app sends the browser to sign in again.
+        b.goto("/profile").await;
+        b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
+        b.click(".site-nav form[action='/logout'] button[type=submit]").await;
+        b.arrive("//div[contains(@class, 'alert--success')]", "/login", 200).await;
+        b.client.goto(&app).await.unwrap();
+        b.arrive("//h1[normalize-space()='Sign in']", expected, 200).await;
     })
     .await;
 }

@@ -19,8 +19,8 @@ const PASSWORD: &str = "quiet lantern trombone";
 const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
 const LOGIN: &str = "https://auth.example.com/login";
 
-/// MiniAuth at `auth.example.com`, protecting `example.com` for the proxy on this machine;
-/// only alice may use the wiki.
+/// MiniAuth at `auth.example.com`, protecting `example.com` for the proxy on this machine, with
+/// the session cookies for all of it; only alice may use the wiki.
 fn protecting(figment: Figment) -> Figment {
     let wiki = BTreeMap::from([("users", vec!["Alice"])]);
     let hosts = BTreeMap::from([("hosts", BTreeMap::from([("wiki.example.com", wiki)]))]);
@@ -29,11 +29,12 @@ fn protecting(figment: Figment) -> Figment {
         .merge(("trusted_proxies", ["127.0.0.1/32", "::1"]))
         .merge(("forward_auth_domains", ["example.com"]))
         .merge(("forward_auth", hosts))
+        .merge(("cookie_domain", "example.com"))
 }
 
-/// The same, with `Secure` cookies and the session cookies scoped to `example.com`.
-fn secure_and_shared(figment: Figment) -> Figment {
-    protecting(figment).merge(("cookie_secure", true)).merge(("cookie_domain", "example.com"))
+/// The same, with `Secure` cookies.
+fn secure(figment: Figment) -> Figment {
+    protecting(figment).merge(("cookie_secure", true))
 }
 
 backend_tests_with!(
@@ -48,7 +49,7 @@ backend_tests_with!(
 );
 
 backend_tests_with!(
-    secure_and_shared;
+    secure;
     with_secure_cookies_only_https_apps_are_returned_to => sqlite_https_only, postgres_https_only,
     a_cookie_domain_scopes_the_session_cookies_and_signing_out_clears_them_there => sqlite_cookie_domain, postgres_cookie_domain,
 );
@@ -182,12 +183,28 @@ async fn a_signed_out_browser_is_sent_to_sign_in_and_brought_back(app: TestApp) 
     assert_eq!(nginx.status(), Status::Unauthorized, "nginx passes on only 2xx, 401 and 403");
     assert_eq!(location(&nginx), Some(sign_in_for(wanted)));
 
-    // The sign-in page keeps where to return, and returns there.
+    // The sign-in page keeps where to return, and returns there. Its form may lead there: a
+    // browser applies the page's CSP `form-action` to the redirect after the form too.
     let page = format!("/login?rd={}", common::browser::percent_encode(wanted));
+    let response = app.client.get(page.clone()).dispatch().await;
+    let csp = header(&response, "Content-Security-Policy").unwrap();
+    let targets = "http://example.com:* http://*.example.com:* https://example.com:* https://*.example.com:*";
+    assert!(csp.contains(&format!("form-action 'self' {targets};")), "{csp}");
+    let elsewhere = app.client.get("/register").dispatch().await;
+    let csp = header(&elsewhere, "Content-Security-Policy").unwrap();
+    assert!(csp.contains("form-action 'self';"), "only the sign-in form leads away: {csp}");
     let html = app.client.get(page.clone()).dispatch().await.into_string().await.unwrap();
     let kept = common::browser::input_tag(&html, "rd");
     assert_eq!(common::browser::attribute(kept, "value").as_deref(), Some(wanted), "{kept}");
     let csrf = csrf_from(&app, &page).await;
+    // A wrong password: the form again, still returning there.
+    let fields =
+        [("csrf_token", csrf.as_str()), ("username", "alice"), ("password", "wrong one"), ("rd", wanted)];
+    let again = post_form(&app, "/login", &fields).await;
+    assert_eq!(again.status(), Status::Unauthorized);
+    let html = again.into_string().await.unwrap();
+    let kept = common::browser::input_tag(&html, "rd");
+    assert_eq!(common::browser::attribute(kept, "value").as_deref(), Some(wanted), "{kept}");
     let fields =
         [("csrf_token", csrf.as_str()), ("username", "alice"), ("password", PASSWORD), ("rd", wanted)];
     let signed_in = post_form(&app, "/login", &fields).await;

@@ -129,6 +129,23 @@ impl ForwardAuth {
         login.into()
     }
 
+    /// The addresses the sign-in form may lead to besides MiniAuth itself, as a CSP source list
+    /// (for `form-action`, which browsers apply to the redirect after the form too): every
+    /// protected host, on any port, over the schemes `rd` may use. Empty without protected hosts.
+    pub fn form_targets(&self) -> String {
+        let schemes: &[&str] = if self.https_only { &["https"] } else { &["http", "https"] };
+        let mut sources = Vec::new();
+        for domain in &self.domains {
+            for scheme in schemes {
+                sources.push(format!("{scheme}://{domain}:*"));
+                if Host::parse(domain).is_ok_and(|host| matches!(host, Host::Domain(_))) {
+                    sources.push(format!("{scheme}://*.{domain}:*"));
+                }
+            }
+        }
+        sources.join(" ")
+    }
+
     /// `rd` as an address to send a signed-in visitor back to, when it is one: http(s) (https
     /// only with `Secure` cookies), no credentials, a protected host.
     pub fn return_to(&self, rd: &str) -> Option<String> {
@@ -175,6 +192,19 @@ pub fn cookie_domain(settings: &Settings) -> Result<Option<String>, String> {
             settings.public_url
         )),
     }
+}
+
+/// The protected domains the session cookies never reach: those outside `cookie_domain` or,
+/// without it, not `public_url`'s own host. A browser signed in at MiniAuth is not recognised
+/// there, and goes back and forth between the app and the sign-in page.
+pub fn beyond_the_cookies(settings: &Settings) -> Vec<String> {
+    let public_host = Url::parse(&settings.public_url).ok().and_then(|url| url.host_str().map(str::to_owned));
+    let Some(scope) = cookie_domain(settings).ok().flatten().or(public_host) else {
+        return Vec::new();
+    };
+    let scope = [scope];
+    let protected = settings.forward_auth_domains.iter().filter_map(|entry| domain("", entry).ok());
+    protected.filter(|host| !covers(&scope, host)).collect()
 }
 
 #[cfg(test)]
@@ -277,6 +307,19 @@ mod tests {
     }
 
     #[test]
+    fn the_sign_in_form_may_lead_to_every_protected_host_and_nowhere_else() -> Result<(), String> {
+        let secure = policy(&["example.com", "10.0.0.5"], &[], true)?;
+        assert_eq!(secure.form_targets(), "https://example.com:* https://*.example.com:* https://10.0.0.5:*");
+        let plain = policy(&["example.com"], &[], false)?;
+        assert_eq!(
+            plain.form_targets(),
+            "http://example.com:* http://*.example.com:* https://example.com:* https://*.example.com:*"
+        );
+        assert_eq!(policy(&[], &[], true)?.form_targets(), "");
+        Ok(())
+    }
+
+    #[test]
     fn bad_settings_are_refused_with_their_name() {
         let refused = |result: Result<ForwardAuth, String>, name: &str| {
             assert!(result.as_ref().is_err_and(|e| e.contains(name)), "{result:?}");
@@ -285,6 +328,21 @@ mod tests {
         refused(policy(&["*.example.com"], &[], true), "forward_auth_domains");
         refused(policy(&["example.com"], &[("wiki.other.test", &["alice"])], true), "forward_auth.hosts");
         refused(policy(&["example.com"], &[("wiki.example.com", &["a b"])], true), "users");
+    }
+
+    #[test]
+    fn protected_domains_outside_the_cookies_scope_are_named() {
+        let settings = |cookie_domain: Option<&str>| Settings {
+            public_url: "https://auth.example.com".into(),
+            forward_auth_domains: vec!["example.com".into(), "wiki.example.com".into(), "apps.test".into()],
+            cookie_domain: cookie_domain.map(str::to_owned),
+            ..Settings::default()
+        };
+        assert_eq!(beyond_the_cookies(&settings(Some("example.com"))), ["apps.test"]);
+        // Host-only cookies reach only MiniAuth's own host.
+        assert_eq!(beyond_the_cookies(&settings(None)), ["example.com", "wiki.example.com", "apps.test"]);
+        let same_host = Settings { forward_auth_domains: vec!["auth.example.com".into()], ..settings(None) };
+        assert!(beyond_the_cookies(&same_host).is_empty());
     }
 
     #[test]

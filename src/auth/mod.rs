@@ -17,7 +17,7 @@ pub use accounts::{Accounts, Issued, Scope, SessionSummary, SignedInUser, ThisSe
 pub use address::{peer, ClientAddress, TrustedProxies};
 pub use csrf::{CsrfKey, CsrfToken, CSRF_COOKIE, CSRF_HEADER};
 pub use device::{DeviceKey, DEVICE_COOKIE, DEVICE_TTL};
-pub use forward::{cookie_domain, Decision, ForwardAuth, Original};
+pub use forward::{beyond_the_cookies, cookie_domain, Decision, ForwardAuth, Original};
 pub use guard::{ApiUser, Client, ForwardedUser, PageUser};
 pub use password::PasswordHasher;
 pub use recovery::Recovery;
@@ -171,6 +171,13 @@ pub fn stage() -> AdHoc {
 async fn service(settings: &Settings, db: &AnyPool, template_dir: &Path) -> Result<AuthService> {
     let mailer = Mailer::start(settings, template_dir).map_err(Error::internal)?;
     let limits = Limits::from(settings);
+    for domain in beyond_the_cookies(settings) {
+        log::warn!(
+            "forward_auth_domains: the session cookies do not reach {domain}, so a browser signed in \
+             here is not recognised there and is sent back and forth to the sign-in page; set \
+             cookie_domain to a domain above both it and public_url's host"
+        );
+    }
     let secret = match &settings.token_secret {
         Some(secret) => secret.expose_secret().as_bytes().to_vec(),
         None => shared_secret(db, &settings.data_dir).await?.into_bytes(),

@@ -26,6 +26,8 @@ use rocket::shield::{Frame, Referrer, Shield};
 use rocket::{Data, Request, Response};
 
 use crate::assets::Assets;
+use crate::auth::ForwardAuth;
+use crate::config::Settings;
 
 pub use errors::Problem;
 pub use openapi::ApiDoc;
@@ -34,6 +36,11 @@ pub use views::rfc3339;
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("Routes", |rocket| async {
         let Some(static_dir) = rocket.state::<Assets>().map(|assets| assets.static_dir.clone()) else {
+            return Err(rocket);
+        };
+        // Checked with the settings already: the policy is built again, only for its hosts.
+        let forward = rocket.state::<Settings>().and_then(|settings| ForwardAuth::new(settings).ok());
+        let Some(form_targets) = forward.map(|forward| forward.form_targets()) else {
             return Err(rocket);
         };
         Ok(rocket
@@ -50,13 +57,26 @@ pub fn stage() -> AdHoc {
             .mount("/static", FileServer::from(static_dir))
             .register("/", rocket::catchers![errors::catch_all])
             .attach(Shield::default().enable(Frame::Deny).enable(Referrer::NoReferrer))
-            .attach(SecurityHeaders)
+            .attach(SecurityHeaders::new(&form_targets))
             .attach(RequestLog))
     })
 }
 
 /// Content-Security-Policy and caching rules for everything served.
-struct SecurityHeaders;
+struct SecurityHeaders {
+    /// The policy of the sign-in page, whose form may also lead back to a protected app.
+    login_csp: String,
+}
+
+impl SecurityHeaders {
+    fn new(form_targets: &str) -> Self {
+        let login_csp = match form_targets {
+            "" => CSP_PAGES.to_owned(),
+            targets => CSP_PAGES.replace("form-action 'self'", &format!("form-action 'self' {targets}")),
+        };
+        SecurityHeaders { login_csp }
+    }
+}
 
 const CSP_PAGES: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                          frame-ancestors 'none'; base-uri 'none'";
@@ -72,7 +92,12 @@ impl Fairing for SecurityHeaders {
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let docs = req.uri().path().starts_with("/docs");
-        res.set_header(Header::new("Content-Security-Policy", if docs { CSP_DOCS } else { CSP_PAGES }));
+        let csp = match req.uri().path().as_str() {
+            _ if docs => CSP_DOCS,
+            "/login" => &self.login_csp,
+            _ => CSP_PAGES,
+        };
+        res.set_header(Header::new("Content-Security-Policy", csp.to_owned()));
         let asset = req.uri().path().starts_with("/static/") || req.uri().path() == "/favicon.ico";
         if !res.headers().contains("Cache-Control") && !asset && !docs {
             // Pages and API answers are about one person: never keep them in a shared cache.

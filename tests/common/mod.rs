@@ -11,11 +11,13 @@
 //!   reports them as ignored; `MINIAUTH_TEST_POSTGRES_URL=… cargo test -- --include-ignored`
 //!   runs them too, and a PostgreSQL test that runs without the URL fails.
 //! - [`browser`]: the pages as a browser uses them (forms, CSRF, cookies); [`server`]: the real
-//!   binary over a socket; [`mail`]: the messages MiniAuth sends, and a real SMTP server.
+//!   binary over a socket; [`mail`]: the messages MiniAuth sends, and a real SMTP server;
+//!   [`proxy`]: real nginx and Caddy in front of an app that echoes what it receives.
 #![allow(dead_code)]
 
 pub mod browser;
 pub mod mail;
+pub mod proxy;
 pub mod server;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
