@@ -203,7 +203,8 @@ pub fn beyond_the_cookies(settings: &Settings) -> Vec<String> {
         return Vec::new();
     };
     let scope = [scope];
-    let protected = settings.forward_auth_domains.iter().filter_map(|entry| domain("", entry).ok());
+    let protected =
+        settings.forward_auth_domains.iter().filter_map(|entry| domain("forward_auth_domains", entry).ok());
     protected.filter(|host| !covers(&scope, host)).collect()
 }
 

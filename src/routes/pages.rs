@@ -90,14 +90,8 @@ pub struct LoginForm {
     rd: String,
 }
 
-/// Where the sign-in page sends a visitor it signed in (or found signed in): back to the
-/// protected app it came from (`rd`, when its host is protected), to `next` (a path here), or
-/// to the profile.
-fn after_sign_in(auth: &AuthService, rd: &str, next: &str) -> String {
-    auth.forward.return_to(rd).unwrap_or_else(|| safe_next(next).unwrap_or("/profile").to_owned())
-}
-
-/// Where the sign-in form returns to, as hidden fields: only addresses it will honour.
+/// Where the sign-in page returns a visitor to: only addresses it honours (a protected app's
+/// `rd`, a local `next`), the rest dropped. Kept in the form as hidden fields.
 struct Return {
     next: String,
     rd: String,
@@ -109,6 +103,15 @@ impl Return {
             next: safe_next(next).unwrap_or_default().to_owned(),
             rd: auth.forward.return_to(rd).unwrap_or_default(),
         }
+    }
+
+    /// Where a visitor signed in (or found signed in) goes: back to the protected app it came
+    /// from, else to `next`, else to the profile.
+    fn target(self) -> String {
+        [self.rd, self.next]
+            .into_iter()
+            .find(|target| !target.is_empty())
+            .unwrap_or_else(|| "/profile".into())
     }
 }
 
@@ -134,7 +137,7 @@ pub fn login_page(
 ) -> Result<Template, Redirect> {
     let (next, rd) = (next.unwrap_or_default(), rd.unwrap_or_default());
     match user {
-        Some(_) => Err(Redirect::to(after_sign_in(auth, rd, next))),
+        Some(_) => Err(Redirect::to(Return::new(auth, next, rd).target())),
         None => {
             let notice = flash.map(|f| f.message().to_owned());
             Ok(login_form(&csrf, "", Return::new(auth, next, rd), &FieldErrors::new(), notice))
@@ -158,7 +161,7 @@ pub async fn login(
         Ok(issued) => {
             auth.remember_device(jar, issued.user_id);
             auth.set_cookies(jar, issued);
-            Ok(Redirect::to(after_sign_in(auth, rd, next)))
+            Ok(Redirect::to(Return::new(auth, next, rd).target()))
         }
         Err(e @ Error::InvalidCredentials) => {
             let page = form_again(&FieldErrors::from([(FORM, vec![e.detail()])]));
