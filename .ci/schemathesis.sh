@@ -152,7 +152,7 @@ ALL_WARNINGS='"missing_test_data", "base_url_mismatch", "validation_mismatch", "
 write_config "$WORK/anonymous.toml" "display = [$ALL_WARNINGS]"
 write_config "$WORK/authenticated.toml" "display = [\"missing_auth\", $ALL_WARNINGS]"
 # The two operations that take a mailed link's token: one that is unknown, used or expired gets
-# 400 with a clear message (SPEC §11), and no schema can tell a live token from any other
+# 400 with a clear message, and no schema can tell a live token from any other
 # string, so there 400 answers schema-valid data too, and most generated data gets it (which
 # would raise validation_mismatch). They run on their own with that allowed.
 LINK_PATHS='^/auth/(email/confirm|password-reset/confirm)$'

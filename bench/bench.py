@@ -208,8 +208,9 @@ def seed_scale(target, postgres_url, work):
     now = int(time.time())
     statements = [
         # The hash of a user the benchmark registered: one bcrypt for a million rows.
-        "INSERT INTO users (username, password_hash, created_at) "
-        "SELECT 'scale' || x, (SELECT password_hash FROM users ORDER BY id LIMIT 1), {now} FROM {series}",
+        "INSERT INTO users (username, username_key, password_hash, created_at) "
+        "SELECT 'scale' || x, 'scale' || x, (SELECT password_hash FROM users ORDER BY id LIMIT 1), {now} "
+        "FROM {series}",
         "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, address) "
         "SELECT 'scale-session-' || x, (SELECT MIN(id) FROM users WHERE username LIKE 'scale%') + x - 1, "
         "{now}, {now}, {now} + 2592000, 'bench', '192.0.2.1' FROM {series}",

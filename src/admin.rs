@@ -1,4 +1,4 @@
-//! The command line (SPEC §12): `miniauth` serves, and its subcommands administer, reading the
+//! The command line: `miniauth` serves, and its subcommands administer, reading the
 //! same configuration as the server (`Rocket.toml`, `ROCKET_*`, the working directory's
 //! `data/`). They work while servers run: every server checks users and sessions in the
 //! database on each request, so what a command deletes or revokes is refused at once.
@@ -173,7 +173,7 @@ impl Admin {
                     NewPassword::parse(&password, &user.username, &policy).map_err(|e| e.join(" "))?;
                 let hash = self.hasher().await?.hash(&password).await.map_err(failure)?;
                 store::users::set_password_hash(self.pool(), user.id, &hash).await.map_err(failure)?;
-                let revoked = store::sessions::revoke_user_sessions(self.pool(), user.id, None, store::now())
+                let revoked = store::sessions::sign_out_everywhere(self.pool(), user.id, store::now())
                     .await
                     .map_err(failure)?;
                 println!("set the password of {}; revoked {revoked} sessions", user.username);
@@ -197,7 +197,7 @@ impl Admin {
             }
             UserCommand::RevokeSessions { name } => {
                 let user = self.find(&name).await?;
-                let revoked = store::sessions::revoke_user_sessions(self.pool(), user.id, None, store::now())
+                let revoked = store::sessions::sign_out_everywhere(self.pool(), user.id, store::now())
                     .await
                     .map_err(failure)?;
                 println!("revoked {revoked} sessions of {}", user.username);

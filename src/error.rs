@@ -20,7 +20,7 @@ pub enum Error {
     Validation(FieldErrors),
     /// The username is taken, compared case-insensitively (409).
     UsernameTaken,
-    /// Another account has this email address, compared case-insensitively (409).
+    /// Another account confirmed this email address first, compared case-insensitively (409).
     EmailTaken,
     /// A mailed link (its token) that is unknown, used, expired or void (400).
     InvalidLink,
@@ -46,6 +46,8 @@ pub enum Error {
     BadRequest(String),
     UnsupportedMediaType(String),
     PayloadTooLarge,
+    /// Request headers larger than MiniAuth reads (431).
+    HeadersTooLarge,
     /// Too many failed password checks (or sign-ups) from this client or for this account:
     /// blocked for `retry_after` more seconds (429).
     TooManyAttempts {
@@ -62,6 +64,9 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Request headers (names and values) are read up to this many bytes in all.
+pub const HEADERS_MAX: usize = 64 * 1024;
 
 impl Error {
     pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
@@ -95,6 +100,7 @@ impl Error {
             Error::BadRequest(_) => Status::BadRequest,
             Error::UnsupportedMediaType(_) => Status::UnsupportedMediaType,
             Error::PayloadTooLarge => Status::PayloadTooLarge,
+            Error::HeadersTooLarge => Status::RequestHeaderFieldsTooLarge,
             Error::TooManyAttempts { .. } => Status::TooManyRequests,
             Error::Unavailable => Status::ServiceUnavailable,
             Error::MethodNotAllowed(_) => Status::MethodNotAllowed,
@@ -117,7 +123,7 @@ impl Error {
         match self {
             Error::Validation(_) => "One or more fields are invalid.".into(),
             Error::UsernameTaken => "This username is already taken.".into(),
-            Error::EmailTaken => "Another account uses this email address.".into(),
+            Error::EmailTaken => "Another account has confirmed this email address.".into(),
             Error::InvalidLink => "This link is invalid, already used or expired: ask for a new one.".into(),
             Error::InvalidCredentials => "Invalid username or password.".into(),
             Error::Unauthenticated { invalid_token: false } => "Authentication is required.".into(),
@@ -134,6 +140,9 @@ impl Error {
                 detail.clone()
             }
             Error::PayloadTooLarge => "The request body is too large.".into(),
+            Error::HeadersTooLarge => {
+                format!("The request headers are too large: at most {} KiB in all.", HEADERS_MAX / 1024)
+            }
             Error::TooManyAttempts { retry_after } => {
                 format!("Too many attempts: try again in {}.", duration(*retry_after))
             }
@@ -154,7 +163,6 @@ impl Error {
             Error::Validation(errors) => Some(errors.clone()),
             Error::WrongPassword(field) => Some([(*field, vec![self.detail()])].into()),
             Error::UsernameTaken => Some([("username", vec![self.detail()])].into()),
-            Error::EmailTaken => Some([("email", vec![self.detail()])].into()),
             _ => None,
         }
     }

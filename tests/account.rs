@@ -1,4 +1,4 @@
-//! Account management (SPEC §7) and refresh tokens (SPEC §8) through the JSON API: renewing
+//! Account management and refresh tokens through the JSON API: renewing
 //! tokens with rotation and reuse detection, changing the password, deleting the account,
 //! listing and revoking sessions, and signing out here, elsewhere or everywhere.
 
@@ -263,6 +263,8 @@ async fn a_used_refresh_token_presented_again_within_the_grace_window_still_work
     let [first] = app.register_and_sign_in("alice", PASSWORD).await;
     let second = renewed(&app, &first.refresh).await;
     let retried = renewed(&app, &first.refresh).await;
+    // The retry gets the same successor: the session has one chain of refresh tokens, not two.
+    assert_eq!(retried.refresh, second.refresh);
     // The session stays live: every token it was given works.
     works(&app, &first.access).await;
     works(&app, &second.access).await;
@@ -285,6 +287,7 @@ async fn five_concurrent_refreshes_with_one_token_all_succeed_within_the_grace_w
     }
     for tokens in &renewed_tokens {
         works(&app, &tokens.access).await;
+        assert_eq!(tokens.refresh, renewed_tokens[0].refresh, "one token, one successor");
     }
     // The session was not taken for stolen.
     works(&app, &first.access).await;
@@ -310,6 +313,23 @@ async fn reuse_after_the_grace_window_revokes_the_whole_session(app: TestApp) {
     assert_eq!(listed.len(), 1, "only the untouched session is listed: {listed:?}");
 }
 
+/// A thief who replays a token within the grace window gets the very successor its owner got,
+/// not a chain of its own: when the owner renews again, the thief's copy is a used token, and
+/// presenting it after the window ends the session for both.
+async fn a_replay_within_the_grace_window_joins_the_owners_chain_and_cannot_fork_it(app: TestApp) {
+    let [a] = app.register_and_sign_in("alice", PASSWORD).await;
+    let owners = renewed(&app, &a.refresh).await;
+    let thiefs = renewed(&app, &a.refresh).await;
+    assert_eq!(thiefs.refresh, owners.refresh, "the replay got a successor of its own");
+    let owners_next = renewed(&app, &owners.refresh).await;
+    // Past the window (2 s, counted in whole seconds) the thief's copy is a reused token.
+    rocket::tokio::time::sleep(Duration::from_millis(3100)).await;
+    problem(app.refresh(&thiefs.refresh).await, Status::Unauthorized).await;
+    problem(app.refresh(&owners_next.refresh).await, Status::Unauthorized).await;
+    refused(&app, &owners_next.access).await;
+    refused(&app, &thiefs.access).await;
+}
+
 /// The latest refresh token of a session, the one its owner holds, keeps working for as long as
 /// nobody replays an old one, however long the gap between refreshes.
 async fn the_latest_refresh_token_keeps_working_after_the_grace_window(app: TestApp) {
@@ -319,6 +339,13 @@ async fn the_latest_refresh_token_keeps_working_after_the_grace_window(app: Test
     let c = renewed(&app, &b.refresh).await;
     works(&app, &c.access).await;
 }
+
+backend_tests_with!(
+    |f| f.merge(("refresh_grace", 2));
+    a_replay_within_the_grace_window_joins_the_owners_chain_and_cannot_fork_it =>
+        a_replay_within_the_grace_window_joins_the_owners_chain_and_cannot_fork_it_on_sqlite,
+        a_replay_within_the_grace_window_joins_the_owners_chain_and_cannot_fork_it_on_postgres,
+);
 
 // Both need `refresh_grace = 0`: a rotated refresh token presented again is theft at once.
 backend_tests_with!(

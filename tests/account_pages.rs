@@ -1,4 +1,4 @@
-//! The account pages of SPEC §7–§8: the sessions listed on the profile and their revoke buttons,
+//! The account pages: the sessions listed on the profile and their revoke buttons,
 //! "Sign out everywhere else", changing the password, deleting the account, and a browser that
 //! stays signed in while its access cookie expires (the refresh cookie renews it, rotating).
 //!

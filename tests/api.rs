@@ -1,5 +1,5 @@
-//! The JSON API of SPEC §5, with the user rules of §2, the token answers of §3 and the
-//! malformed-input and concurrency properties of §13.
+//! The JSON API, with the user rules, the token answers and the malformed-input and
+//! concurrency properties.
 
 mod common;
 
@@ -11,6 +11,8 @@ use rocket::serde::json::{json, Value};
 
 backend_tests!(
     register_login_profile_logout_round_trip,
+    a_json_object_that_repeats_a_key_is_400_and_changes_nothing,
+    headers_past_the_limit_are_431_problem_and_reach_no_route,
     // Registration
     registering_answers_201_with_id_username_as_typed_an_rfc3339_created_at_and_no_email,
     registering_a_name_taken_in_another_case_is_409,
@@ -101,6 +103,55 @@ async fn client_error_problem(response: LocalResponse<'_>) -> (Status, Value) {
     let status = response.status();
     assert!(status.code >= 400 && status.code < 500, "expected a 4xx, got {status}");
     (status, problem(response, status).await)
+}
+
+/// serde_json keeps the last of two equal keys: `{"username": "a", …, "username": "admin"}`
+/// could be read as one name by a checker in front and as another here. Such a body is
+/// malformed, on every JSON route, at any depth.
+async fn a_json_object_that_repeats_a_key_is_400_and_changes_nothing(app: TestApp) {
+    let register = format!(r#"{{"username":"alice","password":"{PASSWORD}","username":"admin"}}"#);
+    let (status, body) =
+        client_error_problem(post_raw(&app, "/auth/register", Some(ContentType::JSON), &register).await)
+            .await;
+    assert_eq!(status, Status::BadRequest, "{body}");
+    assert!(body["detail"].as_str().unwrap().contains("\"username\" appears twice"), "{body}");
+    assert_eq!(users(&app).await, 0);
+    app.register("alice", PASSWORD).await;
+    let login = format!(r#"{{"username":"alice","password":"wrong password","password":"{PASSWORD}"}}"#);
+    let (status, _) =
+        client_error_problem(post_raw(&app, "/auth/login", Some(ContentType::JSON), &login).await).await;
+    assert_eq!(status, Status::BadRequest);
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions").await, 0);
+    let nested = r#"{"refresh_token":"x","extra":{"a":1,"a":2}}"#;
+    let (status, _) =
+        client_error_problem(post_raw(&app, "/auth/refresh", Some(ContentType::JSON), nested).await).await;
+    assert_eq!(status, Status::BadRequest);
+    // The same keys once each are fine, in any order.
+    let fine = format!(r#"{{"password":"{PASSWORD}","username":"alice"}}"#);
+    assert_eq!(post_raw(&app, "/auth/login", Some(ContentType::JSON), &fine).await.status(), Status::Ok);
+}
+
+/// Headers larger than MiniAuth reads get `431` as problem+json (a page elsewhere), and no
+/// route runs: a sign-up carrying them creates nothing.
+async fn headers_past_the_limit_are_431_problem_and_reach_no_route(app: TestApp) {
+    let big = "x".repeat(70 * 1024);
+    let response = app
+        .client
+        .post("/auth/register")
+        .header(ContentType::JSON)
+        .header(rocket::http::Header::new("X-Padding", big.clone()))
+        .body(json!({ "username": "alice", "password": PASSWORD }).to_string())
+        .dispatch()
+        .await;
+    let body = problem(response, Status::RequestHeaderFieldsTooLarge).await;
+    assert!(body["detail"].as_str().unwrap().contains("headers are too large"), "{body}");
+    assert_eq!(users(&app).await, 0);
+    let page = app.client.get("/login").header(rocket::http::Header::new("X-Padding", big)).dispatch().await;
+    assert_eq!(page.status(), Status::RequestHeaderFieldsTooLarge);
+    assert_eq!(page.content_type(), Some(ContentType::HTML));
+    // Ordinary headers, even several kilobytes of cookies, pass.
+    let cookies = rocket::http::Header::new("X-Padding", "y".repeat(16 * 1024));
+    assert_eq!(app.client.get("/login").header(cookies).dispatch().await.status(), Status::Ok);
 }
 
 /// A 422 whose `errors` names `field` with at least one message, and no user stored.

@@ -1,4 +1,4 @@
-//! The admin command line (SPEC §12), through the real binary, beside a running server on the
+//! The admin command line, through the real binary, beside a running server on the
 //! same database, on SQLite and on PostgreSQL: every subcommand, its exit status (0, 1 with one
 //! line on stderr, 2 on bad usage), and what a running server makes of its changes.
 
@@ -14,6 +14,36 @@ use common::{Backend, TestDatabase};
 use serde_json::Value;
 
 const PASSWORD: &str = "quiet lantern trombone";
+
+needs_postgres! {
+    /// Usernames are one name in any case by a key MiniAuth computes itself, never by the
+    /// database's `lower()`: under a Turkish collation `lower('I')` is a dotless `ı`, which let
+    /// `IVAN` beside `ivan`, and kept `Irene` from ever signing in.
+    #[test]
+    fn usernames_are_one_name_in_any_case_whatever_the_databases_collation() {
+        let turkish = TestDatabase::create_postgres_with("TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'tr-TR'");
+        let site = Site::on(Some(turkish));
+        let register = |name: &str| {
+            let body = serde_json::json!({ "username": name, "password": PASSWORD }).to_string();
+            site.server.request("POST", "/auth/register", &[JSON], &body).0
+        };
+        let login = |name: &str| {
+            let body = serde_json::json!({ "username": name, "password": PASSWORD }).to_string();
+            site.server.request("POST", "/auth/login", &[JSON], &body).0
+        };
+        assert_eq!(register("ivan"), 201);
+        assert_eq!(register("IVAN"), 409);
+        assert_eq!(register("Ivan"), 409);
+        assert_eq!(register("Irene"), 201);
+        for name in ["Irene", "irene", "IRENE", "iRENE"] {
+            assert_eq!(login(name), 200, "{name}");
+        }
+        assert!(site.fails(&["user", "create", "IRENE", "--password-stdin"], &format!("{PASSWORD}\n")).contains("already taken"));
+        assert_eq!(site.ok(&["user", "delete", "IVAN"], ""), "deleted user ivan\n");
+        assert_eq!(login("ivan"), 401);
+        assert_eq!(login("Irene"), 200, "the other account was left alone");
+    }
+}
 
 /// What one run of the command line gave: its exit status, standard output and error.
 struct Run {
@@ -32,8 +62,12 @@ struct Site {
 
 impl Site {
     fn start(backend: Backend) -> Site {
+        Site::on((backend == Backend::Postgres).then(|| TestDatabase::create(backend)))
+    }
+
+    /// A site on this database (`None`: SQLite in the site's folder).
+    fn on(database: Option<TestDatabase>) -> Site {
         let dir = tempfile::tempdir().unwrap();
-        let database = (backend == Backend::Postgres).then(|| TestDatabase::create(backend));
         let mut env = vec![("ROCKET_BCRYPT_COST", "4".to_owned())];
         if let Some(database) = &database {
             let (name, url) = database.env();

@@ -1,4 +1,4 @@
-//! The client's address (SPEC §10): forwarding headers are believed only from a configured
+//! The client's address: forwarding headers are believed only from a configured
 //! trusted proxy, read right to left; IPv6 counts by its /64. The session list shows where each
 //! session signed in from and a readable device.
 

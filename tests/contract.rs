@@ -11,7 +11,7 @@ use rocket::http::{ContentType, Cookie, Status};
 use rocket::local::asynchronous::LocalResponse;
 use rocket::serde::json::{json, Value};
 
-use common::browser::{assert_cleared, csrf_from, set_cookie};
+use common::browser::{assert_cleared, csrf_from, csrf_of_session, set_cookie};
 use common::{bearer, csrf_header, TestApp, REFRESH_COOKIE, TOKEN_COOKIE};
 
 backend_tests!(
@@ -240,6 +240,22 @@ async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
             let confirm = mailed_token(app, "confirmer@example.com", "/email/confirm").await;
             record(app.post_json("/auth/email/confirm", json!({ "token": confirm })).await);
             record(app.post_json("/auth/email/confirm", json!({ "token": confirm })).await);
+            // A claim of the same address whose link is still live (as when two confirmations
+            // race): the one that comes second is 409.
+            let token = signed_in_token(app, "other").await;
+            let request = app.client.put("/auth/email").header(bearer(&token)).header(ContentType::JSON);
+            request.body(json!({ "email": "second@example.com" }).to_string()).dispatch().await;
+            let second = mailed_token(app, "second@example.com", "/email/confirm").await;
+            app.execute(&[
+                "UPDATE users SET email = 'confirmer@example.com', email_key = 'confirmer@example.com' \
+                 WHERE username = 'other'"
+                    .into(),
+                "UPDATE mail_tokens SET email = 'confirmer@example.com' \
+                 WHERE user_id = (SELECT id FROM users WHERE username = 'other')"
+                    .into(),
+            ])
+            .await;
+            record(app.post_json("/auth/email/confirm", json!({ "token": second })).await);
         }
         "POST /auth/password-reset" => {
             record(app.post_json("/auth/password-reset", json!({ "username": "prober" })).await);
@@ -362,7 +378,7 @@ fn well_formed_body(route: &str) -> Value {
 async fn revoking_the_current_session_by_cookie_clears_the_cookies_through_the_api_too(app: TestApp) {
     let [tokens] = app.register_and_sign_in("alice", PASSWORD).await;
     let id = app.session_id(&tokens.access).await;
-    let csrf = csrf_from(&app, "/login").await;
+    let csrf = csrf_of_session(&app, &tokens.access).await;
     // The browser's two cookies, as the pages set them.
     let response = app
         .client
@@ -381,7 +397,7 @@ async fn revoking_the_current_session_by_cookie_clears_the_cookies_through_the_a
 async fn revoking_a_session_by_bearer_or_another_session_by_cookie_leaves_cookies_alone(app: TestApp) {
     let [this, other] = app.register_and_sign_in("alice", PASSWORD).await;
     let other_id = app.session_id(&other.access).await;
-    let csrf = csrf_from(&app, "/login").await;
+    let csrf = csrf_of_session(&app, &this.access).await;
     let response = app
         .client
         .delete(format!("/auth/sessions/{other_id}"))

@@ -1,4 +1,4 @@
-//! Forward auth (SPEC §14): what `/authz/forward-auth` (Traefik, Caddy) and
+//! Forward auth: what `/authz/forward-auth` (Traefik, Caddy) and
 //! `/authz/auth-request` (nginx) answer a trusted proxy, the sign-in page's return to a
 //! protected app (`rd`), and session cookies scoped to a parent domain. Through real proxies:
 //! `tests/proxies.rs`.
@@ -46,6 +46,8 @@ backend_tests_with!(
     hosts_outside_the_protected_domains_are_refused_and_never_returned_to => sqlite_outside, postgres_outside,
     a_host_rule_admits_only_its_users => sqlite_host_rule, postgres_host_rule,
     a_revoked_session_stops_passing_at_once => sqlite_revoked, postgres_revoked,
+    an_original_url_with_credentials_before_its_host_is_a_bad_request => sqlite_url_userinfo, postgres_url_userinfo,
+    forwarded_headers_that_move_the_host_are_a_bad_request => sqlite_forwarded_userinfo, postgres_forwarded_userinfo,
 );
 
 backend_tests_with!(
@@ -263,7 +265,11 @@ async fn only_trusted_proxies_are_answered_and_only_with_the_headers_they_must_s
     for (path, headers, missing) in [
         (
             "/authz/forward-auth",
-            vec![("X-Forwarded-Method", "GET"), ("X-Forwarded-Host", "wiki.example.com")],
+            vec![
+                ("X-Forwarded-Method", "GET"),
+                ("X-Forwarded-Host", "wiki.example.com"),
+                ("X-Forwarded-Uri", "/"),
+            ],
             "X-Forwarded-Proto",
         ),
         (
@@ -314,7 +320,7 @@ async fn hosts_outside_the_protected_domains_are_refused_and_never_returned_to(a
     }
     // The sign-in page sends nobody to a host it does not protect, nor to anything but http(s):
     // neither after the form, nor when the visitor is signed in already.
-    let csrf = csrf_from(&app, "/login").await;
+    let mut csrf = csrf_from(&app, "/login").await;
     for rd in [
         "https://evil.test/",
         "https://example.com.evil.test/",
@@ -328,9 +334,13 @@ async fn hosts_outside_the_protected_domains_are_refused_and_never_returned_to(a
         let response = post_form(&app, "/login", &fields).await;
         assert_eq!(response.status(), Status::SeeOther, "rd={rd}");
         assert_eq!(location(&response).as_deref(), Some("/profile"), "rd={rd}");
+        drop(response);
         let page = format!("/login?rd={}", common::browser::percent_encode(rd));
         let signed_in = app.client.get(page).dispatch().await;
         assert_eq!(location(&signed_in).as_deref(), Some("/profile"), "signed in, rd={rd}");
+        drop(signed_in);
+        // Signed in now, the form is sent again with a token of this session (the profile's).
+        csrf = csrf_from(&app, "/profile").await;
     }
 }
 
@@ -354,6 +364,118 @@ async fn a_host_rule_admits_only_its_users(app: TestApp) {
     }
 }
 
+/// What a proxy sends exactly as written here (no URL is parsed on the way), with `credentials`.
+async fn ask_verbatim<'c>(
+    app: &'c TestApp,
+    path: &str,
+    headers: &[(&'static str, &str)],
+    credentials: Option<&str>,
+) -> LocalResponse<'c> {
+    let mut request = app.client.get(path.to_owned()).remote("127.0.0.1:50000".parse().unwrap());
+    for (name, value) in headers.iter().chain([&("Accept", HTML)]) {
+        request = request.header(Header::new(*name, value.to_string()));
+    }
+    if let Some(credentials) = credentials {
+        request = request.header(Header::new("Authorization", credentials.to_owned()));
+    }
+    request.dispatch().await
+}
+
+/// Signed out, bob (whom the wiki's rule leaves out) and alice (whom it admits): for a request
+/// that names another host than the routed one, none gets a decision, nor a way to sign in.
+async fn each_is_refused_as_a_bad_request(
+    app: &TestApp,
+    path: &str,
+    headers: &[(&'static str, &str)],
+    why: &str,
+) {
+    let alice = format!("Bearer {}", app.sign_in("alice", PASSWORD).await.access);
+    let bob = format!("Bearer {}", app.sign_in("bob", PASSWORD).await.access);
+    for (who, credentials) in [("nobody", None), ("bob", Some(bob.as_str())), ("alice", Some(&alice))] {
+        let response = ask_verbatim(app, path, headers, credentials).await;
+        assert_eq!(response.status(), Status::BadRequest, "{who}: {headers:?}");
+        assert_eq!(header(&response, "Remote-User"), None, "{who}: {headers:?}");
+        assert_eq!(location(&response), None, "{who}: {headers:?}");
+        let page = response.into_string().await.unwrap();
+        assert!(page.contains(why), "{who}: {headers:?}: {page}");
+    }
+}
+
+async fn an_original_url_with_credentials_before_its_host_is_a_bad_request(app: TestApp) {
+    app.registered("alice", PASSWORD).await;
+    app.registered("bob", PASSWORD).await;
+    // nginx routed each to the wiki (`$http_host` would carry what the client wrote); read as
+    // a URL, most name another host: grafana.example.com has no rule and would admit bob.
+    for url in [
+        "http://wiki.example.com:@grafana.example.com/",
+        "http://wiki.example.com@grafana.example.com/",
+        "https://wiki.example.com:8443@grafana.example.com/secret",
+        "http://bob@wiki.example.com/",
+        "http://alice:pw@wiki.example.com/",
+        "http://@wiki.example.com/",
+        "http://:@wiki.example.com/",
+        "http://wiki.example.com%3A@grafana.example.com/",
+    ] {
+        let headers = [("X-Original-Method", "GET"), ("X-Original-URL", url)];
+        each_is_refused_as_a_bad_request(&app, "/authz/auth-request", &headers, "username or password").await;
+    }
+    // An `@` after the host is only a path, a query or a fragment: the wiki decides.
+    let alice = format!("Bearer {}", app.sign_in("alice", PASSWORD).await.access);
+    let bob = format!("Bearer {}", app.sign_in("bob", PASSWORD).await.access);
+    let url = "https://wiki.example.com/@grafana.example.com?next=a@grafana.example.com";
+    let headers = [("X-Original-Method", "GET"), ("X-Original-URL", url)];
+    let response = ask_verbatim(&app, "/authz/auth-request", &headers, Some(&alice)).await;
+    assert_eq!(response.status(), Status::Ok);
+    let response = ask_verbatim(&app, "/authz/auth-request", &headers, Some(&bob)).await;
+    assert_eq!(response.status(), Status::Forbidden);
+}
+
+async fn forwarded_headers_that_move_the_host_are_a_bad_request(app: TestApp) {
+    app.registered("alice", PASSWORD).await;
+    app.registered("bob", PASSWORD).await;
+    let forwarded = |host, uri| {
+        [
+            ("X-Forwarded-Method", "GET"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Host", host),
+            ("X-Forwarded-Uri", uri),
+        ]
+    };
+    // A host with credentials before it, as a proxy passing the client's `Host` on would send.
+    for host in [
+        "wiki.example.com:@grafana.example.com",
+        "wiki.example.com@grafana.example.com",
+        "wiki.example.com:443@grafana.example.com",
+        "@wiki.example.com",
+        "bob@wiki.example.com",
+    ] {
+        let headers = forwarded(host, "/");
+        each_is_refused_as_a_bad_request(&app, "/authz/forward-auth", &headers, "username or password").await;
+    }
+    // A URI that is not a path would join the host: `wiki.example.com` + `@grafana.example.com/`.
+    for uri in [
+        "@grafana.example.com/",
+        ":@grafana.example.com/",
+        ".evil.test/",
+        "grafana/",
+        "?edit=1",
+        "#top",
+        "https://grafana.example.com/",
+        "*",
+    ] {
+        let headers = forwarded("wiki.example.com", uri);
+        each_is_refused_as_a_bad_request(&app, "/authz/forward-auth", &headers, "X-Forwarded-Uri").await;
+    }
+    // An `@` in the path is only a path: the wiki decides.
+    let alice = format!("Bearer {}", app.sign_in("alice", PASSWORD).await.access);
+    let bob = format!("Bearer {}", app.sign_in("bob", PASSWORD).await.access);
+    let headers = forwarded("wiki.example.com", "/@grafana.example.com/?next=a@grafana.example.com");
+    let response = ask_verbatim(&app, "/authz/forward-auth", &headers, Some(&alice)).await;
+    assert_eq!(response.status(), Status::Ok);
+    let response = ask_verbatim(&app, "/authz/forward-auth", &headers, Some(&bob)).await;
+    assert_eq!(response.status(), Status::Forbidden);
+}
+
 async fn a_revoked_session_stops_passing_at_once(app: TestApp) {
     app.registered("alice", PASSWORD).await;
     let token = app.sign_in("alice", PASSWORD).await.access;
@@ -372,7 +494,7 @@ async fn a_revoked_session_stops_passing_at_once(app: TestApp) {
 
 async fn with_secure_cookies_only_https_apps_are_returned_to(app: TestApp) {
     app.registered("alice", PASSWORD).await;
-    let csrf = csrf_from(&app, "/login").await;
+    let mut csrf = csrf_from(&app, "/login").await;
     for (rd, back) in
         [("http://wiki.example.com/", "/profile"), ("https://wiki.example.com/", "https://wiki.example.com/")]
     {
@@ -380,6 +502,9 @@ async fn with_secure_cookies_only_https_apps_are_returned_to(app: TestApp) {
             [("csrf_token", csrf.as_str()), ("username", "alice"), ("password", PASSWORD), ("rd", rd)];
         let response = post_form(&app, "/login", &fields).await;
         assert_eq!(location(&response).as_deref(), Some(back), "rd={rd}");
+        drop(response);
+        // Signed in now, the form is sent again with a token of this session (the profile's).
+        csrf = csrf_from(&app, "/profile").await;
     }
 }
 
@@ -395,13 +520,15 @@ async fn a_cookie_domain_scopes_the_session_cookies_and_signing_out_clears_them_
         assert!(has_attribute(&set, "Secure") && has_attribute(&set, "HttpOnly"), "{set}");
     }
     // The CSRF and device cookies stay MiniAuth's own.
-    for name in [common::CSRF_COOKIE, miniauth::auth::DEVICE_COOKIE] {
+    for name in [common::CSRF_COOKIE, common::SECURE_CSRF_COOKIE, miniauth::auth::DEVICE_COOKIE] {
         if let Some(set) = set_cookie(&response, name) {
             assert!(!set.to_ascii_lowercase().contains("domain="), "{set}");
         }
     }
     // Signing out clears them in the same scope, or the browser would keep them.
+    drop(response);
     let token = common::browser::cookie(&app, TOKEN_COOKIE).unwrap();
+    let csrf = csrf_from(&app, "/profile").await;
     let signed_out = app
         .client
         .post("/logout")

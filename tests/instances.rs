@@ -1,4 +1,4 @@
-//! Several instances, one service (SPEC §1): two copies of the real binary on one PostgreSQL
+//! Several instances, one service: two copies of the real binary on one PostgreSQL
 //! database, with no secret in their environment (keys and secrets live in the database). A token from one works on the other, and a revocation,
 //! password change or deletion made through one is honoured by the other on the very next
 //! request. Refresh tokens rotate across instances, and reuse is caught whichever instance

@@ -1,4 +1,4 @@
-//! Signing keys and the JWKS (SPEC §9): keys in the database, published with their RFC 7638
+//! Signing keys and the JWKS: keys in the database, published with their RFC 7638
 //! thumbprint and never a private part; rotation that never breaks a verifier holding a cached
 //! key set; HS256 by configuration, alone accepted; keys from the configuration; and the
 //! upgrade of an installation whose HS256 tokens were signed with `data/secret.key`.

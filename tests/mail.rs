@@ -1,4 +1,4 @@
-//! The mail transports (SPEC §11): a real SMTP server (Debian's python3-aiosmtpd, started by
+//! The mail transports: a real SMTP server (Debian's python3-aiosmtpd, started by
 //! the test on a free loopback port) receives the message for the right recipient with a link
 //! that works; without `smtp_url` the message lands in the outbox and the log says where; a
 //! transport that refuses or hangs is logged with its cause and never fails or delays the

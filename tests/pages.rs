@@ -1,4 +1,4 @@
-//! The browser pages of SPEC §3–§4: forms, the session cookie, CSRF, redirects, headers.
+//! The browser pages: forms, the session cookie, CSRF, redirects, headers.
 //! The client keeps cookies like a browser: each test fetches a page, takes the CSRF token from
 //! its form and posts `application/x-www-form-urlencoded` bodies.
 
@@ -9,7 +9,9 @@ use common::browser::{
     forged_tokens, form_page, get_page, has_attribute, input_tag, location, percent_encode, post_form,
     revoked_sessions, set_cookie, sign_up, submit_login, submit_register,
 };
-use common::{csrf_header, jwt_payload, now, problem, Backend, TestApp, CSRF_COOKIE, TOKEN_COOKIE};
+use common::{
+    csrf_header, jwt_payload, now, problem, Backend, TestApp, CSRF_COOKIE, SECURE_CSRF_COOKIE, TOKEN_COOKIE,
+};
 use rocket::http::{ContentType, Status};
 
 const PASSWORD: &str = "correct horse battery";
@@ -31,9 +33,11 @@ backend_tests!(
     register_without_a_valid_csrf_token_is_forbidden_and_creates_nothing,
     login_without_a_valid_csrf_token_is_forbidden_and_signs_nobody_in,
     logout_without_a_valid_csrf_token_is_forbidden_and_keeps_the_session,
+    a_csrf_cookie_and_token_obtained_by_an_attacker_and_planted_are_refused,
     cookie_authenticated_api_logout_needs_the_csrf_header,
     pages_send_security_headers_and_no_inline_script,
     stylesheet_is_served_as_css,
+    only_the_docs_get_the_docs_policy,
     expired_access_cookie_is_renewed_from_a_live_session,
     expired_access_cookie_of_a_revoked_session_sends_to_sign_in,
     unknown_page_is_an_html_404,
@@ -249,14 +253,16 @@ async fn login_never_redirects_off_site(app: TestApp) {
         assert_eq!(status, Status::Ok, "{uri}");
         assert!(!html.contains("evil.example") && !html.contains("http:"), "{uri} carried into the form");
     }
-    let csrf = csrf_from(&app, "/login").await;
+    let mut csrf = csrf_from(&app, "/login").await;
     for next in ["//evil.example", "https://evil.example", "/\\evil.example", "http:/x"] {
-        // Once signed in, /login redirects: the form is sent again with the token from before.
         let fields =
             [("csrf_token", csrf.as_str()), ("username", "Alice"), ("password", PASSWORD), ("next", next)];
         let response = post_form(&app, "/login", &fields).await;
         assert_eq!(response.status(), Status::SeeOther, "next = {next}");
         assert_eq!(location(&response).as_deref(), Some("/profile"), "next = {next}");
+        drop(response);
+        // Signed in now, the form is sent again with a token of this session (the profile's).
+        csrf = csrf_from(&app, "/profile").await;
     }
 }
 
@@ -341,6 +347,47 @@ async fn logout_without_a_valid_csrf_token_is_forbidden_and_keeps_the_session(ap
     assert!(html.contains("Alice"));
 }
 
+/// An attacker loads the pages with the CSRF cookie they will plant in a victim's browser (from
+/// a sibling subdomain, or over plain http) and takes the tokens: signed out, and signed in to
+/// an account of their own. Once the victim signs in, those tokens are refused on the pages and
+/// the API alike, and change nothing: a token is bound to the session it was issued for.
+async fn a_csrf_cookie_and_token_obtained_by_an_attacker_and_planted_are_refused(app: TestApp) {
+    // This browser's CSRF cookie stays the same throughout: it is the planted one.
+    let signed_out = csrf_from(&app, "/login").await;
+    let mallorys = sign_up(&app, "mallory", PASSWORD).await;
+    assert_eq!(post_form(&app, "/logout", &[("csrf_token", &mallorys)]).await.status(), Status::SeeOther);
+    sign_up(&app, "Alice", PASSWORD).await;
+    for planted in [&signed_out, &mallorys] {
+        let response =
+            post_form(&app, "/account/email", &[("csrf_token", planted), ("email", "m@evil.test")]).await;
+        assert_eq!(response.status(), Status::Forbidden);
+        drop(response);
+        let response = post_form(&app, "/account/sessions/revoke-others", &[("csrf_token", planted)]).await;
+        assert_eq!(response.status(), Status::Forbidden);
+        drop(response);
+        let response = post_form(&app, "/logout", &[("csrf_token", planted)]).await;
+        assert_eq!(response.status(), Status::Forbidden);
+        drop(response);
+        problem(
+            app.client.delete("/auth/email").header(csrf_header(planted)).dispatch().await,
+            Status::Forbidden,
+        )
+        .await;
+        problem(
+            app.client.post("/auth/logout").header(csrf_header(planted)).dispatch().await,
+            Status::Forbidden,
+        )
+        .await;
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE email IS NOT NULL").await, 0);
+    assert_eq!(revoked_sessions(&app).await, 1, "only mallory's own sign-out ended a session");
+    // The victim's own pages carry a token of the victim's session, which works.
+    let own = csrf_from(&app, "/profile").await;
+    assert_ne!(own, signed_out);
+    let response = post_form(&app, "/logout", &[("csrf_token", &own)]).await;
+    assert_eq!(response.status(), Status::SeeOther);
+}
+
 async fn cookie_authenticated_api_logout_needs_the_csrf_header(app: TestApp) {
     sign_up(&app, "Alice", PASSWORD).await;
     // The browser holds the cookie; no Authorization header is sent.
@@ -398,6 +445,28 @@ async fn stylesheet_is_served_as_css(app: TestApp) {
     assert_eq!(response.status(), Status::Ok);
     assert_eq!(response.content_type(), Some(ContentType::CSS));
     assert!(!response.into_string().await.unwrap().is_empty());
+    // A file that is not there is not found, whatever the method asked for (405 would say
+    // the path exists with another method).
+    assert_eq!(app.client.get("/static/missing.css").dispatch().await.status(), Status::NotFound);
+    assert_eq!(app.client.head("/static/missing.css").dispatch().await.status(), Status::NotFound);
+    let post = app.client.post("/static/style.css").dispatch().await;
+    assert_eq!(post.status(), Status::MethodNotAllowed);
+    assert_eq!(post.headers().get_one("Allow"), Some("GET"));
+}
+
+/// Only the interactive docs get their looser policy (Swagger UI's inline styles), not a path
+/// that merely starts with the same letters.
+async fn only_the_docs_get_the_docs_policy(app: TestApp) {
+    let csp = |response: &rocket::local::asynchronous::LocalResponse<'_>| {
+        response.headers().get_one("Content-Security-Policy").unwrap_or_default().to_owned()
+    };
+    let docs = app.client.get("/docs/").dispatch().await;
+    assert!(csp(&docs).contains("'unsafe-inline'"), "{}", csp(&docs));
+    for path in ["/docsx", "/docs-evil", "/docs.html", "/documents"] {
+        let response = app.client.get(path).dispatch().await;
+        assert!(!csp(&response).contains("'unsafe-inline'"), "{path}: {}", csp(&response));
+        assert!(!csp(&response).contains("script-src"), "{path}: {}", csp(&response));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -473,8 +542,11 @@ async fn unknown_page_asked_for_as_json_is_problem_json(app: TestApp) {
 async fn token_cookie_is_secure_when_cookie_secure_is_set() {
     let app = TestApp::spawn_with(Backend::Sqlite, |f| f.merge(("cookie_secure", true))).await;
     let response = app.client.get("/login").dispatch().await;
-    let csrf_cookie = set_cookie(&response, CSRF_COOKIE).expect("a CSRF cookie");
+    // Secure cookies: the CSRF cookie takes the `__Host-` prefix (this host only, no Domain).
+    assert!(set_cookie(&response, CSRF_COOKIE).is_none(), "an unprefixed CSRF cookie");
+    let csrf_cookie = set_cookie(&response, SECURE_CSRF_COOKIE).expect("a __Host- CSRF cookie");
     assert!(has_attribute(&csrf_cookie, "Secure"), "no Secure flag: {csrf_cookie}");
+    assert!(csrf_cookie.contains("Path=/") && !csrf_cookie.contains("Domain"), "{csrf_cookie}");
     drop(response);
     let response = submit_register(&app, "Alice", PASSWORD, PASSWORD).await;
     assert_eq!(response.status(), Status::SeeOther);

@@ -1,4 +1,4 @@
-//! The password policy (SPEC §10): new passwords that are common or easily guessed (zxcvbn, with
+//! The password policy: new passwords that are common or easily guessed (zxcvbn, with
 //! its bundled lists, against `password_min_score`), shorter than `password_min_length`, or that
 //! contain the username are refused with a message that says why — on sign-up and password
 //! change, through the pages and the API alike. Existing passwords still sign in.
@@ -108,7 +108,7 @@ async fn signing_in_never_applies_the_policy_to_an_existing_password(app: TestAp
     // An account from before the policy, with the weakest of passwords.
     let hash = bcrypt::hash("password", 4).unwrap();
     app.execute(&[format!(
-        "INSERT INTO users (username, password_hash, created_at) VALUES ('oldtimer', '{hash}', 0)"
+        "INSERT INTO users (username, username_key, password_hash, created_at) VALUES ('oldtimer', 'oldtimer', '{hash}', 0)"
     )])
     .await;
     app.sign_in("oldtimer", "password").await;

@@ -1,4 +1,4 @@
-//! Data over time (SPEC §15): sessions that ended (expired or revoked) more than
+//! Data over time: sessions that ended (expired or revoked) more than
 //! `retention_days` ago disappear with their refresh tokens, and so do refresh tokens spent that
 //! long ago; live sessions, recently ended ones and unspent tokens stay. Throttling counters go
 //! once their window and block are over.

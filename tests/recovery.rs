@@ -1,4 +1,4 @@
-//! Recovery by email (SPEC §11) through the JSON API: the optional address and its confirmation
+//! Recovery by email through the JSON API: the optional address and its confirmation
 //! link, password reset links (one-time, hashed, short-lived, void after a password change or a
 //! newer request, sent only to a confirmed address), the answer that reveals nothing, the
 //! hourly limits, and links that never take the request's host. Mail goes to the default
@@ -21,7 +21,9 @@ backend_tests!(
     an_address_is_set_with_202_and_a_confirmation_link_is_mailed_to_it,
     the_confirmation_link_opens_a_button_and_only_its_post_confirms,
     a_confirmation_link_works_once_and_not_after_the_address_changed,
-    an_address_is_unique_regardless_of_case_and_409_names_the_field,
+    an_unconfirmed_claim_reserves_nothing_and_the_owners_confirmation_ends_it,
+    an_address_another_account_confirmed_gets_the_usual_answer_and_no_link,
+    of_two_unconfirmed_claims_the_first_confirmed_keeps_the_address_and_the_second_gets_409,
     a_malformed_or_too_long_address_is_422_and_changes_nothing,
     removing_the_address_is_204_and_voids_its_links,
     the_same_confirmed_address_again_changes_nothing_and_mails_nothing,
@@ -34,6 +36,7 @@ backend_tests!(
     a_password_change_voids_the_reset_link,
     an_expired_reset_link_is_400,
     reset_links_are_stored_only_as_hashes,
+    a_reset_link_works_only_while_its_address_is_the_confirmed_one,
     an_account_gets_at_most_three_mails_an_hour_and_the_answer_never_changes,
     outbox_messages_are_readable_by_the_server_user_only,
 );
@@ -43,6 +46,18 @@ backend_tests_with!(
     |figment| figment.merge(("mail_max_per_address_hour", 0));
     a_reset_request_answers_the_same_whatever_it_names => same_answer_sqlite, same_answer_postgres,
 );
+
+#[test]
+fn a_nul_byte_in_a_reset_request_is_nobody_and_logs_no_error_on_sqlite() {
+    a_nul_byte_in_a_reset_request_is_nobody_and_logs_no_error(common::Backend::Sqlite);
+}
+
+needs_postgres! {
+    #[test]
+    fn a_nul_byte_in_a_reset_request_is_nobody_and_logs_no_error_on_postgres() {
+        a_nul_byte_in_a_reset_request_is_nobody_and_logs_no_error(common::Backend::Postgres);
+    }
+}
 
 backend_tests_with!(
     |figment| figment.merge(("mail_max_per_address_hour", 3)).merge(("mail_max_per_account_hour", 0));
@@ -200,14 +215,77 @@ async fn a_confirmation_link_works_once_and_not_after_the_address_changed(app: T
     );
 }
 
-async fn an_address_is_unique_regardless_of_case_and_409_names_the_field(app: TestApp) {
+/// A squatter adds the victim's address without confirming it: the victim can still add it
+/// (no `409` that would also tell who has it), confirm it, and so end the squatter's claim.
+async fn an_unconfirmed_claim_reserves_nothing_and_the_owners_confirmation_ends_it(app: TestApp) {
+    let [mallory] = app.register_and_sign_in("mallory", PASSWORD).await;
+    expect(put_email(&app, &mallory.access, "Alice@Example.com").await, Status::Accepted).await;
+    let squatters = wait_for_link(&app, "Alice@Example.com", CONFIRM, 1).await;
+    let [alice] = app.register_and_sign_in("alice", PASSWORD).await;
+    let answer = expect(put_email(&app, &alice.access, ALICE).await, Status::Accepted).await;
+    assert_eq!((answer["email"].as_str(), answer["email_confirmed"].as_bool()), (Some(ALICE), Some(false)));
+    let owners = wait_for_link(&app, ALICE, CONFIRM, 1).await;
+    expect(app.post_json("/auth/email/confirm", json!({ "token": owners })).await, Status::NoContent).await;
+    assert_eq!(profile(&app, &alice.access).await["email_confirmed"], Value::Bool(true));
+    // The squatter's claim, and the link mailed for it, are gone.
+    assert_eq!(profile(&app, &mallory.access).await["email"], Value::Null);
+    problem(app.post_json("/auth/email/confirm", json!({ "token": squatters })).await, Status::BadRequest)
+        .await;
+    // Reset links for the address go to its owner.
+    request_reset(&app, json!({ "email": "ALICE@example.com" })).await;
+    wait_for_link(&app, ALICE, RESET, 1).await;
+}
+
+/// An address another account has confirmed: the answer is the usual one (it tells nobody
+/// whose it is), no confirmation link is mailed, and the owner keeps it.
+async fn an_address_another_account_confirmed_gets_the_usual_answer_and_no_link(app: TestApp) {
+    let owner = with_confirmed_email(&app, "alice", ALICE).await;
+    let [bob] = app.register_and_sign_in("bob", PASSWORD).await;
+    let answer = expect(put_email(&app, &bob.access, "ALICE@example.COM").await, Status::Accepted).await;
+    assert_eq!(answer["email_confirmed"], Value::Bool(false));
+    // Another mail for the owner's address would have gone out by the time this one does.
+    expect(put_email(&app, &bob.access, "bob@example.com").await, Status::Accepted).await;
+    wait_for_link(&app, "bob@example.com", CONFIRM, 1).await;
+    assert!(
+        mails_with(&app, "ALICE@example.COM", CONFIRM).is_empty(),
+        "a link for an address confirmed elsewhere"
+    );
+    assert_eq!(mails_with(&app, ALICE, CONFIRM).len(), 1, "only the owner's own confirmation");
+    let me = profile(&app, &owner).await;
+    assert_eq!((me["email"].as_str(), me["email_confirmed"].as_bool()), (Some(ALICE), Some(true)));
+}
+
+/// Two accounts claim one address and both links reach its mailbox: the first followed keeps
+/// the address, and the second, had it still been live, gets `409`.
+async fn of_two_unconfirmed_claims_the_first_confirmed_keeps_the_address_and_the_second_gets_409(
+    app: TestApp,
+) {
     let [alice] = app.register_and_sign_in("alice", PASSWORD).await;
     let [bob] = app.register_and_sign_in("bob", PASSWORD).await;
-    expect(put_email(&app, &alice.access, "Shared@Example.com").await, Status::Accepted).await;
-    let taken = problem(put_email(&app, &bob.access, "shared@EXAMPLE.com").await, Status::Conflict).await;
-    assert!(taken["errors"]["email"][0].as_str().unwrap().contains("Another account"), "{taken}");
-    assert_eq!(profile(&app, &bob.access).await["email"], Value::Null, "nothing changed");
-    assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE email IS NOT NULL").await, 1);
+    expect(put_email(&app, &alice.access, ALICE).await, Status::Accepted).await;
+    let alices = wait_for_link(&app, ALICE, CONFIRM, 1).await;
+    expect(put_email(&app, &bob.access, ALICE).await, Status::Accepted).await;
+    let bobs = wait_for_link(&app, ALICE, CONFIRM, 2).await;
+    expect(app.post_json("/auth/email/confirm", json!({ "token": alices })).await, Status::NoContent).await;
+    // Alice's confirmation ended Bob's claim and its link.
+    problem(app.post_json("/auth/email/confirm", json!({ "token": bobs })).await, Status::BadRequest).await;
+    assert_eq!(profile(&app, &bob.access).await["email"], Value::Null);
+    // A confirmation that loses the race to the unique index is 409 and changes nothing.
+    let [carol] = app.register_and_sign_in("carol", PASSWORD).await;
+    expect(put_email(&app, &carol.access, "carol@example.com").await, Status::Accepted).await;
+    let carols = wait_for_link(&app, "carol@example.com", CONFIRM, 1).await;
+    // Carol's mailbox link names Alice's address, as if she had claimed it before Alice confirmed.
+    app.execute(&[
+        format!("UPDATE mail_tokens SET email = '{ALICE}' WHERE user_id = (SELECT id FROM users WHERE username = 'carol')"),
+        format!("UPDATE users SET email = '{ALICE}', email_key = '{ALICE}' WHERE username = 'carol'"),
+    ])
+    .await;
+    let taken =
+        problem(app.post_json("/auth/email/confirm", json!({ "token": carols })).await, Status::Conflict)
+            .await;
+    assert!(taken["detail"].as_str().unwrap().contains("Another account"), "{taken}");
+    assert_eq!(profile(&app, &alice.access).await["email_confirmed"], Value::Bool(true));
+    assert_eq!(profile(&app, &carol.access).await["email_confirmed"], Value::Bool(false));
 }
 
 async fn a_malformed_or_too_long_address_is_422_and_changes_nothing(app: TestApp) {
@@ -398,6 +476,72 @@ async fn an_expired_reset_link_is_400(app: TestApp) {
     app.execute(&["UPDATE mail_tokens SET expires_at = expires_at - 1800".to_owned()]).await;
     problem(confirm_reset(&app, &reset, NEW_PASSWORD).await, Status::BadRequest).await;
     app.sign_in("alice", PASSWORD).await;
+}
+
+/// Stores a reset token for `email` as the background task does, at `created_at`: what a task
+/// that read the address just before it changed would have stored just after.
+async fn plant_reset_token(app: &TestApp, token: &str, email: &str, created_at: i64) {
+    use base64::Engine;
+    use sha2::Digest;
+    let hash =
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(token.as_bytes()));
+    app.execute(&[format!(
+        "INSERT INTO mail_tokens (token_hash, user_id, purpose, email, created_at, expires_at) \
+         SELECT '{hash}', id, 'reset', '{email}', {created_at}, {} FROM users WHERE username = 'alice'",
+        created_at + 1800
+    )])
+    .await;
+}
+
+/// A reset link works only while the address it was mailed to is the account's confirmed one,
+/// and was confirmed before the link was made: a link stored as the address changed or went
+/// (the race of a mail being prepared) resets nothing, nor does one from before the same
+/// address was confirmed again.
+async fn a_reset_link_works_only_while_its_address_is_the_confirmed_one(app: TestApp) {
+    let access = with_confirmed_email(&app, "alice", ALICE).await;
+    let now = common::now();
+    expect(put_email(&app, &access, "new@example.com").await, Status::Accepted).await;
+    plant_reset_token(&app, "raced-a-change", ALICE, now).await;
+    problem(confirm_reset(&app, "raced-a-change", NEW_PASSWORD).await, Status::BadRequest).await;
+    let page = app.client.get("/password-reset/new?token=raced-a-change").dispatch().await;
+    assert_eq!(page.status(), Status::BadRequest);
+    drop(page);
+    assert_eq!(
+        app.client.delete("/auth/email").header(bearer(&access)).dispatch().await.status(),
+        Status::NoContent
+    );
+    plant_reset_token(&app, "raced-a-removal", ALICE, now).await;
+    problem(confirm_reset(&app, "raced-a-removal", NEW_PASSWORD).await, Status::BadRequest).await;
+    // The same address, added and confirmed again: a link from before voids nothing less.
+    expect(put_email(&app, &access, ALICE).await, Status::Accepted).await;
+    let confirm = wait_for_link(&app, ALICE, CONFIRM, 2).await;
+    expect(app.post_json("/auth/email/confirm", json!({ "token": confirm })).await, Status::NoContent).await;
+    plant_reset_token(&app, "from-before", ALICE, now - 60).await;
+    problem(confirm_reset(&app, "from-before", NEW_PASSWORD).await, Status::BadRequest).await;
+    assert_eq!(app.login("alice", PASSWORD).await.status(), Status::Ok, "the password is unchanged");
+    // The same token made now, for the confirmed address, works: the refusals above were theirs.
+    plant_reset_token(&app, "made-now", ALICE, common::now()).await;
+    assert_eq!(confirm_reset(&app, "made-now", NEW_PASSWORD).await.status(), Status::NoContent);
+}
+
+/// A NUL byte (which PostgreSQL refuses in text) in a reset request names nobody: the answer is
+/// the usual one and the server logs no error.
+fn a_nul_byte_in_a_reset_request_is_nobody_and_logs_no_error(backend: common::Backend) {
+    let database = (backend == common::Backend::Postgres).then(|| common::TestDatabase::create(backend));
+    let dir = tempfile::tempdir().unwrap();
+    let env: Vec<(&str, &str)> = database.iter().map(|database| database.env()).collect();
+    let server = common::server::Server::start(dir.path(), &env);
+    for body in [r#"{"username":"al\u0000ice"}"#, r#"{"email":"al\u0000ice@example.com"}"#] {
+        let (status, _, _) = server.request("POST", "/auth/password-reset", &[common::server::JSON], body);
+        assert_eq!(status, 202, "{body}");
+    }
+    // A request behind them that is answered shows the two were handled.
+    let (status, _, _) =
+        server.request("POST", "/auth/password-reset", &[common::server::JSON], r#"{"username":"nobody"}"#);
+    assert_eq!(status, 202);
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let log = server.stop();
+    assert!(!log.contains("ERROR") && !log.contains("password reset:"), "{log}");
 }
 
 async fn reset_links_are_stored_only_as_hashes(app: TestApp) {

@@ -1,4 +1,4 @@
-//! Every throttling setting (SPEC §10) is in `Rocket.toml` with the built-in default, under the
+//! Every throttling setting is in `Rocket.toml` with the built-in default, under the
 //! exact name operators and scripts use, and explained in the README.
 
 use rocket::figment::providers::{Format, Toml};
@@ -26,7 +26,7 @@ fn the_throttling_settings_are_in_rocket_toml_with_their_defaults_and_in_the_rea
     }
 }
 
-/// The signing-key settings (SPEC §9) likewise; the ones unset by default are in the README.
+/// The signing-key settings likewise; the ones unset by default are in the README.
 #[test]
 fn the_key_settings_are_in_rocket_toml_with_their_defaults_and_in_the_readme() {
     let built_in = miniauth::config::Settings::default();
@@ -49,7 +49,7 @@ fn the_key_settings_are_in_rocket_toml_with_their_defaults_and_in_the_readme() {
     }
 }
 
-/// The recovery and mail settings (SPEC §11) likewise: in `Rocket.toml` with the built-in
+/// The recovery and mail settings likewise: in `Rocket.toml` with the built-in
 /// defaults, and in the README's table.
 #[test]
 fn the_mail_settings_are_in_rocket_toml_with_their_defaults_and_in_the_readme() {

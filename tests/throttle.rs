@@ -1,4 +1,4 @@
-//! Throttling (SPEC §10): failed password checks count per (username, address), per address
+//! Throttling: failed password checks count per (username, address), per address
 //! and per username, in the database; past a limit the answer is `429` with `Retry-After`, on
 //! the API (problem+json) and on the pages (the form again), for sign-in, change password and
 //! delete account, without running bcrypt. A success clears its pair. Clients that signed in to
@@ -48,6 +48,21 @@ backend_tests_with!(
     a_limit_of_zero_is_no_limit => sqlite_a_limit_of_zero_is_no_limit, postgres_a_limit_of_zero_is_no_limit,
 );
 
+backend_tests_with!(
+    |figment| figment.merge(("login_max_failures_user_hour", 3));
+    a_device_token_ends_with_a_password_change_and_a_global_sign_out
+        => sqlite_device_tokens_end, postgres_device_tokens_end,
+);
+
+backend_tests_with!(
+    |figment| figment
+        .merge(("login_max_failures_pair", 5))
+        .merge(("login_max_failures_address", 5))
+        .merge(("login_max_failures_user_hour", 5));
+    parallel_guesses_get_no_more_checks_than_each_limit_allows
+        => sqlite_parallel_guesses_stay_within_the_limits, postgres_parallel_guesses_stay_within_the_limits,
+);
+
 const PASSWORD: &str = "quiet lantern trombone";
 const WRONG: &str = "wrong password";
 
@@ -70,6 +85,91 @@ async fn login_from<'c>(
         .body(body.to_string())
         .dispatch()
         .await
+}
+
+/// A device token is good only until the account's next password change or global sign-out
+/// (and reset, and `set-password`, which change the password the same way): one obtained with
+/// the old password, or copied off a device, no longer gets past the per-username block.
+async fn a_device_token_ends_with_a_password_change_and_a_global_sign_out(app: TestApp) {
+    app.registered("alice", PASSWORD).await;
+    let new_password = "another quiet lantern";
+    let device_token = |body: &Value| body["device_token"].as_str().unwrap().to_owned();
+    // Strangers' failures from three addresses block the name for new clients.
+    let block = || async {
+        app.execute(&["DELETE FROM throttle".into()]).await;
+        for n in 1..=3 {
+            fail(&app, "alice", &format!("10.9.0.{n}:1000"), 1).await;
+        }
+    };
+    let signed_in =
+        expect(login_from(&app, "alice", PASSWORD, "198.51.100.1:1000", None).await, Status::Ok).await;
+    let (token, access) = (device_token(&signed_in), signed_in["access_token"].as_str().unwrap().to_owned());
+    block().await;
+    assert_eq!(
+        login_from(&app, "alice", PASSWORD, "192.0.2.1:1000", Some(&token)).await.status(),
+        Status::Ok
+    );
+    let change = json!({ "current_password": PASSWORD, "new_password": new_password }).to_string();
+    let changed = app
+        .client
+        .post("/auth/password")
+        .header(ContentType::JSON)
+        .header(bearer(&access))
+        .body(change)
+        .dispatch()
+        .await;
+    assert_eq!(changed.status(), Status::NoContent);
+    drop(changed);
+    assert_throttled(login_from(&app, "alice", new_password, "192.0.2.2:1000", Some(&token)).await, 3600)
+        .await;
+
+    app.execute(&["DELETE FROM throttle".into()]).await;
+    let signed_in =
+        expect(login_from(&app, "alice", new_password, "198.51.100.1:1000", None).await, Status::Ok).await;
+    let (token, access) = (device_token(&signed_in), signed_in["access_token"].as_str().unwrap().to_owned());
+    block().await;
+    assert_eq!(
+        login_from(&app, "alice", new_password, "192.0.2.3:1000", Some(&token)).await.status(),
+        Status::Ok
+    );
+    let everywhere = app.client.post("/auth/logout?scope=global").header(bearer(&access)).dispatch().await;
+    assert_eq!(everywhere.status(), Status::NoContent);
+    drop(everywhere);
+    assert_throttled(login_from(&app, "alice", new_password, "192.0.2.4:1000", Some(&token)).await, 3600)
+        .await;
+}
+
+/// Sends these sign-ins all at once; returns how many got `401` (a password check ran and
+/// failed) and how many `429` (refused before any check).
+async fn at_once(app: &TestApp, attempts: &[(String, String)]) -> (usize, usize) {
+    let answers = rocket::futures::future::join_all(
+        attempts.iter().map(|(username, peer)| login_from(app, username, WRONG, peer, None)),
+    )
+    .await;
+    let statuses: Vec<Status> = answers.iter().map(|answer| answer.status()).collect();
+    let count = |wanted: Status| statuses.iter().filter(|status| **status == wanted).count();
+    assert_eq!(count(Status::Unauthorized) + count(Status::TooManyRequests), attempts.len(), "{statuses:?}");
+    (count(Status::Unauthorized), count(Status::TooManyRequests))
+}
+
+/// Each attempt is counted before its password is checked, in one atomic statement, so twenty
+/// guesses sent at once get exactly as many checks as a limit of five allows: for one pair, for
+/// one address over many names, and for one name over many addresses.
+async fn parallel_guesses_get_no_more_checks_than_each_limit_allows(app: TestApp) {
+    for name in ["alice", "carol", "bob"] {
+        app.register(name, PASSWORD).await;
+    }
+    let pair: Vec<_> = (0..20).map(|_| ("alice".to_owned(), "198.51.100.1:4000".to_owned())).collect();
+    assert_eq!(at_once(&app, &pair).await, (5, 15), "one pair");
+    let address: Vec<_> = (0..20).map(|i| (format!("name{i}"), "198.51.100.2:4000".to_owned())).collect();
+    assert_eq!(at_once(&app, &address).await, (5, 15), "one address, many names");
+    let user: Vec<_> = (0..20).map(|i| ("carol".to_owned(), format!("203.0.113.{}:4000", i + 1))).collect();
+    assert_eq!(at_once(&app, &user).await, (5, 15), "one name, many addresses");
+    // A check that passes gives its count back: successes never add up to a block.
+    for _ in 0..10 {
+        let response = login_from(&app, "bob", PASSWORD, "198.51.100.9:4000", None).await;
+        assert_eq!(response.status(), Status::Ok);
+    }
 }
 
 fn retry_after(response: &LocalResponse<'_>) -> i64 {
@@ -292,21 +392,28 @@ async fn sign_ups_are_limited_per_address_on_the_api_and_the_page(app: TestApp) 
     assert_throttled(register_from("third", "203.0.113.1:1000").dispatch().await, 3600).await;
     assert_eq!(app.count("SELECT COUNT(*) FROM users WHERE username = 'third'").await, 0);
     assert_eq!(register_from("third", "198.51.100.1:1000").dispatch().await.status(), Status::Created);
-    // The page (this machine's address): two accounts, then the form again.
-    let csrf = csrf_from(&app, "/register").await;
-    let page = |name: &'static str| {
+    // The page (this machine's address): two accounts, then the form again. The browser signs
+    // out after each (the sign-up page's token is bound to the signed-out state).
+    let page = |name: &'static str, csrf: String| {
         let fields = [
-            ("csrf_token", csrf.as_str()),
-            ("username", name),
-            ("password", PASSWORD),
-            ("password_confirm", PASSWORD),
+            ("csrf_token", csrf),
+            ("username", name.into()),
+            ("password", PASSWORD.into()),
+            ("password_confirm", PASSWORD.into()),
         ];
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
         app.client.post("/register").header(ContentType::Form).body(form_body(&fields))
     };
     for name in ["fourth", "fifth"] {
-        assert_eq!(page(name).dispatch().await.status(), Status::SeeOther);
+        let csrf = csrf_from(&app, "/register").await;
+        assert_eq!(page(name, csrf).dispatch().await.status(), Status::SeeOther);
+        let signed_in = csrf_from(&app, "/profile").await;
+        assert_eq!(
+            post_form(&app, "/logout", &[("csrf_token", &signed_in)]).await.status(),
+            Status::SeeOther
+        );
     }
-    let response = page("sixth").dispatch().await;
+    let response = page("sixth", csrf_from(&app, "/register").await).dispatch().await;
     assert_eq!(response.status(), Status::TooManyRequests);
     let html = response.into_string().await.unwrap();
     assert!(html.contains("Too many attempts: try again in"), "{html}");
@@ -326,19 +433,21 @@ async fn a_limit_of_zero_is_no_limit(app: TestApp) {
 async fn the_device_cookie_is_http_only_lasts_a_year_and_remembers_each_account(app: TestApp) {
     app.registered("alice", PASSWORD).await;
     app.registered("bob", PASSWORD).await;
-    let csrf = csrf_from(&app, "/login").await;
-    let sign_in = |name: &'static str| {
+    let sign_in = |name: &'static str, csrf: String| {
         let fields = [("csrf_token", csrf.as_str()), ("username", name), ("password", PASSWORD)];
         app.client.post("/login").header(ContentType::Form).body(form_body(&fields))
     };
-    let response = sign_in("alice").dispatch().await;
+    let response = sign_in("alice", csrf_from(&app, "/login").await).dispatch().await;
     assert_eq!(response.status(), Status::SeeOther);
     let header = set_cookie(&response, DEVICE_COOKIE).expect("a device cookie");
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=31536000"] {
         assert!(has_attribute(&header, attribute), "{attribute} missing: {header}");
     }
-    // Bob signs in on the same browser: it is remembered for both.
-    assert_eq!(sign_in("bob").dispatch().await.status(), Status::SeeOther);
+    drop(response);
+    // Alice signs out and Bob signs in on the same browser: it is remembered for both.
+    let signed_in = csrf_from(&app, "/profile").await;
+    assert_eq!(post_form(&app, "/logout", &[("csrf_token", &signed_in)]).await.status(), Status::SeeOther);
+    assert_eq!(sign_in("bob", csrf_from(&app, "/login").await).dispatch().await.status(), Status::SeeOther);
     let tokens = cookie(&app, DEVICE_COOKIE).expect("the device cookie");
     assert_eq!(tokens.split('~').count(), 2, "{tokens}");
 }

@@ -1,4 +1,4 @@
-//! The security properties of SPEC §13 about tokens, and the guard of §3: every forged,
+//! The security properties about tokens, and the request guard: every forged,
 //! expired, misdirected or revoked token is answered `401`, never `200` or `500`; and an
 //! unknown username cannot be told from a wrong password, by message or by time.
 

@@ -39,6 +39,8 @@ pub struct Issued {
     pub refresh_token: String,
     /// When the session ends (unix seconds): the browser's cookies live until then.
     pub session_ends: i64,
+    /// A sign-in's device token (see [`super::DeviceKey`]); empty for a renewal.
+    pub device_token: String,
 }
 
 /// Which sessions a sign-out ends.
@@ -120,26 +122,27 @@ impl<'a> Accounts<'a> {
     pub async fn sign_in(&self, username: &str, password: &str, client: &Client) -> Result<Issued> {
         let now = store::now();
         let attempt = Attempt::new(username, &client.address);
-        let blocks = self.throttle().blocks(&attempt, now).await?;
-        // A blocked pair or address is refused before anything is looked up.
-        blocks.refuse(true)?;
         // A name that could never have been registered is not looked up (PostgreSQL, for one,
         // refuses NUL bytes in text); the dummy verification below still runs.
         let found = match Username::parse(username) {
-            Ok(name) => store::users::find_credentials(self.db, name.as_str()).await?,
+            Ok(name) => store::users::find_credentials(self.db, &name).await?,
             Err(_) => None,
         };
-        let (user, hash) = found.unzip();
-        let known =
-            user.as_ref().is_some_and(|user| self.auth.devices.knows(&client.device_tokens, user.id, now));
-        blocks.refuse(known)?;
+        let (user, hash, generation) = match found {
+            Some((user, hash, generation)) => (Some(user), Some(hash), generation),
+            None => (None, None, 0),
+        };
+        let known = user
+            .as_ref()
+            .is_some_and(|user| self.auth.devices.knows(&client.device_tokens, user.id, generation, now));
+        let counted = self.throttle().begin(&attempt, known, now).await?;
         match (self.auth.hasher.verify(password, hash.as_deref()).await?, user) {
             (true, Some(user)) => {
-                self.throttle().succeeded(&attempt).await?;
+                self.throttle().succeeded(counted).await?;
                 self.open_session(&user, client).await
             }
             _ => {
-                self.throttle().failed(&attempt, now).await?;
+                self.throttle().failed(counted, now).await?;
                 Err(Error::InvalidCredentials)
             }
         }
@@ -160,7 +163,10 @@ impl<'a> Accounts<'a> {
             address: &address,
         };
         store::sessions::insert_session(self.db, session).await?;
-        self.issue(user.id, session_id, session_ends, now).await
+        let mut issued = self.issue(user.id, session_id, session_ends, now).await?;
+        let generation = store::users::device_generation(self.db, user.id).await?;
+        issued.device_token = self.auth.devices.issue(user.id, generation, now);
+        Ok(issued)
     }
 
     /// A new access token and a new refresh token for a live session.
@@ -180,17 +186,28 @@ impl<'a> Accounts<'a> {
         now: i64,
     ) -> Result<Issued> {
         let access_token = self.auth.tokens.issue(user_id, &session_id, now)?;
-        Ok(Issued { user_id, session_id, access_token, refresh_token, session_ends })
+        Ok(Issued {
+            user_id,
+            session_id,
+            access_token,
+            refresh_token,
+            session_ends,
+            device_token: String::new(),
+        })
     }
 
     /// Exchanges a refresh token for a new access token and a new refresh token (rotation).
     ///
-    /// A token already exchanged is accepted again only within `refresh_grace` seconds of its
-    /// first use — a client retrying a request whose answer it lost. Later, it can only be a
-    /// copy in the wrong hands: the whole session is revoked, so thief and owner both sign in
-    /// again.
+    /// The new refresh token is not drawn at random but derived from the one presented (an
+    /// HMAC under a key of the server's), so each token has exactly one successor: a token
+    /// presented again within `refresh_grace` seconds of its first use (a client retrying a
+    /// request whose answer it lost, or two tabs renewing at once) gets that same successor,
+    /// and a session never forks into two chains that both renew. Later, a token already
+    /// exchanged can only be a copy in the wrong hands: the whole session is revoked, so thief
+    /// and owner both sign in again.
     pub async fn refresh(&self, presented: &str) -> Result<Issued> {
-        let hash = token_hash(presented.trim());
+        let presented = presented.trim();
+        let hash = token_hash(presented);
         let now = store::now();
         let target =
             store::sessions::find_refresh_target(self.db, &hash).await?.ok_or(Error::InvalidRefreshToken)?;
@@ -198,7 +215,7 @@ impl<'a> Accounts<'a> {
             return Err(Error::InvalidRefreshToken);
         }
         let (user_id, session_id, session_ends) = (target.user_id, target.session_id, target.expires_at);
-        let refresh_token = random_token();
+        let refresh_token = self.auth.successors.tag(presented);
         let new_hash = token_hash(&refresh_token);
         // The usual case, a first use: one transaction marks it used and stores the new one.
         if target.used_at.is_none()
@@ -213,8 +230,12 @@ impl<'a> Accounts<'a> {
             log::warn!("a refresh token was reused after rotation: its session is revoked");
             return Err(Error::InvalidRefreshToken);
         }
+        // Within the grace window: the successor stored at the first use, and no other. (A token
+        // rotated before successors were derived has a random one: it is not renewed twice.)
+        if !store::sessions::is_refresh_token_of(self.db, &new_hash, &session_id).await? {
+            return Err(Error::InvalidRefreshToken);
+        }
         store::sessions::touch_sessions(self.db, &[&session_id], now).await?;
-        store::sessions::insert_refresh_token(self.db, &new_hash, &session_id, now).await?;
         self.issued(user_id, session_id, session_ends, refresh_token, now)
     }
 
@@ -224,10 +245,10 @@ impl<'a> Accounts<'a> {
         let (id, user_id) = (me.session_id.as_str(), me.user.id);
         match scope {
             Scope::Local => store::sessions::revoke_session(self.db, id, now).await?,
-            Scope::Others | Scope::Global => {
-                let keep = (scope == Scope::Others).then_some(id);
-                store::sessions::revoke_user_sessions(self.db, user_id, keep, now).await?;
+            Scope::Others => {
+                store::sessions::revoke_user_sessions(self.db, user_id, Some(id), now).await.map(drop)?
             }
+            Scope::Global => store::sessions::sign_out_everywhere(self.db, user_id, now).await.map(drop)?,
         }
         Ok(match scope {
             Scope::Others => ThisSession::Continues,
@@ -275,7 +296,6 @@ impl<'a> Accounts<'a> {
         confirmation: Option<&str>,
         client: &Client,
     ) -> Result<()> {
-        let attempt = self.signed_in_attempt(me, client).await?;
         let username = me.user.username.clone();
         let (current, new) = (SecretString::from(current), SecretString::from(new));
         let confirmation = confirmation.map(SecretString::from);
@@ -294,7 +314,7 @@ impl<'a> Accounts<'a> {
                 )
             })
             .await??;
-        self.check_password(&me.user, &change.current, "current_password", &attempt).await?;
+        self.check_password(&me.user, &change.current, "current_password", client).await?;
         let hash = self.auth.hasher.hash(&change.new).await?;
         store::users::set_password_hash(self.db, me.user.id, &hash).await?;
         self.sign_out(me, Scope::Others).await.map(drop)
@@ -308,35 +328,29 @@ impl<'a> Accounts<'a> {
         password: &SecretString,
         client: &Client,
     ) -> Result<ThisSession> {
-        let attempt = self.signed_in_attempt(me, client).await?;
         required("password", password.expose_secret())?;
-        self.check_password(&me.user, password, "password", &attempt).await?;
+        self.check_password(&me.user, password, "password", client).await?;
         store::users::delete_user(self.db, me.user.id).await?;
         Ok(ThisSession::Ended)
     }
 
-    /// A signed-in user's password check, refused while its pair or address is blocked (the
-    /// session exempts it from the per-username block).
-    async fn signed_in_attempt(&self, me: &SignedInUser, client: &Client) -> Result<Attempt> {
-        let attempt = Attempt::new(&me.user.username, &client.address);
-        self.throttle().blocks(&attempt, store::now()).await?.refuse(true)?;
-        Ok(attempt)
-    }
-
-    /// Checks a signed-in user's password (its throttle already checked: the session exempts
-    /// it from the per-username block), counting a mismatch, reported on `field`.
+    /// Checks a signed-in user's password, counted by the throttle before it runs (the session
+    /// exempts it from the per-username limit), reporting a mismatch on `field`.
     async fn check_password(
         &self,
         user: &User,
         password: &SecretString,
         field: &'static str,
-        attempt: &Attempt,
+        client: &Client,
     ) -> Result<()> {
+        let now = store::now();
+        let counted =
+            self.throttle().begin(&Attempt::new(&user.username, &client.address), true, now).await?;
         let hash = store::users::find_password_hash(self.db, user.id).await?;
         match self.auth.hasher.verify(password.expose_secret(), hash.as_deref()).await? {
-            true => self.throttle().succeeded(attempt).await,
+            true => self.throttle().succeeded(counted).await,
             false => {
-                self.throttle().failed(attempt, store::now()).await?;
+                self.throttle().failed(counted, now).await?;
                 Err(Error::WrongPassword(field))
             }
         }

@@ -1,7 +1,8 @@
 //! The client's address, as counted. Rocket's own `ip_header` is off (it believes `X-Real-IP`
 //! from anyone): forwarding headers are read only when the connection comes from a configured
 //! trusted proxy (`trusted_proxies`), and then `X-Forwarded-For` right to left, skipping
-//! trusted hops. An IPv6 client counts by its /64, the block one subscriber usually holds.
+//! trusted hops and stopping at an entry that does not parse; `X-Real-IP` only when no
+//! `X-Forwarded-For` came. An IPv6 client counts by its /64, the block one subscriber usually holds.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -62,20 +63,24 @@ impl TrustedProxies {
         if !self.trusts(peer) {
             return ClientAddress::counted(peer);
         }
-        // Each proxy appends the address it saw: the rightmost untrusted one is the client.
-        // Anything to its left was written by the client itself.
-        let hops: Vec<IpAddr> = forwarded_for
-            .iter()
-            .flat_map(|header| header.split(','))
-            .map(|hop| hop.trim().parse::<IpAddr>())
-            .collect::<Result<_, _>>()
-            .unwrap_or_default();
-        let client = match hops.iter().rev().find(|hop| !self.trusts(**hop)) {
-            Some(hop) => Some(*hop),
-            None if !hops.is_empty() => hops.first().copied(),
-            None => real_ip.and_then(|ip| ip.trim().parse().ok()),
-        };
-        ClientAddress::counted(client.unwrap_or(peer))
+        // Each proxy appends the address it saw: walking right to left past the trusted hops,
+        // the first untrusted one is the client. Anything to its left was written by the client
+        // itself, and so is an entry that does not parse: the walk ends there, and the last hop
+        // read (a trusted proxy, or the peer) is the client. `X-Real-IP` is a single value a
+        // proxy sets only when it writes no list: it counts when no `X-Forwarded-For` came.
+        if forwarded_for.is_empty() {
+            let real_ip = real_ip.and_then(|ip| ip.trim().parse().ok());
+            return ClientAddress::counted(real_ip.unwrap_or(peer));
+        }
+        let mut client = peer;
+        for hop in forwarded_for.iter().rev().flat_map(|header| header.rsplit(',')) {
+            let Ok(hop) = hop.trim().parse::<IpAddr>() else { break };
+            client = hop;
+            if !self.trusts(hop) {
+                break;
+            }
+        }
+        ClientAddress::counted(client)
     }
 }
 
@@ -148,8 +153,21 @@ mod tests {
         assert_eq!(trusted.client(peer, &["10.0.0.1, 10.0.0.2"], None).to_string(), "10.0.0.1");
         // No X-Forwarded-For: X-Real-IP, from a trusted proxy only.
         assert_eq!(trusted.client(peer, &[], Some("192.0.2.1")).to_string(), "192.0.2.1");
-        // A garbled header is not believed at all.
-        assert_eq!(trusted.client(peer, &["203.0.113.7, not-an-ip"], None).to_string(), "127.0.0.1");
+    }
+
+    #[test]
+    fn an_entry_that_does_not_parse_ends_the_walk_and_x_real_ip_is_then_ignored() {
+        let trusted = proxies(&["127.0.0.1/32", "10.0.0.0/8"]);
+        let peer = ip("127.0.0.1");
+        // The client's own garbage, left of what the proxy appended: the proxy's hop counts.
+        assert_eq!(trusted.client(peer, &["x, 203.0.113.7"], Some("1.1.1.1")).to_string(), "203.0.113.7");
+        // Garbage at the right end: the peer itself is the last hop read.
+        for garbled in [&["x"][..], &["203.0.113.7, not-an-ip"], &[""], &["203.0.113.7", "x"]] {
+            let forged = Some("198.51.100.77");
+            assert_eq!(trusted.client(peer, garbled, forged).to_string(), "127.0.0.1", "{garbled:?}");
+        }
+        // Behind trusted hops, the walk stops at the garbage: the last trusted hop read.
+        assert_eq!(trusted.client(peer, &["6.6.6.6, junk, 10.0.0.9"], None).to_string(), "10.0.0.9");
     }
 
     #[test]

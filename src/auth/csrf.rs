@@ -1,6 +1,11 @@
-//! CSRF protection by a signed double-submit token: a random value in an `HttpOnly` cookie,
-//! and in each form its HMAC under the server's key. A forged request can send the cookie
-//! but cannot read it, and a planted cookie is useless without the key.
+//! CSRF protection by a signed double-submit token bound to the session: a random value in an
+//! `HttpOnly` cookie, and in each form the HMAC, under the server's key, of that value and of
+//! the session the browser is signed in with. A forged request can send the cookie but cannot
+//! read it; and a cookie and token an attacker obtained for themselves and planted in a
+//! victim's browser (from a sibling subdomain, or over plain http) name no session, or the
+//! attacker's, never the victim's: they are refused. With `Secure` cookies the cookie's name
+//! carries the `__Host-` prefix, which browsers accept only from this very host over https,
+//! so a sibling subdomain cannot set it at all.
 //!
 //! No handler checks a token itself: a page's form arrives as `routes::body::CsrfForm`, a data
 //! guard that refuses the request (403) before the handler runs, and the JSON API's
@@ -14,11 +19,21 @@ use rand::RngCore;
 use rocket::http::{Cookie, SameSite};
 use rocket::request::{FromRequest, Outcome, Request};
 
-use super::{AuthService, MacKey};
+use super::{AuthService, MacKey, TOKEN_COOKIE};
 use crate::error::{Error, Result};
 
-/// Name of the cookie that holds the visitor's CSRF secret.
+/// Name of the cookie that holds the visitor's CSRF secret…
 pub const CSRF_COOKIE: &str = "miniauth_csrf";
+/// …and its name when cookies are `Secure`: only this host, over https, may set it.
+pub const SECURE_CSRF_COOKIE: &str = "__Host-miniauth_csrf";
+
+/// The CSRF cookie's name with these cookie settings.
+pub fn csrf_cookie_name(secure: bool) -> &'static str {
+    match secure {
+        true => SECURE_CSRF_COOKIE,
+        false => CSRF_COOKIE,
+    }
+}
 /// Header carrying the token on JSON requests authenticated by the cookie.
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 
@@ -34,7 +49,8 @@ impl CsrfKey {
 #[derive(Clone)]
 pub struct CsrfToken {
     token: String,
-    cookie_value: String,
+    /// What the token signs: the cookie's value and the session it is bound to.
+    bound: String,
 }
 
 impl CsrfToken {
@@ -46,7 +62,7 @@ impl CsrfToken {
     /// Checks a submitted token against the cookie in constant time.
     pub fn verify(&self, submitted: &str, key: &CsrfKey) -> Result<()> {
         let submitted = URL_SAFE_NO_PAD.decode(submitted.trim()).map_err(|_| Error::Csrf)?;
-        key.0.mac(&self.cookie_value).verify_slice(&submitted).map_err(|_| Error::Csrf)
+        key.0.mac(&self.bound).verify_slice(&submitted).map_err(|_| Error::Csrf)
     }
 }
 
@@ -63,9 +79,12 @@ impl<'r> FromRequest<'r> for CsrfToken {
     }
 }
 
+/// The token of this request: computed once, after the guards that may renew the session's
+/// cookie (a form is shown, and checked, with the session the browser carries from then on).
 fn csrf_token(req: &Request<'_>) -> Result<CsrfToken> {
     let auth = req.rocket().state::<AuthService>().ok_or_else(|| Error::internal("auth service missing"))?;
-    let existing = req.cookies().get(CSRF_COOKIE).map(|c| c.value().to_owned());
+    let name = csrf_cookie_name(auth.cookie_secure);
+    let existing = req.cookies().get(name).map(|c| c.value().to_owned());
     let cookie_value = match existing.filter(|v| v.len() == 43) {
         Some(value) => value,
         None => {
@@ -73,7 +92,7 @@ fn csrf_token(req: &Request<'_>) -> Result<CsrfToken> {
             rand::rngs::OsRng.fill_bytes(&mut bytes);
             let value = URL_SAFE_NO_PAD.encode(bytes);
             req.cookies().add(
-                Cookie::build((CSRF_COOKIE, value.clone()))
+                Cookie::build((name, value.clone()))
                     .http_only(true)
                     .same_site(SameSite::Lax)
                     .path("/")
@@ -82,6 +101,15 @@ fn csrf_token(req: &Request<'_>) -> Result<CsrfToken> {
             value
         }
     };
-    let token = auth.csrf.0.tag(&cookie_value);
-    Ok(CsrfToken { token, cookie_value })
+    let bound = format!("{cookie_value}\n{}", session_of(req, auth));
+    let token = auth.csrf.0.tag(&bound);
+    Ok(CsrfToken { token, bound })
+}
+
+/// The session the browser is signed in with: the `sid` of its access cookie (as renewed by
+/// this request, if it was), when the server signed that token (expired or not: the session
+/// is what counts); `""` when it carries none.
+fn session_of(req: &Request<'_>, auth: &AuthService) -> String {
+    let token = req.cookies().get_pending(TOKEN_COOKIE);
+    token.and_then(|cookie| auth.tokens.session_of(cookie.value(), crate::store::now())).unwrap_or_default()
 }

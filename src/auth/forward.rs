@@ -22,11 +22,21 @@ pub struct Original {
 
 impl Original {
     /// The original request from its method, address and `Accept` header; the address must be
-    /// an absolute http(s) URL with a host.
+    /// an absolute http(s) URL with a host and nothing before it: a URL with a username or a
+    /// password (`http://app.test:@other.test/`) names a host the proxy did not route to, so
+    /// deciding on it would apply another host's rules.
     pub fn new(method: &str, url: &str, accept: Option<&str>) -> Result<Self, String> {
+        // The parser drops an empty userinfo (`http://@host/`), so the text is read as sent.
+        let authority = url.split_once("://").map_or("", |(_, rest)| rest);
+        if authority.split(['/', '\\', '?', '#']).next().unwrap_or_default().contains('@') {
+            return Err(format!("{url:?} carries a username or password before its host"));
+        }
         let url = Url::parse(url).map_err(|_| format!("{url:?} is not an absolute address"))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
             return Err(format!("{url} is not an http(s) address with a host"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!("{url} carries a username or password before its host"));
         }
         let method = method.trim().to_ascii_uppercase();
         let accepts_html = accept.is_some_and(|accept| {
@@ -270,6 +280,25 @@ mod tests {
         let api = original("GET", "https://wiki.example.com/api", "application/json")?;
         assert_eq!(forward.decide(&api, Err(true)), Decision::Challenge { invalid_token: true });
         Ok(())
+    }
+
+    #[test]
+    fn an_original_address_with_credentials_before_its_host_is_refused() {
+        for url in [
+            "https://app.test:@sub.app.test/",
+            "https://@sub.app.test/",
+            "https://bob@app.test/",
+            "https://bob:pw@app.test/x",
+            "http://app.test%3A@sub.app.test/",
+        ] {
+            assert!(original("GET", url, "*/*").is_err_and(|e| e.contains("username or password")), "{url}");
+        }
+        assert!(original("GET", "https://app.test/a@b?c=d@e#f@g", "*/*").is_ok());
+        // A backslash ends the host as a slash does: the host is app.test, as routed.
+        assert_eq!(
+            original("GET", "https://app.test\\@sub.app.test/", "*/*").map(|o| o.host().to_owned()),
+            Ok("app.test".into())
+        );
     }
 
     #[test]

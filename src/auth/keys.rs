@@ -1,4 +1,4 @@
-//! The keys that sign and verify access tokens (SPEC §9).
+//! The keys that sign and verify access tokens.
 //!
 //! They live in the database, so every instance on one database signs and verifies with the
 //! same keys. Per algorithm there is one *current* key, which signs, and one *next* key,

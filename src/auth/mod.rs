@@ -15,7 +15,7 @@ mod token;
 
 pub use accounts::{Accounts, Issued, Scope, SessionSummary, SignedInUser, ThisSession};
 pub use address::{peer, ClientAddress, TrustedProxies};
-pub use csrf::{CsrfKey, CsrfToken, CSRF_COOKIE, CSRF_HEADER};
+pub use csrf::{csrf_cookie_name, CsrfKey, CsrfToken, CSRF_COOKIE, CSRF_HEADER, SECURE_CSRF_COOKIE};
 pub use device::{DeviceKey, DEVICE_COOKIE, DEVICE_TTL};
 pub use forward::{beyond_the_cookies, cookie_domain, Decision, ForwardAuth, Original};
 pub use guard::{ApiUser, Client, ForwardedUser, PageUser};
@@ -76,6 +76,8 @@ pub struct AuthService {
     pub trusted_proxies: TrustedProxies,
     /// Recovery by email: the mailer, the links' address and lifetimes.
     pub recovery: Recovery,
+    /// Derives a refresh token's one successor from it (see [`Accounts::refresh`]).
+    successors: MacKey,
 }
 
 impl AuthService {
@@ -87,10 +89,10 @@ impl AuthService {
         jar.add(self.cookie(REFRESH_COOKIE, issued.refresh_token, max_age));
     }
 
-    /// Remembers, in the browser's device cookie, that it signed in to `user_id`.
-    pub fn remember_device(&self, jar: &CookieJar<'_>, user_id: i64) {
+    /// Remembers, in the browser's device cookie, the sign-in that issued these tokens.
+    pub fn remember_device(&self, jar: &CookieJar<'_>, issued: &Issued) {
         let now = crate::store::now();
-        jar.add(device::remembered(&self.devices, jar, user_id, now, self.cookie_secure));
+        jar.add(device::remembered(jar, &issued.device_token, issued.user_id, now, self.cookie_secure));
     }
 
     fn cookie(&self, name: &'static str, value: String, max_age: i64) -> Cookie<'static> {
@@ -209,6 +211,7 @@ async fn service(settings: &Settings, db: &AnyPool, template_dir: &Path) -> Resu
         password_policy: settings.password_policy(),
         trusted_proxies: TrustedProxies::parse(&settings.trusted_proxies).unwrap_or_default(),
         recovery: Recovery::start(settings, db, limits, mailer),
+        successors: MacKey::derive(&secret, b"miniauth refresh successor v1"),
     })
 }
 

@@ -1,4 +1,4 @@
-//! Recovery by email (SPEC §11), written once for the pages and the API: an optional address,
+//! Recovery by email, written once for the pages and the API: an optional address,
 //! confirmed by a link mailed to it, and one-time links that set a new password.
 //!
 //! A reset request gets the same answer at once, whatever it names: the request itself only
@@ -6,6 +6,8 @@
 //! account up, counts its mails and queues the link, in the order the requests came. Links are
 //! built from `public_url`, never from the request. Every token is 256 random bits, stored as a
 //! hash, and spent by its use.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use rocket::tokio::sync::mpsc;
 use secrecy::{ExposeSecret, SecretString};
@@ -20,9 +22,12 @@ use crate::error::{duration, Error, Result};
 use crate::mail::{Kind, Letter, Mailer};
 use crate::store::recovery::{self as store, NewToken};
 
-/// Reset requests waiting for the background task; beyond this, new ones are dropped (and
-/// logged).
+/// Reset requests waiting for the background task; beyond this, new ones are dropped (counted,
+/// and logged).
 const WAITING_MAX: usize = 256;
+/// Seconds between two log lines about dropped reset requests: a flood is one line now and then
+/// with the running count, not one line per request.
+const DROPS_LOGGED_EVERY: i64 = 10;
 
 /// What recovery needs at run time, built once from the settings.
 pub struct Recovery {
@@ -30,6 +35,28 @@ pub struct Recovery {
     links: Links,
     confirm_ttl: i64,
     requests: mpsc::Sender<(Lookup, i64)>,
+    dropped: Drops,
+}
+
+/// Reset requests dropped because the queue was full, since start.
+#[derive(Default)]
+struct Drops {
+    count: AtomicU64,
+    /// When the count was last logged (unix seconds).
+    logged_at: AtomicI64,
+}
+
+impl Drops {
+    /// Counts one more; the count to log now, when a line is due (the first drop, then at most
+    /// one line every [`DROPS_LOGGED_EVERY`] seconds).
+    fn record(&self, now: i64) -> Option<u64> {
+        let count = self.count.fetch_add(1, Ordering::Relaxed) + 1;
+        let logged_at = self.logged_at.load(Ordering::Relaxed);
+        let due = count == 1 || now - logged_at >= DROPS_LOGGED_EVERY;
+        let claimed = due
+            && self.logged_at.compare_exchange(logged_at, now, Ordering::Relaxed, Ordering::Relaxed).is_ok();
+        claimed.then_some(count)
+    }
 }
 
 /// Where the links in mails point: `public_url` (without a trailing slash), then the page.
@@ -55,7 +82,8 @@ impl Recovery {
             ttl: settings.reset_token_ttl as i64,
         };
         rocket::tokio::spawn(resets.run(waiting));
-        Recovery { mailer, links, confirm_ttl: settings.confirm_token_ttl as i64, requests }
+        let confirm_ttl = settings.confirm_token_ttl as i64;
+        Recovery { mailer, links, confirm_ttl, requests, dropped: Drops::default() }
     }
 }
 
@@ -67,7 +95,7 @@ const RESET_PATH: &str = "/password-reset/new";
 impl Accounts<'_> {
     /// Sets or changes the user's address, unconfirmed, and mails a confirmation link to it.
     /// The address they have already confirmed (in any case) changes nothing. The mail is
-    /// skipped, silently, past the hourly limits.
+    /// skipped, silently, past the hourly limits and for an address another account confirmed.
     pub async fn set_email(&self, me: &SignedInUser, input: &str, client: &Client) -> Result<User> {
         let email = Email::parse(input).map_err(|message| Error::field("email", message))?;
         let unchanged = me.user.email.as_deref().map(crate::domain::email_key) == Some(email.key());
@@ -78,9 +106,18 @@ impl Accounts<'_> {
         let (token, now) = (random_token(), crate::store::now());
         let stored = NewToken { hash: &token_hash(&token), now, expires_at: now + recovery.confirm_ttl };
         store::set_email(self.db, me.user.id, &email, stored).await?;
-        let address = client.address.to_string();
-        if throttle::mail_allowed(self.db, &self.auth.limits, Some(&me.user.username), Some(&address), now)
-            .await?
+        // An address another account has confirmed cannot be confirmed here: no link is mailed
+        // to it, and the answer is the same as for any other (it tells nobody whose it is).
+        if store::confirmed_elsewhere(self.db, me.user.id, &email).await? {
+            log::info!("email: an address confirmed by another account was added; no link is mailed");
+        } else if throttle::mail_allowed(
+            self.db,
+            &self.auth.limits,
+            Some(&me.user.username),
+            Some(&client.address.to_string()),
+            now,
+        )
+        .await?
         {
             recovery.mailer.send(Letter {
                 to: email.clone(),
@@ -115,8 +152,14 @@ impl Accounts<'_> {
             log::info!("password reset: this address asked too often this hour; nothing is sent");
             return Ok(());
         }
-        if let Err(e) = self.auth.recovery.requests.try_send((lookup, now)) {
-            log::warn!("password reset: a request was dropped, the queue is full or closed: {e}");
+        let recovery = &self.auth.recovery;
+        if let Err(e) = recovery.requests.try_send((lookup, now)) {
+            if let Some(count) = recovery.dropped.record(now) {
+                log::warn!(
+                    "password reset: requests are being dropped ({e}): {count} since start; \
+                     a flood of reset requests from many addresses, or a stalled database"
+                );
+            }
         }
         Ok(())
     }
@@ -189,7 +232,10 @@ impl Resets {
         };
         let token = random_token();
         let stored = NewToken { hash: &token_hash(&token), now: asked_at, expires_at: asked_at + self.ttl };
-        store::insert_reset_token(&self.db, user.id, to.as_str(), stored).await?;
+        if !store::insert_reset_token(&self.db, user.id, to.as_str(), stored).await? {
+            log::info!("password reset: the address changed while the link was prepared; nothing is sent");
+            return Ok(());
+        }
         self.mailer.send(Letter {
             to,
             kind: Kind::Reset,
@@ -198,5 +244,22 @@ impl Resets {
             valid_for: duration(self.ttl),
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_dropped_request_is_counted_and_a_flood_is_logged_now_and_then() {
+        let drops = Drops::default();
+        assert_eq!(drops.record(1_000), Some(1), "the first drop is logged at once");
+        for _ in 0..500 {
+            assert_eq!(drops.record(1_005), None, "within the interval: counted, not logged");
+        }
+        assert_eq!(drops.record(1_000 + DROPS_LOGGED_EVERY), Some(502), "then the running count");
+        assert_eq!(drops.record(1_000 + DROPS_LOGGED_EVERY), None);
+        assert_eq!(drops.count.load(Ordering::Relaxed), 503);
     }
 }

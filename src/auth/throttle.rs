@@ -1,7 +1,8 @@
-//! Throttling of password guessing and of sign-ups (SPEC §10), in the database so that every
-//! instance shares it. A failed password check counts per (username, address), per address and
-//! per username; a counter that reaches its limit blocks what it counts, and a blocked check is
-//! refused before bcrypt runs. A client that has signed in to the account before (a device
+//! Throttling of password guessing and of sign-ups, in the database so that every instance
+//! shares it. A password check counts per (username, address), per address and per username
+//! before it runs, atomically, so parallel guesses cannot get more checks than a limit allows; a
+//! check that passes gives its count back. A counter that reaches its limit blocks what it
+//! counts, and a blocked check is refused before bcrypt runs. A client that has signed in to the account before (a device
 //! token, or a live session) is not held back by the per-username limit, so that strangers'
 //! guesses never lock the owner out. Every block ends: none outlives its window.
 //!
@@ -17,7 +18,7 @@ use super::ClientAddress;
 use crate::config::Settings;
 use crate::domain::Username;
 use crate::error::{Error, Result};
-use crate::store::throttle::{self as store, Counter, Kind};
+use crate::store::throttle::{self as store, Count, Counter, Kind};
 
 /// The per-username limit counts over an hour.
 const HOUR: i64 = 3600;
@@ -63,6 +64,7 @@ impl From<&Settings> for Limits {
 /// Whose failures a password check counts under: the username as typed, lower-cased (unknown
 /// names count too; a name that could never exist counts only against the address), and the
 /// client's address.
+#[derive(Clone)]
 pub struct Attempt {
     username: String,
     address: String,
@@ -84,24 +86,10 @@ impl Attempt {
     }
 }
 
-/// The blocks in force on a password check: of its username, and of its pair or address.
-pub struct Blocks {
-    now: i64,
-    user: Option<i64>,
-    others: Option<i64>,
-}
-
-impl Blocks {
-    /// Refuses the check (`429`, with the seconds until every block in its way has ended) while
-    /// one of its counters is blocked. `known`: the client signed in to this account before,
-    /// so the per-username block does not apply to it.
-    pub fn refuse(&self, known: bool) -> Result<()> {
-        let user = if known { None } else { self.user };
-        match user.max(self.others) {
-            Some(until) => Err(Error::TooManyAttempts { retry_after: until - self.now }),
-            None => Ok(()),
-        }
-    }
+/// A password check counted by [`Throttle::begin`], to settle once it has run.
+pub struct Counted {
+    attempt: Attempt,
+    counts: Vec<(Kind, Count)>,
 }
 
 /// Pair and address blocks this instance has seen lately: `(blocked until, forget at)` by
@@ -143,59 +131,99 @@ pub struct Throttle<'a> {
 }
 
 impl Throttle<'_> {
-    /// The blocks in force on a password check's counters.
-    pub async fn blocks(&self, attempt: &Attempt, now: i64) -> Result<Blocks> {
+    /// Counts a password check about to run, on each of its counters at once, and refuses it
+    /// (`429`, with the seconds until what is in its way has ended) when one of them is blocked
+    /// or the count passes its limit. Counting first, in one atomic statement, is what keeps
+    /// parallel guesses within the limits: each takes a number, and only the numbers within
+    /// every limit get a check. `known`: the client signed in to this account before, so the
+    /// per-username limit does not hold it back. The check's outcome then goes to
+    /// [`Throttle::failed`] or [`Throttle::succeeded`].
+    pub async fn begin(&self, attempt: &Attempt, known: bool, now: i64) -> Result<Counted> {
         let remembered = [Kind::Pair, Kind::Address].map(|kind| self.seen.until(attempt.counter(kind), now));
         if let Some(until) = remembered.into_iter().flatten().max() {
-            return Ok(Blocks { now, user: None, others: Some(until) });
+            return Err(Error::TooManyAttempts { retry_after: until - now });
         }
-        let blocks = store::blocks(self.db, &attempt.username, &attempt.address, now).await?;
-        for (kind, until) in blocks.iter().filter(|(kind, _)| *kind != Kind::User) {
-            self.seen.remember(attempt.counter(*kind), *until, now);
+        let counters: Vec<_> = [Kind::Pair, Kind::Address, Kind::User]
+            .into_iter()
+            .filter(|kind| self.limit(*kind) > 0 && (*kind == Kind::Address || !attempt.username.is_empty()))
+            .map(|kind| (attempt.counter(kind), self.window(kind)))
+            .collect();
+        let counts = store::count(self.db, &counters, now).await?;
+        let mut refused_until = None;
+        for (kind, count) in &counts {
+            if count.blocked_until > now && *kind != Kind::User {
+                self.seen.remember(attempt.counter(*kind), count.blocked_until, now);
+            }
+            let until = match count.blocked_until > now {
+                true => Some(count.blocked_until),
+                false => (count.count > self.limit(*kind)).then_some(count.window_start + self.window(*kind)),
+            };
+            if !(known && *kind == Kind::User) {
+                refused_until = refused_until.max(until);
+            }
         }
-        let latest = |user: bool| {
-            blocks.iter().filter(|(kind, _)| (*kind == Kind::User) == user).map(|(_, until)| *until).max()
-        };
-        Ok(Blocks { now, user: latest(true), others: latest(false) })
+        let counted = Counted { attempt: attempt.clone(), counts };
+        match refused_until {
+            Some(until) => {
+                // No check runs: its numbers are given back.
+                let counters: Vec<_> =
+                    counted.counts.iter().map(|(kind, _)| attempt.counter(*kind)).collect();
+                store::uncount(self.db, &counters).await?;
+                Err(Error::TooManyAttempts { retry_after: until - now })
+            }
+            None => Ok(counted),
+        }
     }
 
-    /// Counts a failed password check; a counter that reaches its limit is blocked.
-    pub async fn failed(&self, attempt: &Attempt, now: i64) -> Result<()> {
-        let limits = self.limits;
-        let limit = |kind| match kind {
-            Kind::Pair => limits.pair,
-            Kind::Address => limits.address,
-            _ => limits.user_hour,
-        };
-        let counters: Vec<_> =
-            [(Kind::Pair, limits.block_seconds), (Kind::Address, limits.block_seconds), (Kind::User, HOUR)]
-                .into_iter()
-                .filter(|(kind, _)| {
-                    limit(*kind) > 0 && (*kind == Kind::Address || !attempt.username.is_empty())
-                })
-                .map(|(kind, window)| (attempt.counter(kind), window))
-                .collect();
-        for (kind, count) in store::count(self.db, &counters, now).await? {
-            if count.count >= limit(kind) {
-                // The pair and the address wait out a block; a username, the rest of its hour.
-                let until = match kind {
-                    Kind::User => count.window_start + HOUR,
-                    _ => now + limits.block_seconds,
-                };
-                store::block(self.db, attempt.counter(kind), until).await?;
-                if kind != Kind::User {
-                    self.seen.remember(attempt.counter(kind), until, now);
-                }
+    /// A counted check failed: it stays counted, and a counter at its limit is blocked (the
+    /// pair and the address for `login_block_seconds`, a username for the rest of its hour).
+    pub async fn failed(&self, counted: Counted, now: i64) -> Result<()> {
+        for (kind, count) in &counted.counts {
+            if count.count < self.limit(*kind) {
+                continue;
+            }
+            let until = match kind {
+                Kind::User => count.window_start + HOUR,
+                _ => now + self.limits.block_seconds,
+            };
+            store::block(self.db, counted.attempt.counter(*kind), until).await?;
+            if *kind != Kind::User {
+                self.seen.remember(counted.attempt.counter(*kind), until, now);
             }
         }
         Ok(())
     }
 
-    /// A successful check clears its pair's counter.
-    pub async fn succeeded(&self, attempt: &Attempt) -> Result<()> {
-        match attempt.username.is_empty() {
-            true => Ok(()),
-            false => store::clear(self.db, attempt.counter(Kind::Pair)).await,
+    /// A counted check passed: its pair's counter is cleared, and the address and the username
+    /// take back its count (only failures count against them).
+    pub async fn succeeded(&self, counted: Counted) -> Result<()> {
+        let attempt = &counted.attempt;
+        if !attempt.username.is_empty() {
+            store::clear(self.db, attempt.counter(Kind::Pair)).await?;
+        }
+        let others: Vec<_> = counted
+            .counts
+            .iter()
+            .filter(|(kind, _)| *kind != Kind::Pair)
+            .map(|(kind, _)| attempt.counter(*kind))
+            .collect();
+        store::uncount(self.db, &others).await
+    }
+
+    /// A password counter's limit (`0`: off).
+    fn limit(&self, kind: Kind) -> i64 {
+        match kind {
+            Kind::Pair => self.limits.pair,
+            Kind::Address => self.limits.address,
+            _ => self.limits.user_hour,
+        }
+    }
+
+    /// A password counter's window, in seconds.
+    fn window(&self, kind: Kind) -> i64 {
+        match kind {
+            Kind::User => HOUR,
+            _ => self.limits.block_seconds,
         }
     }
 

@@ -93,6 +93,24 @@ impl Tokens {
         self.verified.insert(digest, kid, &claims, now);
         Some(claims)
     }
+
+    /// The session of a token the server signed, expired or not (what the CSRF token of a
+    /// signed-in browser is bound to; never a proof that the session is live).
+    pub fn session_of(&self, token: &str, now: i64) -> Option<String> {
+        if let Some(claims) = self.verify(token, now) {
+            return Some(claims.sid);
+        }
+        let header = decode_header(token).ok()?;
+        if header.alg != self.keys.algorithm {
+            return None;
+        }
+        let keys = self.keys.keys();
+        let key = keys.verifying(&header.kid?)?;
+        let mut validation = self.validation.clone();
+        validation.validate_exp = false;
+        validation.set_required_spec_claims(&["iss", "aud", "sub"]);
+        Some(decode::<Claims>(token, key.decoding(), &validation).ok()?.claims.sid)
+    }
 }
 
 /// Seconds of clock difference allowed on `exp`.

@@ -149,8 +149,8 @@ pub async fn login(
 ) -> Result<NoStore<Json<TokenResponse>>> {
     let Credentials { username, password, device_token, .. } = credentials.0;
     client.device_tokens.extend(device_token);
-    let issued = accounts.sign_in(&username, password.expose_secret(), &client).await?;
-    let device_token = auth.devices.issue(issued.user_id, crate::store::now());
+    let mut issued = accounts.sign_in(&username, password.expose_secret(), &client).await?;
+    let device_token = std::mem::take(&mut issued.device_token);
     Ok(TokenResponse::new(issued, auth, Some(device_token)))
 }
 

@@ -95,19 +95,93 @@ async fn read_body(req: &Request<'_>, data: Data<'_>, limit: &str) -> Result<Str
 }
 
 fn parse_json<T: DeserializeOwned>(body: &str) -> Result<T> {
-    use rocket::serde::json::serde_json::{self, error::Category, Value};
+    use rocket::serde::json::serde_json;
     let shape_error = |e: serde_json::Error| {
         Error::Validation([("body", vec![format!("The JSON does not have the expected shape: {e}.")])].into())
     };
-    let value: Value = serde_json::from_str(body).map_err(|e| match e.classify() {
-        Category::Data => shape_error(e),
-        _ => Error::BadRequest(format!("The request body is not valid JSON: {e}.")),
-    })?;
+    let value = serde_json::from_str::<StrictJson>(body)
+        .map_err(|e| Error::BadRequest(format!("The request body is not valid JSON: {e}.")))?
+        .0;
     // serde would also fill a struct from an array of its fields in order: only objects count.
     if !value.is_object() {
         return Err(Error::Validation([("body", vec!["The JSON body must be an object.".into()])].into()));
     }
     serde_json::from_value(value).map_err(shape_error)
+}
+
+/// A JSON document read as serde_json reads it, except that an object that repeats a key is
+/// malformed: serde_json would keep the last value, so `{"username": "a", "username": "admin"}`
+/// could be read one way here and another way by whatever checked it before.
+struct StrictJson(rocket::serde::json::Value);
+
+impl<'de> Deserialize<'de> for StrictJson {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
+        deserializer.deserialize_any(StrictVisitor).map(StrictJson)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = rocket::serde::json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> std::result::Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_i64<E>(self, v: i64) -> std::result::Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_u64<E>(self, v: u64) -> std::result::Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_f64<E>(self, v: f64) -> std::result::Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_str<E>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_string<E>(self, v: String) -> std::result::Result<Self::Value, E> {
+        Ok(v.into())
+    }
+
+    fn visit_unit<E>(self) -> std::result::Result<Self::Value, E> {
+        Ok(rocket::serde::json::Value::Null)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictJson(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(items.into())
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut object = rocket::serde::json::serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("the key {key:?} appears twice")));
+            }
+            let StrictJson(value) = map.next_value()?;
+            object.insert(key, value);
+        }
+        Ok(object.into())
+    }
 }
 
 const NOT_JSON: &str = "The request body must be JSON (Content-Type: application/json).";

@@ -124,6 +124,8 @@ impl<'r> Responder<'r, 'static> for Error {
 pub fn catch_all(status: Status, req: &Request<'_>) -> Error {
     match &req.local_cache(|| GuardError(None)).0 {
         Some(error) if error.status() == status => error.clone(),
+        // Refused by `HeaderLimit` and sent where no route is.
+        Some(Error::HeadersTooLarge) => Error::HeadersTooLarge,
         _ => match status.code {
             // A request Rocket could not parse reaches the catchers without ever being routed:
             // chiefly a method it does not know (e.g. `QUERY`), which is a 405 on a known path.
@@ -133,8 +135,10 @@ pub fn catch_all(status: Status, req: &Request<'_>) -> Error {
             },
             400 => Error::BadRequest("The request could not be understood.".into()),
             413 => Error::PayloadTooLarge,
+            // Nothing at this path for any method: 404; a route for this very method that
+            // found nothing (a missing static file): 404 too; only another method's route: 405.
             404 => match allowed_methods(req) {
-                allow if allow.is_empty() => Error::NotFound,
+                allow if allow.is_empty() || allows(&allow, req.method()) => Error::NotFound,
                 allow => Error::MethodNotAllowed(allow),
             },
             415 => Error::UnsupportedMediaType("Unsupported content type.".into()),
@@ -159,6 +163,13 @@ fn allowed_methods(req: &Request<'_>) -> String {
     methods.sort_unstable();
     methods.dedup();
     methods.join(", ")
+}
+
+/// Whether a list of methods (as `allowed_methods` gives it) takes `method`; `HEAD` is served by
+/// `GET`'s routes.
+fn allows(allow: &str, method: Method) -> bool {
+    let served = |name: &str| allow.split(", ").any(|m| m == name);
+    served(method.as_str()) || (method == Method::Head && served("GET"))
 }
 
 fn route_matches(route: &str, path: &[&str]) -> bool {

@@ -60,12 +60,13 @@ impl<'r> FromRequest<'r> for Forwarded {
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Error> {
         let original = asked(req, |header| {
-            let url = format!(
-                "{}://{}{}",
-                header("X-Forwarded-Proto")?,
-                header("X-Forwarded-Host")?,
-                header("X-Forwarded-Uri")?
-            );
+            let (proto, host, uri) =
+                (header("X-Forwarded-Proto")?, header("X-Forwarded-Host")?, header("X-Forwarded-Uri")?);
+            // The path as routed: anything else (`@other.host/`) would move the host.
+            if !uri.starts_with('/') {
+                return Err(format!("X-Forwarded-Uri must be a path starting with /, not {uri:?}."));
+            }
+            let url = format!("{proto}://{host}{uri}");
             Ok((header("X-Forwarded-Method")?, url))
         });
         outcome(req, original, Forwarded)

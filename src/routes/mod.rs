@@ -21,13 +21,14 @@ use std::time::Instant;
 
 use rocket::fairing::{AdHoc, Fairing, Info, Kind};
 use rocket::fs::FileServer;
-use rocket::http::Header;
+use rocket::http::{Header, Method};
 use rocket::shield::{Frame, Referrer, Shield};
 use rocket::{Data, Request, Response};
 
 use crate::assets::Assets;
 use crate::auth::ForwardAuth;
 use crate::config::Settings;
+use crate::error::{Error, GuardError, HEADERS_MAX};
 
 pub use errors::Problem;
 pub use openapi::ApiDoc;
@@ -57,9 +58,38 @@ pub fn stage() -> AdHoc {
             .mount("/static", FileServer::from(static_dir))
             .register("/", rocket::catchers![errors::catch_all])
             .attach(Shield::default().enable(Frame::Deny).enable(Referrer::NoReferrer))
+            .attach(HeaderLimit)
             .attach(SecurityHeaders::new(&form_targets))
             .attach(RequestLog))
     })
+}
+
+/// Refuses requests whose headers pass [`HEADERS_MAX`] with a `431` like any other error
+/// (problem+json, or a page): no route runs for them. (Headers past hyper's own buffer, about
+/// 400 KiB, never reach Rocket: hyper answers a bare `431` itself.)
+struct HeaderLimit;
+
+#[rocket::async_trait]
+impl Fairing for HeaderLimit {
+    fn info(&self) -> Info {
+        Info { name: "Header limit", kind: Kind::Request }
+    }
+
+    async fn on_request(&self, req: &mut Request<'_>, _: &mut Data<'_>) {
+        let size: usize = req.headers().iter().map(|h| h.name().len() + h.value().len() + 4).sum();
+        if size > HEADERS_MAX {
+            req.local_cache(|| GuardError(Some(Error::HeadersTooLarge)));
+            // A fairing cannot answer: the request goes where no route is, under `/auth/` when
+            // it was an API call (the answer is then problem+json), and the catcher answers
+            // with the error kept above.
+            let api = req.uri().path() == "/auth" || req.uri().path().starts_with("/auth/");
+            req.set_method(Method::Get);
+            req.set_uri(match api {
+                true => rocket::uri!("/auth/headers-too-large"),
+                false => rocket::uri!("/headers-too-large"),
+            });
+        }
+    }
 }
 
 /// Content-Security-Policy and caching rules for everything served.
@@ -91,7 +121,9 @@ impl Fairing for SecurityHeaders {
     }
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
-        let docs = req.uri().path().starts_with("/docs");
+        // Only the documentation itself gets its looser policy (not `/docsx`).
+        let path = req.uri().path();
+        let docs = path == "/docs" || path.starts_with("/docs/");
         let csp = match req.uri().path().as_str() {
             _ if docs => CSP_DOCS,
             "/login" => &self.login_csp,

@@ -72,8 +72,9 @@ pub async fn register(
     let signed_up = accounts.sign_up(username, password, Some(password_confirm), &client).await;
     let user = signed_up
         .map_err(|e| Rejection::form(e, |errors| register_form(auth, &form.csrf, username, errors)))?;
-    auth.set_cookies(jar, accounts.open_session(&user, &client).await?);
-    auth.remember_device(jar, user.id);
+    let issued = accounts.open_session(&user, &client).await?;
+    auth.remember_device(jar, &issued);
+    auth.set_cookies(jar, issued);
     Ok(Redirect::to("/profile"))
 }
 
@@ -159,7 +160,7 @@ pub async fn login(
         |errors: &FieldErrors| login_form(&form.csrf, username, Return::new(auth, next, rd), errors, None);
     match accounts.sign_in(username, password, &client).await {
         Ok(issued) => {
-            auth.remember_device(jar, issued.user_id);
+            auth.remember_device(jar, &issued);
             auth.set_cookies(jar, issued);
             Ok(Redirect::to(Return::new(auth, next, rd).target()))
         }

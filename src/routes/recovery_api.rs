@@ -96,7 +96,6 @@ pub const RESET_ACCEPTED: &str = "If an account with a confirmed email address m
     responses(
         JsonBody, AuthenticatedChange, Database,
         (status = 202, description = "Address set; a confirmation link is mailed to it", body = UserOut),
-        (status = 409, description = "Another account has this address", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not an email address, or longer than 254 characters", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -134,6 +133,7 @@ pub async fn remove_email(user: ApiUser, accounts: Accounts<'_>) -> Result<Statu
         JsonBody, Database,
         (status = 204, description = "Address confirmed"),
         (status = 400, description = "Unknown, used or expired token, or an address changed since", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Another account confirmed this address first", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[rocket::post("/auth/email/confirm", data = "<body>")]

@@ -194,8 +194,9 @@ pub async fn reset(
             return Err(Rejection::form(e, |errors| reset_form(auth, &form.csrf, &username, token, errors)));
         }
     };
-    auth.set_cookies(jar, accounts.open_session(&user, &client).await?);
-    auth.remember_device(jar, user.id);
+    let issued = accounts.open_session(&user, &client).await?;
+    auth.remember_device(jar, &issued);
+    auth.set_cookies(jar, issued);
     let notice = "Your password has been changed and every other session signed out. You are signed in.";
     Ok(Flash::success(Redirect::to("/profile"), notice))
 }

@@ -1,8 +1,13 @@
 //! A `rocket_db_pools` pool over `sqlx::Any`: the backend comes from the URL's scheme, and
-//! SQLite connections get the pragmas that make concurrent writers safe.
+//! SQLite connections get the pragmas that make concurrent writers safe. A SQLite file is
+//! readable by this user only (mode 0600), wherever the URL puts it: it holds the signing keys.
 
+use std::fs::{DirBuilder, OpenOptions};
+use std::io::ErrorKind;
 use std::ops::Deref;
-use std::path::Path;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use rocket::fairing::AdHoc;
@@ -12,6 +17,7 @@ use rocket_db_pools::Database;
 
 use super::session_check::SessionChecker;
 use sqlx::any::AnyPoolOptions;
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, Executor};
 
 /// WAL lets readers run beside the writer; `busy_timeout` makes writers queue instead of
@@ -78,9 +84,6 @@ impl rocket_db_pools::Pool for DbPool {
         let config: rocket_db_pools::Config =
             figment.extract().map_err(|e| sqlx::Error::Configuration(e.into()))?;
         let backend = Backend::from_url(&config.url)?;
-        if backend == Backend::Sqlite {
-            create_sqlite_folder(&config.url).map_err(sqlx::Error::Io)?;
-        }
         let pool = AnyPoolOptions::new()
             .max_connections(match config.max_connections {
                 0 => backend.default_connections(),
@@ -120,6 +123,8 @@ impl DbPool {
     /// Opens the pool on the `databases.miniauth` part of a configuration, as the server does
     /// (for the admin command line). Connections open on first use.
     pub async fn open(figment: &Figment) -> Result<DbPool, sqlx::Error> {
+        let url: String = figment.extract_inner("url").map_err(|e| sqlx::Error::Configuration(e.into()))?;
+        prepare_sqlite_file(&url).map_err(|why| sqlx::Error::Configuration(why.into()))?;
         <DbPool as rocket_db_pools::Pool>::init(figment).await
     }
 
@@ -155,30 +160,76 @@ fn location(url: &str) -> String {
     rest.split('?').next().unwrap_or_default().to_owned()
 }
 
-/// `sqlite://data/miniauth.db?mode=rwc` needs `data/` to exist before the first connection.
-fn create_sqlite_folder(url: &str) -> std::io::Result<()> {
-    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
-    let path = path.split('?').next().unwrap_or_default();
-    if path.is_empty() || path.starts_with(":memory:") {
+/// Readies the SQLite file of `url` for the first connection, for this user only. With
+/// `mode=rwc` its folder is made (mode 0700) and the file created empty, mode 0600: SQLite would
+/// create it with the umask's mode (0644 under the usual 022), readable by every local user.
+/// SQLite gives the `-wal`, `-shm` and `-journal` files it creates the database file's mode, so
+/// they are 0600 too. Files from before (an older version, a copy, a crash's leftovers) are made
+/// private here; one that cannot be (another user's) stops the start.
+fn prepare_sqlite_file(url: &str) -> Result<(), String> {
+    if !matches!(Backend::from_url(url), Ok(Backend::Sqlite)) {
         return Ok(());
     }
-    match Path::new(path).parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => std::fs::create_dir_all(parent),
-        _ => Ok(()),
+    let Some((path, create)) = sqlite_file(url)? else {
+        return Ok(());
+    };
+    if create {
+        if let Some(folder) = path.parent().filter(|folder| !folder.as_os_str().is_empty()) {
+            DirBuilder::new().recursive(true).mode(0o700).create(folder).map_err(|e| {
+                format!("cannot create the folder of the SQLite file, {}: {e}", folder.display())
+            })?;
+        }
+        match OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(format!("cannot create the SQLite file {}: {e}", path.display())),
+        }
     }
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut file = path.clone().into_os_string();
+        file.push(suffix);
+        crate::config::make_owner_only(Path::new(&file))?;
+    }
+    Ok(())
 }
 
-/// Opens the pool and applies the embedded migrations of its backend; nothing at all (not even
-/// the SQLite file's folder) when the settings were refused.
+/// The file a `sqlite:` URL names, as sqlx reads it (percent-decoded, relative to the working
+/// folder), and whether the pool may create it (`mode=rwc`); `None` for an in-memory or a
+/// temporary database, which have no file.
+fn sqlite_file(url: &str) -> Result<Option<(PathBuf, bool)>, String> {
+    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    let mode = url::form_urlencoded::parse(params.as_bytes())
+        .find(|(key, _)| key == "mode")
+        .map(|(_, mode)| mode.into_owned());
+    if database.is_empty() || database == ":memory:" || mode.as_deref() == Some("memory") {
+        return Ok(None);
+    }
+    let options = SqliteConnectOptions::from_str(url).map_err(|e| format!("invalid SQLite URL: {e}"))?;
+    let path = options.get_filename().into_owned();
+    Ok(Some((path, mode.as_deref() == Some("rwc"))))
+}
+
+/// Readies the SQLite file (see `prepare_sqlite_file`), opens the pool and applies the
+/// embedded migrations of its backend; nothing at all (not even the SQLite file's folder) when
+/// the settings were refused.
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("Database", |rocket| async {
-        match rocket.state::<crate::config::Settings>() {
-            Some(_) => Ok(rocket
-                .attach(Db::init())
-                .attach(AdHoc::try_on_ignite("Migrations", migrate))
-                .attach(super::purge::stage())),
-            None => Err(rocket),
+        if rocket.state::<crate::config::Settings>().is_none() {
+            return Err(rocket);
         }
+        // Here rather than in `init`: rocket_db_pools logs a failed `init` under its own target,
+        // which the log filter's `rocket=off` silences too, so the reason would not be seen.
+        if let Ok(url) = rocket.figment().extract_inner::<String>(&format!("databases.{}.url", Db::NAME)) {
+            if let Err(why) = prepare_sqlite_file(&url) {
+                log::error!("{why}");
+                return Err(rocket);
+            }
+        }
+        Ok(rocket
+            .attach(Db::init())
+            .attach(AdHoc::try_on_ignite("Migrations", migrate))
+            .attach(super::purge::stage()))
     })
 }
 

@@ -99,6 +99,23 @@ pub async fn revoke_user_sessions(db: &AnyPool, user_id: i64, keep: Option<&str>
     Ok(done.rows_affected())
 }
 
+/// Signs the user out everywhere: every session revoked and every device token ended, in one
+/// transaction. Returns how many sessions were live.
+pub async fn sign_out_everywhere(db: &AnyPool, user_id: i64, now: i64) -> Result<u64> {
+    let mut tx = db.begin().await?;
+    sqlx::query("UPDATE users SET device_generation = device_generation + 1 WHERE id = $1")
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+    let done = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+        .bind(user_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected())
+}
+
 /// The user's live sessions, most recently used first.
 pub async fn list_live_sessions(db: &AnyPool, user_id: i64, now: i64) -> Result<Vec<SessionInfo>> {
     let sessions = sqlx::query_as::<_, SessionInfo>(
@@ -133,6 +150,17 @@ pub async fn insert_refresh_token(db: &AnyPool, token_hash: &str, session_id: &s
         .execute(db)
         .await?;
     Ok(())
+}
+
+/// Whether a refresh token (by its hash) belongs to the session.
+pub async fn is_refresh_token_of(db: &AnyPool, token_hash: &str, session_id: &str) -> Result<bool> {
+    let found: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM refresh_tokens WHERE token_hash = $1 AND session_id = $2")
+            .bind(token_hash)
+            .bind(session_id)
+            .fetch_optional(db)
+            .await?;
+    Ok(found.is_some())
 }
 
 pub async fn find_refresh_target(db: &AnyPool, token_hash: &str) -> Result<Option<RefreshTarget>> {

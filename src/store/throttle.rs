@@ -55,23 +55,8 @@ pub struct Counter<'a> {
 pub struct Count {
     pub count: i64,
     pub window_start: i64,
-}
-
-/// The blocks still in force among the counters of a password check: `(kind, blocked_until)`.
-/// `username` and `address` select the pair, the address and the username counters.
-pub async fn blocks(db: &AnyPool, username: &str, address: &str, now: i64) -> Result<Vec<(Kind, i64)>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT kind, blocked_until FROM throttle WHERE blocked_until > $3 AND ( \
-           (kind = 'pair' AND username = $1 AND address = $2) \
-           OR (kind = 'address' AND username = '' AND address = $2) \
-           OR (kind = 'user' AND username = $1 AND address = ''))",
-    )
-    .bind(username)
-    .bind(address)
-    .bind(now)
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().filter_map(|(kind, until)| Some((Kind::parse(&kind)?, until))).collect())
+    /// Unix seconds; in the past when the counter does not block.
+    pub blocked_until: i64,
 }
 
 /// Counts one more on each counter, whose window lasts the seconds given with it (a window
@@ -91,12 +76,12 @@ pub async fn count(db: &AnyPool, counters: &[(Counter<'_>, i64)], now: i64) -> R
            count = CASE WHEN {over} THEN 1 ELSE throttle.count + 1 END, \
            window_start = CASE WHEN {over} THEN excluded.window_start ELSE throttle.window_start END, \
            expires_at = CASE WHEN {over} THEN excluded.expires_at ELSE throttle.expires_at END \
-         RETURNING kind, count, window_start",
+         RETURNING kind, count, window_start, blocked_until",
         rows.join(", "),
         over =
             "throttle.window_start + (excluded.expires_at - excluded.window_start) <= excluded.window_start",
     );
-    let mut query = sqlx::query_as::<_, (String, i64, i64)>(&sql).bind(now);
+    let mut query = sqlx::query_as::<_, (String, i64, i64, i64)>(&sql).bind(now);
     for (counter, window) in counters {
         query =
             query.bind(counter.kind.as_str()).bind(counter.username).bind(counter.address).bind(now + window);
@@ -104,8 +89,26 @@ pub async fn count(db: &AnyPool, counters: &[(Counter<'_>, i64)], now: i64) -> R
     let counted = query.fetch_all(db).await?;
     Ok(counted
         .into_iter()
-        .filter_map(|(kind, count, window_start)| Some((Kind::parse(&kind)?, Count { count, window_start })))
+        .filter_map(|(kind, count, window_start, blocked_until)| {
+            Some((Kind::parse(&kind)?, Count { count, window_start, blocked_until }))
+        })
         .collect())
+}
+
+/// Takes back one count from each counter (a check that was counted before it ran, and passed).
+pub async fn uncount(db: &AnyPool, counters: &[Counter<'_>]) -> Result<()> {
+    for counter in counters {
+        sqlx::query(
+            "UPDATE throttle SET count = count - 1 \
+             WHERE kind = $1 AND username = $2 AND address = $3 AND count > 0",
+        )
+        .bind(counter.kind.as_str())
+        .bind(counter.username)
+        .bind(counter.address)
+        .execute(db)
+        .await?;
+    }
+    Ok(())
 }
 
 /// Blocks a counter until `until` (unix seconds); its row is kept at least as long.

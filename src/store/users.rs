@@ -19,16 +19,18 @@ pub fn user((id, username, created_at, email, confirmed_at): UserRow) -> User {
     User { id, username, created_at, email_confirmed: email.is_some() && confirmed_at > 0, email }
 }
 
-/// Inserts a user; the unique index on `lower(username)` decides races, so two concurrent
+/// Inserts a user; the unique index on its key (`username_key`, computed here, never by the
+/// database's collation) decides races, so two concurrent
 /// registrations of one name give one row and one [`Error::UsernameTaken`].
 pub async fn insert_user(db: &AnyPool, username: &Username, password_hash: &str, now: i64) -> Result<User> {
     // `fetch_all`, not `fetch_one`: SQLite commits an `INSERT … RETURNING` only when the
     // statement runs to completion, and the 201 must not go out before the commit.
     let inserted = sqlx::query_as::<_, (i64, String, i64)>(
-        "INSERT INTO users (username, password_hash, created_at) VALUES ($1, $2, $3) \
+        "INSERT INTO users (username, username_key, password_hash, created_at) VALUES ($1, $2, $3, $4) \
          RETURNING id, username, created_at",
     )
     .bind(username.as_str())
+    .bind(username.canonical())
     .bind(password_hash)
     .bind(now)
     .fetch_all(db)
@@ -42,17 +44,27 @@ pub async fn insert_user(db: &AnyPool, username: &Username, password_hash: &str,
     }
 }
 
-/// The user and password hash for a sign-in, looked up by the name in any case.
-pub async fn find_credentials(db: &AnyPool, username: &str) -> Result<Option<(User, String)>> {
-    let row: Option<(i64, String, i64, String, i64, String)> = sqlx::query_as(&format!(
-        "SELECT {USER_COLUMNS}, u.password_hash FROM users u WHERE lower(u.username) = $1"
+/// The user, password hash and device generation for a sign-in, looked up by the name in any
+/// case.
+pub async fn find_credentials(db: &AnyPool, username: &Username) -> Result<Option<(User, String, i64)>> {
+    let row: Option<(i64, String, i64, String, i64, String, i64)> = sqlx::query_as(&format!(
+        "SELECT {USER_COLUMNS}, u.password_hash, u.device_generation FROM users u WHERE u.username_key = $1"
     ))
-    .bind(username.to_ascii_lowercase())
+    .bind(username.canonical())
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(id, username, created_at, email, confirmed_at, hash)| {
-        (user((id, username, created_at, email, confirmed_at)), hash)
+    Ok(row.map(|(id, username, created_at, email, confirmed_at, hash, generation)| {
+        (user((id, username, created_at, email, confirmed_at)), hash, generation)
     }))
+}
+
+/// The user's device generation: the device tokens of earlier ones vouch for nothing.
+pub async fn device_generation(db: &AnyPool, user_id: i64) -> Result<i64> {
+    let generation = sqlx::query_scalar("SELECT device_generation FROM users WHERE id = $1")
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(generation.unwrap_or_default())
 }
 
 pub async fn find_password_hash(db: &AnyPool, user_id: i64) -> Result<Option<String>> {
@@ -77,11 +89,14 @@ pub async fn delete_user(db: &AnyPool, user_id: i64) -> Result<()> {
     Ok(())
 }
 
-/// The user of that name, in any case.
+/// The user of that name, in any case (a name no account could have is nobody's).
 pub async fn find_user(db: &AnyPool, username: &str) -> Result<Option<User>> {
+    let Ok(username) = Username::parse(username) else {
+        return Ok(None);
+    };
     let row: Option<UserRow> =
-        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users u WHERE lower(u.username) = $1"))
-            .bind(username.to_ascii_lowercase())
+        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username_key = $1"))
+            .bind(username.canonical())
             .fetch_optional(db)
             .await?;
     Ok(row.map(user))

@@ -79,6 +79,15 @@ pub async fn csrf_from(app: &TestApp, uri: &str) -> String {
     csrf_token(&html)
 }
 
+/// The CSRF token the pages give a browser that carries `access` as its token cookie (a token
+/// is bound to the session it was issued for).
+pub async fn csrf_of_session(app: &TestApp, access: &str) -> String {
+    let cookie = rocket::http::Cookie::new(super::TOKEN_COOKIE, access.to_owned());
+    let response = app.client.get("/profile").cookie(cookie).dispatch().await;
+    assert_eq!(response.status(), Status::Ok, "GET /profile with the token cookie");
+    csrf_token(&response.into_string().await.unwrap_or_default())
+}
+
 /// Fetches a page that must answer 200 with HTML whose form carries a CSRF token; returns the
 /// HTML.
 pub async fn form_page(app: &TestApp, uri: &str) -> String {
@@ -132,7 +141,9 @@ pub async fn sign_up(app: &TestApp, username: &str, password: &str) -> String {
     let response = send_register(app, &csrf, username, password, password).await;
     assert_eq!(response.status(), Status::SeeOther, "registering {username}");
     assert_eq!(location(&response).as_deref(), Some("/profile"));
-    csrf
+    drop(response);
+    // The token is bound to the session: the signed-in pages carry another one.
+    csrf_from(app, "/profile").await
 }
 
 /// Fills in and sends the sign-in form (with `next` when given).
@@ -171,7 +182,8 @@ pub async fn sign_in_on_the_page(app: &TestApp, username: &str, password: &str, 
     let response = send_login(app, &csrf, username, password, None, Some(agent)).await;
     assert_eq!(response.status(), Status::SeeOther, "signing in {username} on the page");
     assert_eq!(location(&response).as_deref(), Some("/profile"));
-    csrf
+    drop(response);
+    csrf_from(app, "/profile").await
 }
 
 pub fn location(response: &LocalResponse<'_>) -> Option<String> {

@@ -34,7 +34,7 @@ use sqlx::Connection;
 // The cookie names, as the crate defines them (not every test file uses each).
 use miniauth::auth::CSRF_HEADER;
 #[allow(unused_imports)]
-pub use miniauth::auth::{CSRF_COOKIE, REFRESH_COOKIE, TOKEN_COOKIE};
+pub use miniauth::auth::{CSRF_COOKIE, REFRESH_COOKIE, SECURE_CSRF_COOKIE, TOKEN_COOKIE};
 pub use miniauth::store::Backend;
 
 // ---------------------------------------------------------------------------------------------
@@ -100,6 +100,17 @@ impl TestDatabase {
                 TestDatabase { backend, url, place: Place::Postgres { server, name } }
             }
         }
+    }
+
+    /// A fresh PostgreSQL database created with these options (a collation, a locale), e.g.
+    /// `TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'tr-TR'`.
+    pub fn create_postgres_with(options: &str) -> TestDatabase {
+        let server = required_postgres_base_url();
+        let name = unique_name();
+        on_postgres(&server, format!("CREATE DATABASE {name} {options}")).expect("create a test database");
+        let (host, _) = server.rsplit_once('/').expect("URL ends with /database");
+        let url = format!("{host}/{name}");
+        TestDatabase { backend: Backend::Postgres, url, place: Place::Postgres { server, name } }
     }
 
     /// The variable that points the real binary at this database.

@@ -1,7 +1,9 @@
 //! Real reverse proxies for the forward-auth tests: Debian's nginx and Caddy, each started on a
 //! free loopback port with the configuration the README gives (the constants here, which
-//! `tests/proxies.rs` checks are the README's), in front of a tiny app that echoes the headers
-//! it receives (`echo_upstream.py`). Each is a [`Process`], stopped by its PID when dropped.
+//! `tests/proxies.rs` checks are the README's) for the host `127.0.0.1`, beside a catch-all that
+//! answers any other host `421` (the README's protected host is never the default), in front of
+//! a tiny app that echoes the headers it receives (`echo_upstream.py`). Each is a [`Process`],
+//! stopped by its PID when dropped.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -18,12 +20,17 @@ pub const NGINX: &str = r#"server {
 
     location / {
         auth_request /_miniauth;
-        # Who signed in, for the app. These replace any Remote-User* a client sent
-        # (and are left out when empty).
+        # Who signed in, for the app: MiniAuth's answer replaces any Remote-User or
+        # Remote-User-Id a client sent (and is left out when empty); the other identity
+        # headers apps read are emptied, which leaves them out. nginx itself drops every
+        # header with an underscore (Remote_User): keep underscores_in_headers off.
         auth_request_set $miniauth_user $upstream_http_remote_user;
         auth_request_set $miniauth_user_id $upstream_http_remote_user_id;
         proxy_set_header Remote-User $miniauth_user;
         proxy_set_header Remote-User-Id $miniauth_user_id;
+        proxy_set_header Remote-Groups "";
+        proxy_set_header Remote-Email "";
+        proxy_set_header Remote-Name "";
         # Signed out: a browser is sent to sign in (MiniAuth's 401 carries where).
         auth_request_set $miniauth_signin $upstream_http_location;
         error_page 401 = @miniauth_signin;
@@ -35,8 +42,14 @@ pub const NGINX: &str = r#"server {
         proxy_pass http://127.0.0.1:8000/authz/auth-request;
         proxy_pass_request_body off;
         proxy_set_header Content-Length "";
-        proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+        # The host nginx routed the request by and the port it came in on: never the Host
+        # header as the client wrote it ($http_host), which can name another host.
+        proxy_set_header X-Original-URL $scheme://$host:$server_port$request_uri;
         proxy_set_header X-Original-Method $request_method;
+        # The client's address as nginx saw it: X-Real-IP replaces a client's, and
+        # X-Forwarded-For ends with it (MiniAuth reads that list from the right).
+        proxy_set_header X-Real-IP $remote_addr;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
     }
 
     location @miniauth_signin {
@@ -51,11 +64,19 @@ pub const NGINX: &str = r#"server {
 
 /// The Caddyfile site of the README.
 pub const CADDY: &str = r#"app.example.com {
-	forward_auth 127.0.0.1:8000 {
-		uri /authz/forward-auth
-		copy_headers Remote-User Remote-User-Id
+	route {
+		# Every Remote-* and Remote_* header a client sent goes first: only MiniAuth
+		# names who signed in. The route keeps this order (by default Caddy runs
+		# request_header after forward_auth, which would strip MiniAuth's answer).
+		request_header -Remote-*
+		request_header -Remote_*
+		forward_auth 127.0.0.1:8000 {
+			uri /authz/forward-auth
+			copy_headers Remote-User Remote-User-Id
+			header_up X-Real-IP {remote_host}
+		}
+		reverse_proxy 127.0.0.1:3000
 	}
-	reverse_proxy 127.0.0.1:3000
 }
 "#;
 
@@ -116,7 +137,8 @@ fn localised(config: &str, miniauth: u16, app: u16) -> String {
 }
 
 /// nginx with the README's server block, in front of the app on `app`, asking MiniAuth on
-/// `miniauth`: listening on a free port (the returned one) as `127.0.0.1`.
+/// `miniauth`: listening on a free port (the returned one) as `127.0.0.1`. As the README asks,
+/// that block is not the default server: another one answers every other host with `421`.
 pub fn start_nginx(dir: &Path, miniauth: u16, app: u16) -> (Process, u16) {
     let port = free_port();
     let prefix = dir.join("nginx");
@@ -127,7 +149,8 @@ pub fn start_nginx(dir: &Path, miniauth: u16, app: u16) -> (Process, u16) {
     let temp = |name: &str| format!("{name} {}/{name};", prefix.display());
     let config = format!(
         "daemon off;\nmaster_process off;\nuser root;\npid {p}/nginx.pid;\nerror_log {p}/error.log info;\n\
-         events {{ worker_connections 64; }}\nhttp {{\n    access_log off;\n    {}\n    {}\n    {}\n    {}\n    {}\n{site}}}\n",
+         events {{ worker_connections 64; }}\nhttp {{\n    access_log off;\n    {}\n    {}\n    {}\n    {}\n    {}\n\
+         server {{\n    listen 127.0.0.1:{port} default_server;\n    return 421;\n}}\n{site}}}\n",
         temp("client_body_temp_path"),
         temp("proxy_temp_path"),
         temp("fastcgi_temp_path"),
@@ -152,14 +175,16 @@ pub fn start_nginx(dir: &Path, miniauth: u16, app: u16) -> (Process, u16) {
     (nginx, port)
 }
 
-/// Caddy with the README's site, likewise.
+/// Caddy with the README's site, likewise: every other host gets `421` from another site.
 pub fn start_caddy(dir: &Path, miniauth: u16, app: u16) -> (Process, u16) {
     let port = free_port();
     let home = dir.join("caddy");
     std::fs::create_dir_all(&home).unwrap();
     // No admin endpoint (its fixed port would clash between tests), no certificates.
-    let site = localised(CADDY, miniauth, app).replace("app.example.com {", &format!("http://:{port} {{"));
-    let config = format!("{{\n\tadmin off\n\tauto_https off\n}}\n\n{site}");
+    let site =
+        localised(CADDY, miniauth, app).replace("app.example.com {", &format!("http://127.0.0.1:{port} {{"));
+    let config =
+        format!("{{\n\tadmin off\n\tauto_https off\n}}\n\n{site}\nhttp://:{port} {{\n\trespond 421\n}}\n");
     let caddyfile = home.join("Caddyfile");
     std::fs::write(&caddyfile, config).unwrap();
     let log = home.join("caddy.log");
