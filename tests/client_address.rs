@@ -21,6 +21,8 @@ backend_tests!(
 backend_tests_with!(
     |figment| figment.merge(("trusted_proxies", ["127.0.0.1/32", "10.0.0.0/8"]));
     behind_trusted_proxies_the_forwarded_client_is_recorded => sqlite_behind_trusted_proxies, postgres_behind_trusted_proxies,
+    a_garbled_forwarded_for_never_lets_a_client_pick_its_address
+        => sqlite_garbled_forwarded_for, postgres_garbled_forwarded_for,
 );
 
 const PASSWORD: &str = "quiet lantern trombone";
@@ -70,6 +72,38 @@ async fn behind_trusted_proxies_the_forwarded_client_is_recorded(app: TestApp) {
     // Not from a trusted proxy: the same headers are not believed.
     let tokens = sign_in_from(&app, "alice", "198.51.100.9:40000", &chain).await;
     assert_eq!(address_of(&app, &tokens).await, "198.51.100.9");
+}
+
+/// Behind a trusted proxy, an `X-Forwarded-For` entry that does not parse ends the walk there
+/// (what lies left of the proxy's own hop was the client's to write), and a client's
+/// `X-Real-IP` beside it is not read: a client that garbles the one and changes the other on
+/// each request is still one address to the throttle and in the session list.
+async fn a_garbled_forwarded_for_never_lets_a_client_pick_its_address(app: TestApp) {
+    app.registered("alice", PASSWORD).await;
+    for n in 1..=5 {
+        let real_ip = format!("192.0.2.{n}");
+        let headers = [("X-Forwarded-For", "x"), ("X-Real-IP", real_ip.as_str())];
+        let response = wrong_login_from(&app, "127.0.0.1:40000", &headers).await;
+        assert_eq!(response, Status::Unauthorized);
+    }
+    // The pair (alice, 127.0.0.1) is blocked, whatever X-Real-IP says next.
+    let headers = [("X-Forwarded-For", "x"), ("X-Real-IP", "192.0.2.99")];
+    assert_eq!(wrong_login_from(&app, "127.0.0.1:40000", &headers).await, Status::TooManyRequests);
+    // Garbage left of the proxy's hop: the proxy's hop is the client.
+    let chain = [("X-Forwarded-For", "not-an-ip, 203.0.113.8"), ("X-Real-IP", "192.0.2.100")];
+    let tokens = sign_in_from(&app, "alice", "127.0.0.1:40000", &chain).await;
+    assert_eq!(address_of(&app, &tokens).await, "203.0.113.8");
+}
+
+/// A sign-in with a wrong password from `peer` with these headers: its status.
+async fn wrong_login_from(app: &TestApp, peer: &str, headers: &[(&'static str, &str)]) -> Status {
+    let body = json!({ "username": "alice", "password": "wrong password" }).to_string();
+    let mut request =
+        app.client.post("/auth/login").header(ContentType::JSON).remote(peer.parse::<SocketAddr>().unwrap());
+    for (name, value) in headers {
+        request = request.header(Header::new(*name, value.to_string()));
+    }
+    request.body(body).dispatch().await.status()
 }
 
 async fn the_session_list_shows_a_readable_device_and_the_address(app: TestApp) {
