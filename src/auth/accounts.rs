@@ -122,6 +122,8 @@ impl<'a> Accounts<'a> {
     pub async fn sign_in(&self, username: &str, password: &str, client: &Client) -> Result<Issued> {
         let now = store::now();
         let attempt = Attempt::new(username, &client.address);
+        // A pair or address blocked lately is refused before anything is looked up.
+        self.throttle().refuse_seen(&attempt, now)?;
         // A name that could never have been registered is not looked up (PostgreSQL, for one,
         // refuses NUL bytes in text); the dummy verification below still runs.
         let found = match Username::parse(username) {

@@ -139,8 +139,19 @@ impl Throttle<'_> {
     /// per-username limit does not hold it back. The check's outcome then goes to
     /// [`Throttle::failed`] or [`Throttle::succeeded`].
     pub async fn begin(&self, attempt: &Attempt, known: bool, now: i64) -> Result<Counted> {
-        let remembered = [Kind::Pair, Kind::Address].map(|kind| self.seen.until(attempt.counter(kind), now));
-        if let Some(until) = remembered.into_iter().flatten().max() {
+        self.refuse_seen(attempt, now)?;
+        // A client that is blocked already is refused on a read: a storm of blocked guesses
+        // writes nothing.
+        let mut blocked = None;
+        for (kind, until) in store::blocks(self.db, &attempt.username, &attempt.address, now).await? {
+            if kind != Kind::User {
+                self.seen.remember(attempt.counter(kind), until, now);
+            }
+            if !(known && kind == Kind::User) {
+                blocked = blocked.max(Some(until));
+            }
+        }
+        if let Some(until) = blocked {
             return Err(Error::TooManyAttempts { retry_after: until - now });
         }
         let counters: Vec<_> = [Kind::Pair, Kind::Address, Kind::User]
@@ -172,6 +183,16 @@ impl Throttle<'_> {
                 Err(Error::TooManyAttempts { retry_after: until - now })
             }
             None => Ok(counted),
+        }
+    }
+
+    /// Refuses a check whose pair or address this instance saw blocked lately, without a query:
+    /// what a sign-in asks first, before it looks anything up.
+    pub fn refuse_seen(&self, attempt: &Attempt, now: i64) -> Result<()> {
+        let remembered = [Kind::Pair, Kind::Address].map(|kind| self.seen.until(attempt.counter(kind), now));
+        match remembered.into_iter().flatten().max() {
+            Some(until) => Err(Error::TooManyAttempts { retry_after: until - now }),
+            None => Ok(()),
         }
     }
 

@@ -59,6 +59,23 @@ pub struct Count {
     pub blocked_until: i64,
 }
 
+/// The blocks still in force among the counters of a password check: `(kind, blocked_until)`.
+/// `username` and `address` select the pair, the address and the username counters.
+pub async fn blocks(db: &AnyPool, username: &str, address: &str, now: i64) -> Result<Vec<(Kind, i64)>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT kind, blocked_until FROM throttle WHERE blocked_until > $3 AND ( \
+           (kind = 'pair' AND username = $1 AND address = $2) \
+           OR (kind = 'address' AND username = '' AND address = $2) \
+           OR (kind = 'user' AND username = $1 AND address = ''))",
+    )
+    .bind(username)
+    .bind(address)
+    .bind(now)
+    .fetch_all(db)
+    .await?;
+    Ok(rows.into_iter().filter_map(|(kind, until)| Some((Kind::parse(&kind)?, until))).collect())
+}
+
 /// Counts one more on each counter, whose window lasts the seconds given with it (a window
 /// that is over starts again with this count), in one statement: one write however many
 /// counters. Returns each counter's kind as it now stands.
