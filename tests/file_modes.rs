@@ -223,7 +223,6 @@ fn a_data_dir_that_cannot_be_made_private_stops_the_start() {
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("ROCKET_PORT", &port)
-        .env("MALLOC_ARENA_MAX", "2")
         .uid(NOBODY)
         .gid(NOBODY)
         .stdin(Stdio::null())

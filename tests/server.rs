@@ -107,30 +107,3 @@ fn stored_secrets(url: &str) -> Vec<String> {
         rows.into_iter().map(|(secret,)| secret).collect()
     })
 }
-
-/// The value of `name` in the environment the server's process runs with.
-fn environment_of(server: &Server, name: &str) -> Option<String> {
-    let environ = std::fs::read(format!("/proc/{}/environ", server.pid())).unwrap();
-    let prefix = format!("{name}=");
-    environ.split(|byte| *byte == 0).find_map(|entry| {
-        let entry = String::from_utf8_lossy(entry);
-        entry.strip_prefix(&prefix).map(str::to_owned)
-    })
-}
-
-/// The server restarts itself once with two glibc malloc arenas (its memory target needs it;
-/// glibc reads the variable only at start), in the same process, still serving; an operator's
-/// own value is kept.
-#[test]
-fn the_server_runs_with_two_malloc_arenas_unless_told_otherwise() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(dir.path(), &[]);
-    assert_eq!(environment_of(&server, "MALLOC_ARENA_MAX").as_deref(), Some("2"));
-    assert_eq!(server.request("GET", "/healthz", &[], "").0, 200);
-    let log = server.stop();
-    assert!(!log.contains("default arenas"), "{log}");
-
-    let server = Server::start(dir.path(), &[("MALLOC_ARENA_MAX", "4")]);
-    assert_eq!(environment_of(&server, "MALLOC_ARENA_MAX").as_deref(), Some("4"));
-    server.stop();
-}
