@@ -1,9 +1,9 @@
 //! Throttling of password guessing and of sign-ups, in the database so that every instance
 //! shares it. A password check counts per (username, address), per address and per username
-//! before it runs, atomically, so parallel guesses cannot get more checks than a limit allows; a
-//! check that passes gives its count back. A counter that reaches its limit blocks what it
-//! counts, and a blocked check is refused before bcrypt runs. A client that has signed in to the account before (a device
-//! token, or a live session) is not held back by the per-username limit, so that strangers'
+//! before it runs, atomically, so parallel guesses cannot get more checks than a limit allows;
+//! a check that passes gives its count back. A counter that reaches its limit blocks what it
+//! counts, and a blocked check is refused before bcrypt runs. A client that has signed in to
+//! the account before (a device token, or a live session) is not held back by the per-username limit, so that strangers'
 //! guesses never lock the owner out. Every block ends: none outlives its window.
 //!
 //! Each instance remembers the blocks it has seen for a few seconds ([`SeenBlocks`]), so that a
@@ -142,15 +142,11 @@ impl Throttle<'_> {
         self.refuse_seen(attempt, now)?;
         // A client that is blocked already is refused on a read: a storm of blocked guesses
         // writes nothing.
-        let mut blocked = None;
-        for (kind, until) in store::blocks(self.db, &attempt.username, &attempt.address, now).await? {
-            if kind != Kind::User {
-                self.seen.remember(attempt.counter(kind), until, now);
-            }
-            if !(known && kind == Kind::User) {
-                blocked = blocked.max(Some(until));
-            }
-        }
+        let blocks = store::blocks(self.db, &attempt.username, &attempt.address, now).await?;
+        let blocked = blocks
+            .into_iter()
+            .filter_map(|(kind, until)| self.in_way(attempt, kind, until, true, known, now))
+            .max();
         if let Some(until) = blocked {
             return Err(Error::TooManyAttempts { retry_after: until - now });
         }
@@ -160,19 +156,19 @@ impl Throttle<'_> {
             .map(|kind| (attempt.counter(kind), self.window(kind)))
             .collect();
         let counts = store::count(self.db, &counters, now).await?;
-        let mut refused_until = None;
-        for (kind, count) in &counts {
-            if count.blocked_until > now && *kind != Kind::User {
-                self.seen.remember(attempt.counter(*kind), count.blocked_until, now);
-            }
-            let until = match count.blocked_until > now {
-                true => Some(count.blocked_until),
-                false => (count.count > self.limit(*kind)).then_some(count.window_start + self.window(*kind)),
-            };
-            if !(known && *kind == Kind::User) {
-                refused_until = refused_until.max(until);
-            }
-        }
+        // Blocked meanwhile, or past the limit with this count.
+        let refused_until = counts
+            .iter()
+            .filter_map(|(kind, count)| {
+                let blocked = count.blocked_until > now;
+                let until = match blocked {
+                    true => count.blocked_until,
+                    false if count.count > self.limit(*kind) => count.window_start + self.window(*kind),
+                    false => return None,
+                };
+                self.in_way(attempt, *kind, until, blocked, known, now)
+            })
+            .max();
         let counted = Counted { attempt: attempt.clone(), counts };
         match refused_until {
             Some(until) => {
@@ -229,6 +225,24 @@ impl Throttle<'_> {
             .map(|(kind, _)| attempt.counter(*kind))
             .collect();
         store::uncount(self.db, &others).await
+    }
+
+    /// When a counter that holds checks back until `until` lets this one through again: `None`
+    /// when it does not hold this client back (the per-username limit, for a known client).
+    /// A pair or address block (`blocked`, in the database) is remembered on the way.
+    fn in_way(
+        &self,
+        attempt: &Attempt,
+        kind: Kind,
+        until: i64,
+        blocked: bool,
+        known: bool,
+        now: i64,
+    ) -> Option<i64> {
+        if blocked && kind != Kind::User {
+            self.seen.remember(attempt.counter(kind), until, now);
+        }
+        (!(known && kind == Kind::User)).then_some(until)
     }
 
     /// A password counter's limit (`0`: off).

@@ -83,15 +83,23 @@ impl Tokens {
         if let Some(claims) = self.verified.get(&digest, now, |kid| keys.verifying(kid).is_some()) {
             return Some(claims);
         }
+        let (kid, claims) = self.decode(token, &self.validation)?;
+        self.verified.insert(digest, kid, &claims, now);
+        Some(claims)
+    }
+
+    /// The key id and claims of a token of the configured algorithm, signed by one of the
+    /// server's keys, that passes `validation`.
+    fn decode(&self, token: &str, validation: &Validation) -> Option<(String, Claims)> {
         let header = decode_header(token).ok()?;
         if header.alg != self.keys.algorithm {
             return None;
         }
         let kid = header.kid?;
+        let keys = self.keys.keys();
         let key = keys.verifying(&kid)?;
-        let claims = decode::<Claims>(token, key.decoding(), &self.validation).ok()?.claims;
-        self.verified.insert(digest, kid, &claims, now);
-        Some(claims)
+        let claims = decode::<Claims>(token, key.decoding(), validation).ok()?.claims;
+        Some((kid, claims))
     }
 
     /// The session of a token the server signed, expired or not (what the CSRF token of a
@@ -100,16 +108,10 @@ impl Tokens {
         if let Some(claims) = self.verify(token, now) {
             return Some(claims.sid);
         }
-        let header = decode_header(token).ok()?;
-        if header.alg != self.keys.algorithm {
-            return None;
-        }
-        let keys = self.keys.keys();
-        let key = keys.verifying(&header.kid?)?;
         let mut validation = self.validation.clone();
         validation.validate_exp = false;
         validation.set_required_spec_claims(&["iss", "aud", "sub"]);
-        Some(decode::<Claims>(token, key.decoding(), &validation).ok()?.claims.sid)
+        self.decode(token, &validation).map(|(_, claims)| claims.sid)
     }
 }
 

@@ -56,14 +56,16 @@ impl<'r> Responder<'r, 'static> for Problem {
     }
 }
 
+/// Whether a path is the JSON API's (`/auth` and below).
+pub fn is_api(path: &str) -> bool {
+    path == "/auth" || path.starts_with("/auth/")
+}
+
 /// Whether the client should get JSON rather than a page: the API and operations paths, and
 /// any request whose `Accept` prefers JSON.
 fn wants_json(req: &Request<'_>) -> bool {
     let path = req.uri().path();
-    if path == "/auth"
-        || path.starts_with("/auth/")
-        || ["/openapi.json", "/healthz", "/readyz"].contains(&path.as_str())
-    {
+    if is_api(path.as_str()) || ["/openapi.json", "/healthz", "/readyz"].contains(&path.as_str()) {
         return true;
     }
     req.accept().is_some_and(|accept| {

@@ -82,9 +82,8 @@ impl Fairing for HeaderLimit {
             // A fairing cannot answer: the request goes where no route is, under `/auth/` when
             // it was an API call (the answer is then problem+json), and the catcher answers
             // with the error kept above.
-            let api = req.uri().path() == "/auth" || req.uri().path().starts_with("/auth/");
             req.set_method(Method::Get);
-            req.set_uri(match api {
+            req.set_uri(match errors::is_api(req.uri().path().as_str()) {
                 true => rocket::uri!("/auth/headers-too-large"),
                 false => rocket::uri!("/headers-too-large"),
             });
