@@ -181,9 +181,9 @@ start_server() {
     (
         cd "$dir"
         # The strength estimator is off: schemathesis holds that schema-valid data is accepted,
-        # and no JSON Schema says "not easily guessed" (tests/password_policy.rs covers it). The
+        # and no JSON Schema says "not easily guessed" (tests/it/password_policy.rs covers it). The
         # throttle is off too: the fuzzer signs in and up thousands of times from one address
-        # (tests/throttle.rs covers it).
+        # (tests/it/throttle.rs covers it).
         exec env -i PATH="$PATH" HOME="$dir" \
             ROCKET_PORT="$PORT" \
             ROCKET_PUBLIC_URL="$BASE" \

@@ -9,9 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine;
-use jsonwebtoken::Algorithm;
 use miniauth::auth::keys::{self, KeyRing};
-use miniauth::auth::Tokens;
+use miniauth::auth::{SigningAlgorithm, Tokens};
 use miniauth::config::Settings;
 
 const ROUNDS: usize = 2_000;
@@ -19,7 +18,7 @@ const ROUNDS: usize = 2_000;
 fn main() {
     let settings = Settings::default();
     let now = miniauth::store::now();
-    let ed = keys::generate(Algorithm::EdDSA, now).expect("a key");
+    let ed = keys::generate(SigningAlgorithm::EdDSA, now).expect("a key");
     let der = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(ed.private_key).expect("base64url");
     let pem = format!(
         "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----\n",
@@ -27,9 +26,9 @@ fn main() {
     );
     let secret = "a-secret-of-at-least-thirty-two-characters-0123456789";
     println!("{:<8} {:>12} {:>18} {:>18}", "", "sign", "verify (first)", "verify (again)");
-    for (algorithm, key) in [(Algorithm::EdDSA, pem.as_str()), (Algorithm::HS256, secret)] {
+    for (algorithm, key) in [(SigningAlgorithm::EdDSA, pem.as_str()), (SigningAlgorithm::HS256, secret)] {
         let ring = KeyRing::configured(algorithm, &key.to_owned().into()).expect("a key ring");
-        let tokens = Tokens::new(Arc::new(ring), &settings);
+        let tokens = Tokens::new(Arc::new(ring), &settings.tokens);
         let started = Instant::now();
         let issued: Vec<String> =
             (0..ROUNDS).map(|i| tokens.issue(i as i64 + 1, "a-session-id", now).expect("signed")).collect();
@@ -40,6 +39,6 @@ fn main() {
         let started = Instant::now();
         assert!(issued.iter().all(|token| tokens.verify(token, now).is_some()));
         let again = started.elapsed() / ROUNDS as u32;
-        println!("{:<8} {:>12.1?} {:>18.1?} {:>18.1?}", keys::name(algorithm), sign, first, again);
+        println!("{:<8} {:>12.1?} {:>18.1?} {:>18.1?}", algorithm.name(), sign, first, again);
     }
 }

@@ -152,7 +152,7 @@ impl Admin {
     }
 
     async fn user(&self, command: UserCommand) -> Result<(), String> {
-        let policy = self.settings.password_policy();
+        let policy = self.settings.password_policy;
         match command {
             UserCommand::Create { name, .. } => {
                 let password = read_password()?;
@@ -214,19 +214,19 @@ impl Admin {
     }
 
     async fn hasher(&self) -> Result<PasswordHasher, String> {
-        PasswordHasher::new(self.settings.bcrypt_cost, 1).await.map_err(failure)
+        PasswordHasher::new(self.settings.hashing.cost, 1).await.map_err(failure)
     }
 
     async fn keys(&self, command: KeysCommand) -> Result<(), String> {
-        let algorithm = self.settings.jwt_algorithm;
-        if let Some((setting, _)) = self.settings.configured_signing_key() {
+        let algorithm = self.settings.tokens.algorithm;
+        if let Some((setting, _)) = &self.settings.tokens.configured_key {
             return Err(format!(
                 "the signing key comes from the configuration ({setting}): list and rotate it there"
             ));
         }
         match command {
             KeysCommand::List { json } => {
-                let rows = store::keys::all(self.pool(), keys::name(algorithm)).await.map_err(failure)?;
+                let rows = store::keys::all(self.pool(), algorithm.name()).await.map_err(failure)?;
                 let rows: Vec<Value> = rows
                     .iter()
                     .map(|key| {
@@ -243,8 +243,8 @@ impl Admin {
                 );
             }
             KeysCommand::Rotate { force } => {
-                let cache = self.settings.jwks_cache_seconds;
-                match keys::rotate(self.pool(), &self.settings, force).await {
+                let cache = self.settings.tokens.jwks_cache.as_secs();
+                match keys::rotate(self.pool(), &self.settings.tokens, force).await {
                     Ok(kid) => println!(
                         "rotated: key {kid} signs now; running servers follow within {} seconds",
                         RELOAD_EVERY.as_secs()
@@ -300,7 +300,7 @@ impl Admin {
     }
 
     async fn purge(&self) -> Result<(), String> {
-        let retention = self.settings.retention_days as i64 * 24 * 3600;
+        let retention = store::seconds(self.settings.retention);
         let deleted =
             store::purge::purge_ended(self.pool(), store::now(), retention).await.map_err(failure)?;
         println!("purged {deleted} rows of ended sessions, spent tokens and counters");

@@ -12,8 +12,6 @@ use rocket_dyn_templates::Template;
 use rust_embed::RustEmbed;
 use tempfile::TempDir;
 
-use crate::config::Settings;
-
 #[derive(RustEmbed)]
 #[folder = "templates/"]
 struct BuiltInTemplates;
@@ -36,16 +34,16 @@ pub struct Assets {
 }
 
 impl Assets {
-    fn locate(settings: &Settings) -> std::io::Result<Assets> {
-        let unpacked = match (&settings.template_dir, &settings.static_dir) {
+    fn locate(template_dir: &Option<PathBuf>, static_dir: &Option<PathBuf>) -> std::io::Result<Assets> {
+        let unpacked = match (template_dir, static_dir) {
             (Some(_), Some(_)) => None,
             _ => Some(unpack()?),
         };
         let built_in =
             |folder: &str| unpacked.as_ref().map(|dir| dir.path().join(folder)).unwrap_or_default();
         Ok(Assets {
-            template_dir: settings.template_dir.clone().unwrap_or_else(|| built_in("templates")),
-            static_dir: settings.static_dir.clone().unwrap_or_else(|| built_in("static")),
+            template_dir: template_dir.clone().unwrap_or_else(|| built_in("templates")),
+            static_dir: static_dir.clone().unwrap_or_else(|| built_in("static")),
             _unpacked: unpacked,
         })
     }
@@ -69,23 +67,18 @@ fn write_all<Files: RustEmbed>(folder: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Finds (or unpacks) the templates and static files, and starts the template engine on them.
-/// Nothing happens when the settings were refused.
-pub fn stage() -> AdHoc {
+/// Finds (or unpacks) the templates and static files, from `template_dir` and `static_dir`
+/// or built in, and starts the template engine on them.
+pub fn stage(template_dir: Option<PathBuf>, static_dir: Option<PathBuf>) -> AdHoc {
     AdHoc::try_on_ignite("Templates and static files", |rocket| async move {
-        let Some(settings) = rocket.state::<Settings>() else {
-            return Err(rocket);
-        };
-        let assets = match Assets::locate(settings) {
+        let assets = match Assets::locate(&template_dir, &static_dir) {
             Ok(assets) => assets,
             Err(e) => {
                 log::error!("cannot unpack the built-in templates and static files: {e}");
                 return Err(rocket);
             }
         };
-        for (what, configured) in
-            [("templates", &settings.template_dir), ("static files", &settings.static_dir)]
-        {
+        for (what, configured) in [("templates", &template_dir), ("static files", &static_dir)] {
             match configured {
                 Some(dir) => log::info!("{what}: {}", dir.display()),
                 None => log::info!("{what}: built in"),

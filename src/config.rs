@@ -1,29 +1,31 @@
-//! The one typed configuration struct, extracted from Rocket's figment (`Rocket.toml` profiles
-//! and `ROCKET_*` environment variables), checked before anything is written.
+//! The settings: read from Rocket's figment (`Rocket.toml` profiles and `ROCKET_*` environment
+//! variables) over the one set of defaults, and parsed once, before anything is written, into
+//! the finished values the rest of the server is built from. Checking a setting is parsing it.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::io::ErrorKind;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use jsonwebtoken::Algorithm;
-
-use crate::auth::{cookie_domain, ForwardAuth, TrustedProxies};
-use crate::domain::{PasswordPolicy, PASSWORD_MAX_BYTES};
+use crate::auth::TrustedProxies;
+use crate::auth::{
+    CookieScope, ForwardAuth, Hashing, Limits, LinkLifetimes, SigningAlgorithm, TokenSettings,
+};
+use crate::domain::{PasswordPolicy, PublicUrl, PASSWORD_MAX_BYTES};
+use crate::mail::MailSettings;
 
 /// Name of the database in `[default.databases.<name>]`.
 pub const DATABASE: &str = "miniauth";
 
-/// Every MiniAuth setting. Defaults live here and, for the reader, in `Rocket.toml`.
-#[derive(Debug, Clone, Deserialize)]
+/// Every MiniAuth setting as written, under the names operators use, with the built-in
+/// defaults ([`Written::default`], the only place they are set; `Rocket.toml` repeats them for
+/// the reader, and a test holds the two and the documentation's table together).
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
-pub struct Settings {
+pub struct Written {
     /// Folder for the SQLite file (by default) and the outbox: made, or kept, mode 0700.
     pub data_dir: PathBuf,
     /// Page templates of one's own; unset: the ones built into the binary.
@@ -43,7 +45,7 @@ pub struct Settings {
     /// profile, where the server refuses to start without it.
     pub public_url: String,
     /// `EdDSA` (Ed25519, verifiable by anyone with the JWKS) or `HS256`; the only one accepted.
-    pub jwt_algorithm: Algorithm,
+    pub jwt_algorithm: String,
     /// An Ed25519 private key (PKCS#8 PEM) that signs instead of the keys in the database.
     #[serde(skip_serializing)]
     pub jwt_private_key: Option<SecretString>,
@@ -102,7 +104,7 @@ pub struct Settings {
     /// them, and the sign-in page returns only to them (`rd`).
     pub forward_auth_domains: Vec<String>,
     /// Per-host rules of forward auth (`[forward_auth.hosts."wiki.example.com"]`).
-    pub forward_auth: ForwardAuthSettings,
+    pub forward_auth: ForwardAuthRules,
     /// The domain the session cookies are scoped to (`example.com`: every app below it sees
     /// the sign-in). Unset: host-only cookies.
     pub cookie_domain: Option<String>,
@@ -110,23 +112,24 @@ pub struct Settings {
 
 /// `[forward_auth]`: rules for some protected hosts; a host without one admits every
 /// signed-in user.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct ForwardAuthSettings {
+pub struct ForwardAuthRules {
     pub hosts: BTreeMap<String, HostRule>,
 }
 
 /// Who may use one protected host.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostRule {
     /// The usernames admitted (compared as usernames are: `Alice` is `alice`).
     pub users: Vec<String>,
 }
 
-impl Default for Settings {
+impl Default for Written {
     fn default() -> Self {
-        Settings {
+        let policy = PasswordPolicy::default();
+        Written {
             data_dir: PathBuf::from("data"),
             template_dir: None,
             static_dir: None,
@@ -134,7 +137,7 @@ impl Default for Settings {
             hash_workers: 0,
             token_secret: None,
             public_url: String::new(),
-            jwt_algorithm: Algorithm::EdDSA,
+            jwt_algorithm: SigningAlgorithm::EdDSA.name().into(),
             jwt_private_key: None,
             jwks_cache_seconds: 600,
             jwt_issuer: "miniauth".into(),
@@ -143,8 +146,8 @@ impl Default for Settings {
             session_ttl: 30 * 24 * 3600,
             refresh_grace: 10,
             cookie_secure: !cfg!(debug_assertions),
-            password_min_length: PasswordPolicy::default().min_length,
-            password_min_score: PasswordPolicy::default().min_score,
+            password_min_length: policy.min_length,
+            password_min_score: policy.min_score,
             trusted_proxies: Vec::new(),
             retention_days: 7,
             purge_interval: 600,
@@ -160,40 +163,43 @@ impl Default for Settings {
             mail_max_per_account_hour: 3,
             mail_max_per_address_hour: 10,
             forward_auth_domains: Vec::new(),
-            forward_auth: ForwardAuthSettings::default(),
+            forward_auth: ForwardAuthRules::default(),
             cookie_domain: None,
         }
     }
 }
 
-impl Settings {
-    pub fn password_policy(&self) -> PasswordPolicy {
-        PasswordPolicy { min_length: self.password_min_length, min_score: self.password_min_score }
-    }
+/// Every setting, parsed and checked: what the server and the admin command line are built
+/// from. Nothing here is parsed again.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub data_dir: PathBuf,
+    pub template_dir: Option<PathBuf>,
+    pub static_dir: Option<PathBuf>,
+    pub hashing: Hashing,
+    /// The secret the CSRF and device keys derive from; `None`: the one kept in the database.
+    pub token_secret: Option<SecretString>,
+    pub public_url: PublicUrl,
+    pub tokens: TokenSettings,
+    pub session_ttl: Duration,
+    pub refresh_grace: Duration,
+    pub cookies: CookieScope,
+    pub password_policy: PasswordPolicy,
+    pub trusted_proxies: TrustedProxies,
+    pub limits: Limits,
+    /// How long ended sessions and spent tokens are kept.
+    pub retention: Duration,
+    pub purge_interval: Duration,
+    pub mail: MailSettings,
+    pub links: LinkLifetimes,
+    pub forward_auth: ForwardAuth,
+}
 
-    /// Seconds a retired signing key stays, verifying and published: until the last token it
-    /// signed has expired (with the clock leeway, and the instances' time to follow a rotation)
-    /// and key sets cached before then are stale.
-    pub fn keep_retired_keys(&self) -> i64 {
-        (self.access_token_ttl + self.jwks_cache_seconds) as i64
-            + 5
-            + crate::auth::keys::RELOAD_EVERY.as_secs() as i64
-    }
-
-    /// The signing key the configuration gives, with the setting's name: `jwt_private_key`
-    /// (EdDSA) or `token_secret` (HS256). `None`: the keys in the database sign.
-    pub fn configured_signing_key(&self) -> Option<(&'static str, &SecretString)> {
-        match self.jwt_algorithm {
-            Algorithm::EdDSA => self.jwt_private_key.as_ref().map(|key| ("jwt_private_key", key)),
-            _ => self.token_secret.as_ref().map(|key| ("token_secret", key)),
-        }
-    }
-
-    pub fn hash_workers(&self) -> usize {
-        match self.hash_workers {
-            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
-            n => n,
-        }
+impl Default for Settings {
+    /// The built-in defaults, parsed (with the default address's `public_url`).
+    fn default() -> Self {
+        let written = Written { public_url: "http://127.0.0.1:8000".into(), ..Written::default() };
+        Settings::parse(written).expect("the built-in defaults are valid")
     }
 }
 
@@ -225,172 +231,120 @@ pub fn with_database_url(figment: Figment) -> Figment {
     }
 }
 
-/// Extracts [`Settings`] and checks them; only then creates the data folder.
-pub fn stage() -> AdHoc {
-    AdHoc::try_on_ignite("MiniAuth settings", |rocket| async move {
-        let configured = rocket.figment().extract_inner::<String>("public_url").unwrap_or_default();
-        if rocket.figment().profile() == "release" && configured.trim().is_empty() {
-            log::error!(
-                "invalid configuration: the release profile needs public_url, the address people reach \
-                 MiniAuth at (e.g. ROCKET_PUBLIC_URL=https://auth.example.com): links in mails are built from it"
-            );
-            return Err(rocket);
-        }
-        match load(rocket.figment()) {
-            Ok(settings) => Ok(rocket.manage(settings)),
-            Err(e) => {
-                log::error!("{e}");
-                Err(rocket)
-            }
-        }
-    })
-}
-
-/// The settings of a configuration, checked, with the data folder made: what the server and
-/// the admin command line both start from.
+/// The settings of a configuration, parsed, with the data folder made: what the server and the
+/// admin command line both start from.
 pub fn load(figment: &Figment) -> Result<Settings, String> {
-    let mut settings: Settings = figment.extract().map_err(|e| format!("invalid configuration: {e}"))?;
-    if settings.public_url.is_empty() {
+    let mut written: Written = figment.extract().map_err(|e| format!("invalid configuration: {e}"))?;
+    if written.public_url.is_empty() {
         let rocket::Config { address, port, .. } = figment.extract().unwrap_or_default();
-        settings.public_url = match address {
+        written.public_url = match address {
             std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
             v4 => format!("http://{v4}:{port}"),
         };
     }
-    settings.public_url = settings.public_url.trim_end_matches('/').to_owned();
-    check(&settings).map_err(|e| format!("invalid configuration: {e}"))?;
-    prepare(&settings.data_dir)?;
+    let settings = Settings::parse(written).map_err(|e| format!("invalid configuration: {e}"))?;
+    crate::files::prepare_data_dir(&settings.data_dir)?;
     Ok(settings)
 }
 
-/// Every rule a setting must meet on its own, checked before anything is written.
-fn check(settings: &Settings) -> Result<(), String> {
-    if !(4..=31).contains(&settings.bcrypt_cost) {
-        return Err(format!("bcrypt_cost must be between 4 and 31, not {}", settings.bcrypt_cost));
-    }
-    if !(8..=PASSWORD_MAX_BYTES).contains(&settings.password_min_length) {
-        return Err(format!(
-            "password_min_length must be 8–{PASSWORD_MAX_BYTES}, not {}",
-            settings.password_min_length
-        ));
-    }
-    if settings.password_min_score > 4 {
-        return Err(format!("password_min_score must be 0–4, not {}", settings.password_min_score));
-    }
-    if settings.login_block_seconds == 0 {
-        return Err("login_block_seconds must be at least 1 (turn a limit off with 0 instead)".into());
-    }
-    TrustedProxies::parse(&settings.trusted_proxies)?;
-    if settings.token_secret.as_ref().is_some_and(|key| key.expose_secret().len() < 32) {
-        return Err("token_secret must be at least 32 characters".into());
-    }
-    check_public_url(&settings.public_url)?;
-    ForwardAuth::new(settings)?;
-    cookie_domain(settings)?;
-    if settings.reset_token_ttl == 0 || settings.confirm_token_ttl == 0 {
-        return Err("reset_token_ttl and confirm_token_ttl must be at least 1 second".into());
-    }
-    if settings.jwks_cache_seconds > 86_400 {
-        return Err(format!(
-            "jwks_cache_seconds must be at most 86400 (a day), not {}",
-            settings.jwks_cache_seconds
-        ));
-    }
-    match settings.jwt_algorithm {
-        Algorithm::EdDSA | Algorithm::HS256 => {}
-        other => return Err(format!("jwt_algorithm must be EdDSA or HS256, not {other:?}")),
-    }
-    if settings.jwt_private_key.is_some() && settings.jwt_algorithm != Algorithm::EdDSA {
-        return Err("jwt_private_key is an Ed25519 key: it needs jwt_algorithm = \"EdDSA\"".into());
-    }
-    for (key, dir) in [("template_dir", &settings.template_dir), ("static_dir", &settings.static_dir)] {
-        if let Some(dir) = dir.as_ref().filter(|dir| !dir.is_dir()) {
+/// Seconds as a [`Duration`].
+const fn seconds(seconds: u64) -> Duration {
+    Duration::from_secs(seconds)
+}
+
+impl Settings {
+    /// Every rule a setting must meet, checked by building what it sets, before anything is
+    /// written.
+    pub fn parse(written: Written) -> Result<Settings, String> {
+        let w = written;
+        if !(4..=31).contains(&w.bcrypt_cost) {
+            return Err(format!("bcrypt_cost must be between 4 and 31, not {}", w.bcrypt_cost));
+        }
+        if !(PasswordPolicy::default().min_length..=PASSWORD_MAX_BYTES).contains(&w.password_min_length) {
             return Err(format!(
-                "{key} {} is not a folder (leave it unset to use the built-in one)",
-                dir.display()
+                "password_min_length must be {}–{PASSWORD_MAX_BYTES}, not {}",
+                PasswordPolicy::default().min_length,
+                w.password_min_length
             ));
         }
+        if w.password_min_score > 4 {
+            return Err(format!("password_min_score must be 0–4, not {}", w.password_min_score));
+        }
+        if w.login_block_seconds == 0 {
+            return Err("login_block_seconds must be at least 1 (turn a limit off with 0 instead)".into());
+        }
+        let trusted_proxies = TrustedProxies::parse(&w.trusted_proxies)?;
+        if w.token_secret.as_ref().is_some_and(|key| key.expose_secret().len() < 32) {
+            return Err("token_secret must be at least 32 characters".into());
+        }
+        let public_url = PublicUrl::parse(&w.public_url)?;
+        let cookies = CookieScope::parse(w.cookie_secure, w.cookie_domain.as_deref(), &public_url)?;
+        let rules = w.forward_auth.hosts.iter().map(|(host, rule)| (host.as_str(), rule.users.as_slice()));
+        let forward_auth = ForwardAuth::new(&w.forward_auth_domains, rules, &public_url, w.cookie_secure)?;
+        if w.reset_token_ttl == 0 || w.confirm_token_ttl == 0 {
+            return Err("reset_token_ttl and confirm_token_ttl must be at least 1 second".into());
+        }
+        if w.jwks_cache_seconds > 86_400 {
+            return Err(format!(
+                "jwks_cache_seconds must be at most 86400 (a day), not {}",
+                w.jwks_cache_seconds
+            ));
+        }
+        let algorithm = SigningAlgorithm::parse(&w.jwt_algorithm)?;
+        let configured_key = match (algorithm, w.jwt_private_key, &w.token_secret) {
+            (SigningAlgorithm::EdDSA, Some(key), _) => Some(("jwt_private_key", key)),
+            (SigningAlgorithm::HS256, Some(_), _) => {
+                return Err("jwt_private_key is an Ed25519 key: it needs jwt_algorithm = \"EdDSA\"".into())
+            }
+            (SigningAlgorithm::HS256, None, Some(secret)) => Some(("token_secret", secret.clone())),
+            _ => None,
+        };
+        for (key, dir) in [("template_dir", &w.template_dir), ("static_dir", &w.static_dir)] {
+            if let Some(dir) = dir.as_ref().filter(|dir| !dir.is_dir()) {
+                return Err(format!(
+                    "{key} {} is not a folder (leave it unset to use the built-in one)",
+                    dir.display()
+                ));
+            }
+        }
+        let mail = MailSettings::parse(w.smtp_url.as_ref(), &w.mail_from, w.data_dir.join("outbox"))?;
+        Ok(Settings {
+            hashing: Hashing::new(w.bcrypt_cost, w.hash_workers),
+            token_secret: w.token_secret,
+            tokens: TokenSettings {
+                algorithm,
+                configured_key,
+                issuer: w.jwt_issuer,
+                audience: w.jwt_audience,
+                access_ttl: seconds(w.access_token_ttl),
+                jwks_cache: seconds(w.jwks_cache_seconds),
+            },
+            session_ttl: seconds(w.session_ttl),
+            refresh_grace: seconds(w.refresh_grace),
+            cookies,
+            password_policy: PasswordPolicy {
+                min_length: w.password_min_length,
+                min_score: w.password_min_score,
+            },
+            trusted_proxies,
+            limits: Limits {
+                pair: w.login_max_failures_pair.into(),
+                address: w.login_max_failures_address.into(),
+                block_seconds: w.login_block_seconds.into(),
+                user_hour: w.login_max_failures_user_hour.into(),
+                register_hour: w.register_max_per_address_hour.into(),
+                mail_account_hour: w.mail_max_per_account_hour.into(),
+                mail_address_hour: w.mail_max_per_address_hour.into(),
+            },
+            retention: seconds(w.retention_days.saturating_mul(24 * 3600)),
+            purge_interval: seconds(w.purge_interval.max(1)),
+            mail,
+            links: LinkLifetimes { reset: seconds(w.reset_token_ttl), confirm: seconds(w.confirm_token_ttl) },
+            forward_auth,
+            public_url,
+            data_dir: w.data_dir,
+            template_dir: w.template_dir,
+            static_dir: w.static_dir,
+        })
     }
-    Ok(())
-}
-
-/// `public_url` is an absolute http(s) address with a host and nothing after its path.
-fn check_public_url(public_url: &str) -> Result<(), String> {
-    let wrong = |why: &str| {
-        Err(format!("public_url must be {why}, as in https://auth.example.com, not {public_url:?}"))
-    };
-    let Ok(url) = url::Url::parse(public_url) else {
-        return wrong("an absolute address");
-    };
-    match url.scheme() {
-        "http" | "https" => {}
-        _ => return wrong("an http:// or https:// address"),
-    }
-    if url.host_str().is_none_or(str::is_empty) || url.query().is_some() || url.fragment().is_some() {
-        return wrong("a host with, at most, a path");
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return wrong("an address without a user or password");
-    }
-    Ok(())
-}
-
-/// The sticky bit: a folder many users share (like `/tmp`).
-const STICKY: u32 = 0o1000;
-
-/// Makes the data folder, mode 0700, or takes from an existing one whatever its group and others
-/// may do: it holds the SQLite file (by default), with the signing keys, and the outbox, with
-/// reset links. Fixing it, rather than refusing to start, keeps the zero-configuration start
-/// working where the folder was made by hand or by an older version (with the umask: 0755); a
-/// folder that cannot be made private stops the start instead.
-fn prepare(data_dir: &Path) -> Result<(), String> {
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .map_err(|e| format!("cannot create data_dir {}: {e}", data_dir.display()))?;
-    let mode = fs::metadata(data_dir)
-        .map_err(|e| format!("cannot read data_dir {}: {e}", data_dir.display()))?
-        .permissions()
-        .mode();
-    // Taking a folder like `/tmp` from everyone else would break the machine for them.
-    if mode & STICKY != 0 && mode & 0o077 != 0 {
-        return Err(format!(
-            "data_dir {} is a folder other users share (mode {:04o}): give MiniAuth a folder of its own",
-            data_dir.display(),
-            mode & 0o7777
-        ));
-    }
-    make_owner_only(data_dir)?;
-    // The mailer makes the outbox 0700 when it writes the first message; one made before (by
-    // hand, or by an older version) is held to the same rule, as is the secret file of
-    // installations from before the keys moved into the database.
-    make_owner_only(&data_dir.join("outbox"))?;
-    make_owner_only(&data_dir.join("secret.key"))
-}
-
-/// Takes from the file or folder at `path`, if there is one, whatever its group and others may
-/// do (0644 becomes 0600, 0755 becomes 0700), and says so in one line. An error, saying what to
-/// do, when that is not allowed (another user owns it): the caller refuses to start, since what
-/// it guards (the signing keys, reset links) would stay open to every local user.
-pub(crate) fn make_owner_only(path: &Path) -> Result<(), String> {
-    let mode = match fs::metadata(path) {
-        Ok(metadata) => metadata.permissions().mode() & 0o7777,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(format!("cannot read the mode of {}: {e}", path.display())),
-    };
-    if mode & 0o077 == 0 {
-        return Ok(());
-    }
-    let private = mode & !0o077;
-    fs::set_permissions(path, fs::Permissions::from_mode(private)).map_err(|e| {
-        format!(
-            "{} is open to other users (mode {mode:04o}) and cannot be made private ({e}): \
-             run `chmod go-rwx {}` as its owner, or run MiniAuth as its owner",
-            path.display(),
-            path.display()
-        )
-    })?;
-    log::warn!("{} was open to other users (mode {mode:04o}); now mode {private:04o}", path.display());
-    Ok(())
 }

@@ -7,10 +7,13 @@ pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
+mod files;
 pub mod logging;
 pub mod mail;
 pub mod routes;
+mod server;
 pub mod store;
+pub mod web;
 
 use rocket::figment::Figment;
 use rocket::{Build, Rocket};
@@ -24,10 +27,6 @@ pub fn rocket() -> Rocket<Build> {
 pub fn build(figment: Figment) -> Rocket<Build> {
     // Rocket would believe `X-Real-IP` from anyone: the client address guard decides instead.
     rocket::custom(config::with_database_url(figment).merge(("ip_header", false)))
-        .attach(config::stage())
-        .attach(assets::stage())
-        .attach(store::stage())
-        .attach(auth::stage())
-        .attach(routes::stage())
+        .attach(server::stage())
         .attach(logging::liftoff())
 }

@@ -18,9 +18,8 @@ use rocket::tokio::fs::OpenOptions;
 use rocket::tokio::io::AsyncWriteExt;
 use rocket::tokio::sync::mpsc;
 use rocket_dyn_templates::tera::{Context, Tera};
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::Settings;
 use crate::domain::Email;
 use crate::error::with_sources;
 
@@ -74,15 +73,44 @@ pub struct Mailer {
     queue: mpsc::Sender<Letter>,
 }
 
+/// The settings `mail_from` and `smtp_url`, parsed.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    from: Mailbox,
+    /// The SMTP server's URL, checked, with its TLS rule spelled out; `None`: the outbox.
+    smtp_url: Option<SecretString>,
+    outbox: PathBuf,
+}
+
+impl MailSettings {
+    pub fn parse(smtp_url: Option<&SecretString>, mail_from: &str, outbox: PathBuf) -> Result<Self, String> {
+        let from = Mailbox::from_str(mail_from)
+            .map_err(|e| format!("mail_from {mail_from:?} is not an address: {e}"))?;
+        let smtp_url = match smtp_url {
+            Some(url) => {
+                let url = smtp_url_with_tls(url.expose_secret())?;
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(&url).map_err(|e| format!("smtp_url: {e}"))?;
+                Some(SecretString::from(url))
+            }
+            None => None,
+        };
+        Ok(MailSettings { from, smtp_url, outbox })
+    }
+}
+
 impl Mailer {
-    /// Checks the mail settings, loads the templates and starts the delivery task (which needs
-    /// the async runtime: call it from a fairing).
-    pub fn start(settings: &Settings, template_dir: &Path) -> Result<Mailer, String> {
-        let from = Mailbox::from_str(&settings.mail_from)
-            .map_err(|e| format!("mail_from {:?} is not an address: {e}", settings.mail_from))?;
+    /// Loads the templates and starts the delivery task (which needs the async runtime: call
+    /// it from a fairing).
+    pub fn start(settings: &MailSettings, template_dir: &Path) -> Result<Mailer, String> {
+        let from = settings.from.clone();
         let transport = match &settings.smtp_url {
-            Some(url) => Transport::Smtp(smtp_transport(url.expose_secret())?),
-            None => Transport::Outbox(settings.data_dir.join("outbox")),
+            Some(url) => Transport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                    .map_err(|e| format!("smtp_url: {e}"))?
+                    .timeout(Some(SMTP_TIMEOUT))
+                    .build(),
+            ),
+            None => Transport::Outbox(settings.outbox.clone()),
         };
         match &transport {
             Transport::Smtp(_) => log::info!("mail: through SMTP (smtp_url)"),
@@ -104,7 +132,7 @@ impl Mailer {
 
 /// `smtp://` requires STARTTLS unless the URL says `?tls=opportunistic` (use it if offered) or
 /// `?tls=none` (plain, for a relay on the same machine); `smtps://` is TLS from the start.
-fn smtp_transport(url: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+fn smtp_url_with_tls(url: &str) -> Result<String, String> {
     // The URL may hold a password: no message here repeats it.
     let mut parsed = url::Url::parse(url).map_err(|e| format!("smtp_url is not a URL: {e}"))?;
     let tls = parsed.query_pairs().find(|(key, _)| key == "tls").map(|(_, value)| value.into_owned());
@@ -128,9 +156,7 @@ fn smtp_transport(url: &str) -> Result<AsyncSmtpTransport<Tokio1Executor>, Strin
     } else if parsed.scheme() != "smtps" {
         return Err(format!("smtp_url must start with smtp:// or smtps://, not {}://", parsed.scheme()));
     }
-    let builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(parsed.as_str())
-        .map_err(|e| format!("smtp_url: {e}"))?;
-    Ok(builder.timeout(Some(SMTP_TIMEOUT)).build())
+    Ok(parsed.into())
 }
 
 /// The mail templates: from `<template_dir>/mail/` where it has them, else the built-in ones.

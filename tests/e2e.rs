@@ -5,6 +5,7 @@
 //! phone width, land in `<target>/e2e-screenshots/<page>-<width>.png` to be looked at.
 #![cfg(feature = "e2e")]
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::net::TcpStream;

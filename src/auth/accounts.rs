@@ -5,23 +5,55 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rand::RngCore;
-use rocket::request::{FromRequest, Outcome, Request};
-use rocket_db_pools::Database;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use sqlx::AnyPool;
 
-use super::{Attempt, AuthService, Client, Throttle};
-use crate::domain::{device_name, required, NewAccount, PasswordChange, User, Username};
+use super::{
+    Attempt, Claims, ClientAddress, DeviceKey, Limits, MacKey, PasswordHasher, Recovery, SeenBlocks,
+    Throttle, Tokens,
+};
+use crate::domain::{device_name, required, NewAccount, PasswordChange, PasswordPolicy, User, Username};
 use crate::error::{Error, Result};
-use crate::store::{self, sessions::NewSession, Db};
+use crate::store::{self, sessions::NewSession, SessionChecker};
 
-/// The account operations, over the database and the auth service (a request guard).
-#[derive(Clone, Copy)]
-pub struct Accounts<'a> {
-    pub(super) db: &'a AnyPool,
-    pub(super) auth: &'a AuthService,
+/// The account operations, each written once for every door: what the server builds at start
+/// from the settings and the database, and keeps.
+pub struct Accounts {
+    pub(crate) db: AnyPool,
+    /// The batched check of the session each authenticated request carries.
+    pub(crate) sessions: SessionChecker,
+    pub(crate) hasher: PasswordHasher,
+    pub(crate) tokens: Tokens,
+    /// Signs the device tokens of clients that signed in before.
+    pub(crate) devices: DeviceKey,
+    /// Throttling of password checks, sign-ups and mails.
+    pub(crate) limits: Limits,
+    /// The blocks this instance has seen lately.
+    pub(crate) seen_blocks: SeenBlocks,
+    /// Seconds a session lives.
+    pub(crate) session_ttl: i64,
+    /// Seconds during which a just-rotated refresh token is still accepted.
+    pub(crate) refresh_grace: i64,
+    /// What a new password must be (sign-up, change, reset).
+    pub(crate) password_policy: PasswordPolicy,
+    /// Recovery by email: the mailer, the links' address and lifetimes.
+    pub(crate) recovery: Recovery,
+    /// Derives a refresh token's one successor from it (see [`Accounts::refresh`]).
+    pub(crate) successors: MacKey,
 }
+
+/// Who is asking: the client's address (as counted) and its `User-Agent` (shortened), recorded
+/// with each new session, and the device tokens it holds (see [`super::DeviceKey`]): a
+/// browser's cookie, to which an API client adds the one its login body carries.
+pub struct Client {
+    pub address: ClientAddress,
+    pub user_agent: String,
+    pub device_tokens: Vec<String>,
+}
+
+/// A bad, expired or revoked credential.
+const INVALID: Error = Error::Unauthenticated { invalid_token: true };
 
 /// A signed-in user and the session their request came with.
 pub struct SignedInUser {
@@ -55,7 +87,7 @@ pub enum Scope {
 }
 
 /// Whether the session a request came with survived what it asked for. When it ended, the
-/// browser's cookies go with it ([`AuthService::forget_ended`]), through either door.
+/// browser's cookies go with it, through either door.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThisSession {
     Ended,
@@ -77,14 +109,51 @@ pub struct SessionSummary {
     pub current: bool,
 }
 
-impl<'a> Accounts<'a> {
-    pub fn new(db: &'a AnyPool, auth: &'a AuthService) -> Self {
-        Accounts { db, auth }
-    }
-
+impl Accounts {
     /// Whether the database answers (readiness).
     pub async fn ready(&self) -> Result<()> {
-        store::ping(self.db).await
+        store::ping(&self.db).await
+    }
+
+    /// The access tokens: issued here, verified by every door.
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+
+    /// What a new password must be.
+    pub fn password_policy(&self) -> &PasswordPolicy {
+        &self.password_policy
+    }
+
+    /// The user of an access token (by a browser's cookie, or not): its signature, algorithm,
+    /// `exp`, `iss` and `aud` are checked, then that its session is live and belongs to the
+    /// user, so a revoked session is refused at once.
+    pub async fn user_of_token(&self, token: &str, by_cookie: bool) -> Result<SignedInUser> {
+        let claims = self.tokens.verify(token, store::now()).ok_or(INVALID)?;
+        self.user_of_claims(claims, by_cookie).await
+    }
+
+    /// The user of a verified token's claims, while its session is live.
+    pub async fn user_of_claims(&self, claims: Claims, by_cookie: bool) -> Result<SignedInUser> {
+        let user_id = claims.user_id().ok_or(INVALID)?;
+        let user = self.live_user(&claims.sid, user_id).await?;
+        Ok(SignedInUser { user, session_id: claims.sid, by_cookie })
+    }
+
+    /// Renews a browser's expired access token with its refresh token (rotating both): the
+    /// signed-in user, and the tokens its cookies now carry.
+    pub async fn renew(&self, refresh_token: &str) -> Result<(SignedInUser, Issued)> {
+        let issued = match self.refresh(refresh_token).await {
+            Err(Error::InvalidRefreshToken) => return Err(INVALID),
+            other => other?,
+        };
+        let user = self.live_user(&issued.session_id, issued.user_id).await?;
+        Ok((SignedInUser { user, session_id: issued.session_id.clone(), by_cookie: true }, issued))
+    }
+
+    /// The user of a session that is live and belongs to `user_id`.
+    async fn live_user(&self, session_id: &str, user_id: i64) -> Result<User> {
+        self.sessions.find_live(session_id, user_id).await?.ok_or(INVALID)
     }
 
     /// Creates the account after checking every rule (all broken ones reported at once);
@@ -99,9 +168,8 @@ impl<'a> Accounts<'a> {
     ) -> Result<User> {
         let (username, password) = (username.to_owned(), SecretString::from(password));
         let confirmation = confirmation.map(SecretString::from);
-        let policy = self.auth.password_policy;
+        let policy = self.password_policy;
         let account = self
-            .auth
             .hasher
             .run(move || {
                 let confirmation = confirmation.as_ref().map(ExposeSecret::expose_secret);
@@ -109,12 +177,12 @@ impl<'a> Accounts<'a> {
             })
             .await??;
         self.throttle().sign_up(&client.address, store::now()).await?;
-        let hash = self.auth.hasher.hash(&account.password).await?;
-        store::users::insert_user(self.db, &account.username, &hash, store::now()).await
+        let hash = self.hasher.hash(&account.password).await?;
+        store::users::insert_user(&self.db, &account.username, &hash, store::now()).await
     }
 
-    fn throttle(&self) -> Throttle<'a> {
-        Throttle { db: self.db, limits: &self.auth.limits, seen: &self.auth.seen_blocks }
+    fn throttle(&self) -> Throttle<'_> {
+        Throttle { db: &self.db, limits: &self.limits, seen: &self.seen_blocks }
     }
 
     /// Checks the credentials and opens a session. An unknown user and a wrong password take
@@ -127,7 +195,7 @@ impl<'a> Accounts<'a> {
         // A name that could never have been registered is not looked up (PostgreSQL, for one,
         // refuses NUL bytes in text); the dummy verification below still runs.
         let found = match Username::parse(username) {
-            Ok(name) => store::users::find_credentials(self.db, &name).await?,
+            Ok(name) => store::users::find_credentials(&self.db, &name).await?,
             Err(_) => None,
         };
         let (user, hash, generation) = match found {
@@ -136,9 +204,9 @@ impl<'a> Accounts<'a> {
         };
         let known = user
             .as_ref()
-            .is_some_and(|user| self.auth.devices.knows(&client.device_tokens, user.id, generation, now));
+            .is_some_and(|user| self.devices.knows(&client.device_tokens, user.id, generation, now));
         let counted = self.throttle().begin(&attempt, known, now).await?;
-        match (self.auth.hasher.verify(password, hash.as_deref()).await?, user) {
+        match (self.hasher.verify(password, hash.as_deref()).await?, user) {
             (true, Some(user)) => {
                 self.throttle().succeeded(counted).await?;
                 self.open_session(&user, client).await
@@ -154,7 +222,7 @@ impl<'a> Accounts<'a> {
     pub async fn open_session(&self, user: &User, client: &Client) -> Result<Issued> {
         let session_id = random_token();
         let now = store::now();
-        let session_ends = now + self.auth.session_ttl;
+        let session_ends = now + self.session_ttl;
         let address = client.address.to_string();
         let session = NewSession {
             id: &session_id,
@@ -164,17 +232,18 @@ impl<'a> Accounts<'a> {
             user_agent: &client.user_agent,
             address: &address,
         };
-        store::sessions::insert_session(self.db, session).await?;
+        store::sessions::insert_session(&self.db, session).await?;
         let mut issued = self.issue(user.id, session_id, session_ends, now).await?;
-        let generation = store::users::device_generation(self.db, user.id).await?;
-        issued.device_token = self.auth.devices.issue(user.id, generation, now);
+        let generation = store::users::device_generation(&self.db, user.id).await?;
+        issued.device_token = self.devices.issue(user.id, generation, now);
         Ok(issued)
     }
 
     /// A new access token and a new refresh token for a live session.
     async fn issue(&self, user_id: i64, session_id: String, session_ends: i64, now: i64) -> Result<Issued> {
         let refresh_token = random_token();
-        store::sessions::insert_refresh_token(self.db, &token_hash(&refresh_token), &session_id, now).await?;
+        store::sessions::insert_refresh_token(&self.db, &token_hash(&refresh_token), &session_id, now)
+            .await?;
         self.issued(user_id, session_id, session_ends, refresh_token, now)
     }
 
@@ -187,7 +256,7 @@ impl<'a> Accounts<'a> {
         refresh_token: String,
         now: i64,
     ) -> Result<Issued> {
-        let access_token = self.auth.tokens.issue(user_id, &session_id, now)?;
+        let access_token = self.tokens.issue(user_id, &session_id, now)?;
         Ok(Issued {
             user_id,
             session_id,
@@ -212,32 +281,32 @@ impl<'a> Accounts<'a> {
         let hash = token_hash(presented);
         let now = store::now();
         let target =
-            store::sessions::find_refresh_target(self.db, &hash).await?.ok_or(Error::InvalidRefreshToken)?;
+            store::sessions::find_refresh_target(&self.db, &hash).await?.ok_or(Error::InvalidRefreshToken)?;
         if target.revoked || target.expires_at <= now {
             return Err(Error::InvalidRefreshToken);
         }
         let (user_id, session_id, session_ends) = (target.user_id, target.session_id, target.expires_at);
-        let refresh_token = self.auth.successors.tag(presented);
+        let refresh_token = self.successors.tag(presented);
         let new_hash = token_hash(&refresh_token);
         // The usual case, a first use: one transaction marks it used and stores the new one.
         if target.used_at.is_none()
-            && store::sessions::rotate_refresh_token(self.db, &hash, &new_hash, &session_id, now).await?
+            && store::sessions::rotate_refresh_token(&self.db, &hash, &new_hash, &session_id, now).await?
         {
             return self.issued(user_id, session_id, session_ends, refresh_token, now);
         }
         // Used before, or a concurrent exchange of the same token won the race just now.
         let used_at = target.used_at.unwrap_or(now);
-        if now - used_at > self.auth.refresh_grace {
-            store::sessions::revoke_session(self.db, &session_id, now).await?;
+        if now - used_at > self.refresh_grace {
+            store::sessions::revoke_session(&self.db, &session_id, now).await?;
             log::warn!("a refresh token was reused after rotation: its session is revoked");
             return Err(Error::InvalidRefreshToken);
         }
         // Within the grace window: the successor stored at the first use, and no other. (A token
         // rotated before successors were derived has a random one: it is not renewed twice.)
-        if !store::sessions::is_refresh_token_of(self.db, &new_hash, &session_id).await? {
+        if !store::sessions::is_refresh_token_of(&self.db, &new_hash, &session_id).await? {
             return Err(Error::InvalidRefreshToken);
         }
-        store::sessions::touch_sessions(self.db, &[&session_id], now).await?;
+        store::sessions::touch_sessions(&self.db, &[&session_id], now).await?;
         self.issued(user_id, session_id, session_ends, refresh_token, now)
     }
 
@@ -246,11 +315,11 @@ impl<'a> Accounts<'a> {
         let now = store::now();
         let (id, user_id) = (me.session_id.as_str(), me.user.id);
         match scope {
-            Scope::Local => store::sessions::revoke_session(self.db, id, now).await?,
+            Scope::Local => store::sessions::revoke_session(&self.db, id, now).await?,
             Scope::Others => {
-                store::sessions::revoke_user_sessions(self.db, user_id, Some(id), now).await.map(drop)?
+                store::sessions::revoke_user_sessions(&self.db, user_id, Some(id), now).await.map(drop)?
             }
-            Scope::Global => store::sessions::sign_out_everywhere(self.db, user_id, now).await.map(drop)?,
+            Scope::Global => store::sessions::sign_out_everywhere(&self.db, user_id, now).await.map(drop)?,
         }
         Ok(match scope {
             Scope::Others => ThisSession::Continues,
@@ -260,7 +329,7 @@ impl<'a> Accounts<'a> {
 
     /// The user's live sessions, most recently used first, the current one marked.
     pub async fn sessions(&self, me: &SignedInUser) -> Result<Vec<SessionSummary>> {
-        let sessions = store::sessions::list_live_sessions(self.db, me.user.id, store::now()).await?;
+        let sessions = store::sessions::list_live_sessions(&self.db, me.user.id, store::now()).await?;
         Ok(sessions
             .into_iter()
             .map(|session| SessionSummary {
@@ -279,7 +348,7 @@ impl<'a> Accounts<'a> {
     /// Revokes one of the user's live sessions (the current one too: that is a sign-out).
     /// Another user's session is as unknown as one that never existed.
     pub async fn revoke_session(&self, me: &SignedInUser, id: &str) -> Result<ThisSession> {
-        if !store::sessions::revoke_user_session(self.db, me.user.id, id, store::now()).await? {
+        if !store::sessions::revoke_user_session(&self.db, me.user.id, id, store::now()).await? {
             return Err(Error::NotFound);
         }
         Ok(match id == me.session_id {
@@ -301,9 +370,8 @@ impl<'a> Accounts<'a> {
         let username = me.user.username.clone();
         let (current, new) = (SecretString::from(current), SecretString::from(new));
         let confirmation = confirmation.map(SecretString::from);
-        let policy = self.auth.password_policy;
+        let policy = self.password_policy;
         let change = self
-            .auth
             .hasher
             .run(move || {
                 let confirmation = confirmation.as_ref().map(ExposeSecret::expose_secret);
@@ -317,8 +385,8 @@ impl<'a> Accounts<'a> {
             })
             .await??;
         self.check_password(&me.user, &change.current, "current_password", client).await?;
-        let hash = self.auth.hasher.hash(&change.new).await?;
-        store::users::set_password_hash(self.db, me.user.id, &hash).await?;
+        let hash = self.hasher.hash(&change.new).await?;
+        store::users::set_password_hash(&self.db, me.user.id, &hash).await?;
         self.sign_out(me, Scope::Others).await.map(drop)
     }
 
@@ -332,7 +400,7 @@ impl<'a> Accounts<'a> {
     ) -> Result<ThisSession> {
         required("password", password.expose_secret())?;
         self.check_password(&me.user, password, "password", client).await?;
-        store::users::delete_user(self.db, me.user.id).await?;
+        store::users::delete_user(&self.db, me.user.id).await?;
         Ok(ThisSession::Ended)
     }
 
@@ -348,8 +416,8 @@ impl<'a> Accounts<'a> {
         let now = store::now();
         let counted =
             self.throttle().begin(&Attempt::new(&user.username, &client.address), true, now).await?;
-        let hash = store::users::find_password_hash(self.db, user.id).await?;
-        match self.auth.hasher.verify(password.expose_secret(), hash.as_deref()).await? {
+        let hash = store::users::find_password_hash(&self.db, user.id).await?;
+        match self.hasher.verify(password.expose_secret(), hash.as_deref()).await? {
             true => self.throttle().succeeded(counted).await,
             false => {
                 self.throttle().failed(counted, now).await?;
@@ -370,16 +438,4 @@ pub(super) fn random_token() -> String {
 /// bits, so a fast hash is enough: there is nothing to guess.
 pub(super) fn token_hash(token: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()))
-}
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for Accounts<'r> {
-    type Error = Error;
-
-    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Error> {
-        match (Db::fetch(req.rocket()), req.rocket().state::<AuthService>()) {
-            (Some(db), Some(auth)) => Outcome::Success(Accounts::new(db, auth)),
-            _ => Outcome::Error(Error::internal("the database or auth service is missing").stash(req)),
-        }
-    }
 }

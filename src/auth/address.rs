@@ -5,12 +5,9 @@
 //! `X-Forwarded-For` came. An IPv6 client counts by its /64, the block one subscriber usually holds.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 
 use ipnet::IpNet;
-use rocket::request::{FromRequest, Outcome, Request};
-
-use super::AuthService;
 
 /// Where a request comes from: an IPv4 address, or an IPv6 /64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,35 +86,6 @@ fn ip_of(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
-    }
-}
-
-/// The address a request's connection comes from. A request from Rocket's local client in
-/// tests has none: it is this machine.
-pub fn peer(req: &Request<'_>) -> IpAddr {
-    req.remote().map_or(IpAddr::V4(Ipv4Addr::LOCALHOST), |socket| socket.ip())
-}
-
-impl ClientAddress {
-    /// The client of a request: its peer, or what trusted proxies say the peer forwarded.
-    pub fn of(req: &Request<'_>) -> Self {
-        let peer = peer(req);
-        let trusted = req.rocket().state::<AuthService>().map(|auth| &auth.trusted_proxies);
-        let forwarded_for: Vec<&str> = req.headers().get("X-Forwarded-For").collect();
-        let real_ip = req.headers().get_one("X-Real-IP");
-        match trusted {
-            Some(trusted) => trusted.client(peer, &forwarded_for, real_ip),
-            None => ClientAddress::counted(peer),
-        }
-    }
-}
-
-#[rocket::async_trait]
-impl<'r> FromRequest<'r> for ClientAddress {
-    type Error = std::convert::Infallible;
-
-    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        Outcome::Success(ClientAddress::of(req))
     }
 }
 

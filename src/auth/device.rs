@@ -9,16 +9,13 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::Mac;
-use rocket::http::{Cookie, CookieJar, SameSite};
 
 use super::MacKey;
 
-/// Name of the cookie that holds a browser's device tokens.
-pub const DEVICE_COOKIE: &str = "miniauth_device";
 /// How long a device token vouches for a client: a year.
 pub const DEVICE_TTL: i64 = 365 * 24 * 3600;
 /// Accounts one browser is remembered for (the most recent sign-ins).
-const REMEMBERED: usize = 5;
+pub const REMEMBERED_DEVICES: usize = 5;
 
 pub struct DeviceKey(MacKey);
 
@@ -63,28 +60,22 @@ fn claim_of(claim: &str, now: i64) -> Option<i64> {
     (now - issued_at < DEVICE_TTL).then(|| user_id.parse().ok()).flatten()
 }
 
-/// The device tokens a browser's cookie holds.
-pub fn from_cookie(jar: &CookieJar<'_>) -> Vec<String> {
-    let value = jar.get(DEVICE_COOKIE).map(|cookie| cookie.value().to_owned()).unwrap_or_default();
-    value.split('~').filter(|token| !token.is_empty()).take(REMEMBERED).map(str::to_owned).collect()
+/// The device tokens a browser keeps (its cookie's value: tokens joined by `~`).
+pub fn kept(value: &str) -> Vec<String> {
+    value.split('~').filter(|token| !token.is_empty()).take(REMEMBERED_DEVICES).map(str::to_owned).collect()
 }
 
-/// The device cookie after a sign-in to `user_id`, which gave it `token`: that token first, then
-/// the tokens this browser keeps for the other accounts it signed in to (each is checked when
-/// it is used).
-pub fn remembered(jar: &CookieJar<'_>, token: &str, user_id: i64, now: i64, secure: bool) -> Cookie<'static> {
-    let others = from_cookie(jar).into_iter().filter(|other| {
+/// What a browser keeps after a sign-in to `user_id`, which gave it `token`: that token first,
+/// then the tokens it kept for the other accounts it signed in to (each is checked when it is
+/// used), as its cookie's value.
+pub fn keep(kept: Vec<String>, token: &str, user_id: i64, now: i64) -> String {
+    let others = kept.into_iter().filter(|other| {
         let claim = other.rsplit_once('.').map_or("", |(claim, _)| claim);
         claim_of(claim, now).is_some_and(|other| other != user_id)
     });
-    let tokens: Vec<String> = std::iter::once(token.to_owned()).chain(others).take(REMEMBERED).collect();
-    Cookie::build((DEVICE_COOKIE, tokens.join("~")))
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .path("/")
-        .secure(secure)
-        .max_age(rocket::time::Duration::seconds(DEVICE_TTL))
-        .build()
+    let tokens: Vec<String> =
+        std::iter::once(token.to_owned()).chain(others).take(REMEMBERED_DEVICES).collect();
+    tokens.join("~")
 }
 
 #[cfg(test)]

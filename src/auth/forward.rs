@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 
 use url::{Host, Url};
 
-use crate::config::Settings;
-use crate::domain::{User, Username};
+use crate::domain::{PublicUrl, User, Username};
 
 /// The request a proxy asks about.
 #[derive(Debug, Clone)]
@@ -82,32 +81,44 @@ pub struct ForwardAuth {
 }
 
 impl ForwardAuth {
-    /// The policy of these settings, or what is wrong with them.
-    pub fn new(settings: &Settings) -> Result<Self, String> {
-        let domains = settings
-            .forward_auth_domains
+    /// The policy of the settings `forward_auth_domains`, `forward_auth.hosts` (host → the
+    /// usernames it admits) and `cookie_secure`, or what is wrong with them.
+    pub fn new<'a>(
+        domains: &[String],
+        rules: impl IntoIterator<Item = (&'a str, &'a [String])>,
+        public_url: &PublicUrl,
+        https_only: bool,
+    ) -> Result<Self, String> {
+        let domains = domains
             .iter()
             .map(|entry| domain("forward_auth_domains", entry))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut rules = BTreeMap::new();
-        for (host, rule) in &settings.forward_auth.hosts {
+        let mut admitted = BTreeMap::new();
+        for (host, users) in rules {
             let key = domain("forward_auth.hosts", host)?;
             if !covers(&domains, &key) {
                 return Err(format!(
                     "forward_auth.hosts.{host:?} is not under forward_auth_domains, so it is never protected"
                 ));
             }
-            let users = rule
-                .users
+            let users = users
                 .iter()
                 .map(|name| Username::parse(name).map(|name| name.canonical()))
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| format!("forward_auth.hosts.{host:?}.users: {e}"))?;
-            rules.insert(key, users);
+            admitted.insert(key, users);
         }
-        let login = Url::parse(&format!("{}/login", settings.public_url))
-            .map_err(|_| format!("public_url {:?} is not an address", settings.public_url))?;
-        Ok(ForwardAuth { domains, rules, login, https_only: settings.cookie_secure })
+        let login = Url::parse(&public_url.at("/login"))
+            .map_err(|_| format!("public_url {public_url:?} is not an address"))?;
+        Ok(ForwardAuth { domains, rules: admitted, login, https_only })
+    }
+
+    /// The protected domains the session cookies never reach: those outside their scope. A
+    /// browser signed in at MiniAuth is not recognised there, and goes back and forth between
+    /// the app and the sign-in page.
+    pub fn beyond_the_cookies(&self, cookies: &CookieScope) -> Vec<String> {
+        let scope = [cookies.reach.clone()];
+        self.domains.iter().filter(|host| !covers(&scope, host)).cloned().collect()
     }
 
     /// What to tell the proxy about `original`, asked by `user` (or by someone not signed in,
@@ -187,58 +198,55 @@ fn domain(setting: &str, entry: &str) -> Result<String, String> {
     }
 }
 
-/// `cookie_domain`, checked: a host name that `public_url` is (or is below), since browsers
-/// refuse a cookie for a domain the page setting it is not part of.
-pub fn cookie_domain(settings: &Settings) -> Result<Option<String>, String> {
-    let Some(entry) = &settings.cookie_domain else {
-        return Ok(None);
-    };
-    let scope = domain("cookie_domain", entry)?;
-    let public_host = Url::parse(&settings.public_url).ok().and_then(|url| url.host_str().map(str::to_owned));
-    match public_host {
-        Some(host) if covers(std::slice::from_ref(&scope), &host) => Ok(Some(scope)),
-        _ => Err(format!(
-            "cookie_domain {entry:?} must be the host of public_url ({}) or a parent of it",
-            settings.public_url
-        )),
-    }
+/// Where the session cookies go: `Secure` or not, and the domain they are scoped to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieScope {
+    /// `cookie_secure`: sent over https only.
+    pub secure: bool,
+    /// `cookie_domain`, lower-case; `None`: host-only cookies.
+    pub domain: Option<String>,
+    /// The hosts the cookies reach (with their subdomains when `domain` is set).
+    reach: String,
 }
 
-/// The protected domains the session cookies never reach: those outside `cookie_domain` or,
-/// without it, not `public_url`'s own host. A browser signed in at MiniAuth is not recognised
-/// there, and goes back and forth between the app and the sign-in page.
-pub fn beyond_the_cookies(settings: &Settings) -> Vec<String> {
-    let public_host = Url::parse(&settings.public_url).ok().and_then(|url| url.host_str().map(str::to_owned));
-    let Some(scope) = cookie_domain(settings).ok().flatten().or(public_host) else {
-        return Vec::new();
-    };
-    let scope = [scope];
-    let protected =
-        settings.forward_auth_domains.iter().filter_map(|entry| domain("forward_auth_domains", entry).ok());
-    protected.filter(|host| !covers(&scope, host)).collect()
+impl CookieScope {
+    /// The scope of `cookie_secure` and `cookie_domain`, which must be a host name that
+    /// `public_url` is (or is below), since browsers refuse a cookie for a domain the page
+    /// setting it is not part of.
+    pub fn parse(secure: bool, domain_setting: Option<&str>, public_url: &PublicUrl) -> Result<Self, String> {
+        let Some(entry) = domain_setting else {
+            return Ok(CookieScope { secure, domain: None, reach: public_url.host().to_owned() });
+        };
+        let scope = domain("cookie_domain", entry)?;
+        match covers(std::slice::from_ref(&scope), public_url.host()) {
+            true => Ok(CookieScope { secure, domain: Some(scope.clone()), reach: scope }),
+            false => Err(format!(
+                "cookie_domain {entry:?} must be the host of public_url ({public_url}) or a parent of it"
+            )),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::HostRule;
 
     fn policy(
         domains: &[&str],
         rules: &[(&str, &[&str])],
         cookie_secure: bool,
     ) -> Result<ForwardAuth, String> {
-        let mut settings = Settings {
-            public_url: "https://auth.example.com".into(),
-            forward_auth_domains: domains.iter().map(|d| d.to_string()).collect(),
-            cookie_secure,
-            ..Settings::default()
-        };
-        for (host, users) in rules {
-            let rule = HostRule { users: users.iter().map(|u| u.to_string()).collect() };
-            settings.forward_auth.hosts.insert(host.to_string(), rule);
-        }
-        ForwardAuth::new(&settings)
+        let domains: Vec<String> = domains.iter().map(|d| d.to_string()).collect();
+        let rules: Vec<(&str, Vec<String>)> = rules
+            .iter()
+            .map(|(host, users)| (*host, users.iter().map(|u| u.to_string()).collect()))
+            .collect();
+        let rules = rules.iter().map(|(host, users)| (*host, users.as_slice()));
+        ForwardAuth::new(&domains, rules, &public_url(), cookie_secure)
+    }
+
+    fn public_url() -> PublicUrl {
+        PublicUrl::parse("https://auth.example.com").unwrap()
     }
 
     fn user(name: &str) -> User {
@@ -361,30 +369,24 @@ mod tests {
     }
 
     #[test]
-    fn protected_domains_outside_the_cookies_scope_are_named() {
-        let settings = |cookie_domain: Option<&str>| Settings {
-            public_url: "https://auth.example.com".into(),
-            forward_auth_domains: vec!["example.com".into(), "wiki.example.com".into(), "apps.test".into()],
-            cookie_domain: cookie_domain.map(str::to_owned),
-            ..Settings::default()
-        };
-        assert_eq!(beyond_the_cookies(&settings(Some("example.com"))), ["apps.test"]);
+    fn protected_domains_outside_the_cookies_scope_are_named() -> Result<(), String> {
+        let forward = policy(&["example.com", "wiki.example.com", "apps.test"], &[], true)?;
+        let scope = |domain: Option<&str>| CookieScope::parse(true, domain, &public_url());
+        assert_eq!(forward.beyond_the_cookies(&scope(Some("example.com"))?), ["apps.test"]);
         // Host-only cookies reach only MiniAuth's own host.
-        assert_eq!(beyond_the_cookies(&settings(None)), ["example.com", "wiki.example.com", "apps.test"]);
-        let same_host = Settings { forward_auth_domains: vec!["auth.example.com".into()], ..settings(None) };
-        assert!(beyond_the_cookies(&same_host).is_empty());
+        assert_eq!(
+            forward.beyond_the_cookies(&scope(None)?),
+            ["example.com", "wiki.example.com", "apps.test"]
+        );
+        let same_host = policy(&["auth.example.com"], &[], true)?;
+        assert!(same_host.beyond_the_cookies(&scope(None)?).is_empty());
+        Ok(())
     }
 
     #[test]
     fn the_cookie_domain_must_hold_the_public_host() {
-        let with = |domain: &str| {
-            let settings = Settings {
-                public_url: "https://auth.example.com".into(),
-                cookie_domain: Some(domain.into()),
-                ..Settings::default()
-            };
-            cookie_domain(&settings)
-        };
+        let with =
+            |domain: &str| CookieScope::parse(true, Some(domain), &public_url()).map(|scope| scope.domain);
         assert_eq!(with(".example.com"), Ok(Some("example.com".into())));
         assert_eq!(with("auth.example.com"), Ok(Some("auth.example.com".into())));
         assert!(with("other.test").is_err());

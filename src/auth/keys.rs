@@ -26,7 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use sqlx::AnyPool;
 
-use crate::config::Settings;
+use super::token::TokenSettings;
 use crate::error::{Error, Result};
 use crate::store;
 use crate::store::keys::{KeyRow, Role};
@@ -52,12 +52,13 @@ impl Key {
         &self.decoding
     }
 
-    fn from_row(row: &KeyRow, algorithm: Algorithm) -> Result<Key> {
+    fn from_row(row: &KeyRow, algorithm: SigningAlgorithm) -> Result<Key> {
         let private = URL_SAFE_NO_PAD.decode(&row.private_key).map_err(Error::internal)?;
         match algorithm {
-            Algorithm::EdDSA => Key::ed25519(EncodingKey::from_ed_der(&private), Some(row.kid.clone())),
-            Algorithm::HS256 => Key::hmac(&private, row.kid.clone()),
-            other => Err(unsupported(other)),
+            SigningAlgorithm::EdDSA => {
+                Key::ed25519(EncodingKey::from_ed_der(&private), Some(row.kid.clone()))
+            }
+            SigningAlgorithm::HS256 => Key::hmac(&private, row.kid.clone()),
         }
     }
 
@@ -87,11 +88,11 @@ impl Key {
 }
 
 /// A new random key of `algorithm`, as stored: the next key (not yet activated).
-pub fn generate(algorithm: Algorithm, now: i64) -> Result<KeyRow> {
+pub fn generate(algorithm: SigningAlgorithm, now: i64) -> Result<KeyRow> {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
     let (private, public, kid) = match algorithm {
-        Algorithm::EdDSA => {
+        SigningAlgorithm::EdDSA => {
             let signing = ed25519_dalek::SigningKey::from_bytes(&bytes);
             // The PKCS#8 v1 form (the seed alone), the one jsonwebtoken reads.
             let seed = KeypairBytes { secret_key: bytes, public_key: None };
@@ -100,16 +101,15 @@ pub fn generate(algorithm: Algorithm, now: i64) -> Result<KeyRow> {
             let public = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
             (document.as_bytes().to_vec(), public, key.kid)
         }
-        Algorithm::HS256 => {
+        SigningAlgorithm::HS256 => {
             let mut id = [0u8; 16];
             rand::rngs::OsRng.fill_bytes(&mut id);
             (bytes.to_vec(), String::new(), URL_SAFE_NO_PAD.encode(id))
         }
-        other => return Err(unsupported(other)),
     };
     Ok(KeyRow {
         kid,
-        algorithm: name(algorithm).to_owned(),
+        algorithm: algorithm.name().to_owned(),
         private_key: URL_SAFE_NO_PAD.encode(private),
         public_key: public,
         created_at: now,
@@ -118,18 +118,40 @@ pub fn generate(algorithm: Algorithm, now: i64) -> Result<KeyRow> {
     })
 }
 
-/// The algorithm's name as settings, the database and JWT headers spell it.
-pub fn name(algorithm: Algorithm) -> &'static str {
-    match algorithm {
-        Algorithm::EdDSA => "EdDSA",
-        Algorithm::HS256 => "HS256",
-        _ => "unsupported",
-    }
+/// The algorithms access tokens may be signed with: the only ones MiniAuth supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SigningAlgorithm {
+    /// Ed25519: anyone with the JWKS verifies.
+    EdDSA,
+    /// HMAC-SHA256 with a shared secret, which also mints tokens.
+    HS256,
 }
 
-/// The settings allow EdDSA and HS256 only; anything else never gets this far.
-fn unsupported(algorithm: Algorithm) -> Error {
-    Error::internal(format!("{algorithm:?} keys are not supported"))
+impl SigningAlgorithm {
+    /// The setting `jwt_algorithm`.
+    pub fn parse(setting: &str) -> std::result::Result<Self, String> {
+        match setting {
+            "EdDSA" => Ok(SigningAlgorithm::EdDSA),
+            "HS256" => Ok(SigningAlgorithm::HS256),
+            other => Err(format!("jwt_algorithm must be EdDSA or HS256, not {other:?}")),
+        }
+    }
+
+    /// The name as settings, the database and JWT headers spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            SigningAlgorithm::EdDSA => "EdDSA",
+            SigningAlgorithm::HS256 => "HS256",
+        }
+    }
+
+    /// jsonwebtoken's name for it.
+    pub fn jwt(self) -> Algorithm {
+        match self {
+            SigningAlgorithm::EdDSA => Algorithm::EdDSA,
+            SigningAlgorithm::HS256 => Algorithm::HS256,
+        }
+    }
 }
 
 /// The keys in force at one moment.
@@ -174,7 +196,7 @@ enum Source {
 
 /// The keys of the configured algorithm, kept up to date with the database.
 pub struct KeyRing {
-    pub algorithm: Algorithm,
+    pub algorithm: SigningAlgorithm,
     source: Source,
     /// Seconds a retired key is kept: the access token lifetime plus the JWKS cache time.
     keep_retired: i64,
@@ -183,20 +205,19 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// The ring of a key from the configuration.
-    pub fn configured(algorithm: Algorithm, key: &SecretString) -> Result<KeyRing> {
+    pub fn configured(algorithm: SigningAlgorithm, key: &SecretString) -> Result<KeyRing> {
         let key = match algorithm {
-            Algorithm::EdDSA => {
+            SigningAlgorithm::EdDSA => {
                 let encoding = EncodingKey::from_ed_pem(key.expose_secret().as_bytes()).map_err(|e| {
                     Error::internal(format!("jwt_private_key is not an Ed25519 PKCS#8 PEM key: {e}"))
                 })?;
                 Key::ed25519(encoding, None)?
             }
-            Algorithm::HS256 => {
+            SigningAlgorithm::HS256 => {
                 let secret = key.expose_secret().as_bytes();
                 let kid = super::MacKey::derive(secret, b"miniauth hs256 kid v1").tag("");
                 Key::hmac(secret, kid)?
             }
-            other => return Err(unsupported(other)),
         };
         let set = KeySet::of(vec![(Arc::new(key), Role::Current)], Vec::new())?;
         Ok(KeyRing {
@@ -209,10 +230,10 @@ impl KeyRing {
 
     /// The ring of the keys in the database, creating the current and the next key when
     /// missing (at first start, or on switching algorithm).
-    pub async fn open(db: &AnyPool, algorithm: Algorithm, keep_retired: i64) -> Result<KeyRing> {
+    pub async fn open(db: &AnyPool, algorithm: SigningAlgorithm, keep_retired: i64) -> Result<KeyRing> {
         ensure(db, algorithm).await?;
         let now = store::now();
-        let rows = store::keys::all(db, name(algorithm)).await?;
+        let rows = store::keys::all(db, algorithm.name()).await?;
         let in_force: Vec<&KeyRow> = rows.iter().filter(|row| in_force(row, now, keep_retired)).collect();
         let set = build(&in_force, algorithm, None)?;
         Ok(KeyRing { algorithm, source: Source::Database, keep_retired, set: RwLock::new(Arc::new(set)) })
@@ -232,7 +253,7 @@ impl KeyRing {
         if matches!(self.source, Source::Configured) {
             return Ok(());
         }
-        let rows = store::keys::all(db, name(self.algorithm)).await?;
+        let rows = store::keys::all(db, self.algorithm.name()).await?;
         let now = store::now();
         let current = self.keys();
         let in_force: Vec<&KeyRow> =
@@ -280,7 +301,7 @@ fn fingerprint(rows: &[&KeyRow]) -> Vec<(String, Option<i64>, Option<i64>)> {
 
 /// The set of `rows`, reusing the parsed keys of `previous`. A key that cannot be read is left
 /// out with a warning, unless it is the one that signs.
-fn build(rows: &[&KeyRow], algorithm: Algorithm, previous: Option<&KeySet>) -> Result<KeySet> {
+fn build(rows: &[&KeyRow], algorithm: SigningAlgorithm, previous: Option<&KeySet>) -> Result<KeySet> {
     let mut keys = Vec::new();
     for row in rows {
         let key = match previous.and_then(|set| set.verifying(&row.kid)) {
@@ -301,20 +322,20 @@ fn build(rows: &[&KeyRow], algorithm: Algorithm, previous: Option<&KeySet>) -> R
 
 /// Makes sure the current and the next key of `algorithm` exist. Instances starting together
 /// may race: the unique indexes let one key of each role in, and the others give way.
-async fn ensure(db: &AnyPool, algorithm: Algorithm) -> Result<()> {
-    let rows = store::keys::all(db, name(algorithm)).await?;
+async fn ensure(db: &AnyPool, algorithm: SigningAlgorithm) -> Result<()> {
+    let rows = store::keys::all(db, algorithm.name()).await?;
     let now = store::now();
     if !rows.iter().any(|row| row.role() == Role::Current) {
         let mut key = generate(algorithm, now)?;
         key.activated_at = Some(now);
         if store::keys::insert(db, &key).await? {
-            log::info!("signing keys: generated the current {} key {}", name(algorithm), key.kid);
+            log::info!("signing keys: generated the current {} key {}", algorithm.name(), key.kid);
         }
     }
     if !rows.iter().any(|row| row.role() == Role::Next) {
         let key = generate(algorithm, now)?;
         if store::keys::insert(db, &key).await? {
-            log::info!("signing keys: generated the next {} key {}", name(algorithm), key.kid);
+            log::info!("signing keys: generated the next {} key {}", algorithm.name(), key.kid);
         }
     }
     Ok(())
@@ -343,19 +364,20 @@ impl From<Error> for RotateRefused {
 /// been published for `jwks_cache_seconds` (plus the instances' reload time), since a verifier
 /// may hold a key set cached from before it, unless `force`d. Returns the kid of the key that
 /// now signs. Every instance follows within [`RELOAD_EVERY`].
-pub async fn rotate(db: &AnyPool, settings: &Settings, force: bool) -> Result<String, RotateRefused> {
-    let algorithm = settings.jwt_algorithm;
+pub async fn rotate(db: &AnyPool, settings: &TokenSettings, force: bool) -> Result<String, RotateRefused> {
+    let algorithm = settings.algorithm;
     ensure(db, algorithm).await?;
     let now = store::now();
-    let rows = store::keys::all(db, name(algorithm)).await?;
+    let rows = store::keys::all(db, algorithm.name()).await?;
     let next =
         rows.iter().find(|row| row.role() == Role::Next).ok_or_else(|| Error::internal("no next key"))?;
     let age = now - next.created_at;
-    let published_long_enough = settings.jwks_cache_seconds as i64 + RELOAD_EVERY.as_secs() as i64;
+    let published_long_enough = store::seconds(settings.jwks_cache + RELOAD_EVERY);
     if age < published_long_enough && !force {
         return Err(RotateRefused::TooSoon { age, wait: published_long_enough - age });
     }
     let new_next = generate(algorithm, now)?;
-    store::keys::rotate(db, now, &next.kid, &new_next, now - settings.keep_retired_keys()).await?;
+    store::keys::rotate(db, now, &next.kid, &new_next, now - store::seconds(settings.keep_retired_keys()))
+        .await?;
     Ok(next.kid.clone())
 }

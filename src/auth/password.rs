@@ -17,6 +17,23 @@ use crate::error::{Error, Result};
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// The settings `bcrypt_cost` and `hash_workers` (0 there: one worker per CPU core).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hashing {
+    pub cost: u32,
+    pub workers: usize,
+}
+
+impl Hashing {
+    pub fn new(cost: u32, workers: usize) -> Self {
+        let workers = match workers {
+            0 => std::thread::available_parallelism().map_or(2, |n| n.get()),
+            n => n,
+        };
+        Hashing { cost, workers }
+    }
+}
+
 pub struct PasswordHasher {
     cost: u32,
     /// The workers' queue; they stop when the hasher (the last sender) is dropped.

@@ -16,8 +16,7 @@ use sqlx::AnyPool;
 use super::accounts::{random_token, token_hash};
 use super::throttle::{self, Limits};
 use super::{Accounts, Client, SignedInUser};
-use crate::config::Settings;
-use crate::domain::{Email, Lookup, PasswordReset, User};
+use crate::domain::{Email, Lookup, PasswordReset, PublicUrl, User};
 use crate::error::{duration, Error, Result};
 use crate::mail::{Kind, Letter, Mailer};
 use crate::store::recovery::{self as store, NewToken};
@@ -28,6 +27,13 @@ const WAITING_MAX: usize = 256;
 /// Seconds between two log lines about dropped reset requests: a flood is one line now and then
 /// with the running count, not one line per request.
 const DROPS_LOGGED_EVERY: i64 = 10;
+
+/// How long the links in mails work: `reset_token_ttl` and `confirm_token_ttl`.
+#[derive(Debug, Clone, Copy)]
+pub struct LinkLifetimes {
+    pub reset: std::time::Duration,
+    pub confirm: std::time::Duration,
+}
 
 /// What recovery needs at run time, built once from the settings.
 pub struct Recovery {
@@ -59,30 +65,36 @@ impl Drops {
     }
 }
 
-/// Where the links in mails point: `public_url` (without a trailing slash), then the page.
+/// Where the links in mails point: `public_url`, then the page.
 #[derive(Clone)]
-struct Links(String);
+struct Links(PublicUrl);
 
 impl Links {
     fn to(&self, path: &str, token: &str) -> String {
-        format!("{}{path}?token={token}", self.0)
+        format!("{}?token={token}", self.0.at(path))
     }
 }
 
 impl Recovery {
     /// Starts the task that answers reset requests (it needs the async runtime).
-    pub fn start(settings: &Settings, db: &AnyPool, limits: Limits, mailer: Mailer) -> Recovery {
-        let links = Links(settings.public_url.clone());
+    pub fn start(
+        public_url: &PublicUrl,
+        lifetimes: LinkLifetimes,
+        db: &AnyPool,
+        limits: Limits,
+        mailer: Mailer,
+    ) -> Recovery {
+        let links = Links(public_url.clone());
         let (requests, waiting) = mpsc::channel(WAITING_MAX);
         let resets = Resets {
             db: db.clone(),
             limits,
             mailer: mailer.clone(),
             links: links.clone(),
-            ttl: settings.reset_token_ttl as i64,
+            ttl: crate::store::seconds(lifetimes.reset),
         };
         rocket::tokio::spawn(resets.run(waiting));
-        let confirm_ttl = settings.confirm_token_ttl as i64;
+        let confirm_ttl = crate::store::seconds(lifetimes.confirm);
         Recovery { mailer, links, confirm_ttl, requests, dropped: Drops::default() }
     }
 }
@@ -92,7 +104,7 @@ const CONFIRM_PATH: &str = "/email/confirm";
 /// The page a reset link opens.
 const RESET_PATH: &str = "/password-reset/new";
 
-impl Accounts<'_> {
+impl Accounts {
     /// Sets or changes the user's address, unconfirmed, and mails a confirmation link to it.
     /// The address they have already confirmed (in any case) changes nothing. The mail is
     /// skipped, silently, past the hourly limits and for an address another account confirmed.
@@ -102,17 +114,17 @@ impl Accounts<'_> {
         if unchanged && me.user.email_confirmed {
             return Ok(me.user.clone());
         }
-        let recovery = &self.auth.recovery;
+        let recovery = &self.recovery;
         let (token, now) = (random_token(), crate::store::now());
         let stored = NewToken { hash: &token_hash(&token), now, expires_at: now + recovery.confirm_ttl };
-        store::set_email(self.db, me.user.id, &email, stored).await?;
+        store::set_email(&self.db, me.user.id, &email, stored).await?;
         // An address another account has confirmed cannot be confirmed here: no link is mailed
         // to it, and the answer is the same as for any other (it tells nobody whose it is).
-        if store::confirmed_elsewhere(self.db, me.user.id, &email).await? {
+        if store::confirmed_elsewhere(&self.db, me.user.id, &email).await? {
             log::info!("email: an address confirmed by another account was added; no link is mailed");
         } else if throttle::mail_allowed(
-            self.db,
-            &self.auth.limits,
+            &self.db,
+            &self.limits,
             Some(&me.user.username),
             Some(&client.address.to_string()),
             now,
@@ -132,12 +144,12 @@ impl Accounts<'_> {
 
     /// Removes the user's address; the links mailed to it stop working.
     pub async fn remove_email(&self, me: &SignedInUser) -> Result<()> {
-        store::remove_email(self.db, me.user.id).await
+        store::remove_email(&self.db, me.user.id).await
     }
 
     /// Confirms the address a confirmation link was mailed to (if it is still the user's).
     pub async fn confirm_email(&self, token: &str) -> Result<()> {
-        match store::confirm_email(self.db, &token_hash(token.trim()), crate::store::now()).await? {
+        match store::confirm_email(&self.db, &token_hash(token.trim()), crate::store::now()).await? {
             true => Ok(()),
             false => Err(Error::InvalidLink),
         }
@@ -148,11 +160,11 @@ impl Accounts<'_> {
     pub async fn request_password_reset(&self, lookup: Lookup, client: &Client) -> Result<()> {
         let now = crate::store::now();
         let address = client.address.to_string();
-        if !throttle::mail_allowed(self.db, &self.auth.limits, None, Some(&address), now).await? {
+        if !throttle::mail_allowed(&self.db, &self.limits, None, Some(&address), now).await? {
             log::info!("password reset: this address asked too often this hour; nothing is sent");
             return Ok(());
         }
-        let recovery = &self.auth.recovery;
+        let recovery = &self.recovery;
         if let Err(e) = recovery.requests.try_send((lookup, now)) {
             if let Some(count) = recovery.dropped.record(now) {
                 log::warn!(
@@ -170,7 +182,7 @@ impl Accounts<'_> {
     }
 
     async fn reset_link_owner(&self, token_hash: &str) -> Result<User> {
-        let user = store::find_reset_token(self.db, token_hash, crate::store::now()).await?;
+        let user = store::find_reset_token(&self.db, token_hash, crate::store::now()).await?;
         user.ok_or(Error::InvalidLink)
     }
 
@@ -181,18 +193,17 @@ impl Accounts<'_> {
         let user = self.reset_link_owner(&token_hash).await?;
         let (username, new) = (user.username.clone(), SecretString::from(new));
         let confirmation = confirmation.map(SecretString::from);
-        let policy = self.auth.password_policy;
+        let policy = self.password_policy;
         let reset = self
-            .auth
             .hasher
             .run(move || {
                 let confirmation = confirmation.as_ref().map(ExposeSecret::expose_secret);
                 PasswordReset::parse(&username, new.expose_secret(), confirmation, &policy)
             })
             .await??;
-        let hash = self.auth.hasher.hash(&reset.new).await?;
+        let hash = self.hasher.hash(&reset.new).await?;
         let now = crate::store::now();
-        match store::reset_password(self.db, &token_hash, user.id, &hash, now).await? {
+        match store::reset_password(&self.db, &token_hash, user.id, &hash, now).await? {
             true => Ok(user),
             false => Err(Error::InvalidLink),
         }

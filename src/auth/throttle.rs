@@ -15,7 +15,6 @@ use std::sync::Mutex;
 use sqlx::AnyPool;
 
 use super::ClientAddress;
-use crate::config::Settings;
 use crate::domain::Username;
 use crate::error::{Error, Result};
 use crate::store::throttle::{self as store, Count, Counter, Kind};
@@ -45,20 +44,6 @@ pub struct Limits {
     pub mail_account_hour: i64,
     /// `mail_max_per_address_hour`: reset requests and address changes from one address an hour.
     pub mail_address_hour: i64,
-}
-
-impl From<&Settings> for Limits {
-    fn from(settings: &Settings) -> Self {
-        Limits {
-            pair: settings.login_max_failures_pair as i64,
-            address: settings.login_max_failures_address as i64,
-            block_seconds: settings.login_block_seconds as i64,
-            user_hour: settings.login_max_failures_user_hour as i64,
-            register_hour: settings.register_max_per_address_hour as i64,
-            mail_account_hour: settings.mail_max_per_account_hour as i64,
-            mail_address_hour: settings.mail_max_per_address_hour as i64,
-        }
-    }
 }
 
 /// Whose failures a password check counts under: the username as typed, lower-cased (unknown

@@ -10,9 +10,13 @@ use jsonwebtoken::{decode, decode_header, encode, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::keys::KeyRing;
-use crate::config::Settings;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use super::keys::{KeyRing, SigningAlgorithm, RELOAD_EVERY};
 use crate::error::{Error, Result};
+use crate::store;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -32,6 +36,31 @@ impl Claims {
     }
 }
 
+/// How access tokens are signed and checked: the settings `jwt_*`, `access_token_ttl` and
+/// `jwks_cache_seconds`.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub algorithm: SigningAlgorithm,
+    /// The key the configuration gives, with its setting's name: `jwt_private_key` (EdDSA) or
+    /// `token_secret` (HS256). `None`: the keys in the database sign.
+    pub configured_key: Option<(&'static str, SecretString)>,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl: Duration,
+    /// How long verifiers may cache the JWKS; also how long a new key waits, published,
+    /// before a rotation may make it sign.
+    pub jwks_cache: Duration,
+}
+
+impl TokenSettings {
+    /// How long a retired signing key stays, verifying and published: until the last token it
+    /// signed has expired (with the clock leeway, and the instances' time to follow a rotation)
+    /// and key sets cached before then are stale.
+    pub fn keep_retired_keys(&self) -> Duration {
+        self.access_ttl + self.jwks_cache + Duration::from_secs(LEEWAY as u64) + RELOAD_EVERY
+    }
+}
+
 pub struct Tokens {
     pub keys: Arc<KeyRing>,
     validation: Validation,
@@ -43,18 +72,18 @@ pub struct Tokens {
 }
 
 impl Tokens {
-    pub fn new(keys: Arc<KeyRing>, settings: &Settings) -> Self {
-        let mut validation = Validation::new(keys.algorithm);
-        validation.set_issuer(&[&settings.jwt_issuer]);
-        validation.set_audience(&[&settings.jwt_audience]);
+    pub fn new(keys: Arc<KeyRing>, settings: &TokenSettings) -> Self {
+        let mut validation = Validation::new(keys.algorithm.jwt());
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
         validation.leeway = LEEWAY as u64;
         Tokens {
             keys,
             validation,
-            issuer: settings.jwt_issuer.clone(),
-            audience: settings.jwt_audience.clone(),
-            ttl: settings.access_token_ttl as i64,
+            issuer: settings.issuer.clone(),
+            audience: settings.audience.clone(),
+            ttl: store::seconds(settings.access_ttl),
             verified: Verified::default(),
         }
     }
@@ -69,7 +98,7 @@ impl Tokens {
             aud: self.audience.clone(),
         };
         let keys = self.keys.keys();
-        let mut header = Header::new(self.keys.algorithm);
+        let mut header = Header::new(self.keys.algorithm.jwt());
         header.kid = Some(keys.signing.kid.clone());
         encode(&header, &claims, keys.signing.encoding()).map_err(Error::internal)
     }
@@ -92,7 +121,7 @@ impl Tokens {
     /// server's keys, that passes `validation`.
     fn decode(&self, token: &str, validation: &Validation) -> Option<(String, Claims)> {
         let header = decode_header(token).ok()?;
-        if header.alg != self.keys.algorithm {
+        if header.alg != self.keys.algorithm.jwt() {
             return None;
         }
         let kid = header.kid?;

@@ -4,11 +4,13 @@
 mod device;
 mod email;
 mod password;
+mod public_url;
 mod username;
 
 pub use device::device_name;
 pub use email::{key as email_key, Email, EMAIL_MAX};
 pub use password::{NewPassword, PasswordPolicy, PASSWORD_MAX_BYTES};
+pub use public_url::PublicUrl;
 pub use username::{Username, USERNAME_MAX, USERNAME_MIN};
 
 use secrecy::SecretString;

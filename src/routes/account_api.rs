@@ -11,8 +11,9 @@ use super::body::ApiJson;
 use super::errors::Problem;
 use super::openapi::{Authenticated, AuthenticatedChange, Database, JsonBody, Throttled};
 use super::views::rfc3339;
-use crate::auth::{Accounts, ApiUser, AuthService, Client, SessionSummary};
+use crate::auth::{Accounts, Client, SessionSummary};
 use crate::error::Result;
+use crate::web::{ApiUser, SessionCookies};
 
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![change_password, delete_account, sessions, revoke_session]
@@ -89,7 +90,7 @@ impl From<SessionSummary> for SessionOut {
 #[rocket::post("/auth/password", data = "<body>")]
 pub async fn change_password(
     user: ApiUser,
-    accounts: Accounts<'_>,
+    accounts: &State<Accounts>,
     body: ApiJson<PasswordChangeRequest>,
     client: Client,
 ) -> Result<Status> {
@@ -114,14 +115,14 @@ pub async fn change_password(
 #[rocket::delete("/auth/account", data = "<body>")]
 pub async fn delete_account(
     user: ApiUser,
-    accounts: Accounts<'_>,
-    auth: &State<AuthService>,
+    accounts: &State<Accounts>,
+    cookies: &State<SessionCookies>,
     body: ApiJson<AccountDeletion>,
     client: Client,
     jar: &CookieJar<'_>,
 ) -> Result<Status> {
     let this = accounts.delete_account(&user, &body.0.password, &client).await?;
-    auth.forget_ended(jar, &user, this);
+    cookies.forget_ended(jar, &user, this);
     Ok(Status::NoContent)
 }
 
@@ -135,7 +136,7 @@ pub async fn delete_account(
     )
 )]
 #[rocket::get("/auth/sessions")]
-pub async fn sessions(user: ApiUser, accounts: Accounts<'_>) -> Result<Json<Vec<SessionOut>>> {
+pub async fn sessions(user: ApiUser, accounts: &State<Accounts>) -> Result<Json<Vec<SessionOut>>> {
     let sessions = accounts.sessions(&user).await?;
     Ok(Json(sessions.into_iter().map(SessionOut::from).collect()))
 }
@@ -156,11 +157,11 @@ pub async fn sessions(user: ApiUser, accounts: Accounts<'_>) -> Result<Json<Vec<
 pub async fn revoke_session(
     user: ApiUser,
     id: &str,
-    accounts: Accounts<'_>,
-    auth: &State<AuthService>,
+    accounts: &State<Accounts>,
+    cookies: &State<SessionCookies>,
     jar: &CookieJar<'_>,
 ) -> Result<Status> {
     let this = accounts.revoke_session(&user, id).await?;
-    auth.forget_ended(jar, &user, this);
+    cookies.forget_ended(jar, &user, this);
     Ok(Status::NoContent)
 }

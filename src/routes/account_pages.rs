@@ -10,8 +10,9 @@ use rocket_dyn_templates::{context, Template};
 
 use super::body::{Button, CsrfForm};
 use super::views::{PasswordView, Rejection, SessionView, UserView};
-use crate::auth::{Accounts, AuthService, Client, CsrfToken, PageUser, Scope, ThisSession};
+use crate::auth::{Accounts, Client, Scope, ThisSession};
 use crate::error::{Error, FieldErrors};
+use crate::web::{CsrfToken, PageUser, SessionCookies};
 
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![
@@ -29,7 +30,7 @@ pub fn routes() -> Vec<rocket::Route> {
 pub async fn profile(
     user: PageUser,
     csrf: CsrfToken,
-    accounts: Accounts<'_>,
+    accounts: &State<Accounts>,
     flash: Option<FlashMessage<'_>>,
 ) -> Result<Template, Error> {
     let sessions: Vec<SessionView> =
@@ -50,12 +51,12 @@ pub async fn revoke_session(
     user: PageUser,
     id: &str,
     _button: CsrfForm<Button>,
-    accounts: Accounts<'_>,
-    auth: &State<AuthService>,
+    accounts: &State<Accounts>,
+    cookies: &State<SessionCookies>,
     jar: &CookieJar<'_>,
 ) -> Result<Flash<Redirect>, Error> {
     let this = accounts.revoke_session(&user, id).await?;
-    auth.forget_ended(jar, &user, this);
+    cookies.forget_ended(jar, &user, this);
     Ok(match this {
         ThisSession::Ended => Flash::success(Redirect::to("/login"), "You have been signed out."),
         ThisSession::Continues => {
@@ -68,7 +69,7 @@ pub async fn revoke_session(
 pub async fn revoke_other_sessions(
     user: PageUser,
     _button: CsrfForm<Button>,
-    accounts: Accounts<'_>,
+    accounts: &State<Accounts>,
 ) -> Result<Flash<Redirect>, Error> {
     accounts.sign_out(&user, Scope::Others).await?;
     Ok(Flash::success(Redirect::to("/profile"), "Every other session has been signed out."))
@@ -84,30 +85,29 @@ pub struct PasswordForm {
     new_password_confirm: String,
 }
 
-fn password_form(auth: &AuthService, user: &PageUser, csrf: &CsrfToken, errors: &FieldErrors) -> Template {
-    let password = PasswordView::from(&auth.password_policy);
+fn password_form(accounts: &Accounts, user: &PageUser, csrf: &CsrfToken, errors: &FieldErrors) -> Template {
+    let password = PasswordView::from(accounts.password_policy());
     let user = UserView::from(&user.user);
     Template::render("password", context! { user, csrf_token: csrf.token(), errors, password })
 }
 
 #[rocket::get("/account/password")]
-pub fn password_page(user: PageUser, csrf: CsrfToken, auth: &State<AuthService>) -> Template {
-    password_form(auth, &user, &csrf, &FieldErrors::new())
+pub fn password_page(user: PageUser, csrf: CsrfToken, accounts: &State<Accounts>) -> Template {
+    password_form(accounts, &user, &csrf, &FieldErrors::new())
 }
 
 #[rocket::post("/account/password", data = "<form>")]
 pub async fn change_password(
     user: PageUser,
     form: CsrfForm<PasswordForm>,
-    accounts: Accounts<'_>,
-    auth: &State<AuthService>,
+    accounts: &State<Accounts>,
     client: Client,
 ) -> Result<Flash<Redirect>, Rejection> {
     let PasswordForm { current_password, new_password, new_password_confirm } = &form.fields;
     let confirmation = Some(new_password_confirm.as_str());
     let changed =
         accounts.change_password(&user, current_password, new_password, confirmation, &client).await;
-    changed.map_err(|e| Rejection::form(e, |errors| password_form(auth, &user, &form.csrf, errors)))?;
+    changed.map_err(|e| Rejection::form(e, |errors| password_form(accounts, &user, &form.csrf, errors)))?;
     let notice = "Your password has been changed, and every other session signed out.";
     Ok(Flash::success(Redirect::to("/profile"), notice))
 }
@@ -134,14 +134,14 @@ pub fn delete_page(user: PageUser, csrf: CsrfToken) -> Template {
 pub async fn delete_account(
     user: PageUser,
     form: CsrfForm<DeleteForm>,
-    accounts: Accounts<'_>,
-    auth: &State<AuthService>,
+    accounts: &State<Accounts>,
+    cookies: &State<SessionCookies>,
     client: Client,
     jar: &CookieJar<'_>,
 ) -> Result<Flash<Redirect>, Rejection> {
     let password = form.fields.password.as_str().into();
     let deleted = accounts.delete_account(&user, &password, &client).await;
     let this = deleted.map_err(|e| Rejection::form(e, |errors| delete_form(&user, &form.csrf, errors)))?;
-    auth.forget_ended(jar, &user, this);
+    cookies.forget_ended(jar, &user, this);
     Ok(Flash::success(Redirect::to("/login"), "Your account has been deleted."))
 }

@@ -13,9 +13,10 @@ use super::errors::Problem;
 use super::body::{ApiJson, Credentials, LoginCredentials, NewCredentials};
 use super::openapi::{Authenticated, AuthenticatedChange, Database, IssuedTokens, JsonBody, Throttled};
 use super::views::rfc3339;
-use crate::auth::{Accounts, ApiUser, AuthService, Client, Issued, Scope};
+use crate::auth::{Accounts, Client, Issued, Scope};
 use crate::domain::{required, User};
 use crate::error::{Error, Result};
+use crate::web::{ApiUser, SessionCookies};
 
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![register, login, refresh, profile, logout]
@@ -67,11 +68,15 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
-    fn new(issued: Issued, auth: &AuthService, device_token: Option<String>) -> NoStore<Json<TokenResponse>> {
+    fn new(
+        issued: Issued,
+        accounts: &Accounts,
+        device_token: Option<String>,
+    ) -> NoStore<Json<TokenResponse>> {
         NoStore::new(Json(TokenResponse {
             access_token: issued.access_token,
             token_type: "bearer",
-            expires_in: auth.tokens.ttl,
+            expires_in: accounts.tokens().ttl,
             refresh_token: issued.refresh_token,
             device_token,
         }))
@@ -117,7 +122,7 @@ impl<T> NoStore<T> {
 )]
 #[rocket::post("/auth/register", data = "<body>")]
 pub async fn register(
-    accounts: Accounts<'_>,
+    accounts: &State<Accounts>,
     body: ApiJson<NewCredentials>,
     client: Client,
 ) -> Result<(Status, Json<UserOut>)> {
@@ -142,8 +147,7 @@ pub async fn register(
 )]
 #[rocket::post("/auth/login", data = "<credentials>")]
 pub async fn login(
-    accounts: Accounts<'_>,
-    auth: &State<AuthService>,
+    accounts: &State<Accounts>,
     credentials: LoginCredentials,
     mut client: Client,
 ) -> Result<NoStore<Json<TokenResponse>>> {
@@ -151,7 +155,7 @@ pub async fn login(
     client.device_tokens.extend(device_token);
     let mut issued = accounts.sign_in(&username, password.expose_secret(), &client).await?;
     let device_token = std::mem::take(&mut issued.device_token);
-    Ok(TokenResponse::new(issued, auth, Some(device_token)))
+    Ok(TokenResponse::new(issued, accounts, Some(device_token)))
 }
 
 /// Exchange a refresh token for a new access token and a new refresh token. The old refresh
@@ -167,12 +171,11 @@ pub async fn login(
 )]
 #[rocket::post("/auth/refresh", data = "<body>")]
 pub async fn refresh(
-    accounts: Accounts<'_>,
-    auth: &State<AuthService>,
+    accounts: &State<Accounts>,
     body: ApiJson<RefreshRequest>,
 ) -> Result<NoStore<Json<TokenResponse>>> {
     let issued = accounts.refresh(required("refresh_token", &body.0.refresh_token)?).await?;
-    Ok(TokenResponse::new(issued, auth, None))
+    Ok(TokenResponse::new(issued, accounts, None))
 }
 
 /// The signed-in user.
@@ -216,8 +219,8 @@ pub enum LogoutScope {
 pub async fn logout(
     user: ApiUser,
     scope: Vec<&str>,
-    accounts: Accounts<'_>,
-    auth: &State<AuthService>,
+    accounts: &State<Accounts>,
+    cookies: &State<SessionCookies>,
     jar: &CookieJar<'_>,
 ) -> Result<Status> {
     // Every value is collected: a `scope` given twice is refused, not half-read.
@@ -228,6 +231,6 @@ pub async fn logout(
         _ => return Err(Error::field("scope", "Give one scope: local, others or global.")),
     };
     let this = accounts.sign_out(&user, scope).await?;
-    auth.forget_ended(jar, &user, this);
+    cookies.forget_ended(jar, &user, this);
     Ok(Status::NoContent)
 }

@@ -11,9 +11,10 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::{AuthService, CsrfToken};
+use crate::auth::CsrfKey;
 use crate::domain::Fields;
 use crate::error::{Error, Result};
+use crate::web::{state, CsrfToken};
 
 /// A JSON body of type `T`, read within the `json` limit.
 pub struct ApiJson<T>(pub T);
@@ -281,13 +282,11 @@ impl<T: for<'a> FromForm<'a> + Send + 'static> CsrfForm<T> {
         }
         let body = read_body(req, data, "form").await?;
         let body = RawStr::new(&body);
-        let (Outcome::Success(csrf), Some(auth)) =
-            (req.guard::<CsrfToken>().await, req.rocket().state::<AuthService>())
-        else {
-            return Err(Error::internal("the CSRF token or the auth service is missing"));
+        let Outcome::Success(csrf) = req.guard::<CsrfToken>().await else {
+            return Err(Error::internal("the CSRF token is missing"));
         };
         let submitted = Form::<TokenField>::parse_encoded(body).map(|t| t.csrf_token).unwrap_or_default();
-        csrf.verify(&submitted, &auth.csrf)?;
+        csrf.verify(&submitted, state::<CsrfKey>(req)?)?;
         let fields = Form::<T>::parse_encoded(body)
             .map_err(|_| Error::BadRequest("The form could not be read.".into()))?;
         Ok(CsrfForm { fields, csrf })

@@ -8,9 +8,10 @@ use rocket::request::{FromRequest, Outcome, Request};
 use rocket::response::{self, Responder, Response};
 use rocket::State;
 
-use crate::auth::{peer, AuthService, Decision, ForwardedUser, Original};
+use crate::auth::{Decision, ForwardAuth, Original, TrustedProxies};
 use crate::domain::User;
 use crate::error::Error;
+use crate::web::{peer, state, ForwardedUser};
 
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![forward_auth, auth_request]
@@ -28,8 +29,7 @@ fn asked(
     req: &Request<'_>,
     read: impl FnOnce(&dyn Fn(&str) -> Result<String, String>) -> Result<(String, String), String>,
 ) -> Result<Original, Error> {
-    let auth = req.rocket().state::<AuthService>().ok_or_else(|| Error::internal("auth service missing"))?;
-    if !auth.trusted_proxies.trusts(peer(req)) {
+    if !state::<TrustedProxies>(req)?.trusts(peer(req)) {
         return Err(Error::Forbidden(
             "Forward auth answers only the reverse proxies listed in trusted_proxies.".into(),
         ));
@@ -107,7 +107,7 @@ impl<'r> Responder<'r, 'static> for Answer {
 }
 
 fn answer(
-    auth: &AuthService,
+    forward: &ForwardAuth,
     original: &Original,
     user: Result<ForwardedUser, Error>,
     sign_in: Status,
@@ -117,7 +117,7 @@ fn answer(
         Err(Error::Unauthenticated { invalid_token }) => Err(invalid_token),
         Err(other) => return Err(other),
     };
-    match auth.forward.decide(original, user.as_ref().map_err(|bad| *bad)) {
+    match forward.decide(original, user.as_ref().map_err(|bad| *bad)) {
         Decision::Allow => user.map(Answer::Allow).map_err(|_| Error::internal("allowed nobody")),
         Decision::Forbid(why) => Err(Error::Forbidden(why)),
         Decision::SignIn(location) => Ok(Answer::SignIn { status: sign_in, location }),
@@ -130,9 +130,9 @@ fn answer(
 pub fn forward_auth(
     asked: Forwarded,
     user: Result<ForwardedUser, Error>,
-    auth: &State<AuthService>,
+    forward: &State<ForwardAuth>,
 ) -> Result<Answer, Error> {
-    answer(auth, &asked.0, user, Status::Found)
+    answer(forward, &asked.0, user, Status::Found)
 }
 
 /// nginx `auth_request`: a signed-out browser gets `401` with the sign-in address in `Location`.
@@ -140,7 +140,7 @@ pub fn forward_auth(
 pub fn auth_request(
     asked: OriginalUrl,
     user: Result<ForwardedUser, Error>,
-    auth: &State<AuthService>,
+    forward: &State<ForwardAuth>,
 ) -> Result<Answer, Error> {
-    answer(auth, &asked.0, user, Status::Unauthorized)
+    answer(forward, &asked.0, user, Status::Unauthorized)
 }

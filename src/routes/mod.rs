@@ -27,21 +27,18 @@ use rocket::{Data, Request, Response};
 
 use crate::assets::Assets;
 use crate::auth::ForwardAuth;
-use crate::config::Settings;
 use crate::error::{Error, GuardError, HEADERS_MAX};
 
 pub use errors::Problem;
 pub use openapi::ApiDoc;
 pub use views::rfc3339;
 
-pub fn stage() -> AdHoc {
-    AdHoc::try_on_ignite("Routes", |rocket| async {
+/// Mounts the routes and attaches the response fairings; the sign-in page's policy may send
+/// its form on to the hosts forward auth protects.
+pub fn stage(forward: &ForwardAuth) -> AdHoc {
+    let form_targets = forward.form_targets();
+    AdHoc::try_on_ignite("Routes", |rocket| async move {
         let Some(static_dir) = rocket.state::<Assets>().map(|assets| assets.static_dir.clone()) else {
-            return Err(rocket);
-        };
-        // Checked with the settings already: the policy is built again, only for its hosts.
-        let forward = rocket.state::<Settings>().and_then(|settings| ForwardAuth::new(settings).ok());
-        let Some(form_targets) = forward.map(|forward| forward.form_targets()) else {
             return Err(rocket);
         };
         Ok(rocket

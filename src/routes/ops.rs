@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use rocket::serde::json::{json, Json, Value};
+use rocket::State;
 use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
@@ -34,7 +35,7 @@ pub fn healthz() -> Json<Value> {
         (status = 200, description = "Ready", body = Object, example = json!({"status": "ready"})),
     ))]
 #[rocket::get("/readyz")]
-pub async fn readyz(accounts: Accounts<'_>) -> Result<Json<Value>> {
+pub async fn readyz(accounts: &State<Accounts>) -> Result<Json<Value>> {
     match rocket::tokio::time::timeout(Duration::from_secs(2), accounts.ready()).await {
         Ok(Ok(())) => Ok(Json(json!({ "status": "ready" }))),
         Ok(Err(e)) => Err(e),

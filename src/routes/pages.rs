@@ -12,8 +12,9 @@ use rocket_dyn_templates::{context, Template};
 use super::body::{Button, CsrfForm};
 use super::views::{safe_next, PasswordView, Rejection, UserView, FORM};
 use crate::assets::Assets;
-use crate::auth::{Accounts, AuthService, Client, CsrfToken, PageUser, Scope};
+use crate::auth::{Accounts, Client, ForwardAuth, Scope};
 use crate::error::{Error, FieldErrors};
+use crate::web::{CsrfToken, PageUser, SessionCookies};
 
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![index, favicon, register_page, register, login_page, login, logout]
@@ -41,8 +42,8 @@ pub struct RegisterForm {
     password_confirm: String,
 }
 
-fn register_form(auth: &AuthService, csrf: &CsrfToken, username: &str, errors: &FieldErrors) -> Template {
-    let password = PasswordView::from(&auth.password_policy);
+fn register_form(accounts: &Accounts, csrf: &CsrfToken, username: &str, errors: &FieldErrors) -> Template {
+    let password = PasswordView::from(accounts.password_policy());
     Template::render("register", context! { csrf_token: csrf.token(), username, errors, password })
 }
 
@@ -50,19 +51,19 @@ fn register_form(auth: &AuthService, csrf: &CsrfToken, username: &str, errors: &
 pub fn register_page(
     user: Option<PageUser>,
     csrf: CsrfToken,
-    auth: &State<AuthService>,
+    accounts: &State<Accounts>,
 ) -> Result<Template, Redirect> {
     match user {
         Some(_) => Err(Redirect::to("/profile")),
-        None => Ok(register_form(auth, &csrf, "", &FieldErrors::new())),
+        None => Ok(register_form(accounts, &csrf, "", &FieldErrors::new())),
     }
 }
 
 #[rocket::post("/register", data = "<form>")]
 pub async fn register(
     form: CsrfForm<RegisterForm>,
-    accounts: Accounts<'_>,
-    auth: &State<AuthService>,
+    accounts: &State<Accounts>,
+    cookies: &State<SessionCookies>,
     client: Client,
     jar: &CookieJar<'_>,
 ) -> Result<Redirect, Rejection> {
@@ -71,10 +72,10 @@ pub async fn register(
     let username = username.trim();
     let signed_up = accounts.sign_up(username, password, Some(password_confirm), &client).await;
     let user = signed_up
-        .map_err(|e| Rejection::form(e, |errors| register_form(auth, &form.csrf, username, errors)))?;
+        .map_err(|e| Rejection::form(e, |errors| register_form(accounts, &form.csrf, username, errors)))?;
     let issued = accounts.open_session(&user, &client).await?;
-    auth.remember_device(jar, &issued);
-    auth.set_cookies(jar, issued);
+    cookies.remember_device(jar, &issued);
+    cookies.set(jar, issued);
     Ok(Redirect::to("/profile"))
 }
 
@@ -99,10 +100,10 @@ struct Return {
 }
 
 impl Return {
-    fn new(auth: &AuthService, next: &str, rd: &str) -> Self {
+    fn new(forward: &ForwardAuth, next: &str, rd: &str) -> Self {
         Return {
             next: safe_next(next).unwrap_or_default().to_owned(),
-            rd: auth.forward.return_to(rd).unwrap_or_default(),
+            rd: forward.return_to(rd).unwrap_or_default(),
         }
     }
 
@@ -134,14 +135,14 @@ pub fn login_page(
     user: Option<PageUser>,
     flash: Option<FlashMessage<'_>>,
     csrf: CsrfToken,
-    auth: &State<AuthService>,
+    forward: &State<ForwardAuth>,
 ) -> Result<Template, Redirect> {
     let (next, rd) = (next.unwrap_or_default(), rd.unwrap_or_default());
     match user {
-        Some(_) => Err(Redirect::to(Return::new(auth, next, rd).target())),
+        Some(_) => Err(Redirect::to(Return::new(forward, next, rd).target())),
         None => {
             let notice = flash.map(|f| f.message().to_owned());
-            Ok(login_form(&csrf, "", Return::new(auth, next, rd), &FieldErrors::new(), notice))
+            Ok(login_form(&csrf, "", Return::new(forward, next, rd), &FieldErrors::new(), notice))
         }
     }
 }
@@ -149,20 +150,21 @@ pub fn login_page(
 #[rocket::post("/login", data = "<form>")]
 pub async fn login(
     form: CsrfForm<LoginForm>,
-    accounts: Accounts<'_>,
-    auth: &State<AuthService>,
+    accounts: &State<Accounts>,
+    forward: &State<ForwardAuth>,
+    cookies: &State<SessionCookies>,
     client: Client,
     jar: &CookieJar<'_>,
 ) -> Result<Redirect, Rejection> {
     let LoginForm { username, password, next, rd } = &form.fields;
     let username = username.trim();
     let form_again =
-        |errors: &FieldErrors| login_form(&form.csrf, username, Return::new(auth, next, rd), errors, None);
+        |errors: &FieldErrors| login_form(&form.csrf, username, Return::new(forward, next, rd), errors, None);
     match accounts.sign_in(username, password, &client).await {
         Ok(issued) => {
-            auth.remember_device(jar, &issued);
-            auth.set_cookies(jar, issued);
-            Ok(Redirect::to(Return::new(auth, next, rd).target()))
+            cookies.remember_device(jar, &issued);
+            cookies.set(jar, issued);
+            Ok(Redirect::to(Return::new(forward, next, rd).target()))
         }
         Err(e @ Error::InvalidCredentials) => {
             let page = form_again(&FieldErrors::from([(FORM, vec![e.detail()])]));
@@ -176,11 +178,11 @@ pub async fn login(
 pub async fn logout(
     user: PageUser,
     _button: CsrfForm<Button>,
-    accounts: Accounts<'_>,
-    auth: &State<AuthService>,
+    accounts: &State<Accounts>,
+    cookies: &State<SessionCookies>,
     jar: &CookieJar<'_>,
 ) -> Result<Flash<Redirect>, Error> {
     let this = accounts.sign_out(&user, Scope::Local).await?;
-    auth.forget_ended(jar, &user, this);
+    cookies.forget_ended(jar, &user, this);
     Ok(Flash::success(Redirect::to("/login"), "You have been signed out."))
 }

@@ -3,6 +3,7 @@
 
 use rocket::http::Status;
 use rocket::serde::json::Json;
+use rocket::State;
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -11,9 +12,10 @@ use super::api::UserOut;
 use super::body::ApiJson;
 use super::errors::Problem;
 use super::openapi::{AuthenticatedChange, Database, JsonBody};
-use crate::auth::{Accounts, ApiUser, Client};
+use crate::auth::{Accounts, Client};
 use crate::domain::{required, Lookup};
 use crate::error::{Error, Result};
+use crate::web::ApiUser;
 
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![set_email, remove_email, confirm_email, request_reset, confirm_reset]
@@ -102,7 +104,7 @@ pub const RESET_ACCEPTED: &str = "If an account with a confirmed email address m
 #[rocket::put("/auth/email", data = "<body>")]
 pub async fn set_email(
     user: ApiUser,
-    accounts: Accounts<'_>,
+    accounts: &State<Accounts>,
     body: ApiJson<EmailRequest>,
     client: Client,
 ) -> Result<(Status, Json<UserOut>)> {
@@ -120,7 +122,7 @@ pub async fn set_email(
     )
 )]
 #[rocket::delete("/auth/email")]
-pub async fn remove_email(user: ApiUser, accounts: Accounts<'_>) -> Result<Status> {
+pub async fn remove_email(user: ApiUser, accounts: &State<Accounts>) -> Result<Status> {
     accounts.remove_email(&user).await?;
     Ok(Status::NoContent)
 }
@@ -137,7 +139,7 @@ pub async fn remove_email(user: ApiUser, accounts: Accounts<'_>) -> Result<Statu
     )
 )]
 #[rocket::post("/auth/email/confirm", data = "<body>")]
-pub async fn confirm_email(accounts: Accounts<'_>, body: ApiJson<TokenRequest>) -> Result<Status> {
+pub async fn confirm_email(accounts: &State<Accounts>, body: ApiJson<TokenRequest>) -> Result<Status> {
     accounts.confirm_email(required("token", &body.0.token)?).await?;
     Ok(Status::NoContent)
 }
@@ -156,7 +158,7 @@ pub async fn confirm_email(accounts: Accounts<'_>, body: ApiJson<TokenRequest>) 
 )]
 #[rocket::post("/auth/password-reset", data = "<body>")]
 pub async fn request_reset(
-    accounts: Accounts<'_>,
+    accounts: &State<Accounts>,
     body: ApiJson<ResetRequest>,
     client: Client,
 ) -> Result<(Status, Json<ResetAccepted>)> {
@@ -186,7 +188,7 @@ pub async fn request_reset(
     )
 )]
 #[rocket::post("/auth/password-reset/confirm", data = "<body>")]
-pub async fn confirm_reset(accounts: Accounts<'_>, body: ApiJson<ResetConfirmation>) -> Result<Status> {
+pub async fn confirm_reset(accounts: &State<Accounts>, body: ApiJson<ResetConfirmation>) -> Result<Status> {
     let ResetConfirmation { token, new_password } = body.0;
     accounts.reset_password(required("token", &token)?, new_password.expose_secret(), None).await?;
     Ok(Status::NoContent)

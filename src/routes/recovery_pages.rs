@@ -11,9 +11,10 @@ use rocket_dyn_templates::{context, Template};
 
 use super::body::{Button, CsrfForm};
 use super::views::{PasswordView, Rejection, UserView};
-use crate::auth::{Accounts, AuthService, Client, CsrfToken, PageUser};
+use crate::auth::{Accounts, Client};
 use crate::domain::Lookup;
 use crate::error::{Error, FieldErrors};
+use crate::web::{CsrfToken, PageUser, SessionCookies};
 
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![
@@ -50,7 +51,7 @@ pub fn email_page(user: PageUser, csrf: CsrfToken) -> Template {
 pub async fn set_email(
     user: PageUser,
     form: CsrfForm<EmailForm>,
-    accounts: Accounts<'_>,
+    accounts: &State<Accounts>,
     client: Client,
 ) -> Result<Flash<Redirect>, Rejection> {
     let email = form.fields.email.trim();
@@ -70,7 +71,7 @@ pub async fn set_email(
 pub async fn remove_email(
     user: PageUser,
     _button: CsrfForm<Button>,
-    accounts: Accounts<'_>,
+    accounts: &State<Accounts>,
 ) -> Result<Flash<Redirect>, Error> {
     accounts.remove_email(&user).await?;
     Ok(Flash::success(Redirect::to("/profile"), "Your email address has been removed."))
@@ -92,7 +93,7 @@ pub fn confirm_email_page(token: Option<&str>, csrf: CsrfToken) -> Template {
 pub async fn confirm_email(
     form: CsrfForm<TokenForm>,
     user: Option<PageUser>,
-    accounts: Accounts<'_>,
+    accounts: &State<Accounts>,
 ) -> Result<Flash<Redirect>, Error> {
     accounts.confirm_email(&form.fields.token).await?;
     let notice = "Your email address is confirmed: it can now receive password reset links.";
@@ -119,7 +120,7 @@ pub fn forgot_page(csrf: CsrfToken) -> Template {
 #[rocket::post("/password-reset", data = "<form>")]
 pub async fn forgot(
     form: CsrfForm<ForgotForm>,
-    accounts: Accounts<'_>,
+    accounts: &State<Accounts>,
     client: Client,
 ) -> Result<Template, Rejection> {
     let account = form.fields.account.trim();
@@ -150,13 +151,13 @@ pub struct ResetForm {
 }
 
 fn reset_form(
-    auth: &AuthService,
+    accounts: &Accounts,
     csrf: &CsrfToken,
     username: &str,
     token: &str,
     errors: &FieldErrors,
 ) -> Template {
-    let password = PasswordView::from(&auth.password_policy);
+    let password = PasswordView::from(accounts.password_policy());
     Template::render("reset", context! { csrf_token: csrf.token(), username, token, errors, password })
 }
 
@@ -165,20 +166,19 @@ fn reset_form(
 pub async fn reset_page(
     token: Option<&str>,
     csrf: CsrfToken,
-    accounts: Accounts<'_>,
-    auth: &State<AuthService>,
+    accounts: &State<Accounts>,
 ) -> Result<Template, Error> {
     let token = token.unwrap_or_default();
     let user = accounts.reset_link_user(token).await?;
-    Ok(reset_form(auth, &csrf, &user.username, token, &FieldErrors::new()))
+    Ok(reset_form(accounts, &csrf, &user.username, token, &FieldErrors::new()))
 }
 
 /// Sets the new password, signs out every session, and signs this browser in.
 #[rocket::post("/password-reset/new", data = "<form>")]
 pub async fn reset(
     form: CsrfForm<ResetForm>,
-    accounts: Accounts<'_>,
-    auth: &State<AuthService>,
+    accounts: &State<Accounts>,
+    cookies: &State<SessionCookies>,
     client: Client,
     jar: &CookieJar<'_>,
 ) -> Result<Flash<Redirect>, Rejection> {
@@ -191,12 +191,14 @@ pub async fn reset(
             // The link still works (the rules are checked before it is spent): the form again.
             let username =
                 accounts.reset_link_user(token).await.map(|user| user.username).unwrap_or_default();
-            return Err(Rejection::form(e, |errors| reset_form(auth, &form.csrf, &username, token, errors)));
+            return Err(Rejection::form(e, |errors| {
+                reset_form(accounts, &form.csrf, &username, token, errors)
+            }));
         }
     };
     let issued = accounts.open_session(&user, &client).await?;
-    auth.remember_device(jar, &issued);
-    auth.set_cookies(jar, issued);
+    cookies.remember_device(jar, &issued);
+    cookies.set(jar, issued);
     let notice = "Your password has been changed and every other session signed out. You are signed in.";
     Ok(Flash::success(Redirect::to("/profile"), notice))
 }

@@ -5,7 +5,7 @@ use rocket::http::Header;
 use rocket::serde::json::{json, Value};
 use rocket::State;
 
-use crate::auth::AuthService;
+use crate::auth::Accounts;
 use crate::config::Settings;
 
 pub fn routes() -> Vec<rocket::Route> {
@@ -22,7 +22,7 @@ pub struct Published {
 
 impl Published {
     fn new(body: String, settings: &Settings) -> Self {
-        let cache_control = format!("public, max-age={}", settings.jwks_cache_seconds);
+        let cache_control = format!("public, max-age={}", settings.tokens.jwks_cache.as_secs());
         Published { body, cache_control: Header::new("Cache-Control", cache_control) }
     }
 }
@@ -35,8 +35,8 @@ impl Published {
         example = json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
             "kid": "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k", "alg": "EdDSA", "use": "sig"}]}))))]
 #[rocket::get("/.well-known/jwks.json")]
-pub fn jwks(auth: &State<AuthService>, settings: &State<Settings>) -> Published {
-    Published::new(auth.tokens.keys.keys().jwks.to_string(), settings)
+pub fn jwks(accounts: &State<Accounts>, settings: &State<Settings>) -> Published {
+    Published::new(accounts.tokens().keys.keys().jwks.to_string(), settings)
 }
 
 /// Where the key set is, for libraries that discover it (OpenID Connect Discovery).
@@ -46,8 +46,8 @@ pub fn jwks(auth: &State<AuthService>, settings: &State<Settings>) -> Published 
 #[rocket::get("/.well-known/openid-configuration")]
 pub fn openid_configuration(settings: &State<Settings>) -> Published {
     let document: Value = json!({
-        "issuer": settings.jwt_issuer,
-        "jwks_uri": format!("{}/.well-known/jwks.json", settings.public_url),
+        "issuer": settings.tokens.issuer,
+        "jwks_uri": settings.public_url.at("/.well-known/jwks.json"),
     });
     Published::new(document.to_string(), settings)
 }

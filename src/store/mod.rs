@@ -11,10 +11,17 @@ pub mod throttle;
 pub mod users;
 
 pub use pool::{stage, Backend, Db, DbPool};
+pub use session_check::SessionChecker;
 
 /// Now, as stored: unix seconds, UTC.
 pub fn now() -> i64 {
     time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// A duration as stored times count it: whole seconds (past 30,000 years, capped, so that a
+/// time plus it never overflows).
+pub fn seconds(duration: std::time::Duration) -> i64 {
+    i64::try_from(duration.as_secs()).unwrap_or(i64::MAX).min(1 << 40)
 }
 
 /// Whether the database is reachable.

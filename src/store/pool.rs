@@ -188,7 +188,7 @@ fn prepare_sqlite_file(url: &str) -> Result<(), String> {
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let mut file = path.clone().into_os_string();
         file.push(suffix);
-        crate::config::make_owner_only(Path::new(&file))?;
+        crate::files::make_owner_only(Path::new(&file))?;
     }
     Ok(())
 }
@@ -211,13 +211,9 @@ fn sqlite_file(url: &str) -> Result<Option<(PathBuf, bool)>, String> {
 }
 
 /// Readies the SQLite file (see `prepare_sqlite_file`), opens the pool and applies the
-/// embedded migrations of its backend; nothing at all (not even the SQLite file's folder) when
-/// the settings were refused.
+/// embedded migrations of its backend.
 pub fn stage() -> AdHoc {
     AdHoc::try_on_ignite("Database", |rocket| async {
-        if rocket.state::<crate::config::Settings>().is_none() {
-            return Err(rocket);
-        }
         // Here rather than in `init`: rocket_db_pools logs a failed `init` under its own target,
         // which the log filter's `rocket=off` silences too, so the reason would not be seen.
         if let Ok(url) = rocket.figment().extract_inner::<String>(&format!("databases.{}.url", Db::NAME)) {
@@ -226,10 +222,7 @@ pub fn stage() -> AdHoc {
                 return Err(rocket);
             }
         }
-        Ok(rocket
-            .attach(Db::init())
-            .attach(AdHoc::try_on_ignite("Migrations", migrate))
-            .attach(super::purge::stage()))
+        Ok(rocket.attach(Db::init()).attach(AdHoc::try_on_ignite("Migrations", migrate)))
     })
 }
 

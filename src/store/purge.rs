@@ -15,7 +15,6 @@ use rocket_db_pools::Database;
 use sqlx::AnyPool;
 
 use super::{now, Db};
-use crate::config::Settings;
 use crate::error::Result;
 
 /// Rows deleted per statement.
@@ -65,17 +64,18 @@ pub async fn purge_ended(db: &AnyPool, now: i64, retention: i64) -> Result<u64> 
     Ok(deleted)
 }
 
-/// Starts the purge at lift-off: every `purge_interval` seconds, the first time right away.
-pub fn stage() -> AdHoc {
-    AdHoc::on_liftoff("Purge of ended data", |rocket| {
+/// Starts the purge at lift-off: every `every`, the first time right away, of what ended
+/// `retention` ago, and of the signing keys retired `keep_retired_keys` ago.
+pub fn stage(retention: Duration, keep_retired_keys: Duration, every: Duration) -> AdHoc {
+    AdHoc::on_liftoff("Purge of ended data", move |rocket| {
         Box::pin(async move {
-            let (Some(db), Some(settings)) = (Db::fetch(rocket), rocket.state::<Settings>()) else {
+            let Some(db) = Db::fetch(rocket) else {
                 return;
             };
             let pool = AnyPool::clone(db);
-            let retention = settings.retention_days as i64 * 24 * 3600;
-            let keep_retired_keys = settings.keep_retired_keys();
-            let mut ticks = interval(Duration::from_secs(settings.purge_interval.max(1)));
+            let (retention, keep_retired_keys) =
+                (super::seconds(retention), super::seconds(keep_retired_keys));
+            let mut ticks = interval(every);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
             rocket::tokio::spawn(async move {
                 loop {

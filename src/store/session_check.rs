@@ -37,6 +37,7 @@ struct Check {
     reply: oneshot::Sender<Result<Option<User>>>,
 }
 
+#[derive(Clone)]
 pub struct SessionChecker {
     queue: mpsc::UnboundedSender<Check>,
 }

@@ -1,0 +1,128 @@
+//! The server's assembly: the settings first and, only when they parse, what is built from
+//! them, each once, in order: the templates and static files, the database (pool, migrations,
+//! purge), the authentication service, the routes. A stage that fails says why in one line and
+//! stops the start before anything is served.
+
+use std::sync::Arc;
+
+use rocket::fairing::AdHoc;
+use rocket_db_pools::Database;
+use secrecy::ExposeSecret;
+use sqlx::AnyPool;
+
+use crate::assets::{self, Assets};
+use crate::auth::keys::KeyRing;
+use crate::auth::{self, Accounts, CsrfKey, DeviceKey, MacKey, PasswordHasher, Recovery, SeenBlocks, Tokens};
+use crate::config::{self, Settings};
+use crate::error::{Error, Result};
+use crate::mail::Mailer;
+use crate::routes;
+use crate::store::{self, Db, DbPool};
+use crate::web::SessionCookies;
+
+/// Parses the settings and, when they are good, attaches every other stage.
+pub fn stage() -> AdHoc {
+    AdHoc::try_on_ignite("MiniAuth settings", |rocket| async move {
+        let configured = rocket.figment().extract_inner::<String>("public_url").unwrap_or_default();
+        if rocket.figment().profile() == "release" && configured.trim().is_empty() {
+            log::error!(
+                "invalid configuration: the release profile needs public_url, the address people reach \
+                 MiniAuth at (e.g. ROCKET_PUBLIC_URL=https://auth.example.com): links in mails are built from it"
+            );
+            return Err(rocket);
+        }
+        let settings = match config::load(rocket.figment()) {
+            Ok(settings) => settings,
+            Err(e) => {
+                log::error!("{e}");
+                return Err(rocket);
+            }
+        };
+        let keep_retired_keys = settings.tokens.keep_retired_keys();
+        let routes = routes::stage(&settings.forward_auth);
+        Ok(rocket
+            .attach(assets::stage(settings.template_dir.clone(), settings.static_dir.clone()))
+            .attach(store::stage())
+            .attach(store::purge::stage(settings.retention, keep_retired_keys, settings.purge_interval))
+            // After the database's own stages, which `store::stage` attaches as it runs: the
+            // signing keys and the shared secret live in the database.
+            .attach(AdHoc::on_ignite("Authentication and routes", |rocket| async {
+                rocket.attach(authentication()).attach(routes)
+            }))
+            .manage(settings))
+    })
+}
+
+/// Builds the accounts and the other states of authentication.
+fn authentication() -> AdHoc {
+    AdHoc::try_on_ignite("Authentication", |rocket| async move {
+        let (Some(settings), Some(db), Some(assets)) =
+            (rocket.state::<Settings>(), Db::fetch(&rocket), rocket.state::<Assets>())
+        else {
+            return Err(rocket);
+        };
+        let started = match Mailer::start(&settings.mail, &assets.template_dir) {
+            Ok(mailer) => accounts(settings, db, mailer).await,
+            Err(e) => Err(Error::internal(e)),
+        };
+        match started {
+            Ok((accounts, csrf)) => {
+                let cookies = SessionCookies { scope: settings.cookies.clone() };
+                let (forward, proxies) = (settings.forward_auth.clone(), settings.trusted_proxies.clone());
+                Ok(rocket.manage(accounts).manage(csrf).manage(cookies).manage(forward).manage(proxies))
+            }
+            Err(e) => {
+                log::error!("cannot start authentication: {}", e.cause());
+                Err(rocket)
+            }
+        }
+    })
+}
+
+/// The accounts of these settings, with the signing keys (the configured one, or the
+/// database's, followed from now on), the hashing workers and the recovery task started, and
+/// the CSRF key.
+async fn accounts(settings: &Settings, db: &DbPool, mailer: Mailer) -> Result<(Accounts, CsrfKey)> {
+    for domain in settings.forward_auth.beyond_the_cookies(&settings.cookies) {
+        log::warn!(
+            "forward_auth_domains: the session cookies do not reach {domain}, so a browser signed in \
+             here is not recognised there and is sent back and forth to the sign-in page; set \
+             cookie_domain to a domain above both it and public_url's host"
+        );
+    }
+    let secret = match &settings.token_secret {
+        Some(secret) => secret.expose_secret().as_bytes().to_vec(),
+        None => auth::shared_secret(db, &settings.data_dir).await?.into_bytes(),
+    };
+    let signing = &settings.tokens;
+    let (ring, origin) = match &signing.configured_key {
+        Some((setting, key)) => (KeyRing::configured(signing.algorithm, key)?, *setting),
+        None => {
+            let keep = store::seconds(signing.keep_retired_keys());
+            (KeyRing::open(db, signing.algorithm, keep).await?, "the database")
+        }
+    };
+    let ring = Arc::new(ring);
+    Arc::clone(&ring).follow(AnyPool::clone(db));
+    log::info!(
+        "signing keys: {} from {origin}, key {} signs",
+        signing.algorithm.name(),
+        ring.keys().signing.kid
+    );
+    let hashing = settings.hashing;
+    let accounts = Accounts {
+        db: AnyPool::clone(db),
+        sessions: db.sessions.clone(),
+        hasher: PasswordHasher::new(hashing.cost, hashing.workers).await?,
+        tokens: Tokens::new(ring, signing),
+        devices: DeviceKey::new(&secret),
+        limits: settings.limits,
+        seen_blocks: SeenBlocks::default(),
+        session_ttl: store::seconds(settings.session_ttl),
+        refresh_grace: store::seconds(settings.refresh_grace),
+        password_policy: settings.password_policy,
+        recovery: Recovery::start(&settings.public_url, settings.links, db, settings.limits, mailer),
+        successors: MacKey::derive(&secret, b"miniauth refresh successor v1"),
+    };
+    Ok((accounts, CsrfKey::new(&secret)))
+}

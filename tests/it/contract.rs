@@ -1,0 +1,415 @@
+//! Rules that hold for every route, checked against the route table itself, so that a route
+//! added tomorrow is held to them too: every state change needs its CSRF token, and the
+//! OpenAPI document lists every API route with exactly the statuses it can answer. Also the
+//! one rule for cookies when the session they carry ends, through both doors.
+
+use crate::common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use rocket::http::{ContentType, Cookie, Status};
+use rocket::local::asynchronous::LocalResponse;
+use rocket::serde::json::{json, Value};
+
+use common::browser::{assert_cleared, csrf_from, csrf_of_session, set_cookie};
+use common::{bearer, csrf_header, TestApp, REFRESH_COOKIE, TOKEN_COOKIE};
+
+backend_tests!(
+    every_state_changing_route_refuses_a_cookie_without_its_csrf_token,
+    the_openapi_document_lists_every_api_route_and_nothing_else,
+    every_route_answers_exactly_the_statuses_its_openapi_entry_documents,
+    revoking_the_current_session_by_cookie_clears_the_cookies_through_the_api_too,
+    revoking_a_session_by_bearer_or_another_session_by_cookie_leaves_cookies_alone,
+);
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Routes that authenticate nobody by cookie, so a forged cross-site request gains nothing:
+/// sign-up and sign-in of the API, and the refresh whose token is in the body.
+const NO_COOKIE_ROUTES: [&str; 6] = [
+    "POST /auth/login",
+    "POST /auth/refresh",
+    "POST /auth/register",
+    "POST /auth/email/confirm",
+    "POST /auth/password-reset",
+    "POST /auth/password-reset/confirm",
+];
+
+fn is_change(method: &str) -> bool {
+    !matches!(method, "GET" | "HEAD" | "OPTIONS")
+}
+
+/// The mounted routes as `METHOD /path` with `{param}` segments and no query.
+fn mounted_routes(app: &TestApp) -> BTreeSet<String> {
+    app.client
+        .rocket()
+        .routes()
+        .map(|route| {
+            let path = route.uri.path().to_string().replace('<', "{").replace('>', "}");
+            format!("{} {path}", route.method)
+        })
+        .collect()
+}
+
+/// A new session of a registered user: its access token.
+async fn signed_in_token(app: &TestApp, username: &str) -> String {
+    app.sign_in(username, PASSWORD).await.access
+}
+
+async fn every_state_changing_route_refuses_a_cookie_without_its_csrf_token(app: TestApp) {
+    let [tokens] = app.register_and_sign_in("alice", PASSWORD).await;
+    let token = tokens.access;
+    // The browser holds a CSRF cookie (from a page) and the session cookie; it sends no token.
+    csrf_from(&app, "/login").await;
+    let mut checked = BTreeSet::new();
+    for route in mounted_routes(&app) {
+        let (method, path) = route.split_once(' ').unwrap();
+        if !is_change(method) || NO_COOKIE_ROUTES.contains(&route.as_str()) {
+            continue;
+        }
+        let uri = path.replace("{id}", "some-session");
+        let method = method.parse().unwrap();
+        let request = app.client.req(method, uri).cookie(Cookie::new(TOKEN_COOKIE, token.clone()));
+        let response = match path.starts_with("/auth/") {
+            true => request.header(ContentType::JSON).body("{}").dispatch().await,
+            false => request.header(ContentType::Form).body("").dispatch().await,
+        };
+        assert_eq!(response.status(), Status::Forbidden, "{route} without a CSRF token");
+        checked.insert(route);
+    }
+    assert!(checked.len() >= 10, "only {checked:?}");
+    // Nothing happened: the session and the account are still there.
+    assert_eq!(app.profile(&token).await.status(), Status::Ok);
+    assert_eq!(app.count("SELECT COUNT(*) FROM sessions WHERE revoked_at IS NOT NULL").await, 0);
+}
+
+async fn openapi(app: &TestApp) -> Value {
+    let response = app.client.get("/openapi.json").dispatch().await;
+    assert_eq!(response.status(), Status::Ok);
+    response.into_json().await.expect("the OpenAPI document")
+}
+
+/// Every operation of the document as `METHOD /path`, with its documented statuses.
+fn documented(doc: &Value) -> BTreeMap<String, BTreeSet<u16>> {
+    let mut operations = BTreeMap::new();
+    for (path, methods) in doc["paths"].as_object().expect("paths") {
+        for (method, operation) in methods.as_object().expect("methods") {
+            let statuses =
+                operation["responses"].as_object().expect("responses").keys().map(|s| s.parse().unwrap());
+            operations.insert(format!("{} {path}", method.to_uppercase()), statuses.collect());
+        }
+    }
+    operations
+}
+
+async fn the_openapi_document_lists_every_api_route_and_nothing_else(app: TestApp) {
+    let api: BTreeSet<String> = mounted_routes(&app)
+        .into_iter()
+        .filter(|route| {
+            let path = route.split_once(' ').unwrap().1;
+            path.starts_with("/auth/")
+                || path.starts_with("/.well-known/")
+                || path == "/healthz"
+                || path == "/readyz"
+        })
+        .collect();
+    let listed: BTreeSet<String> = documented(&openapi(&app).await).into_keys().collect();
+    assert_eq!(api, listed, "mounted API routes (left) and the OpenAPI document (right) differ");
+}
+
+/// One request of a probe: how it authenticates and what body it sends.
+#[derive(Clone, Copy, Debug)]
+enum Probe {
+    /// No credentials, the JSON body `{}`.
+    Anonymous,
+    /// A bearer token that is not one of ours.
+    BadToken,
+    /// A live session's token in the cookie, without the CSRF header.
+    CookieWithoutCsrf,
+    /// A live session's bearer token with each kind of broken or empty body.
+    Malformed,
+    TextBody,
+    Oversized,
+    EmptyObject,
+}
+
+const PROBES: [Probe; 7] = [
+    Probe::Anonymous,
+    Probe::BadToken,
+    Probe::CookieWithoutCsrf,
+    Probe::Malformed,
+    Probe::TextBody,
+    Probe::Oversized,
+    Probe::EmptyObject,
+];
+
+async fn send<'c>(
+    app: &'c TestApp,
+    route: &str,
+    token: Option<&str>,
+    content_type: ContentType,
+    body: String,
+) -> LocalResponse<'c> {
+    let (method, path) = route.split_once(' ').unwrap();
+    let uri = path.replace("{id}", "unknown-session");
+    let mut request = app.client.req(method.parse().unwrap(), uri).header(content_type).body(body);
+    if let Some(token) = token {
+        request = request.header(bearer(token));
+    }
+    request.dispatch().await
+}
+
+async fn probe(app: &TestApp, route: &str, probe: Probe) -> Status {
+    // A fresh session for each probe: some of them succeed (a sign-out, say).
+    let token = signed_in_token(app, "prober").await;
+    let json = ContentType::JSON;
+    let response = match probe {
+        Probe::Anonymous => send(app, route, None, json, "{}".into()).await,
+        Probe::BadToken => send(app, route, Some("not-a-token"), json, "{}".into()).await,
+        Probe::CookieWithoutCsrf => {
+            let (method, path) = route.split_once(' ').unwrap();
+            let uri = path.replace("{id}", "unknown-session");
+            let request =
+                app.client.req(method.parse().unwrap(), uri).cookie(Cookie::new(TOKEN_COOKIE, token));
+            request.header(json).body("{}").dispatch().await
+        }
+        Probe::Malformed => send(app, route, Some(&token), json, "{".into()).await,
+        Probe::TextBody => send(app, route, Some(&token), ContentType::Text, "hello".into()).await,
+        Probe::Oversized => {
+            let body = json!({ "padding": "x".repeat(17 * 1024) }).to_string();
+            send(app, route, Some(&token), json, body).await
+        }
+        Probe::EmptyObject => send(app, route, Some(&token), json, "{}".into()).await,
+    };
+    response.status()
+}
+
+/// The answers only a route's own input gives: its successes and its own failures.
+async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
+    let mut seen = BTreeSet::new();
+    let mut record = |response: LocalResponse<'_>| seen.insert(response.status().code);
+    match route {
+        "POST /auth/register" => {
+            record(app.register("newcomer", PASSWORD).await);
+            record(app.register("NEWCOMER", PASSWORD).await);
+        }
+        "POST /auth/login" => {
+            record(app.login("prober", PASSWORD).await);
+            record(app.login("prober", "wrong password").await);
+        }
+        "POST /auth/refresh" => {
+            let tokens = app.sign_in("prober", PASSWORD).await;
+            record(app.refresh(&tokens.refresh).await);
+            record(app.refresh("unknown").await);
+        }
+        "POST /auth/logout" => {
+            let token = signed_in_token(app, "prober").await;
+            record(app.logout(&token, "?scope=nowhere").await);
+        }
+        "POST /auth/password" => {
+            let token = signed_in_token(app, "prober").await;
+            let wrong = json!({ "current_password": "wrong password", "new_password": "another long one" });
+            let request = app.client.post("/auth/password").header(bearer(&token)).header(ContentType::JSON);
+            record(request.body(wrong.to_string()).dispatch().await);
+            let [tokens] = app.register_and_sign_in("changer", PASSWORD).await;
+            let token = tokens.access;
+            let right = well_formed_body(route).to_string();
+            let request = app.client.post("/auth/password").header(bearer(&token)).header(ContentType::JSON);
+            record(request.body(right).dispatch().await);
+        }
+        "DELETE /auth/account" => {
+            let token = signed_in_token(app, "prober").await;
+            let request = app.client.delete("/auth/account").header(bearer(&token)).header(ContentType::JSON);
+            record(request.body(json!({ "password": "wrong password" }).to_string()).dispatch().await);
+            let [tokens] = app.register_and_sign_in("leaver", PASSWORD).await;
+            let token = tokens.access;
+            let request = app.client.delete("/auth/account").header(bearer(&token)).header(ContentType::JSON);
+            record(request.body(json!({ "password": PASSWORD }).to_string()).dispatch().await);
+        }
+        "PUT /auth/email" => {
+            for name in ["prober", "other"] {
+                let token = signed_in_token(app, name).await;
+                let request = app.client.put("/auth/email").header(bearer(&token)).header(ContentType::JSON);
+                record(request.body(well_formed_body(route).to_string()).dispatch().await);
+            }
+        }
+        "POST /auth/email/confirm" => {
+            let token = signed_in_token(app, "prober").await;
+            let request = app.client.put("/auth/email").header(bearer(&token)).header(ContentType::JSON);
+            request.body(json!({ "email": "confirmer@example.com" }).to_string()).dispatch().await;
+            let confirm = mailed_token(app, "confirmer@example.com", "/email/confirm").await;
+            record(app.post_json("/auth/email/confirm", json!({ "token": confirm })).await);
+            record(app.post_json("/auth/email/confirm", json!({ "token": confirm })).await);
+            // A claim of the same address whose link is still live (as when two confirmations
+            // race): the one that comes second is 409.
+            let token = signed_in_token(app, "other").await;
+            let request = app.client.put("/auth/email").header(bearer(&token)).header(ContentType::JSON);
+            request.body(json!({ "email": "second@example.com" }).to_string()).dispatch().await;
+            let second = mailed_token(app, "second@example.com", "/email/confirm").await;
+            app.execute(&[
+                "UPDATE users SET email = 'confirmer@example.com', email_key = 'confirmer@example.com' \
+                 WHERE username = 'other'"
+                    .into(),
+                "UPDATE mail_tokens SET email = 'confirmer@example.com' \
+                 WHERE user_id = (SELECT id FROM users WHERE username = 'other')"
+                    .into(),
+            ])
+            .await;
+            record(app.post_json("/auth/email/confirm", json!({ "token": second })).await);
+        }
+        "POST /auth/password-reset" => {
+            record(app.post_json("/auth/password-reset", json!({ "username": "prober" })).await);
+        }
+        "POST /auth/password-reset/confirm" => {
+            let [tokens] = app.register_and_sign_in("resetter", PASSWORD).await;
+            let request =
+                app.client.put("/auth/email").header(bearer(&tokens.access)).header(ContentType::JSON);
+            request.body(json!({ "email": "resetter@example.com" }).to_string()).dispatch().await;
+            let confirm = mailed_token(app, "resetter@example.com", "/email/confirm").await;
+            app.post_json("/auth/email/confirm", json!({ "token": confirm })).await;
+            app.post_json("/auth/password-reset", json!({ "email": "resetter@example.com" })).await;
+            let reset = mailed_token(app, "resetter@example.com", "/password-reset/new").await;
+            let body = json!({ "token": reset, "new_password": "another long one" });
+            record(app.post_json("/auth/password-reset/confirm", body.clone()).await);
+            record(app.post_json("/auth/password-reset/confirm", body).await);
+        }
+        "DELETE /auth/sessions/{id}" => {
+            let token = signed_in_token(app, "prober").await;
+            let sessions = app.sessions(&token).await;
+            let other = sessions.iter().find(|s| s["current"] == false).expect("another session");
+            let uri = format!("/auth/sessions/{}", other["id"].as_str().unwrap());
+            record(app.client.delete(uri).header(bearer(&token)).dispatch().await);
+        }
+        _ => {}
+    }
+    seen
+}
+
+/// The token of the link to `path` mailed to `to` (waiting for it), the newest if several.
+async fn mailed_token(app: &TestApp, to: &str, path: &str) -> String {
+    let outbox = app.data_dir.path().join("outbox");
+    let prefix = format!("http://127.0.0.1:8000{path}?token=");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let mails = common::mail::mails_in(&outbox);
+        let mail = mails.iter().rev().find(|mail| {
+            common::mail::header(mail, "To").as_deref() == Some(to)
+                && common::mail::unfolded(mail).contains(&prefix)
+        });
+        if let Some(mail) = mail {
+            return common::mail::link(mail, &prefix)[prefix.len()..].to_owned();
+        }
+        assert!(std::time::Instant::now() < deadline, "no link {path} mailed to {to}");
+        rocket::tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+async fn every_route_answers_exactly_the_statuses_its_openapi_entry_documents(app: TestApp) {
+    app.registered("prober", PASSWORD).await;
+    app.registered("other", PASSWORD).await;
+    let documented = documented(&openapi(&app).await);
+    let mut answered: BTreeMap<String, BTreeSet<u16>> = BTreeMap::new();
+    for route in documented.keys() {
+        let statuses = answered.entry(route.clone()).or_default();
+        for kind in PROBES {
+            statuses.insert(probe(&app, route, kind).await.code);
+        }
+        statuses.extend(specific(&app, route).await);
+    }
+    // The database out of reach: everything that needs it answers 503.
+    let unavailable = TestApp::spawn_with(app.backend(), |figment| {
+        figment
+            .merge(("databases.miniauth.connect_timeout", 1))
+            .merge(("databases.miniauth.max_connections", 2))
+    })
+    .await;
+    let [tokens] = unavailable.register_and_sign_in("prober", PASSWORD).await;
+    let _held = unavailable.hold_every_connection().await;
+    for route in documented.keys() {
+        let body = well_formed_body(route).to_string();
+        let response = send(&unavailable, route, Some(&tokens.access), ContentType::JSON, body).await;
+        answered.get_mut(route).unwrap().insert(response.status().code);
+    }
+    // With the limits at 1, the throttle refuses a second sign-up from this address and any
+    // password check after one failure (of this name, from this address).
+    let throttled = TestApp::spawn_with(app.backend(), |figment| {
+        figment.merge(("login_max_failures_pair", 1)).merge(("register_max_per_address_hour", 1))
+    })
+    .await;
+    let [tokens] = throttled.register_and_sign_in("prober", PASSWORD).await;
+    assert_eq!(throttled.login("prober", "wrong password").await.status(), Status::Unauthorized);
+    for route in documented.iter().filter(|(_, statuses)| statuses.contains(&429)).map(|(route, _)| route) {
+        let body = well_formed_body(route).to_string();
+        let response = send(&throttled, route, Some(&tokens.access), ContentType::JSON, body).await;
+        answered.get_mut(route).unwrap().insert(response.status().code);
+    }
+    let mut wrong = Vec::new();
+    for (route, statuses) in &documented {
+        let seen = &answered[route];
+        if seen != statuses {
+            let undocumented: Vec<_> = seen.difference(statuses).collect();
+            let never_seen: Vec<_> = statuses.difference(seen).collect();
+            wrong.push(format!(
+                "{route}: answers {undocumented:?} undocumented; documents {never_seen:?} never seen"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "the OpenAPI document and the answers differ:\n{}", wrong.join("\n"));
+}
+
+/// A body each route accepts as far as its shape goes, so that the request reaches the database.
+fn well_formed_body(route: &str) -> Value {
+    match route {
+        "POST /auth/register" => json!({ "username": "someone", "password": PASSWORD }),
+        "POST /auth/login" => json!({ "username": "prober", "password": PASSWORD }),
+        "POST /auth/refresh" => json!({ "refresh_token": "some token" }),
+        "POST /auth/password" => json!({ "current_password": PASSWORD, "new_password": "another long one" }),
+        "DELETE /auth/account" => json!({ "password": PASSWORD }),
+        "PUT /auth/email" => json!({ "email": "shared@example.com" }),
+        "POST /auth/email/confirm" => json!({ "token": "some token" }),
+        "POST /auth/password-reset" => json!({ "username": "prober" }),
+        "POST /auth/password-reset/confirm" => {
+            json!({ "token": "some token", "new_password": "another long one" })
+        }
+        _ => json!({}),
+    }
+}
+
+async fn revoking_the_current_session_by_cookie_clears_the_cookies_through_the_api_too(app: TestApp) {
+    let [tokens] = app.register_and_sign_in("alice", PASSWORD).await;
+    let id = app.session_id(&tokens.access).await;
+    let csrf = csrf_of_session(&app, &tokens.access).await;
+    // The browser's two cookies, as the pages set them.
+    let response = app
+        .client
+        .delete(format!("/auth/sessions/{id}"))
+        .cookie(Cookie::new(TOKEN_COOKIE, tokens.access.clone()))
+        .cookie(Cookie::new(REFRESH_COOKIE, tokens.refresh))
+        .header(csrf_header(&csrf))
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::NoContent);
+    assert_cleared(&response, TOKEN_COOKIE);
+    assert_cleared(&response, REFRESH_COOKIE);
+    assert!(!app.token_works(&tokens.access).await);
+}
+
+async fn revoking_a_session_by_bearer_or_another_session_by_cookie_leaves_cookies_alone(app: TestApp) {
+    let [this, other] = app.register_and_sign_in("alice", PASSWORD).await;
+    let other_id = app.session_id(&other.access).await;
+    let csrf = csrf_of_session(&app, &this.access).await;
+    let response = app
+        .client
+        .delete(format!("/auth/sessions/{other_id}"))
+        .cookie(Cookie::new(TOKEN_COOKIE, this.access.clone()))
+        .header(csrf_header(&csrf))
+        .dispatch()
+        .await;
+    assert_eq!(response.status(), Status::NoContent);
+    assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "this session's cookie was touched");
+    let id = app.session_id(&this.access).await;
+    let response =
+        app.client.delete(format!("/auth/sessions/{id}")).header(bearer(&this.access)).dispatch().await;
+    assert_eq!(response.status(), Status::NoContent);
+    assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "a bearer call set a cookie");
+}

@@ -1,0 +1,395 @@
+//! Forward auth through real reverse proxies: Debian's nginx (`auth_request`) and
+//! Caddy (`forward_auth`), each started on a free loopback port with the configuration the
+//! docs (forward-auth.md) give, in front of a tiny app that echoes the headers it receives
+//! (`tests/it/common/echo_upstream.py`), and MiniAuth's real binary. A signed-out browser is sent to
+//! sign in and brought back; the app sees `Remote-User`, never one the client wrote; a bearer
+//! API call passes; after signing out the browser is sent to sign in again. A client writing
+//! another host into its request (`Host: app:@other`, an absolute request target) still meets
+//! the rule of the host the proxy routed by, and no identity header a client forges
+//! (`Remote-*`, `Remote_*`) reaches the app.
+
+use crate::common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rocket::serde::json::{serde_json, Value};
+
+use common::browser::{attribute, form_body, input_tag, unescape_html};
+use common::proxy::{start_app, start_caddy, start_nginx, CADDY, NGINX};
+use common::server::{Server, JSON};
+use common::{Backend, TestDatabase, TOKEN_COOKIE};
+
+const PASSWORD: &str = "quiet lantern trombone";
+const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+#[test]
+fn the_docs_give_the_configurations_these_tests_use() {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/forward-auth.md")).unwrap();
+    assert!(page.contains(NGINX), "the nginx configuration of docs/forward-auth.md differs from the tests'");
+    assert!(page.contains(CADDY), "the Caddyfile of docs/forward-auth.md differs from the tests'");
+}
+
+#[test]
+fn through_nginx_auth_request_on_sqlite() {
+    behind(Proxy::Nginx, Backend::Sqlite, the_round_trip);
+}
+
+#[test]
+fn through_caddy_forward_auth_on_sqlite() {
+    behind(Proxy::Caddy, Backend::Sqlite, the_round_trip);
+}
+
+#[test]
+fn a_host_rule_holds_whatever_host_the_client_writes_through_nginx_on_sqlite() {
+    behind(Proxy::Nginx, Backend::Sqlite, a_host_rule_holds_whatever_host_the_client_writes);
+}
+
+#[test]
+fn a_host_rule_holds_whatever_host_the_client_writes_through_caddy_on_sqlite() {
+    behind(Proxy::Caddy, Backend::Sqlite, a_host_rule_holds_whatever_host_the_client_writes);
+}
+
+#[test]
+fn forged_identity_headers_never_reach_the_app_through_nginx_on_sqlite() {
+    behind(Proxy::Nginx, Backend::Sqlite, forged_identity_headers_never_reach_the_app);
+}
+
+#[test]
+fn forged_identity_headers_never_reach_the_app_through_caddy_on_sqlite() {
+    behind(Proxy::Caddy, Backend::Sqlite, forged_identity_headers_never_reach_the_app);
+}
+
+needs_postgres! {
+    #[test]
+    fn through_nginx_auth_request_on_postgres() {
+        behind(Proxy::Nginx, Backend::Postgres, the_round_trip);
+    }
+
+    #[test]
+    fn through_caddy_forward_auth_on_postgres() {
+        behind(Proxy::Caddy, Backend::Postgres, the_round_trip);
+    }
+
+    #[test]
+    fn a_host_rule_holds_whatever_host_the_client_writes_through_nginx_on_postgres() {
+        behind(Proxy::Nginx, Backend::Postgres, a_host_rule_holds_whatever_host_the_client_writes);
+    }
+
+    #[test]
+    fn a_host_rule_holds_whatever_host_the_client_writes_through_caddy_on_postgres() {
+        behind(Proxy::Caddy, Backend::Postgres, a_host_rule_holds_whatever_host_the_client_writes);
+    }
+
+    #[test]
+    fn forged_identity_headers_never_reach_the_app_through_nginx_on_postgres() {
+        behind(Proxy::Nginx, Backend::Postgres, forged_identity_headers_never_reach_the_app);
+    }
+
+    #[test]
+    fn forged_identity_headers_never_reach_the_app_through_caddy_on_postgres() {
+        behind(Proxy::Caddy, Backend::Postgres, forged_identity_headers_never_reach_the_app);
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Proxy {
+    Nginx,
+    Caddy,
+}
+
+/// MiniAuth's real binary, protecting 127.0.0.1 (for alice only) and example.com (every host
+/// below it without a rule) for the proxies on this machine.
+fn start_miniauth(backend: Backend, dir: &Path) -> (Server, TestDatabase) {
+    let database = TestDatabase::create(backend);
+    let env = [
+        database.env(),
+        ("ROCKET_TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#),
+        ("ROCKET_FORWARD_AUTH_DOMAINS", r#"["127.0.0.1", "example.com"]"#),
+        // A host rule, written as the README says to in the environment.
+        ("ROCKET_FORWARD_AUTH", r#"{hosts={"127.0.0.1"={users=["Alice"]}}}"#),
+    ];
+    (Server::start(dir, &env), database)
+}
+
+/// `scenario` against MiniAuth behind `proxy` (on the returned port), in front of the echo app.
+fn behind(proxy: Proxy, backend: Backend, scenario: fn(Proxy, &Server, u16)) {
+    let dir = tempfile::tempdir().unwrap();
+    let (miniauth, _database) = start_miniauth(backend, dir.path());
+    let (_app, app_port) = start_app();
+    let (_proxy, port) = match proxy {
+        Proxy::Nginx => start_nginx(dir.path(), miniauth.port, app_port),
+        Proxy::Caddy => start_caddy(dir.path(), miniauth.port, app_port),
+    };
+    scenario(proxy, &miniauth, port);
+}
+
+/// A browser's cookies for 127.0.0.1 (cookies do not tell ports apart).
+#[derive(Default)]
+struct Jar(BTreeMap<String, String>);
+
+impl Jar {
+    fn header(&self) -> String {
+        self.0.iter().map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>().join("; ")
+    }
+
+    fn keep(&mut self, head: &str) {
+        for line in head.lines() {
+            let Some((name, rest)) = line.split_once(':') else { continue };
+            if !name.eq_ignore_ascii_case("set-cookie") {
+                continue;
+            }
+            let pair = rest.trim().split(';').next().unwrap_or_default();
+            let (cookie, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let expired = rest.to_ascii_lowercase().contains("max-age=0");
+            match expired || value.is_empty() {
+                true => self.0.remove(cookie),
+                false => self.0.insert(cookie.to_owned(), value.to_owned()),
+            };
+        }
+    }
+}
+
+/// One request of a browser holding `jar`, which keeps what it is given.
+fn browse(
+    port: u16,
+    method: &str,
+    path: &str,
+    jar: &mut Jar,
+    extra: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let host = format!("127.0.0.1:{port}");
+    let cookies = jar.header();
+    let mut headers = vec![("Host", host.as_str()), ("Accept", HTML)];
+    if !cookies.is_empty() {
+        headers.push(("Cookie", &cookies));
+    }
+    headers.extend_from_slice(extra);
+    let (status, head, body) = Server::request_to(port, method, path, &headers, body).expect("a response");
+    jar.keep(&head);
+    (status, head, body)
+}
+
+fn header_of(head: &str, wanted: &str) -> Option<String> {
+    head.lines().find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.eq_ignore_ascii_case(wanted).then(|| value.trim().to_owned())
+    })
+}
+
+/// What the app received: its `headers`, names lower-cased.
+fn received(body: &str) -> Value {
+    serde_json::from_str::<Value>(body).unwrap_or_else(|_| panic!("not the app's echo: {body}"))["headers"]
+        .clone()
+}
+
+fn the_round_trip(_: Proxy, miniauth: &Server, proxy: u16) {
+    let (status, _, body) = miniauth.request(
+        "POST",
+        "/auth/register",
+        &[JSON],
+        &format!(r#"{{"username": "alice", "password": "{PASSWORD}"}}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    let app_url = format!("http://127.0.0.1:{proxy}/reports?year=2026&q=a%20b");
+    let mut browser = Jar::default();
+
+    // Signed out: the proxy sends the browser to MiniAuth's sign-in page, to come back here.
+    let (status, head, _) = browse(proxy, "GET", "/reports?year=2026&q=a%20b", &mut browser, &[], "");
+    assert_eq!(status, 302, "{head}");
+    let sign_in = header_of(&head, "Location").expect("where to sign in");
+    let mut expected = url::Url::parse(&miniauth.url("/login")).unwrap();
+    expected.query_pairs_mut().append_pair("rd", &app_url);
+    assert_eq!(sign_in, expected.as_str());
+
+    // The sign-in form, filled in, brings the browser back to the app.
+    let page = sign_in.trim_start_matches(&format!("http://127.0.0.1:{}", miniauth.port));
+    let (status, _, html) = browse(miniauth.port, "GET", page, &mut browser, &[], "");
+    assert_eq!(status, 200);
+    let csrf = attribute(input_tag(&html, "csrf_token"), "value").unwrap();
+    let rd = unescape_html(&attribute(input_tag(&html, "rd"), "value").unwrap());
+    assert_eq!(rd, app_url);
+    let form =
+        form_body(&[("csrf_token", &csrf), ("username", "alice"), ("password", PASSWORD), ("rd", &rd)]);
+    let content = ("Content-Type", "application/x-www-form-urlencoded");
+    let (status, head, _) = browse(miniauth.port, "POST", "/login", &mut browser, &[content], &form);
+    assert_eq!(status, 303, "{head}");
+    assert_eq!(header_of(&head, "Location").as_deref(), Some(app_url.as_str()));
+
+    // Back at the app, which learns who signed in, and never from the client.
+    let forged = [("Remote-User", "mallory"), ("Remote-User-Id", "999")];
+    let (status, _, body) = browse(proxy, "GET", "/reports?year=2026&q=a%20b", &mut browser, &forged, "");
+    assert_eq!(status, 200, "{body}");
+    let headers = received(&body);
+    assert_eq!(headers["remote-user"], serde_json::json!(["alice"]), "{headers}");
+    let alice_id = headers["remote-user-id"][0].as_str().unwrap().to_owned();
+    assert_ne!(alice_id, "999");
+    // A signed-out client's own Remote-User never reaches the app: it is not let through.
+    let api = [("Accept", "application/json"), ("Remote-User", "alice")];
+    let (status, head, body) = Server::request_to(proxy, "GET", "/reports", &api, "").unwrap();
+    assert_eq!(status, 401, "{head}{body}");
+    assert!(header_of(&head, "WWW-Authenticate").is_some_and(|c| c.starts_with("Bearer")), "{head}");
+    assert!(!body.contains("remote-user"), "{body}");
+
+    // An API client with a bearer token passes too.
+    let (status, _, body) = miniauth.request(
+        "POST",
+        "/auth/login",
+        &[JSON],
+        &format!(r#"{{"username": "alice", "password": "{PASSWORD}"}}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let token = serde_json::from_str::<Value>(&body).unwrap()["access_token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let call =
+        [("Accept", "application/json"), ("Authorization", bearer.as_str()), ("Remote-User", "mallory")];
+    let (status, _, body) = Server::request_to(proxy, "POST", "/api/items", &call, "{}").unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(received(&body)["remote-user"], serde_json::json!(["alice"]));
+
+    // Bob has an account, but the host rule admits only alice.
+    let bob = format!(r#"{{"username": "bob", "password": "{PASSWORD}"}}"#);
+    assert_eq!(miniauth.request("POST", "/auth/register", &[JSON], &bob).0, 201);
+    let (_, _, body) = miniauth.request("POST", "/auth/login", &[JSON], &bob);
+    let token = serde_json::from_str::<Value>(&body).unwrap()["access_token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {token}");
+    let call = [("Accept", "application/json"), ("Authorization", bearer.as_str())];
+    let (status, _, body) = Server::request_to(proxy, "GET", "/reports", &call, "").unwrap();
+    assert_eq!(status, 403, "{body}");
+    assert!(!body.contains("remote-user"), "{body}");
+
+    // Signed out on MiniAuth: the browser is sent to sign in again, even with a copy of the
+    // cookies it had (the session ended).
+    let (_, _, html) = browse(miniauth.port, "GET", "/profile", &mut browser, &[], "");
+    let csrf = attribute(input_tag(&html, "csrf_token"), "value").unwrap();
+    let mut copy = Jar(browser.0.clone());
+    let (status, head, _) = browse(
+        miniauth.port,
+        "POST",
+        "/logout",
+        &mut browser,
+        &[content],
+        &form_body(&[("csrf_token", &csrf)]),
+    );
+    assert_eq!(status, 303, "{head}");
+    for jar in [&mut browser, &mut copy] {
+        let (status, head, _) = browse(proxy, "GET", "/reports", jar, &[], "");
+        assert_eq!(status, 302, "{head}");
+        assert!(header_of(&head, "Location").unwrap().contains("/login?rd="), "{head}");
+    }
+}
+
+/// A new account's bearer token and id.
+fn signed_up(miniauth: &Server, username: &str) -> (String, String) {
+    let account = format!(r#"{{"username": "{username}", "password": "{PASSWORD}"}}"#);
+    let (status, _, body) = miniauth.request("POST", "/auth/register", &[JSON], &account);
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<Value>(&body).unwrap()["id"].to_string();
+    let (status, _, body) = miniauth.request("POST", "/auth/login", &[JSON], &account);
+    assert_eq!(status, 200, "{body}");
+    let token = serde_json::from_str::<Value>(&body).unwrap()["access_token"].as_str().unwrap().to_owned();
+    (token, id)
+}
+
+/// Whether `body` is the app's echo: the request reached the app.
+fn reached_the_app(body: &str) -> bool {
+    serde_json::from_str::<Value>(body).is_ok_and(|echo| echo.get("headers").is_some())
+}
+
+/// The rule for 127.0.0.1 leaves bob out, and other.example.com (protected, without a rule)
+/// would admit him: a client writing that host into its request — after a colon or an `@` in
+/// `Host`, as an absolute request target, or as `Host` itself — never has MiniAuth decide on it.
+/// Each request is refused by the rule of the host the proxy routed by (`403`, where alice
+/// passes), or by the proxy itself (`400`, or `421` from the catch-all for other hosts); none
+/// reaches the app for bob. nginx builds `X-Original-URL` from the routed `$host`; Caddy sends
+/// the `Host` header, which Go's server refuses with an `@` in it.
+fn a_host_rule_holds_whatever_host_the_client_writes(proxy: Proxy, miniauth: &Server, port: u16) {
+    let (alice, _) = signed_up(miniauth, "alice");
+    let (bob, _) = signed_up(miniauth, "bob");
+    let at_port = format!("127.0.0.1:{port}");
+    let port_at_other = format!("127.0.0.1:{port}@other.example.com");
+    // (request target, Host, what nginx answers bob, what Caddy answers bob)
+    let cases = [
+        ("/reports", at_port.as_str(), 403, 403),
+        ("/reports", "127.0.0.1", 403, 403),
+        // nginx routes by what comes before the colon, and so asks about it.
+        ("/reports", "127.0.0.1:@other.example.com", 403, 400),
+        ("/reports", &port_at_other, 403, 400),
+        ("/reports", "127.0.0.1:x@other.example.com:80", 403, 400),
+        // nginx takes all of it for a name no server_name matches: the catch-all.
+        ("/reports", "127.0.0.1@other.example.com", 421, 400),
+        ("/reports", "@127.0.0.1", 421, 400),
+        ("/reports", "other.example.com", 421, 421),
+        // An absolute request target names the host, whatever `Host` says (the old
+        // configuration, on `$http_host`, let bob in with the first).
+        ("http://127.0.0.1/reports", "other.example.com", 403, 403),
+        ("http://other.example.com/reports", "127.0.0.1", 421, 421),
+        ("http://127.0.0.1:@other.example.com/reports", "127.0.0.1", 400, 421),
+        // A slash in `Host`, or a target that is neither a path nor a URL: refused outright.
+        ("/reports", "127.0.0.1/@other.example.com", 400, 400),
+        ("@other.example.com/reports", "127.0.0.1", 400, 400),
+    ];
+    let mut wrong = Vec::new();
+    for (target, host, nginx, caddy) in cases {
+        let expected = if proxy == Proxy::Nginx { nginx } else { caddy };
+        for (who, token) in [("bob", &bob), ("alice", &alice)] {
+            let bearer = format!("Bearer {token}");
+            let headers = [("Host", host), ("Accept", "application/json"), ("Authorization", &bearer)];
+            let (status, head, body) = Server::request_to(port, "GET", target, &headers, "")
+                .unwrap_or_else(|| panic!("no answer to {target} with Host: {host}"));
+            // Where the rule decided, alice passes: the routed host is 127.0.0.1.
+            let passes = who == "alice" && expected == 403;
+            let expected = if passes { 200 } else { expected };
+            if status != expected || reached_the_app(&body) != passes {
+                wrong.push(format!(
+                    "{who}: GET {target} Host: {host} → {status}, not {expected}\n{head}\n{body}"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{proxy:?}:\n{}", wrong.join("\n\n"));
+}
+
+/// Every identity header a client forges, in any case or with an underscore, is gone before the
+/// app sees the request: the app hears only MiniAuth's `Remote-User` and `Remote-User-Id`.
+fn forged_identity_headers_never_reach_the_app(proxy: Proxy, miniauth: &Server, port: u16) {
+    let (alice, alice_id) = signed_up(miniauth, "alice");
+    let forged = [
+        ("Remote-User", "mallory"),
+        ("Remote_User", "mallory"),
+        ("remote-user-id", "999"),
+        ("Remote_User_Id", "999"),
+        ("Remote-Groups", "admins"),
+        ("REMOTE-GROUPS", "admins"),
+        ("Remote-Email", "mallory@example.com"),
+        ("Remote-Name", "Mallory"),
+        ("remote_email", "mallory@example.com"),
+    ];
+    let bearer = format!("Bearer {alice}");
+    let cookie = format!("{TOKEN_COOKIE}={alice}");
+    for (method, credentials) in [("GET", ("Authorization", &bearer)), ("POST", ("Cookie", &cookie))] {
+        let mut headers = vec![("Accept", "application/json"), (credentials.0, credentials.1.as_str())];
+        headers.extend_from_slice(&forged);
+        let (status, _, body) = Server::request_to(port, method, "/reports", &headers, "").unwrap();
+        assert_eq!(status, 200, "{proxy:?} {method}: {body}");
+        let headers = received(&body);
+        assert_eq!(headers["remote-user"], serde_json::json!(["alice"]), "{proxy:?} {method}: {headers}");
+        assert_eq!(headers["remote-user-id"], serde_json::json!([alice_id]), "{proxy:?} {method}: {headers}");
+        for (name, values) in headers.as_object().unwrap() {
+            let identity = name.starts_with("remote-") || name.starts_with("remote_");
+            assert!(
+                !identity || name == "remote-user" || name == "remote-user-id",
+                "{proxy:?} {method}: the app received {name}: {values}"
+            );
+            if name == "authorization" || name == "cookie" {
+                continue; // alice's own token, which could hold any of these by chance
+            }
+            let values = values.to_string().to_ascii_lowercase();
+            assert!(
+                !["mallory", "admins", "999"].iter().any(|forgery| values.contains(forgery)),
+                "{proxy:?} {method}: the app received {name}: {values}"
+            );
+        }
+    }
+}
