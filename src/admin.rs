@@ -16,7 +16,7 @@ use sqlx::AnyPool;
 use crate::auth::keys::{self, RotateRefused, RELOAD_EVERY};
 use crate::auth::{ClientAddress, PasswordHasher};
 use crate::config::{self, Settings, DATABASE};
-use crate::domain::{NewAccount, NewPassword};
+use crate::domain::{NewAccount, PasswordReset, TypedPassword};
 use crate::error::Error;
 use crate::routes::rfc3339;
 use crate::store::{self, DbPool};
@@ -155,9 +155,10 @@ impl Admin {
         let policy = self.settings.password_policy;
         match command {
             UserCommand::Create { name, .. } => {
-                let password = read_password()?;
-                let account = NewAccount::parse(&name, &password, None, &policy).map_err(refusal)?;
-                let hash = self.hasher().await?.hash(&account.password).await.map_err(failure)?;
+                let (username, password) = (name.clone(), read_password()?);
+                let parse = move || NewAccount::parse(&username, &password, &policy);
+                let (account, hash) =
+                    self.hasher().await?.choose(parse, async |_| Ok(())).await.map_err(refusal)?;
                 let user = store::users::insert_user(self.pool(), &account.username, &hash, store::now())
                     .await
                     .map_err(|e| match e {
@@ -168,10 +169,10 @@ impl Admin {
             }
             UserCommand::SetPassword { name, .. } => {
                 let user = self.find(&name).await?;
-                let password = read_password()?;
-                let password =
-                    NewPassword::parse(&password, &user.username, &policy).map_err(|e| e.join(" "))?;
-                let hash = self.hasher().await?.hash(&password).await.map_err(failure)?;
+                let (username, password) = (user.username.clone(), read_password()?);
+                let parse = move || PasswordReset::parse(&username, &password, &policy);
+                let (_, hash) =
+                    self.hasher().await?.choose(parse, async |_| Ok(())).await.map_err(refusal)?;
                 store::users::set_password_hash(self.pool(), user.id, &hash).await.map_err(failure)?;
                 let revoked = store::sessions::sign_out_everywhere(self.pool(), user.id, store::now())
                     .await
@@ -309,20 +310,21 @@ impl Admin {
 }
 
 /// The password on standard input, without the line break that ends it.
-fn read_password() -> Result<String, String> {
+/// A new password, from standard input (asked once: there is no repeat field).
+fn read_password() -> Result<TypedPassword, String> {
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
         .map_err(|e| format!("cannot read the password from standard input: {e}"))?;
     let password = input.strip_suffix('\n').unwrap_or(&input);
-    Ok(password.strip_suffix('\r').unwrap_or(password).to_owned())
+    Ok(TypedPassword::new(password.strip_suffix('\r').unwrap_or(password), None))
 }
 
-/// A rule the input broke, as one line: every message of every field.
+/// A rule the input broke, as one line: every message of every field (else the failure).
 fn refusal(e: Error) -> String {
     match e.field_errors() {
         Some(fields) => fields.into_values().flatten().collect::<Vec<_>>().join(" "),
-        None => e.cause(),
+        None => failure(e),
     }
 }
 

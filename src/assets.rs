@@ -4,12 +4,14 @@
 //! the built-in copies are unpacked at start into a private temporary folder that goes away at
 //! shutdown.
 
+use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 
 use rocket::fairing::AdHoc;
 use rocket_dyn_templates::Template;
 use rust_embed::RustEmbed;
+use serde_json::Value;
 use tempfile::TempDir;
 
 #[derive(RustEmbed)]
@@ -68,8 +70,9 @@ fn write_all<Files: RustEmbed>(folder: &Path) -> std::io::Result<()> {
 }
 
 /// Finds (or unpacks) the templates and static files, from `template_dir` and `static_dir`
-/// or built in, and starts the template engine on them.
-pub fn stage(template_dir: Option<PathBuf>, static_dir: Option<PathBuf>) -> AdHoc {
+/// or built in, and starts the template engine on them; templates read `form_rules` (the
+/// bounds of the forms' fields) as `rules()`.
+pub fn stage(template_dir: Option<PathBuf>, static_dir: Option<PathBuf>, form_rules: Value) -> AdHoc {
     AdHoc::try_on_ignite("Templates and static files", |rocket| async move {
         let assets = match Assets::locate(&template_dir, &static_dir) {
             Ok(assets) => assets,
@@ -85,6 +88,10 @@ pub fn stage(template_dir: Option<PathBuf>, static_dir: Option<PathBuf>) -> AdHo
             }
         }
         let figment = rocket.figment().clone().merge(("template_dir", &assets.template_dir));
-        Ok(rocket.configure(figment).manage(assets).attach(Template::fairing()))
+        let templates = Template::custom(move |engines| {
+            let rules = form_rules.clone();
+            engines.tera.register_function("rules", move |_: &HashMap<String, Value>| Ok(rules.clone()));
+        });
+        Ok(rocket.configure(figment).manage(assets).attach(templates))
     })
 }

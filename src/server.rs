@@ -39,9 +39,10 @@ pub fn stage() -> AdHoc {
             }
         };
         let keep_retired_keys = settings.tokens.keep_retired_keys();
-        let routes = routes::stage(&settings.forward_auth);
+        let routes = routes::stage(&settings.forward_auth, &settings.password_policy);
+        let form_rules = routes::form_rules(&settings.password_policy);
         Ok(rocket
-            .attach(assets::stage(settings.template_dir.clone(), settings.static_dir.clone()))
+            .attach(assets::stage(settings.template_dir.clone(), settings.static_dir.clone(), form_rules))
             .attach(store::stage())
             .attach(store::purge::stage(settings.retention, keep_retired_keys, settings.purge_interval))
             // After the database's own stages, which `store::stage` attaches as it runs: the

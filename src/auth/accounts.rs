@@ -13,7 +13,9 @@ use super::{
     Attempt, Claims, ClientAddress, DeviceKey, Limits, MacKey, PasswordHasher, Recovery, SeenBlocks,
     Throttle, Tokens,
 };
-use crate::domain::{device_name, required, NewAccount, PasswordChange, PasswordPolicy, User, Username};
+use crate::domain::{
+    device_name, required, NewAccount, PasswordChange, PasswordPolicy, TypedPassword, User, Username,
+};
 use crate::error::{Error, Result};
 use crate::store::{self, sessions::NewSession, SessionChecker};
 
@@ -166,18 +168,15 @@ impl Accounts {
         confirmation: Option<&str>,
         client: &Client,
     ) -> Result<User> {
-        let (username, password) = (username.to_owned(), SecretString::from(password));
-        let confirmation = confirmation.map(SecretString::from);
+        let (username, typed) = (username.to_owned(), TypedPassword::new(password, confirmation));
         let policy = self.password_policy;
-        let account = self
+        let (account, hash) = self
             .hasher
-            .run(move || {
-                let confirmation = confirmation.as_ref().map(ExposeSecret::expose_secret);
-                NewAccount::parse(&username, password.expose_secret(), confirmation, &policy)
-            })
-            .await??;
-        self.throttle().sign_up(&client.address, store::now()).await?;
-        let hash = self.hasher.hash(&account.password).await?;
+            .choose(
+                move || NewAccount::parse(&username, &typed, &policy),
+                async |_| self.throttle().sign_up(&client.address, store::now()).await,
+            )
+            .await?;
         store::users::insert_user(&self.db, &account.username, &hash, store::now()).await
     }
 
@@ -367,25 +366,17 @@ impl Accounts {
         confirmation: Option<&str>,
         client: &Client,
     ) -> Result<()> {
-        let username = me.user.username.clone();
-        let (current, new) = (SecretString::from(current), SecretString::from(new));
-        let confirmation = confirmation.map(SecretString::from);
-        let policy = self.password_policy;
-        let change = self
+        let (username, current) = (me.user.username.clone(), SecretString::from(current));
+        let (new, policy) = (TypedPassword::new(new, confirmation), self.password_policy);
+        let (_, hash) = self
             .hasher
-            .run(move || {
-                let confirmation = confirmation.as_ref().map(ExposeSecret::expose_secret);
-                PasswordChange::parse(
-                    &username,
-                    current.expose_secret(),
-                    new.expose_secret(),
-                    confirmation,
-                    &policy,
-                )
-            })
-            .await??;
-        self.check_password(&me.user, &change.current, "current_password", client).await?;
-        let hash = self.hasher.hash(&change.new).await?;
+            .choose(
+                move || PasswordChange::parse(&username, &current, &new, &policy),
+                async |change: &PasswordChange| {
+                    self.check_password(&me.user, &change.current, "current_password", client).await
+                },
+            )
+            .await?;
         store::users::set_password_hash(&self.db, me.user.id, &hash).await?;
         self.sign_out(me, Scope::Others).await.map(drop)
     }

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use rocket::tokio::sync::oneshot;
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::domain::{NewPassword, PASSWORD_MAX_BYTES};
+use crate::domain::{ChoosesPassword, NewPassword, PASSWORD_MAX_BYTES};
 use crate::error::{Error, Result};
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -60,10 +60,28 @@ impl PasswordHasher {
         Ok(hasher)
     }
 
-    pub async fn hash(&self, password: &NewPassword) -> Result<String> {
+    async fn hash(&self, password: &NewPassword) -> Result<String> {
         let password = SecretString::from(password.expose());
         let cost = self.cost;
         self.run(move || bcrypt::hash(password.expose_secret(), cost)).await?.map_err(Error::internal)
+    }
+
+    /// The one way a new password comes in (sign-up, a change, a reset, the command line): the
+    /// form's rules checked on the workers (the strength estimator is CPU work), then `admit`
+    /// (what else must pass before a hash is spent: the sign-up throttle, the current
+    /// password), then the bcrypt hash. Gives the form back with the hash.
+    pub async fn choose<T>(
+        &self,
+        parse: impl FnOnce() -> Result<T> + Send + 'static,
+        admit: impl AsyncFnOnce(&T) -> Result<()>,
+    ) -> Result<(T, String)>
+    where
+        T: ChoosesPassword + Send + 'static,
+    {
+        let form = self.run(parse).await??;
+        admit(&form).await?;
+        let hash = self.hash(form.new_password()).await?;
+        Ok((form, hash))
     }
 
     /// Checks `password` against `hash`; with no hash (unknown user) it spends the same time

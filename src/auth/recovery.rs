@@ -10,13 +10,12 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use rocket::tokio::sync::mpsc;
-use secrecy::{ExposeSecret, SecretString};
 use sqlx::AnyPool;
 
 use super::accounts::{random_token, token_hash};
 use super::throttle::{self, Limits};
 use super::{Accounts, Client, SignedInUser};
-use crate::domain::{Email, Lookup, PasswordReset, PublicUrl, User};
+use crate::domain::{Email, Lookup, PasswordReset, PublicUrl, TypedPassword, User};
 use crate::error::{duration, Error, Result};
 use crate::mail::{Kind, Letter, Mailer};
 use crate::store::recovery::{self as store, NewToken};
@@ -191,17 +190,10 @@ impl Accounts {
     pub async fn reset_password(&self, token: &str, new: &str, confirmation: Option<&str>) -> Result<User> {
         let token_hash = token_hash(token.trim());
         let user = self.reset_link_owner(&token_hash).await?;
-        let (username, new) = (user.username.clone(), SecretString::from(new));
-        let confirmation = confirmation.map(SecretString::from);
+        let (username, new) = (user.username.clone(), TypedPassword::new(new, confirmation));
         let policy = self.password_policy;
-        let reset = self
-            .hasher
-            .run(move || {
-                let confirmation = confirmation.as_ref().map(ExposeSecret::expose_secret);
-                PasswordReset::parse(&username, new.expose_secret(), confirmation, &policy)
-            })
-            .await??;
-        let hash = self.hasher.hash(&reset.new).await?;
+        let parse = move || PasswordReset::parse(&username, &new, &policy);
+        let (_, hash) = self.hasher.choose(parse, async |_| Ok(())).await?;
         let now = crate::store::now();
         match store::reset_password(&self.db, &token_hash, user.id, &hash, now).await? {
             true => Ok(user),

@@ -11,9 +11,9 @@ pub use device::device_name;
 pub use email::{key as email_key, Email, EMAIL_MAX};
 pub use password::{NewPassword, PasswordPolicy, PASSWORD_MAX_BYTES};
 pub use public_url::PublicUrl;
-pub use username::{Username, USERNAME_MAX, USERNAME_MIN};
+pub use username::{username_pattern, username_rule, Username, USERNAME_MAX, USERNAME_MIN};
 
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{Error, FieldErrors};
 
@@ -78,12 +78,38 @@ fn not_empty(value: &str) -> Result<&str, Vec<String>> {
     }
 }
 
-/// A page's "repeat the password" field must repeat it (the API asks only once: `None`).
-fn confirmed(password: &str, confirmation: Option<&str>) -> Result<(), Vec<String>> {
-    match confirmation.is_some_and(|repeated| repeated != password) {
-        true => Err(vec![PASSWORDS_DIFFER.into()]),
-        false => Ok(()),
+/// A new password as typed, with the page's "repeat the password" field (the API asks only
+/// once: `None`); kept secret until the rules read it, on the password workers.
+pub struct TypedPassword {
+    password: SecretString,
+    repeated: Option<SecretString>,
+}
+
+impl TypedPassword {
+    pub fn new(password: &str, repeated: Option<&str>) -> Self {
+        TypedPassword { password: password.into(), repeated: repeated.map(SecretString::from) }
     }
+
+    /// The rules of a new password for `username`, and the repeat field must repeat it.
+    fn check(
+        &self,
+        fields: &mut Fields,
+        names: [&'static str; 2],
+        username: &str,
+        policy: &PasswordPolicy,
+    ) -> Option<NewPassword> {
+        let password = self.password.expose_secret();
+        let new = fields.check(names[0], NewPassword::parse(password, username, policy));
+        if self.repeated.as_ref().is_some_and(|repeated| repeated.expose_secret() != password) {
+            fields.check(names[1], Err::<(), _>(vec![PASSWORDS_DIFFER.into()]));
+        }
+        new
+    }
+}
+
+/// A form that chooses a new password (a sign-up, a change, a reset): what gets hashed.
+pub trait ChoosesPassword {
+    fn new_password(&self) -> &NewPassword;
 }
 
 /// A sign-up that passed every rule.
@@ -94,19 +120,18 @@ pub struct NewAccount {
 }
 
 impl NewAccount {
-    /// Checks every field and reports all broken rules at once; `confirmation` is the page's
-    /// "repeat password" field.
-    pub fn parse(
-        username: &str,
-        password: &str,
-        confirmation: Option<&str>,
-        policy: &PasswordPolicy,
-    ) -> Result<Self, Error> {
+    /// Checks every field and reports all broken rules at once.
+    pub fn parse(username: &str, password: &TypedPassword, policy: &PasswordPolicy) -> Result<Self, Error> {
         let mut fields = Fields::default();
         let name = fields.check("username", Username::parse(username).map_err(|e| vec![e]));
-        let password_ok = fields.check("password", NewPassword::parse(password, username, policy));
-        fields.check("password_confirm", confirmed(password, confirmation));
-        fields.finish(name.zip(password_ok).map(|(username, password)| NewAccount { username, password }))
+        let password = password.check(&mut fields, ["password", "password_confirm"], username, policy);
+        fields.finish(name.zip(password).map(|(username, password)| NewAccount { username, password }))
+    }
+}
+
+impl ChoosesPassword for NewAccount {
+    fn new_password(&self) -> &NewPassword {
+        &self.password
     }
 }
 
@@ -120,18 +145,25 @@ pub struct PasswordChange {
 impl PasswordChange {
     pub fn parse(
         username: &str,
-        current: &str,
-        new: &str,
-        confirmation: Option<&str>,
+        current: &SecretString,
+        new: &TypedPassword,
         policy: &PasswordPolicy,
     ) -> Result<Self, Error> {
         let mut fields = Fields::default();
-        let current = fields.required("current_password", current).map(SecretString::from);
-        let new_ok = fields.check("new_password", NewPassword::parse(new, username, policy));
-        fields.check("new_password_confirm", confirmed(new, confirmation));
-        fields.finish(current.zip(new_ok).map(|(current, new)| PasswordChange { current, new }))
+        let current = fields.required("current_password", current.expose_secret()).map(SecretString::from);
+        let new = new.check(&mut fields, NEW_PASSWORD_FIELDS, username, policy);
+        fields.finish(current.zip(new).map(|(current, new)| PasswordChange { current, new }))
     }
 }
+
+impl ChoosesPassword for PasswordChange {
+    fn new_password(&self) -> &NewPassword {
+        &self.new
+    }
+}
+
+/// The fields of a changed or reset password.
+const NEW_PASSWORD_FIELDS: [&str; 2] = ["new_password", "new_password_confirm"];
 
 /// A new password through a reset link: the rules of a new password, and the page's "repeat
 /// password" field.
@@ -140,15 +172,15 @@ pub struct PasswordReset {
 }
 
 impl PasswordReset {
-    pub fn parse(
-        username: &str,
-        new: &str,
-        confirmation: Option<&str>,
-        policy: &PasswordPolicy,
-    ) -> Result<Self, Error> {
+    pub fn parse(username: &str, new: &TypedPassword, policy: &PasswordPolicy) -> Result<Self, Error> {
         let mut fields = Fields::default();
-        let new_ok = fields.check("new_password", NewPassword::parse(new, username, policy));
-        fields.check("new_password_confirm", confirmed(new, confirmation));
-        fields.finish(new_ok.map(|new| PasswordReset { new }))
+        let new = new.check(&mut fields, NEW_PASSWORD_FIELDS, username, policy);
+        fields.finish(new.map(|new| PasswordReset { new }))
+    }
+}
+
+impl ChoosesPassword for PasswordReset {
+    fn new_password(&self) -> &NewPassword {
+        &self.new
     }
 }

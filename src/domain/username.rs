@@ -5,6 +5,17 @@ use std::fmt;
 pub const USERNAME_MIN: usize = 3;
 pub const USERNAME_MAX: usize = 32;
 
+/// The rule as a regular expression (unanchored: an HTML `pattern` is anchored by the browser;
+/// JSON Schema's is anchored with `^…$`). `\-` is a literal dash in either dialect.
+pub fn username_pattern() -> String {
+    format!(r"[A-Za-z0-9_.\-]{{{USERNAME_MIN},{USERNAME_MAX}}}")
+}
+
+/// The rule as the sign-up form explains it.
+pub fn username_rule() -> String {
+    format!("{USERNAME_MIN}–{USERNAME_MAX} characters: letters, digits, _ . -")
+}
+
 /// A valid username, kept as typed. Uniqueness compares [`Username::canonical`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Username(String);

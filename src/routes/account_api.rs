@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::body::ApiJson;
-use super::errors::Problem;
-use super::openapi::{Authenticated, AuthenticatedChange, Database, JsonBody, Throttled};
+use super::openapi::{
+    Authenticated, AuthenticatedChange, Database, DeletionRefusals, JsonBody, PasswordChangeRefusals,
+    SessionRefusals, Throttled,
+};
 use super::views::rfc3339;
 use crate::auth::{Accounts, Client, SessionSummary};
 use crate::error::Result;
@@ -25,9 +27,8 @@ pub struct PasswordChangeRequest {
     #[serde(default)]
     #[schema(value_type = String, required = true, format = Password, min_length = 1)]
     pub current_password: SecretString,
-    /// 8–72 bytes, not the username.
     #[serde(default)]
-    #[schema(value_type = String, required = true, format = "bcrypt-password", min_length = 2, max_length = 72)]
+    #[schema(value_type = String, required = true, format = "bcrypt-password")]
     pub new_password: SecretString,
 }
 
@@ -83,8 +84,7 @@ impl From<SessionSummary> for SessionOut {
     responses(
         JsonBody, AuthenticatedChange, Database, Throttled,
         (status = 204, description = "Password changed; every other session is revoked"),
-        (status = 403, description = "Wrong current password (`errors.current_password`), or a cookie-authenticated call without X-CSRF-Token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A new password that breaks the rules, or a missing field", body = Problem, content_type = "application/problem+json"),
+        PasswordChangeRefusals,
     )
 )]
 #[rocket::post("/auth/password", data = "<body>")]
@@ -109,7 +109,7 @@ pub async fn change_password(
     responses(
         JsonBody, AuthenticatedChange, Database, Throttled,
         (status = 204, description = "Account deleted"),
-        (status = 403, description = "Wrong password (`errors.password`), or a cookie-authenticated call without X-CSRF-Token", body = Problem, content_type = "application/problem+json"),
+        DeletionRefusals,
     )
 )]
 #[rocket::delete("/auth/account", data = "<body>")]
@@ -150,7 +150,7 @@ pub async fn sessions(user: ApiUser, accounts: &State<Accounts>) -> Result<Json<
     responses(
         AuthenticatedChange, Database,
         (status = 204, description = "Session revoked"),
-        (status = 404, description = "The user has no live session with this id", body = Problem, content_type = "application/problem+json"),
+        SessionRefusals,
     )
 )]
 #[rocket::delete("/auth/sessions/<id>")]

@@ -9,7 +9,7 @@ use rocket::State;
 use rocket_dyn_templates::{context, Template};
 
 use super::body::{Button, CsrfForm};
-use super::views::{PasswordView, Rejection, SessionView, UserView};
+use super::views::{Rejection, SessionView, UserView};
 use crate::auth::{Accounts, Client, Scope, ThisSession};
 use crate::error::{Error, FieldErrors};
 use crate::web::{CsrfToken, PageUser, SessionCookies};
@@ -85,15 +85,14 @@ pub struct PasswordForm {
     new_password_confirm: String,
 }
 
-fn password_form(accounts: &Accounts, user: &PageUser, csrf: &CsrfToken, errors: &FieldErrors) -> Template {
-    let password = PasswordView::from(accounts.password_policy());
+fn password_form(user: &PageUser, csrf: &CsrfToken, errors: &FieldErrors) -> Template {
     let user = UserView::from(&user.user);
-    Template::render("password", context! { user, csrf_token: csrf.token(), errors, password })
+    Template::render("password", context! { user, csrf_token: csrf.token(), errors })
 }
 
 #[rocket::get("/account/password")]
-pub fn password_page(user: PageUser, csrf: CsrfToken, accounts: &State<Accounts>) -> Template {
-    password_form(accounts, &user, &csrf, &FieldErrors::new())
+pub fn password_page(user: PageUser, csrf: CsrfToken) -> Template {
+    password_form(&user, &csrf, &FieldErrors::new())
 }
 
 #[rocket::post("/account/password", data = "<form>")]
@@ -107,7 +106,7 @@ pub async fn change_password(
     let confirmation = Some(new_password_confirm.as_str());
     let changed =
         accounts.change_password(&user, current_password, new_password, confirmation, &client).await;
-    changed.map_err(|e| Rejection::form(e, |errors| password_form(accounts, &user, &form.csrf, errors)))?;
+    changed.map_err(|e| Rejection::form(e, |errors| password_form(&user, &form.csrf, errors)))?;
     let notice = "Your password has been changed, and every other session signed out.";
     Ok(Flash::success(Redirect::to("/profile"), notice))
 }

@@ -8,10 +8,11 @@ use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::errors::Problem;
-
 use super::body::{ApiJson, Credentials, LoginCredentials, NewCredentials};
-use super::openapi::{Authenticated, AuthenticatedChange, Database, IssuedTokens, JsonBody, Throttled};
+use super::openapi::{
+    Authenticated, AuthenticatedChange, Database, IssuedTokens, JsonBody, LogoutRefusals, RefreshRefusals,
+    SignInRefusals, SignUpRefusals, Throttled,
+};
 use super::views::rfc3339;
 use crate::auth::{Accounts, Client, Issued, Scope};
 use crate::domain::{required, User};
@@ -116,8 +117,7 @@ impl<T> NoStore<T> {
     responses(
         JsonBody, Database, Throttled,
         (status = 201, description = "Account created", body = UserOut),
-        (status = 409, description = "Username taken (compared case-insensitively)", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", body = Problem, content_type = "application/problem+json"),
+        SignUpRefusals,
     )
 )]
 #[rocket::post("/auth/register", data = "<body>")]
@@ -140,9 +140,7 @@ pub async fn register(
     )),
     responses(
         JsonBody, Database, IssuedTokens, Throttled,
-        (status = 401, description = "Invalid username or password", body = Problem, content_type = "application/problem+json"),
-        (status = 415, description = "Neither JSON nor a form", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "Missing fields, or a `grant_type` other than `password`", body = Problem, content_type = "application/problem+json"),
+        SignInRefusals,
     )
 )]
 #[rocket::post("/auth/login", data = "<credentials>")]
@@ -166,7 +164,7 @@ pub async fn login(
     request_body = RefreshRequest,
     responses(
         JsonBody, Database, IssuedTokens,
-        (status = 401, description = "Unknown, used or revoked refresh token", body = Problem, content_type = "application/problem+json"),
+        RefreshRefusals,
     )
 )]
 #[rocket::post("/auth/refresh", data = "<body>")]
@@ -212,7 +210,7 @@ pub enum LogoutScope {
     responses(
         AuthenticatedChange, Database,
         (status = 204, description = "Sessions revoked"),
-        (status = 422, description = "Unknown scope", body = Problem, content_type = "application/problem+json"),
+        LogoutRefusals,
     )
 )]
 #[rocket::post("/auth/logout?<scope>")]

@@ -22,15 +22,13 @@ pub struct ApiJson<T>(pub T);
 /// `{username, password}` for a new account.
 #[derive(Deserialize, ToSchema)]
 pub struct NewCredentials {
-    /// 3–32 characters of `A–Z a–z 0–9 _ . -`, unique regardless of case, kept as typed.
+    // Bounds and description: the username rule, written in by `openapi::FieldRules`.
     #[serde(default)]
-    #[schema(required = true, min_length = 3, max_length = 32, pattern = r"^[A-Za-z0-9_.-]{3,32}$")]
+    #[schema(required = true, format = "username")]
     pub username: String,
-    /// 8–72 **bytes** of UTF-8 (bcrypt's limit: accented letters and symbols count as several),
-    /// not the username in any case. JSON Schema counts characters, so `minLength` and
-    /// `maxLength` are only the bounds the byte rule implies (2 four-byte characters are 8 bytes).
+    // Bounds and description: the new-password rules and settings, likewise.
     #[serde(default)]
-    #[schema(value_type = String, required = true, format = "bcrypt-password", min_length = 2, max_length = 72)]
+    #[schema(value_type = String, required = true, format = "bcrypt-password")]
     pub password: SecretString,
 }
 

@@ -27,16 +27,17 @@ use rocket::{Data, Request, Response};
 
 use crate::assets::Assets;
 use crate::auth::ForwardAuth;
+use crate::domain::PasswordPolicy;
 use crate::error::{Error, GuardError, HEADERS_MAX};
 
 pub use errors::Problem;
-pub use openapi::ApiDoc;
-pub use views::rfc3339;
+pub use views::{form_rules, rfc3339};
 
 /// Mounts the routes and attaches the response fairings; the sign-in page's policy may send
 /// its form on to the hosts forward auth protects.
-pub fn stage(forward: &ForwardAuth) -> AdHoc {
+pub fn stage(forward: &ForwardAuth, policy: &PasswordPolicy) -> AdHoc {
     let form_targets = forward.form_targets();
+    let docs = ops::docs(policy);
     AdHoc::try_on_ignite("Routes", |rocket| async move {
         let Some(static_dir) = rocket.state::<Assets>().map(|assets| assets.static_dir.clone()) else {
             return Err(rocket);
@@ -51,7 +52,7 @@ pub fn stage(forward: &ForwardAuth) -> AdHoc {
             .mount("/", forward_auth::routes())
             .mount("/", ops::routes())
             .mount("/", wellknown::routes())
-            .mount("/", ops::docs())
+            .mount("/", docs)
             .mount("/static", FileServer::from(static_dir))
             .register("/", rocket::catchers![errors::catch_all])
             .attach(Shield::default().enable(Frame::Deny).enable(Referrer::NoReferrer))

@@ -6,12 +6,16 @@ use std::collections::BTreeMap;
 
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response, ResponseBuilder};
-use utoipa::openapi::schema::{ObjectBuilder, Ref, Type};
+use utoipa::openapi::schema::{Object, ObjectBuilder, Ref, Schema, SchemaFormat, Type};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, RefOr};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::errors::Problem;
+use crate::domain::{
+    username_pattern, PasswordPolicy, EMAIL_MAX, PASSWORD_MAX_BYTES, USERNAME_MAX, USERNAME_MIN,
+};
+use crate::error::{Error, FieldErrors};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -52,6 +56,76 @@ use super::errors::Problem;
 )]
 pub struct ApiDoc;
 
+/// The document as served: the username and new-password rules written in from the domain's
+/// constants and the password settings.
+pub fn document(policy: &PasswordPolicy) -> utoipa::openapi::OpenApi {
+    let mut document = ApiDoc::openapi();
+    FieldRules(*policy).modify(&mut document);
+    document
+}
+
+/// Writes the username rule and the new-password rules into every field that carries them:
+/// `format: username` and `format: bcrypt-password`.
+pub struct FieldRules(pub PasswordPolicy);
+
+impl FieldRules {
+    fn apply(&self, field: &mut Object) {
+        let Some(SchemaFormat::Custom(format)) = &field.format else { return };
+        match format.as_str() {
+            "username" => {
+                field.min_length = Some(USERNAME_MIN);
+                field.max_length = Some(USERNAME_MAX);
+                field.pattern = Some(format!("^{}$", username_pattern()));
+                field.description = Some(format!(
+                    "{USERNAME_MIN}–{USERNAME_MAX} characters of `A–Z a–z 0–9 _ . -`, unique \
+                     regardless of case, kept as typed."
+                ));
+            }
+            "bcrypt-password" => {
+                let min = self.0.min_length;
+                // JSON Schema counts characters: the bounds the byte rule implies (a character
+                // is at most 4 bytes).
+                field.min_length = Some(min.div_ceil(4));
+                field.max_length = Some(PASSWORD_MAX_BYTES);
+                field.description = Some(format!(
+                    "{min}–{PASSWORD_MAX_BYTES} **bytes** of UTF-8 (bcrypt's limit: accented letters \
+                     and symbols count as several), not the username in any case. JSON Schema \
+                     counts characters, so `minLength` and `maxLength` are only the bounds the byte \
+                     rule implies."
+                ));
+            }
+            _ => {}
+        }
+    }
+}
+
+impl Modify for FieldRules {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.iter_mut().flat_map(|c| c.schemas.values_mut());
+        let bodies = openapi.paths.paths.values_mut().flat_map(|item| {
+            let operations =
+                [&mut item.get, &mut item.put, &mut item.post, &mut item.delete, &mut item.patch];
+            operations.into_iter().flatten().filter_map(|operation| match &mut operation.request_body {
+                Some(RefOr::T(body)) => Some(body.content.values_mut()),
+                _ => None,
+            })
+        });
+        let bodies = bodies.flatten().filter_map(|content| match content {
+            RefOr::T(content) => content.schema.as_mut(),
+            RefOr::Ref(_) => None,
+        });
+        for schema in components.chain(bodies) {
+            if let RefOr::T(Schema::Object(object)) = schema {
+                for field in object.properties.values_mut() {
+                    if let RefOr::T(Schema::Object(field)) = field {
+                        self.apply(field);
+                    }
+                }
+            }
+        }
+    }
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -79,10 +153,22 @@ fn set(responses: impl IntoIterator<Item = (u16, ResponseBuilder)>) -> BTreeMap<
     responses.into_iter().map(|(status, response)| (status.to_string(), response.build().into())).collect()
 }
 
+/// An error's row: its status is the one [`Error::status`] gives it, so the document and the
+/// answer cannot drift apart.
+fn refusal(error: Error, description: &str) -> (u16, ResponseBuilder) {
+    (error.status().code, problem(description))
+}
+
+/// Every row of a set that is errors only.
+fn refusals<const N: usize>(rows: [(Error, &str); N]) -> BTreeMap<String, RefOr<Response>> {
+    set(rows.map(|(error, description)| refusal(error, description)))
+}
+
 fn unauthorized() -> (u16, ResponseBuilder) {
-    let response = problem("Missing, invalid, expired or revoked token");
+    let (status, response) =
+        refusal(Error::Unauthenticated { invalid_token: true }, "Missing, invalid, expired or revoked token");
     let challenge = "`Bearer`, plus `error=\"invalid_token\"` when a token was sent but is not valid";
-    (401, header(response, "WWW-Authenticate", challenge))
+    (status, header(response, "WWW-Authenticate", challenge))
 }
 
 /// A JSON body ([`super::body::ApiJson`]): every way it can be unreadable.
@@ -90,11 +176,11 @@ pub struct JsonBody;
 
 impl IntoResponses for JsonBody {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        set([
-            (400, problem("Malformed JSON")),
-            (413, problem("Body too large (the limit is 16 KiB)")),
-            (415, problem("Body is not JSON")),
-            (422, problem("Missing fields, or fields of the wrong type")),
+        refusals([
+            (Error::BadRequest(String::new()), "Malformed JSON"),
+            (Error::PayloadTooLarge, "Body too large (the limit is 16 KiB)"),
+            (Error::UnsupportedMediaType(String::new()), "Body is not JSON"),
+            (Error::Validation(FieldErrors::new()), "Missing fields, or fields of the wrong type"),
         ])
     }
 }
@@ -113,7 +199,7 @@ pub struct AuthenticatedChange;
 
 impl IntoResponses for AuthenticatedChange {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        set([unauthorized(), (403, problem("Cookie-authenticated call without a valid X-CSRF-Token"))])
+        set([unauthorized(), refusal(Error::Csrf, "Cookie-authenticated call without a valid X-CSRF-Token")])
     }
 }
 
@@ -122,12 +208,8 @@ pub struct Database;
 
 impl IntoResponses for Database {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let retry = header(
-            problem("The database is unavailable"),
-            "Retry-After",
-            "Seconds to wait before trying again",
-        );
-        set([(503, retry)])
+        let (status, response) = refusal(Error::Unavailable, "The database is unavailable");
+        set([(status, header(response, "Retry-After", "Seconds to wait before trying again"))])
     }
 }
 
@@ -148,8 +230,109 @@ pub struct Throttled;
 
 impl IntoResponses for Throttled {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
-        let response =
-            problem("Too many failed password checks (or sign-ups) from this client or for this account");
-        set([(429, header(response, "Retry-After", "Seconds until the block ends"))])
+        let (status, response) = refusal(
+            Error::TooManyAttempts { retry_after: 0 },
+            "Too many failed password checks (or sign-ups) from this client or for this account",
+        );
+        set([(status, header(response, "Retry-After", "Seconds until the block ends"))])
     }
 }
+
+/// A route's own refusals, each row an [`Error`] (whose status it takes) and what it means there.
+macro_rules! refusal_set {
+    ($(#[$doc:meta])* $name:ident { $($error:expr => $description:expr),+ $(,)? }) => {
+        $(#[$doc])*
+        pub struct $name;
+
+        impl IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                refusals([$(($error, $description)),+])
+            }
+        }
+    };
+}
+
+refusal_set!(
+    /// `POST /auth/register`.
+    SignUpRefusals {
+        Error::UsernameTaken => "Username taken (compared case-insensitively)",
+        Error::Validation(FieldErrors::new()) => "Invalid fields",
+    }
+);
+
+refusal_set!(
+    /// `POST /auth/login`.
+    SignInRefusals {
+        Error::InvalidCredentials => "Invalid username or password",
+        Error::UnsupportedMediaType(String::new()) => "Neither JSON nor a form",
+        Error::Validation(FieldErrors::new()) => "Missing fields, or a `grant_type` other than `password`",
+    }
+);
+
+refusal_set!(
+    /// `POST /auth/refresh`.
+    RefreshRefusals {
+        Error::InvalidRefreshToken => "Unknown, used or revoked refresh token",
+    }
+);
+
+refusal_set!(
+    /// `POST /auth/logout`.
+    LogoutRefusals {
+        Error::Validation(FieldErrors::new()) => "Unknown scope",
+    }
+);
+
+refusal_set!(
+    /// `POST /auth/password`.
+    PasswordChangeRefusals {
+        Error::WrongPassword("current_password") =>
+            "Wrong current password (`errors.current_password`), or a cookie-authenticated call without X-CSRF-Token",
+        Error::Validation(FieldErrors::new()) => "A new password that breaks the rules, or a missing field",
+    }
+);
+
+refusal_set!(
+    /// `DELETE /auth/account`.
+    DeletionRefusals {
+        Error::WrongPassword("password") =>
+            "Wrong password (`errors.password`), or a cookie-authenticated call without X-CSRF-Token",
+    }
+);
+
+refusal_set!(
+    /// `DELETE /auth/sessions/{id}`.
+    SessionRefusals {
+        Error::NotFound => "The user has no live session with this id",
+    }
+);
+
+refusal_set!(
+    /// `PUT /auth/email`.
+    EmailRefusals {
+        Error::Validation(FieldErrors::new()) => &format!("Not an email address, or longer than {EMAIL_MAX} characters"),
+    }
+);
+
+refusal_set!(
+    /// `POST /auth/email/confirm`.
+    ConfirmationRefusals {
+        Error::InvalidLink => "Unknown, used or expired token, or an address changed since",
+        Error::EmailTaken => "Another account confirmed this address first",
+    }
+);
+
+refusal_set!(
+    /// `POST /auth/password-reset`.
+    ResetRequestRefusals {
+        Error::Validation(FieldErrors::new()) => "Neither `username` nor `email`, or both",
+    }
+);
+
+refusal_set!(
+    /// `POST /auth/password-reset/confirm`.
+    ResetRefusals {
+        Error::InvalidLink => "Unknown, used or expired token",
+        Error::Validation(FieldErrors::new()) => "A new password that breaks the rules",
+    }
+);

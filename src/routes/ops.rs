@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use rocket::serde::json::{json, Json, Value};
 use rocket::State;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::openapi::{ApiDoc, Database};
+use super::openapi::{self, Database};
 use crate::auth::Accounts;
+use crate::domain::PasswordPolicy;
 use crate::error::{Error, Result};
 
 pub fn routes() -> Vec<rocket::Route> {
@@ -16,8 +16,8 @@ pub fn routes() -> Vec<rocket::Route> {
 }
 
 /// Interactive docs at `/docs`, the description at `/openapi.json`; all files are in the binary.
-pub fn docs() -> SwaggerUi {
-    SwaggerUi::new("/docs/<_..>").url("/openapi.json", ApiDoc::openapi())
+pub fn docs(policy: &PasswordPolicy) -> SwaggerUi {
+    SwaggerUi::new("/docs/<_..>").url("/openapi.json", openapi::document(policy))
 }
 
 /// The process is alive.

@@ -10,7 +10,7 @@ use rocket::State;
 use rocket_dyn_templates::{context, Template};
 
 use super::body::{Button, CsrfForm};
-use super::views::{safe_next, PasswordView, Rejection, UserView, FORM};
+use super::views::{safe_next, Rejection, UserView, FORM};
 use crate::assets::Assets;
 use crate::auth::{Accounts, Client, ForwardAuth, Scope};
 use crate::error::{Error, FieldErrors};
@@ -42,20 +42,15 @@ pub struct RegisterForm {
     password_confirm: String,
 }
 
-fn register_form(accounts: &Accounts, csrf: &CsrfToken, username: &str, errors: &FieldErrors) -> Template {
-    let password = PasswordView::from(accounts.password_policy());
-    Template::render("register", context! { csrf_token: csrf.token(), username, errors, password })
+fn register_form(csrf: &CsrfToken, username: &str, errors: &FieldErrors) -> Template {
+    Template::render("register", context! { csrf_token: csrf.token(), username, errors })
 }
 
 #[rocket::get("/register")]
-pub fn register_page(
-    user: Option<PageUser>,
-    csrf: CsrfToken,
-    accounts: &State<Accounts>,
-) -> Result<Template, Redirect> {
+pub fn register_page(user: Option<PageUser>, csrf: CsrfToken) -> Result<Template, Redirect> {
     match user {
         Some(_) => Err(Redirect::to("/profile")),
-        None => Ok(register_form(accounts, &csrf, "", &FieldErrors::new())),
+        None => Ok(register_form(&csrf, "", &FieldErrors::new())),
     }
 }
 
@@ -71,8 +66,8 @@ pub async fn register(
     // People type names with stray spaces around them; the API takes names exactly.
     let username = username.trim();
     let signed_up = accounts.sign_up(username, password, Some(password_confirm), &client).await;
-    let user = signed_up
-        .map_err(|e| Rejection::form(e, |errors| register_form(accounts, &form.csrf, username, errors)))?;
+    let user =
+        signed_up.map_err(|e| Rejection::form(e, |errors| register_form(&form.csrf, username, errors)))?;
     let issued = accounts.open_session(&user, &client).await?;
     cookies.remember_device(jar, &issued);
     cookies.set(jar, issued);

@@ -10,8 +10,10 @@ use utoipa::ToSchema;
 
 use super::api::UserOut;
 use super::body::ApiJson;
-use super::errors::Problem;
-use super::openapi::{AuthenticatedChange, Database, JsonBody};
+use super::openapi::{
+    AuthenticatedChange, ConfirmationRefusals, Database, EmailRefusals, JsonBody, ResetRefusals,
+    ResetRequestRefusals,
+};
 use crate::auth::{Accounts, Client};
 use crate::domain::{required, Lookup};
 use crate::error::{Error, Result};
@@ -73,9 +75,8 @@ pub struct ResetConfirmation {
     #[serde(default)]
     #[schema(required = true, min_length = 1)]
     pub token: String,
-    /// 8–72 bytes, not the username: the same rules as at sign-up.
     #[serde(default)]
-    #[schema(value_type = String, required = true, format = "bcrypt-password", min_length = 2, max_length = 72)]
+    #[schema(value_type = String, required = true, format = "bcrypt-password")]
     pub new_password: secrecy::SecretString,
 }
 
@@ -98,7 +99,7 @@ pub const RESET_ACCEPTED: &str = "If an account with a confirmed email address m
     responses(
         JsonBody, AuthenticatedChange, Database,
         (status = 202, description = "Address set; a confirmation link is mailed to it", body = UserOut),
-        (status = 422, description = "Not an email address, or longer than 254 characters", body = Problem, content_type = "application/problem+json"),
+        EmailRefusals,
     )
 )]
 #[rocket::put("/auth/email", data = "<body>")]
@@ -134,8 +135,7 @@ pub async fn remove_email(user: ApiUser, accounts: &State<Accounts>) -> Result<S
     responses(
         JsonBody, Database,
         (status = 204, description = "Address confirmed"),
-        (status = 400, description = "Unknown, used or expired token, or an address changed since", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "Another account confirmed this address first", body = Problem, content_type = "application/problem+json"),
+        ConfirmationRefusals,
     )
 )]
 #[rocket::post("/auth/email/confirm", data = "<body>")]
@@ -153,7 +153,7 @@ pub async fn confirm_email(accounts: &State<Accounts>, body: ApiJson<TokenReques
     responses(
         JsonBody, Database,
         (status = 202, description = "Accepted (whatever it names)", body = ResetAccepted),
-        (status = 422, description = "Neither `username` nor `email`, or both", body = Problem, content_type = "application/problem+json"),
+        ResetRequestRefusals,
     )
 )]
 #[rocket::post("/auth/password-reset", data = "<body>")]
@@ -183,8 +183,7 @@ pub async fn request_reset(
     responses(
         JsonBody, Database,
         (status = 204, description = "Password set; every session is revoked"),
-        (status = 400, description = "Unknown, used or expired token", body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "A new password that breaks the rules", body = Problem, content_type = "application/problem+json"),
+        ResetRefusals,
     )
 )]
 #[rocket::post("/auth/password-reset/confirm", data = "<body>")]

@@ -10,7 +10,7 @@ use rocket::State;
 use rocket_dyn_templates::{context, Template};
 
 use super::body::{Button, CsrfForm};
-use super::views::{PasswordView, Rejection, UserView};
+use super::views::{Rejection, UserView};
 use crate::auth::{Accounts, Client};
 use crate::domain::Lookup;
 use crate::error::{Error, FieldErrors};
@@ -150,15 +150,8 @@ pub struct ResetForm {
     new_password_confirm: String,
 }
 
-fn reset_form(
-    accounts: &Accounts,
-    csrf: &CsrfToken,
-    username: &str,
-    token: &str,
-    errors: &FieldErrors,
-) -> Template {
-    let password = PasswordView::from(accounts.password_policy());
-    Template::render("reset", context! { csrf_token: csrf.token(), username, token, errors, password })
+fn reset_form(csrf: &CsrfToken, username: &str, token: &str, errors: &FieldErrors) -> Template {
+    Template::render("reset", context! { csrf_token: csrf.token(), username, token, errors })
 }
 
 /// What a reset link opens: the new-password form, when the link still works.
@@ -170,7 +163,7 @@ pub async fn reset_page(
 ) -> Result<Template, Error> {
     let token = token.unwrap_or_default();
     let user = accounts.reset_link_user(token).await?;
-    Ok(reset_form(accounts, &csrf, &user.username, token, &FieldErrors::new()))
+    Ok(reset_form(&csrf, &user.username, token, &FieldErrors::new()))
 }
 
 /// Sets the new password, signs out every session, and signs this browser in.
@@ -191,9 +184,7 @@ pub async fn reset(
             // The link still works (the rules are checked before it is spent): the form again.
             let username =
                 accounts.reset_link_user(token).await.map(|user| user.username).unwrap_or_default();
-            return Err(Rejection::form(e, |errors| {
-                reset_form(accounts, &form.csrf, &username, token, errors)
-            }));
+            return Err(Rejection::form(e, |errors| reset_form(&form.csrf, &username, token, errors)));
         }
     };
     let issued = accounts.open_session(&user, &client).await?;

@@ -7,7 +7,10 @@ use rocket_dyn_templates::Template;
 use serde::Serialize;
 
 use crate::auth::SessionSummary;
-use crate::domain::{PasswordPolicy, User, PASSWORD_MAX_BYTES};
+use crate::domain::{
+    username_pattern, username_rule, PasswordPolicy, User, EMAIL_MAX, PASSWORD_MAX_BYTES, USERNAME_MAX,
+    USERNAME_MIN,
+};
 use crate::error::{Error, FieldErrors};
 
 /// Where a form's errors hold a message about the whole form, shown above its fields.
@@ -67,22 +70,26 @@ impl From<&User> for UserView {
     }
 }
 
-/// The new-password rules as a form shows them: its `minlength` and what makes a good one.
-#[derive(Serialize)]
-pub struct PasswordView {
-    min_length: usize,
-    max_length: usize,
-    advice: String,
-}
-
-impl From<&PasswordPolicy> for PasswordView {
-    fn from(policy: &PasswordPolicy) -> Self {
-        PasswordView {
-            min_length: policy.min_length,
-            max_length: PASSWORD_MAX_BYTES,
-            advice: policy.advice(),
-        }
-    }
+/// The bounds of the forms' fields, from the domain's rules and the password settings, so the
+/// browser checks what the server will; templates read them as `rules()`.
+pub fn form_rules(policy: &PasswordPolicy) -> serde_json::Value {
+    serde_json::json!({
+        "username": {
+            "min_length": USERNAME_MIN,
+            "max_length": USERNAME_MAX,
+            "pattern": username_pattern(),
+            "help": username_rule(),
+        },
+        "new_password": {
+            "min_length": policy.min_length,
+            "max_length": PASSWORD_MAX_BYTES,
+            "advice": policy.advice(),
+        },
+        // A password to sign in or to confirm with: any length the setting once allowed, but
+        // never more than bcrypt reads.
+        "password": { "max_length": PASSWORD_MAX_BYTES },
+        "email": { "max_length": EMAIL_MAX },
+    })
 }
 
 /// A session as the profile lists it.

@@ -11,7 +11,11 @@ use rocket::http::{ContentType, Cookie, Status};
 use rocket::local::asynchronous::LocalResponse;
 use rocket::serde::json::{json, Value};
 
-use common::browser::{assert_cleared, csrf_from, csrf_of_session, set_cookie};
+use miniauth::domain::{username_pattern, EMAIL_MAX, PASSWORD_MAX_BYTES, USERNAME_MAX, USERNAME_MIN};
+
+use common::browser::{
+    assert_cleared, attribute, csrf_from, csrf_of_session, form_page, input_tag, set_cookie, sign_up,
+};
 use common::{bearer, csrf_header, TestApp, REFRESH_COOKIE, TOKEN_COOKIE};
 
 backend_tests!(
@@ -20,6 +24,13 @@ backend_tests!(
     every_route_answers_exactly_the_statuses_its_openapi_entry_documents,
     revoking_the_current_session_by_cookie_clears_the_cookies_through_the_api_too,
     revoking_a_session_by_bearer_or_another_session_by_cookie_leaves_cookies_alone,
+);
+
+backend_tests_with!(
+    |figment| figment.merge(("password_min_length", 13));
+    the_forms_and_the_openapi_schemas_take_their_bounds_from_the_rules_and_settings
+        => sqlite_the_forms_and_the_openapi_schemas_take_their_bounds_from_the_rules_and_settings,
+        postgres_the_forms_and_the_openapi_schemas_take_their_bounds_from_the_rules_and_settings,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -412,4 +423,75 @@ async fn revoking_a_session_by_bearer_or_another_session_by_cookie_leaves_cookie
         app.client.delete(format!("/auth/sessions/{id}")).header(bearer(&this.access)).dispatch().await;
     assert_eq!(response.status(), Status::NoContent);
     assert!(set_cookie(&response, TOKEN_COOKIE).is_none(), "a bearer call set a cookie");
+}
+
+/// The length bounds of a page's field, as `(minlength, maxlength)`.
+fn bounds(html: &str, field: &str) -> (Option<usize>, Option<usize>) {
+    let tag = input_tag(html, field);
+    let number = |name| attribute(tag, name).map(|value| value.parse().expect("a number"));
+    (number("minlength"), number("maxlength"))
+}
+
+/// The username rule and the new-password rules (with `password_min_length` 13) reach every form
+/// and every schema from the one place each is defined; a password to sign in or to confirm with
+/// has no minimum (it may predate the setting).
+async fn the_forms_and_the_openapi_schemas_take_their_bounds_from_the_rules_and_settings(app: TestApp) {
+    let (username, new_password, password, email) = (
+        (Some(USERNAME_MIN), Some(USERNAME_MAX)),
+        (Some(13), Some(PASSWORD_MAX_BYTES)),
+        (None, Some(PASSWORD_MAX_BYTES)),
+        (None, Some(EMAIL_MAX)),
+    );
+    let register = form_page(&app, "/register").await;
+    assert_eq!(bounds(&register, "username"), username);
+    assert_eq!(attribute(input_tag(&register, "username"), "pattern"), Some(username_pattern()));
+    assert_eq!(bounds(&register, "password"), new_password);
+    assert_eq!(bounds(&register, "password_confirm"), new_password);
+    let login = form_page(&app, "/login").await;
+    assert_eq!(bounds(&login, "username"), username);
+    assert_eq!(bounds(&login, "password"), password);
+    assert_eq!(bounds(&form_page(&app, "/password-reset").await, "account"), email);
+    sign_up(&app, "alice", "quiet lantern trombone").await;
+    let change = form_page(&app, "/account/password").await;
+    assert_eq!(bounds(&change, "current_password"), password);
+    assert_eq!(bounds(&change, "new_password"), new_password);
+    assert_eq!(bounds(&change, "new_password_confirm"), new_password);
+    assert_eq!(bounds(&form_page(&app, "/account/email").await, "email"), email);
+    assert_eq!(bounds(&form_page(&app, "/account/delete").await, "password"), password);
+
+    // Every schema field that carries a rule, wherever it is.
+    let document = openapi(&app).await;
+    let mut fields = Vec::new();
+    collect_fields(&document, &mut fields);
+    let with = |format: &str| fields.iter().filter(|f| f["format"] == format).collect::<Vec<_>>();
+    let usernames = with("username");
+    assert_eq!(usernames.len(), 1, "{usernames:?}");
+    for field in usernames {
+        assert_eq!(field["minLength"], json!(USERNAME_MIN), "{field}");
+        assert_eq!(field["maxLength"], json!(USERNAME_MAX), "{field}");
+        assert_eq!(field["pattern"], json!(format!("^{}$", username_pattern())), "{field}");
+    }
+    let passwords = with("bcrypt-password");
+    assert_eq!(passwords.len(), 3, "sign-up, change and reset: {passwords:?}");
+    for field in passwords {
+        // JSON Schema counts characters: 13 bytes are at least 4 characters of 4 bytes.
+        assert_eq!(field["minLength"], json!(4), "{field}");
+        assert_eq!(field["maxLength"], json!(PASSWORD_MAX_BYTES), "{field}");
+        let description = field["description"].as_str().unwrap_or_default();
+        assert!(description.starts_with(&format!("13–{PASSWORD_MAX_BYTES} **bytes**")), "{field}");
+    }
+}
+
+/// Every object in `value` that has a `format`.
+fn collect_fields<'v>(value: &'v Value, fields: &mut Vec<&'v Value>) {
+    match value {
+        Value::Object(object) => {
+            if object.contains_key("format") {
+                fields.push(value);
+            }
+            object.values().for_each(|v| collect_fields(v, fields));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_fields(v, fields)),
+        _ => {}
+    }
 }
