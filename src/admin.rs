@@ -11,7 +11,6 @@ use std::net::IpAddr;
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
-use sqlx::AnyPool;
 
 use crate::auth::keys::{self, RotateRefused, RELOAD_EVERY};
 use crate::auth::{ClientAddress, PasswordHasher};
@@ -19,7 +18,7 @@ use crate::config::{self, Settings, DATABASE};
 use crate::domain::{NewAccount, PasswordReset, TypedPassword};
 use crate::error::Error;
 use crate::routes::rfc3339;
-use crate::store::{self, DbPool};
+use crate::store::{self, DbPool, Store};
 
 #[derive(Parser)]
 #[command(
@@ -147,7 +146,7 @@ impl Admin {
         Ok(Admin { settings, db })
     }
 
-    fn pool(&self) -> &AnyPool {
+    fn pool(&self) -> &Store {
         &self.db
     }
 
@@ -183,7 +182,7 @@ impl Admin {
                 let users = store::users::list_users(self.pool(), store::now()).await.map_err(failure)?;
                 let rows: Vec<Value> = users
                     .iter()
-                    .map(|(user, sessions)| {
+                    .map(|store::users::Listed { user, sessions }| {
                         json!({"id": user.id, "username": user.username, "email": user.email,
                                "email_confirmed": user.email_confirmed,
                                "created_at": rfc3339(user.created_at), "sessions": sessions})

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use rocket::fairing::AdHoc;
 use rocket_db_pools::Database;
 use secrecy::ExposeSecret;
-use sqlx::AnyPool;
 
 use crate::assets::{self, Assets};
 use crate::auth::keys::KeyRing;
@@ -17,7 +16,7 @@ use crate::config::{self, Settings};
 use crate::error::{Error, Result};
 use crate::mail::Mailer;
 use crate::routes;
-use crate::store::{self, Db, DbPool};
+use crate::store::{self, Db, DbPool, Store};
 use crate::web::SessionCookies;
 
 /// Parses the settings and, when they are good, attaches every other stage.
@@ -104,7 +103,7 @@ async fn accounts(settings: &Settings, db: &DbPool, mailer: Mailer) -> Result<(A
         }
     };
     let ring = Arc::new(ring);
-    Arc::clone(&ring).follow(AnyPool::clone(db));
+    Arc::clone(&ring).follow(Store::clone(db));
     log::info!(
         "signing keys: {} from {origin}, key {} signs",
         signing.algorithm.name(),
@@ -112,7 +111,7 @@ async fn accounts(settings: &Settings, db: &DbPool, mailer: Mailer) -> Result<(A
     );
     let hashing = settings.hashing;
     let accounts = Accounts {
-        db: AnyPool::clone(db),
+        db: Store::clone(db),
         sessions: db.sessions.clone(),
         hasher: PasswordHasher::new(hashing.cost, hashing.workers).await?,
         tokens: Tokens::new(ring, signing),

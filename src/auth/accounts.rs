@@ -7,22 +7,21 @@ use base64::Engine;
 use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use sqlx::AnyPool;
 
 use super::{
     Attempt, Claims, ClientAddress, DeviceKey, Limits, MacKey, PasswordHasher, Recovery, SeenBlocks,
     Throttle, Tokens,
 };
 use crate::domain::{
-    device_name, required, NewAccount, PasswordChange, PasswordPolicy, TypedPassword, User, Username,
+    required, NewAccount, PasswordChange, PasswordPolicy, Session, TypedPassword, User, Username,
 };
 use crate::error::{Error, Result};
-use crate::store::{self, sessions::NewSession, SessionChecker};
+use crate::store::{self, sessions::NewSession, SessionChecker, Store};
 
 /// The account operations, each written once for every door: what the server builds at start
 /// from the settings and the database, and keeps.
 pub struct Accounts {
-    pub(crate) db: AnyPool,
+    pub(crate) db: Store,
     /// The batched check of the session each authenticated request carries.
     pub(crate) sessions: SessionChecker,
     pub(crate) hasher: PasswordHasher,
@@ -94,21 +93,6 @@ pub enum Scope {
 pub enum ThisSession {
     Ended,
     Continues,
-}
-
-/// A live session as its owner sees it in the list.
-pub struct SessionSummary {
-    pub id: String,
-    pub created_at: i64,
-    pub last_used_at: i64,
-    pub expires_at: i64,
-    pub user_agent: String,
-    /// The device, as people name it ("Chrome on Linux").
-    pub device: String,
-    /// Where it signed in from: an IPv4 address or an IPv6 /64.
-    pub address: String,
-    /// The session of the request asking.
-    pub current: bool,
 }
 
 impl Accounts {
@@ -198,7 +182,7 @@ impl Accounts {
             Err(_) => None,
         };
         let (user, hash, generation) = match found {
-            Some((user, hash, generation)) => (Some(user), Some(hash), generation),
+            Some(found) => (Some(found.user), Some(found.password_hash), found.device_generation),
             None => (None, None, 0),
         };
         let known = user
@@ -327,21 +311,8 @@ impl Accounts {
     }
 
     /// The user's live sessions, most recently used first, the current one marked.
-    pub async fn sessions(&self, me: &SignedInUser) -> Result<Vec<SessionSummary>> {
-        let sessions = store::sessions::list_live_sessions(&self.db, me.user.id, store::now()).await?;
-        Ok(sessions
-            .into_iter()
-            .map(|session| SessionSummary {
-                current: session.id == me.session_id,
-                id: session.id,
-                created_at: session.created_at,
-                last_used_at: session.last_used_at,
-                expires_at: session.expires_at,
-                device: device_name(&session.user_agent),
-                user_agent: session.user_agent,
-                address: session.address,
-            })
-            .collect())
+    pub async fn sessions(&self, me: &SignedInUser) -> Result<Vec<Session>> {
+        store::sessions::list_live_sessions(&self.db, me.user.id, &me.session_id, store::now()).await
     }
 
     /// Revokes one of the user's live sessions (the current one too: that is a sign-out).

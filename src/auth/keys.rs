@@ -24,12 +24,11 @@ use rand::RngCore;
 use rocket::tokio::time::{interval, MissedTickBehavior};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
-use sqlx::AnyPool;
 
 use super::token::TokenSettings;
 use crate::error::{Error, Result};
-use crate::store;
 use crate::store::keys::{KeyRow, Role};
+use crate::store::{self, Store};
 
 /// How often each instance reloads the keys from the database.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
@@ -230,7 +229,7 @@ impl KeyRing {
 
     /// The ring of the keys in the database, creating the current and the next key when
     /// missing (at first start, or on switching algorithm).
-    pub async fn open(db: &AnyPool, algorithm: SigningAlgorithm, keep_retired: i64) -> Result<KeyRing> {
+    pub async fn open(db: &Store, algorithm: SigningAlgorithm, keep_retired: i64) -> Result<KeyRing> {
         ensure(db, algorithm).await?;
         let now = store::now();
         let rows = store::keys::all(db, algorithm.name()).await?;
@@ -249,7 +248,7 @@ impl KeyRing {
 
     /// Reloads the keys from the database; rebuilds the set only when a key was added,
     /// promoted, retired or deleted, or a retired key's time is up.
-    pub async fn reload(&self, db: &AnyPool) -> Result<()> {
+    pub async fn reload(&self, db: &Store) -> Result<()> {
         if matches!(self.source, Source::Configured) {
             return Ok(());
         }
@@ -270,7 +269,7 @@ impl KeyRing {
     }
 
     /// Reloads the keys every [`RELOAD_EVERY`], for as long as the process runs.
-    pub fn follow(self: Arc<Self>, db: AnyPool) {
+    pub fn follow(self: Arc<Self>, db: Store) {
         if matches!(self.source, Source::Configured) {
             return;
         }
@@ -322,7 +321,7 @@ fn build(rows: &[&KeyRow], algorithm: SigningAlgorithm, previous: Option<&KeySet
 
 /// Makes sure the current and the next key of `algorithm` exist. Instances starting together
 /// may race: the unique indexes let one key of each role in, and the others give way.
-async fn ensure(db: &AnyPool, algorithm: SigningAlgorithm) -> Result<()> {
+async fn ensure(db: &Store, algorithm: SigningAlgorithm) -> Result<()> {
     let rows = store::keys::all(db, algorithm.name()).await?;
     let now = store::now();
     if !rows.iter().any(|row| row.role() == Role::Current) {
@@ -364,7 +363,7 @@ impl From<Error> for RotateRefused {
 /// been published for `jwks_cache_seconds` (plus the instances' reload time), since a verifier
 /// may hold a key set cached from before it, unless `force`d. Returns the kid of the key that
 /// now signs. Every instance follows within [`RELOAD_EVERY`].
-pub async fn rotate(db: &AnyPool, settings: &TokenSettings, force: bool) -> Result<String, RotateRefused> {
+pub async fn rotate(db: &Store, settings: &TokenSettings, force: bool) -> Result<String, RotateRefused> {
     let algorithm = settings.algorithm;
     ensure(db, algorithm).await?;
     let now = store::now();

@@ -14,7 +14,7 @@ mod recovery;
 mod throttle;
 mod token;
 
-pub use accounts::{Accounts, Client, Issued, Scope, SessionSummary, SignedInUser, ThisSession};
+pub use accounts::{Accounts, Client, Issued, Scope, SignedInUser, ThisSession};
 pub use address::{ClientAddress, TrustedProxies};
 pub use csrf::CsrfKey;
 pub use device::{DeviceKey, DEVICE_TTL};
@@ -32,10 +32,9 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
-use sqlx::AnyPool;
 
 use crate::error::Result;
-use crate::store;
+use crate::store::{self, Store};
 
 /// An HMAC-SHA256 key of its own for one use of the secret, so that no token of one kind (a
 /// CSRF token, a device token) is ever valid as another or as a JWT signature.
@@ -65,7 +64,7 @@ impl MacKey {
 /// The secret the CSRF and device-cookie keys derive from, kept in the database. Before keys
 /// moved there, an installation generated it in `data/secret.key`: that one is kept, so the
 /// forms and the device cookies it signed stay good across the upgrade.
-pub async fn shared_secret(db: &AnyPool, data_dir: &Path) -> Result<String> {
+pub async fn shared_secret(db: &Store, data_dir: &Path) -> Result<String> {
     let legacy = data_dir.join("secret.key");
     let candidate = match std::fs::read_to_string(&legacy) {
         Ok(text) if !text.trim().is_empty() => {

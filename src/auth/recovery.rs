@@ -10,7 +10,6 @@
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use rocket::tokio::sync::mpsc;
-use sqlx::AnyPool;
 
 use super::accounts::{random_token, token_hash};
 use super::throttle::{self, Limits};
@@ -19,6 +18,7 @@ use crate::domain::{Email, Lookup, PasswordReset, PublicUrl, TypedPassword, User
 use crate::error::{duration, Error, Result};
 use crate::mail::{Kind, Letter, Mailer};
 use crate::store::recovery::{self as store, NewToken};
+use crate::store::Store;
 
 /// Reset requests waiting for the background task; beyond this, new ones are dropped (counted,
 /// and logged).
@@ -79,7 +79,7 @@ impl Recovery {
     pub fn start(
         public_url: &PublicUrl,
         lifetimes: LinkLifetimes,
-        db: &AnyPool,
+        db: &Store,
         limits: Limits,
         mailer: Mailer,
     ) -> Recovery {
@@ -204,7 +204,7 @@ impl Accounts {
 
 /// The background task that answers reset requests, one at a time.
 struct Resets {
-    db: AnyPool,
+    db: Store,
     limits: Limits,
     mailer: Mailer,
     links: Links,

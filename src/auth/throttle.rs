@@ -12,12 +12,11 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use sqlx::AnyPool;
-
 use super::ClientAddress;
 use crate::domain::Username;
 use crate::error::{Error, Result};
 use crate::store::throttle::{self as store, Count, Counter, Kind};
+use crate::store::Store;
 
 /// The per-username limit counts over an hour.
 const HOUR: i64 = 3600;
@@ -110,7 +109,7 @@ impl SeenBlocks {
 
 /// The throttle over one database.
 pub struct Throttle<'a> {
-    pub db: &'a AnyPool,
+    pub db: &'a Store,
     pub limits: &'a Limits,
     pub seen: &'a SeenBlocks,
 }
@@ -261,7 +260,7 @@ impl Throttle<'_> {
 /// Counts a mail to the account of `username` and a request for mail from `address`, each when
 /// given; `false` once either is past its hourly limit (the mail is then not sent).
 pub async fn mail_allowed(
-    db: &AnyPool,
+    db: &Store,
     limits: &Limits,
     username: Option<&str>,
     address: Option<&str>,
@@ -280,7 +279,7 @@ pub async fn mail_allowed(
 
 /// Counts one more on each counter (with its limit; `0` = none, not counted) over an hour's
 /// window; when one is past its limit, the end of its window.
-async fn hourly(db: &AnyPool, counters: &[(Counter<'_>, i64)], now: i64) -> Result<Option<i64>> {
+async fn hourly(db: &Store, counters: &[(Counter<'_>, i64)], now: i64) -> Result<Option<i64>> {
     let limited: Vec<(Counter<'_>, i64)> =
         counters.iter().filter(|(_, limit)| *limit > 0).map(|(counter, _)| (*counter, HOUR)).collect();
     let counted = store::count(db, &limited, now).await?;

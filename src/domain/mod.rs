@@ -33,6 +33,23 @@ pub struct User {
     pub email_confirmed: bool,
 }
 
+/// A live session as its owner sees it in the list: when it began, was last used and ends
+/// (unix seconds), the client's `User-Agent` and the device it names, where it signed in from,
+/// and whether it is the session of the request asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub id: String,
+    pub created_at: i64,
+    pub last_used_at: i64,
+    pub expires_at: i64,
+    pub user_agent: String,
+    /// The device, as people name it ("Chrome on Linux").
+    pub device: String,
+    /// Where it signed in from: an IPv4 address or an IPv6 /64.
+    pub address: String,
+    pub current: bool,
+}
+
 /// Whom a password reset request is about: a username or an email address, either in any case
 /// (neither need exist).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -13,7 +13,8 @@ use super::openapi::{
     SessionRefusals, Throttled,
 };
 use super::views::rfc3339;
-use crate::auth::{Accounts, Client, SessionSummary};
+use crate::auth::{Accounts, Client};
+use crate::domain::Session;
 use crate::error::Result;
 use crate::web::{ApiUser, SessionCookies};
 
@@ -61,8 +62,8 @@ pub struct SessionOut {
     pub current: bool,
 }
 
-impl From<SessionSummary> for SessionOut {
-    fn from(session: SessionSummary) -> Self {
+impl From<Session> for SessionOut {
+    fn from(session: Session) -> Self {
         SessionOut {
             current: session.current,
             id: session.id,

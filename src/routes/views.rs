@@ -6,10 +6,9 @@ use rocket::response::Responder;
 use rocket_dyn_templates::Template;
 use serde::Serialize;
 
-use crate::auth::SessionSummary;
 use crate::domain::{
-    username_pattern, username_rule, PasswordPolicy, User, EMAIL_MAX, PASSWORD_MAX_BYTES, USERNAME_MAX,
-    USERNAME_MIN,
+    username_pattern, username_rule, PasswordPolicy, Session, User, EMAIL_MAX, PASSWORD_MAX_BYTES,
+    USERNAME_MAX, USERNAME_MIN,
 };
 use crate::error::{Error, FieldErrors};
 
@@ -103,8 +102,8 @@ pub struct SessionView {
     current: bool,
 }
 
-impl From<SessionSummary> for SessionView {
-    fn from(session: SessionSummary) -> Self {
+impl From<Session> for SessionView {
+    fn from(session: Session) -> Self {
         SessionView {
             current: session.current,
             created_at: date_time(session.created_at),

@@ -1,8 +1,10 @@
 //! Queries on `signing_keys` and `server_secrets`: the keys every instance signs and verifies
 //! access tokens with, and the secrets they share.
 
-use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, FromRow, Row};
 
+use super::Store;
 use crate::error::{Error, Result};
 
 /// One signing key as stored. The key material is base64url text (see the migration). No
@@ -41,6 +43,20 @@ impl Role {
     }
 }
 
+impl FromRow<'_, AnyRow> for KeyRow {
+    fn from_row(row: &AnyRow) -> sqlx::Result<KeyRow> {
+        Ok(KeyRow {
+            kid: row.try_get("kid")?,
+            algorithm: row.try_get("algorithm")?,
+            private_key: row.try_get("private_key")?,
+            public_key: row.try_get("public_key")?,
+            created_at: row.try_get("created_at")?,
+            activated_at: super::nullable(row, "activated_at")?,
+            retired_at: super::nullable(row, "retired_at")?,
+        })
+    }
+}
+
 impl KeyRow {
     pub fn role(&self) -> Role {
         match (self.activated_at, self.retired_at) {
@@ -53,33 +69,19 @@ impl KeyRow {
 
 /// Every key of `algorithm`, oldest first.
 pub async fn all(db: &AnyPool, algorithm: &str) -> Result<Vec<KeyRow>> {
-    // sqlx's Any driver cannot read a NULL integer from SQLite: 0 stands for "not yet".
-    type Row = (String, String, String, String, i64, i64, i64);
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT kid, algorithm, private_key, public_key, created_at, \
-         COALESCE(activated_at, 0), COALESCE(retired_at, 0) \
+    let keys = sqlx::query_as(
+        "SELECT kid, algorithm, private_key, public_key, created_at, activated_at, retired_at \
          FROM signing_keys WHERE algorithm = $1 ORDER BY created_at, kid",
     )
     .bind(algorithm)
     .fetch_all(db)
     .await?;
-    let set = |at: i64| (at != 0).then_some(at);
-    Ok(rows
-        .into_iter()
-        .map(|(kid, algorithm, private_key, public_key, created_at, activated_at, retired_at)| KeyRow {
-            kid,
-            algorithm,
-            private_key,
-            public_key,
-            created_at,
-            activated_at: set(activated_at),
-            retired_at: set(retired_at),
-        })
-        .collect())
+    Ok(keys)
 }
 
 /// Stores a new key; `false` when another instance stored the key of that role first.
-pub async fn insert(db: &AnyPool, key: &KeyRow) -> Result<bool> {
+pub async fn insert(db: &Store, key: &KeyRow) -> Result<bool> {
+    let (db, _turn) = db.write().await;
     let done = insert_query(key).execute(db).await;
     match done {
         Ok(_) => Ok(true),
@@ -107,7 +109,8 @@ fn insert_query(key: &KeyRow) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::An
 /// starts signing, `next` is published to follow it, and keys retired before `forget_before`
 /// are deleted. Fails, changing nothing, when `promote` is no longer the next key (another
 /// rotation ran meanwhile).
-pub async fn rotate(db: &AnyPool, now: i64, promote: &str, next: &KeyRow, forget_before: i64) -> Result<()> {
+pub async fn rotate(db: &Store, now: i64, promote: &str, next: &KeyRow, forget_before: i64) -> Result<()> {
+    let (db, _turn) = db.write().await;
     let mut tx = db.begin().await?;
     // A write first: SQLite then takes the write lock at once (with its busy timeout) rather
     // than failing to upgrade a read.
@@ -129,23 +132,26 @@ pub async fn rotate(db: &AnyPool, now: i64, promote: &str, next: &KeyRow, forget
         return Err(Error::internal("another rotation ran at the same time; nothing changed"));
     }
     insert_query(next).execute(&mut *tx).await?;
-    forget_retired(&mut *tx, forget_before).await?;
+    delete_retired(&mut *tx, forget_before).await?;
     tx.commit().await?;
     Ok(())
 }
 
 /// Deletes the keys retired before `before`: no token they signed is still valid.
-pub async fn forget_retired<'e>(
-    db: impl sqlx::Executor<'e, Database = sqlx::Any>,
-    before: i64,
-) -> Result<u64> {
+pub async fn forget_retired(db: &Store, before: i64) -> Result<u64> {
+    let (db, _turn) = db.write().await;
+    delete_retired(db, before).await
+}
+
+async fn delete_retired<'e>(db: impl sqlx::Executor<'e, Database = sqlx::Any>, before: i64) -> Result<u64> {
     let done = sqlx::query("DELETE FROM signing_keys WHERE retired_at < $1").bind(before).execute(db).await?;
     Ok(done.rows_affected())
 }
 
 /// The secret called `name`: the stored one, or else `candidate`, stored now. Instances that
 /// start together all end up with whichever was stored first.
-pub async fn secret(db: &AnyPool, name: &str, candidate: &str, now: i64) -> Result<String> {
+pub async fn secret(db: &Store, name: &str, candidate: &str, now: i64) -> Result<String> {
+    let (db, _turn) = db.write().await;
     sqlx::query(
         "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (name) DO NOTHING",

@@ -10,7 +10,10 @@ pub mod sessions;
 pub mod throttle;
 pub mod users;
 
-pub use pool::{stage, Backend, Db, DbPool};
+use sqlx::any::AnyRow;
+use sqlx::{Row, TypeInfo, ValueRef};
+
+pub use pool::{stage, Backend, Db, DbPool, Store};
 pub use session_check::SessionChecker;
 
 /// Now, as stored: unix seconds, UTC.
@@ -22,6 +25,19 @@ pub fn now() -> i64 {
 /// time plus it never overflows).
 pub fn seconds(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_secs()).unwrap_or(i64::MAX).min(1 << 40)
+}
+
+/// A column that may hold NULL, read into an `Option`. sqlx 0.7's Any driver decodes no NULL
+/// into an `Option` by itself (its values never report that they are null), but it keeps a
+/// NULL's type, named `NULL`: that is what is read here.
+pub fn nullable<T>(row: &AnyRow, column: &str) -> sqlx::Result<Option<T>>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    if row.try_get_raw(column)?.type_info().name() == "NULL" {
+        return Ok(None);
+    }
+    row.try_get(column).map(Some)
 }
 
 /// Whether the database is reachable.

@@ -8,10 +8,12 @@ use std::ops::Deref;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
+use rocket::tokio::sync::{Mutex, MutexGuard};
 use rocket::{Build, Rocket};
 use rocket_db_pools::Database;
 
@@ -58,7 +60,7 @@ impl Backend {
 pub struct Db(DbPool);
 
 pub struct DbPool {
-    pool: AnyPool,
+    store: Store,
     /// The session check of every authenticated request, batched (see [`SessionChecker`]).
     pub sessions: SessionChecker,
     pub backend: Backend,
@@ -67,6 +69,53 @@ pub struct DbPool {
 }
 
 impl Deref for DbPool {
+    type Target = Store;
+
+    fn deref(&self) -> &Store {
+        &self.store
+    }
+}
+
+/// The database as the server holds it: the pool (reads take it directly, through `Deref`),
+/// and, on SQLite, a gate that lines up this process's writers.
+///
+/// SQLite runs one writer at a time. A writer that finds the database locked waits in SQLite's
+/// busy handler, which sleeps in growing steps (up to 100 ms each) and lets a newcomer that
+/// happens to try at the right moment go first: under concurrent writes that made the slowest
+/// one in a hundred token refreshes wait over 100 ms. Behind the gate, a first-come,
+/// first-served queue in the process, writers wait only for those ahead of them, and SQLite
+/// seldom sees two at once. PostgreSQL locks rows, not the database: it has no gate.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    writers: Option<Arc<Mutex<()>>>,
+}
+
+impl Store {
+    fn new(pool: AnyPool, backend: Backend) -> Store {
+        let writers = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
+        Store { pool, writers }
+    }
+
+    /// A store on `url` with sqlx's default pool, for a tool beside the server (the database
+    /// must exist; connections open on first use).
+    pub fn connect_lazy(url: &str) -> Result<Store, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        Ok(Store::new(AnyPool::connect_lazy(url)?, Backend::from_url(url)?))
+    }
+
+    /// The pool, for a write, once this writer's turn has come; the turn lasts as long as the
+    /// guard (`None` on PostgreSQL) is held.
+    pub async fn write(&self) -> (&AnyPool, Option<MutexGuard<'_, ()>>) {
+        let turn = match &self.writers {
+            Some(writers) => Some(writers.lock().await),
+            None => None,
+        };
+        (&self.pool, turn)
+    }
+}
+
+impl Deref for Store {
     type Target = AnyPool;
 
     fn deref(&self) -> &AnyPool {
@@ -106,16 +155,17 @@ impl rocket_db_pools::Pool for DbPool {
             })
             .connect_lazy(&config.url)?;
         let timeout = Duration::from_secs(config.connect_timeout);
-        let sessions = SessionChecker::start(pool.clone(), timeout);
-        Ok(DbPool { pool, sessions, backend, location: location(&config.url) })
+        let store = Store::new(pool, backend);
+        let sessions = SessionChecker::start(store.clone(), timeout);
+        Ok(DbPool { store, sessions, backend, location: location(&config.url) })
     }
 
     async fn get(&self) -> Result<Self::Connection, Self::Error> {
-        self.pool.acquire().await
+        self.store.acquire().await
     }
 
     async fn close(&self) {
-        self.pool.close().await;
+        self.store.close().await;
     }
 }
 
@@ -134,7 +184,7 @@ impl DbPool {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("migrations/postgres"),
         };
-        migrator.run(&self.pool).await?;
+        migrator.run(&self.store.pool).await?;
         Ok(migrator.iter().count())
     }
 
@@ -239,5 +289,56 @@ async fn migrate(rocket: Rocket<Build>) -> Result<Rocket<Build>, Rocket<Build>> 
             log::error!("database migrations failed: {e}");
             Err(rocket)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex as Log;
+
+    use super::*;
+
+    fn runtime() -> rocket::tokio::runtime::Runtime {
+        rocket::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+    }
+
+    #[test]
+    fn sqlite_writers_take_turns_in_the_order_they_came() {
+        runtime().block_on(async {
+            let store = Store::connect_lazy("sqlite::memory:").unwrap();
+            let order = Arc::new(Log::new(Vec::new()));
+            let (_, first) = store.write().await;
+            assert!(first.is_some(), "SQLite writes go through the gate");
+            let waiting: Vec<_> = (0..5)
+                .map(|n| {
+                    let (store, order) = (store.clone(), Arc::clone(&order));
+                    rocket::tokio::spawn(async move {
+                        let _turn = store.write().await;
+                        order.lock().unwrap().push(n);
+                    })
+                })
+                .collect();
+            // Each spawned writer queues in turn (the runtime has one thread: each runs up
+            // to its wait before the next starts).
+            for _ in 0..5 {
+                rocket::tokio::task::yield_now().await;
+            }
+            assert!(order.lock().unwrap().is_empty(), "nobody writes while the first one does");
+            drop(first);
+            for task in waiting {
+                task.await.unwrap();
+            }
+            assert_eq!(*order.lock().unwrap(), vec![0, 1, 2, 3, 4]);
+        });
+    }
+
+    #[test]
+    fn postgres_writers_do_not_wait_for_each_other() {
+        runtime().block_on(async {
+            let store = Store::connect_lazy("postgres://127.0.0.1:1/none").unwrap();
+            let (_, first) = store.write().await;
+            let (_, second) = store.write().await;
+            assert!(first.is_none() && second.is_none());
+        });
     }
 }

@@ -9,13 +9,11 @@
 
 use std::time::Duration;
 
+use super::{now, Db, Store};
+use crate::error::Result;
 use rocket::fairing::AdHoc;
 use rocket::tokio::time::{interval, sleep, MissedTickBehavior};
 use rocket_db_pools::Database;
-use sqlx::AnyPool;
-
-use super::{now, Db};
-use crate::error::Result;
 
 /// Rows deleted per statement.
 const BATCH: i64 = 500;
@@ -25,7 +23,7 @@ const BETWEEN_BATCHES: Duration = Duration::from_millis(50);
 /// Deletes, in batches, sessions that ended more than `retention` seconds before `now` (unix
 /// seconds) with their refresh tokens, refresh tokens spent that long ago, spent throttling
 /// counters and expired mailed links. Returns the rows deleted.
-pub async fn purge_ended(db: &AnyPool, now: i64, retention: i64) -> Result<u64> {
+pub async fn purge_ended(db: &Store, now: i64, retention: i64) -> Result<u64> {
     let before = now - retention;
     // Each statement deletes rows older than $1, at most $2 of them.
     let statements = [
@@ -53,11 +51,13 @@ pub async fn purge_ended(db: &AnyPool, now: i64, retention: i64) -> Result<u64> 
     let mut deleted = 0;
     for (statement, cutoff) in statements {
         loop {
-            let done = sqlx::query(statement).bind(cutoff).bind(BATCH).execute(db).await?;
+            let (pool, _turn) = db.write().await;
+            let done = sqlx::query(statement).bind(cutoff).bind(BATCH).execute(pool).await?;
             deleted += done.rows_affected();
             if done.rows_affected() < BATCH as u64 {
                 break;
             }
+            drop(_turn);
             sleep(BETWEEN_BATCHES).await;
         }
     }
@@ -72,7 +72,7 @@ pub fn stage(retention: Duration, keep_retired_keys: Duration, every: Duration) 
             let Some(db) = Db::fetch(rocket) else {
                 return;
             };
-            let pool = AnyPool::clone(db);
+            let store = Store::clone(db);
             let (retention, keep_retired_keys) =
                 (super::seconds(retention), super::seconds(keep_retired_keys));
             let mut ticks = interval(every);
@@ -81,14 +81,14 @@ pub fn stage(retention: Duration, keep_retired_keys: Duration, every: Duration) 
                 loop {
                     ticks.tick().await;
                     let now = now();
-                    match purge_ended(&pool, now, retention).await {
+                    match purge_ended(&store, now, retention).await {
                         Ok(0) => {}
                         Ok(deleted) => {
                             log::info!("purged {deleted} rows of ended sessions, spent tokens and counters")
                         }
                         Err(e) => log::warn!("purging ended data failed: {e:?}"),
                     }
-                    match super::keys::forget_retired(&pool, now - keep_retired_keys).await {
+                    match super::keys::forget_retired(&store, now - keep_retired_keys).await {
                         Ok(0) => {}
                         Ok(deleted) => log::info!("deleted {deleted} retired signing keys"),
                         Err(e) => log::warn!("deleting retired signing keys failed: {e:?}"),

@@ -6,7 +6,8 @@
 
 use sqlx::AnyPool;
 
-use super::users::{user, UserRow, USER_COLUMNS};
+use super::users::USER_COLUMNS;
+use super::Store;
 use crate::domain::{Email, Lookup, User, Username};
 use crate::error::{Error, Result};
 
@@ -36,7 +37,8 @@ pub struct NewToken<'a> {
 /// Sets a new, unconfirmed address, spends the user's tokens (a reset link sent to the old
 /// address included) and stores the confirmation token: one transaction. Another account's
 /// claim of the address, unconfirmed, is no obstacle: the first to confirm it keeps it.
-pub async fn set_email(db: &AnyPool, user_id: i64, email: &Email, token: NewToken<'_>) -> Result<()> {
+pub async fn set_email(db: &Store, user_id: i64, email: &Email, token: NewToken<'_>) -> Result<()> {
+    let (db, _turn) = db.write().await;
     let mut tx = db.begin().await?;
     sqlx::query("UPDATE users SET email = $2, email_key = $3, email_confirmed_at = NULL WHERE id = $1")
         .bind(user_id)
@@ -63,7 +65,8 @@ pub async fn confirmed_elsewhere(db: &AnyPool, user_id: i64, email: &Email) -> R
 }
 
 /// Removes the address and spends every token mailed to it.
-pub async fn remove_email(db: &AnyPool, user_id: i64) -> Result<()> {
+pub async fn remove_email(db: &Store, user_id: i64) -> Result<()> {
+    let (db, _turn) = db.write().await;
     let mut tx = db.begin().await?;
     sqlx::query("UPDATE users SET email = NULL, email_key = NULL, email_confirmed_at = NULL WHERE id = $1")
         .bind(user_id)
@@ -78,7 +81,8 @@ pub async fn remove_email(db: &AnyPool, user_id: i64) -> Result<()> {
 /// user's; every other account's unconfirmed claim of the address ends (with the links mailed
 /// for it). `false` for a token unknown, spent, expired, or of an address changed since;
 /// [`Error::EmailTaken`] when another account confirmed the address first.
-pub async fn confirm_email(db: &AnyPool, token_hash: &str, now: i64) -> Result<bool> {
+pub async fn confirm_email(db: &Store, token_hash: &str, now: i64) -> Result<bool> {
+    let (db, _turn) = db.write().await;
     let mut tx = db.begin().await?;
     let Some((user_id, email)) = take_token(&mut tx, token_hash, Purpose::Confirm, now).await? else {
         return Ok(false);
@@ -127,14 +131,14 @@ pub async fn find_confirmed(db: &AnyPool, lookup: &Lookup) -> Result<Option<User
         Lookup::Email(email) if email.contains('\0') => return Ok(None),
         Lookup::Email(email) => ("u.email_key = $1", crate::domain::email_key(email)),
     };
-    let row: Option<UserRow> = sqlx::query_as(&format!(
+    let user = sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS} FROM users u \
          WHERE {condition} AND u.email IS NOT NULL AND u.email_confirmed_at IS NOT NULL"
     ))
     .bind(key)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(user))
+    Ok(user)
 }
 
 /// A reset token works only while it was mailed to the user's current confirmed address, and
@@ -147,12 +151,8 @@ const SENT_TO_THE_CONFIRMED_ADDRESS: &str =
 /// Stores a reset token mailed to `email`, spending the user's earlier ones (a newer request
 /// voids them), in the same transaction as a check that `email` is still the user's confirmed
 /// address: `false`, and nothing stored, when it is not (changed or removed since it was read).
-pub async fn insert_reset_token(
-    db: &AnyPool,
-    user_id: i64,
-    email: &str,
-    token: NewToken<'_>,
-) -> Result<bool> {
+pub async fn insert_reset_token(db: &Store, user_id: i64, email: &str, token: NewToken<'_>) -> Result<bool> {
+    let (db, _turn) = db.write().await;
     let mut tx = db.begin().await?;
     spend_tokens(&mut tx, user_id, Some(Purpose::Reset)).await?;
     let stored = sqlx::query(
@@ -174,7 +174,7 @@ pub async fn insert_reset_token(
 /// The user a reset token works for, while it is unspent, unexpired and sent to the user's
 /// confirmed address (nothing is spent).
 pub async fn find_reset_token(db: &AnyPool, token_hash: &str, now: i64) -> Result<Option<User>> {
-    let row: Option<UserRow> = sqlx::query_as(&format!(
+    let user = sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS} FROM mail_tokens t JOIN users u ON u.id = t.user_id \
          WHERE t.token_hash = $1 AND t.purpose = 'reset' AND t.expires_at > $2 \
            AND {SENT_TO_THE_CONFIRMED_ADDRESS}"
@@ -183,19 +183,20 @@ pub async fn find_reset_token(db: &AnyPool, token_hash: &str, now: i64) -> Resul
     .bind(now)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(user))
+    Ok(user)
 }
 
 /// Spends a reset token of `user_id` and, in the same transaction, sets the new password hash
 /// (which spends the user's other reset tokens) and revokes every session. `false`, and nothing
 /// changed, when the token was spent meanwhile.
 pub async fn reset_password(
-    db: &AnyPool,
+    db: &Store,
     token_hash: &str,
     user_id: i64,
     password_hash: &str,
     now: i64,
 ) -> Result<bool> {
+    let (db, _turn) = db.write().await;
     let mut tx = db.begin().await?;
     match take_token(&mut tx, token_hash, Purpose::Reset, now).await? {
         Some((owner, _)) if owner == user_id => {}

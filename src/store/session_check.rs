@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use rocket::tokio::sync::{mpsc, oneshot};
 use rocket::tokio::time::timeout;
-use sqlx::{AnyConnection, AnyPool};
+use sqlx::{AnyConnection, AnyPool, FromRow};
 
-use super::users::{user, USER_COLUMNS};
+use super::users::USER_COLUMNS;
+use super::Store;
 use crate::domain::User;
 use crate::error::{Error, Result};
 
@@ -26,9 +27,12 @@ const MAX_BATCH: usize = 64;
 const TOUCH_AFTER: i64 = 60;
 
 /// A live session as the query finds it.
+#[derive(FromRow)]
 struct Found {
-    user: User,
+    session_id: String,
     last_used_at: i64,
+    #[sqlx(flatten)]
+    user: User,
 }
 
 struct Check {
@@ -44,9 +48,9 @@ pub struct SessionChecker {
 
 impl SessionChecker {
     /// Starts the checking task; `deadline` bounds one query (then the batch gets a 503).
-    pub fn start(pool: AnyPool, deadline: Duration) -> SessionChecker {
+    pub fn start(store: Store, deadline: Duration) -> SessionChecker {
         let (queue, checks) = mpsc::unbounded_channel();
-        rocket::tokio::spawn(run(pool, checks, deadline));
+        rocket::tokio::spawn(run(store, checks, deadline));
         SessionChecker { queue }
     }
 
@@ -59,7 +63,7 @@ impl SessionChecker {
     }
 }
 
-async fn run(pool: AnyPool, mut checks: mpsc::UnboundedReceiver<Check>, deadline: Duration) {
+async fn run(store: Store, mut checks: mpsc::UnboundedReceiver<Check>, deadline: Duration) {
     let mut connection: Option<AnyConnection> = None;
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while checks.recv_many(&mut batch, MAX_BATCH).await > 0 {
@@ -70,7 +74,7 @@ async fn run(pool: AnyPool, mut checks: mpsc::UnboundedReceiver<Check>, deadline
             ids
         };
         let now = super::now();
-        let found = match timeout(deadline, query_with_retry(&pool, &mut connection, &ids, now)).await {
+        let found = match timeout(deadline, query_with_retry(&store, &mut connection, &ids, now)).await {
             Ok(found) => found,
             Err(_) => {
                 connection = None;
@@ -90,13 +94,13 @@ async fn run(pool: AnyPool, mut checks: mpsc::UnboundedReceiver<Check>, deadline
             let _ = check.reply.send(answer);
         }
         if let Ok(sessions) = &found {
-            touch_stale(&pool, sessions, now);
+            touch_stale(&store, sessions, now);
         }
     }
 }
 
 /// Records, in the background, that sessions not marked used for a while were used now.
-fn touch_stale(pool: &AnyPool, sessions: &HashMap<String, Found>, now: i64) {
+fn touch_stale(store: &Store, sessions: &HashMap<String, Found>, now: i64) {
     let stale: Vec<String> = sessions
         .iter()
         .filter(|(_, found)| found.last_used_at < now - TOUCH_AFTER)
@@ -105,10 +109,10 @@ fn touch_stale(pool: &AnyPool, sessions: &HashMap<String, Found>, now: i64) {
     if stale.is_empty() {
         return;
     }
-    let pool = pool.clone();
+    let store = store.clone();
     rocket::tokio::spawn(async move {
         let ids: Vec<&str> = stale.iter().map(String::as_str).collect();
-        if let Err(e) = super::sessions::touch_sessions(&pool, &ids, now).await {
+        if let Err(e) = super::sessions::touch_sessions(&store, &ids, now).await {
             log::warn!("could not record session use: {e:?}");
         }
     });
@@ -146,22 +150,17 @@ async fn query(
     };
     let placeholders: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
     let sql = format!(
-        "SELECT s.id, s.last_used_at, {USER_COLUMNS} \
+        "SELECT s.id AS session_id, s.last_used_at, {USER_COLUMNS} \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.revoked_at IS NULL AND s.expires_at > $1 AND s.id IN ({})",
         placeholders.join(", ")
     );
-    let mut query = sqlx::query_as::<_, (String, i64, i64, String, i64, String, i64)>(&sql).bind(now);
+    let mut query = sqlx::query_as::<_, Found>(&sql).bind(now);
     for id in ids {
         query = query.bind(*id);
     }
     match query.fetch_all(&mut *conn).await {
-        Ok(rows) => Ok(rows
-            .into_iter()
-            .map(|(sid, last_used_at, id, username, created_at, email, confirmed_at)| {
-                (sid, Found { user: user((id, username, created_at, email, confirmed_at)), last_used_at })
-            })
-            .collect()),
+        Ok(rows) => Ok(rows.into_iter().map(|found| (found.session_id.clone(), found)).collect()),
         Err(e) => {
             // Never reuse a connection a query failed on.
             if is_connection_error(&e) {

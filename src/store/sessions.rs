@@ -1,7 +1,10 @@
 //! Queries on `sessions` and their `refresh_tokens`.
 
-use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, FromRow, Row};
 
+use super::Store;
+use crate::domain::{device_name, Session};
 use crate::error::Result;
 
 pub struct NewSession<'a> {
@@ -14,15 +17,21 @@ pub struct NewSession<'a> {
     pub address: &'a str,
 }
 
-/// A live session as its owner sees it in the list.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct SessionInfo {
-    pub id: String,
-    pub created_at: i64,
-    pub last_used_at: i64,
-    pub expires_at: i64,
-    pub user_agent: String,
-    pub address: String,
+/// A session as stored; not the current one until its reader says so.
+impl FromRow<'_, AnyRow> for Session {
+    fn from_row(row: &AnyRow) -> sqlx::Result<Session> {
+        let user_agent: String = row.try_get("user_agent")?;
+        Ok(Session {
+            id: row.try_get("id")?,
+            created_at: row.try_get("created_at")?,
+            last_used_at: row.try_get("last_used_at")?,
+            expires_at: row.try_get("expires_at")?,
+            device: device_name(&user_agent),
+            user_agent,
+            address: row.try_get("address")?,
+            current: false,
+        })
+    }
 }
 
 /// A refresh token's session, found by the token's hash.
@@ -36,7 +45,20 @@ pub struct RefreshTarget {
     pub used_at: Option<i64>,
 }
 
-pub async fn insert_session(db: &AnyPool, session: NewSession<'_>) -> Result<()> {
+impl FromRow<'_, AnyRow> for RefreshTarget {
+    fn from_row(row: &AnyRow) -> sqlx::Result<RefreshTarget> {
+        Ok(RefreshTarget {
+            session_id: row.try_get("session_id")?,
+            user_id: row.try_get("user_id")?,
+            expires_at: row.try_get("expires_at")?,
+            revoked: super::nullable::<i64>(row, "revoked_at")?.is_some(),
+            used_at: super::nullable(row, "used_at")?,
+        })
+    }
+}
+
+pub async fn insert_session(db: &Store, session: NewSession<'_>) -> Result<()> {
+    let (db, _turn) = db.write().await;
     sqlx::query(
         "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, address) \
          VALUES ($1, $2, $3, $3, $4, $5, $6)",
@@ -52,7 +74,8 @@ pub async fn insert_session(db: &AnyPool, session: NewSession<'_>) -> Result<()>
     Ok(())
 }
 
-pub async fn revoke_session(db: &AnyPool, session_id: &str, now: i64) -> Result<()> {
+pub async fn revoke_session(db: &Store, session_id: &str, now: i64) -> Result<()> {
+    let (db, _turn) = db.write().await;
     sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
         .bind(session_id)
         .bind(now)
@@ -69,7 +92,8 @@ fn is_session_id(id: &str) -> bool {
 
 /// Revokes one of the user's live sessions; `false` when the user has no such live session
 /// (another user's session is never touched).
-pub async fn revoke_user_session(db: &AnyPool, user_id: i64, session_id: &str, now: i64) -> Result<bool> {
+pub async fn revoke_user_session(db: &Store, user_id: i64, session_id: &str, now: i64) -> Result<bool> {
+    let (db, _turn) = db.write().await;
     if !is_session_id(session_id) {
         return Ok(false);
     }
@@ -86,7 +110,8 @@ pub async fn revoke_user_session(db: &AnyPool, user_id: i64, session_id: &str, n
 }
 
 /// Revokes every live session of the user, except `keep` when given.
-pub async fn revoke_user_sessions(db: &AnyPool, user_id: i64, keep: Option<&str>, now: i64) -> Result<u64> {
+pub async fn revoke_user_sessions(db: &Store, user_id: i64, keep: Option<&str>, now: i64) -> Result<u64> {
+    let (db, _turn) = db.write().await;
     let done = sqlx::query(
         "UPDATE sessions SET revoked_at = $2 \
          WHERE user_id = $1 AND revoked_at IS NULL AND id <> $3",
@@ -101,7 +126,8 @@ pub async fn revoke_user_sessions(db: &AnyPool, user_id: i64, keep: Option<&str>
 
 /// Signs the user out everywhere: every session revoked and every device token ended, in one
 /// transaction. Returns how many sessions were live.
-pub async fn sign_out_everywhere(db: &AnyPool, user_id: i64, now: i64) -> Result<u64> {
+pub async fn sign_out_everywhere(db: &Store, user_id: i64, now: i64) -> Result<u64> {
+    let (db, _turn) = db.write().await;
     let mut tx = db.begin().await?;
     sqlx::query("UPDATE users SET device_generation = device_generation + 1 WHERE id = $1")
         .bind(user_id)
@@ -116,9 +142,9 @@ pub async fn sign_out_everywhere(db: &AnyPool, user_id: i64, now: i64) -> Result
     Ok(done.rows_affected())
 }
 
-/// The user's live sessions, most recently used first.
-pub async fn list_live_sessions(db: &AnyPool, user_id: i64, now: i64) -> Result<Vec<SessionInfo>> {
-    let sessions = sqlx::query_as::<_, SessionInfo>(
+/// The user's live sessions, most recently used first, the one of id `current` marked.
+pub async fn list_live_sessions(db: &AnyPool, user_id: i64, current: &str, now: i64) -> Result<Vec<Session>> {
+    let mut sessions = sqlx::query_as::<_, Session>(
         "SELECT id, created_at, last_used_at, expires_at, user_agent, address FROM sessions \
          WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
          ORDER BY last_used_at DESC, created_at DESC",
@@ -127,22 +153,30 @@ pub async fn list_live_sessions(db: &AnyPool, user_id: i64, now: i64) -> Result<
     .bind(now)
     .fetch_all(db)
     .await?;
+    for session in &mut sessions {
+        session.current = session.id == current;
+    }
     Ok(sessions)
 }
 
 /// Records that these sessions were used at `now`.
-pub async fn touch_sessions(db: &AnyPool, ids: &[&str], now: i64) -> Result<()> {
+pub async fn touch_sessions(db: &Store, ids: &[&str], now: i64) -> Result<()> {
+    let (db, _turn) = db.write().await;
+    // One transaction: one commit (and one sync to disk) for the lot.
+    let mut tx = db.begin().await?;
     for id in ids {
         sqlx::query("UPDATE sessions SET last_used_at = $2 WHERE id = $1 AND last_used_at < $2")
             .bind(*id)
             .bind(now)
-            .execute(db)
+            .execute(&mut *tx)
             .await?;
     }
+    tx.commit().await?;
     Ok(())
 }
 
-pub async fn insert_refresh_token(db: &AnyPool, token_hash: &str, session_id: &str, now: i64) -> Result<()> {
+pub async fn insert_refresh_token(db: &Store, token_hash: &str, session_id: &str, now: i64) -> Result<()> {
+    let (db, _turn) = db.write().await;
     sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
         .bind(token_hash)
         .bind(session_id)
@@ -164,34 +198,27 @@ pub async fn is_refresh_token_of(db: &AnyPool, token_hash: &str, session_id: &st
 }
 
 pub async fn find_refresh_target(db: &AnyPool, token_hash: &str) -> Result<Option<RefreshTarget>> {
-    // sqlx's Any driver cannot decode a NULL from SQLite into an Option: NULLs become 0 here
-    // (no real time is 0).
-    let row: Option<(String, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT s.id, s.user_id, s.expires_at, COALESCE(s.revoked_at, 0), COALESCE(r.used_at, 0) \
+    let target = sqlx::query_as(
+        "SELECT s.id AS session_id, s.user_id, s.expires_at, s.revoked_at, r.used_at \
          FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
     )
     .bind(token_hash)
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(session_id, user_id, expires_at, revoked_at, used_at)| RefreshTarget {
-        session_id,
-        user_id,
-        expires_at,
-        revoked: revoked_at != 0,
-        used_at: (used_at != 0).then_some(used_at),
-    }))
+    Ok(target)
 }
 
 /// Exchanges a refresh token on its first use, in one transaction: the old one is marked used
 /// at `now`, the session touched and the new one stored. `false` (and nothing changed) when the
 /// old one was used already, by a concurrent request.
 pub async fn rotate_refresh_token(
-    db: &AnyPool,
+    db: &Store,
     old_hash: &str,
     new_hash: &str,
     session_id: &str,
     now: i64,
 ) -> Result<bool> {
+    let (db, _turn) = db.write().await;
     let mut tx = db.begin().await?;
     let used =
         sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL")

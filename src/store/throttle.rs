@@ -1,8 +1,9 @@
 //! Queries on `throttle`: counters of failed password checks and of sign-ups, each over a
 //! fixed window that opens with its first count, and the blocks they lead to.
 
-use sqlx::AnyPool;
+use sqlx::{AnyPool, FromRow};
 
+use super::Store;
 use crate::error::Result;
 
 /// What a counter counts.
@@ -51,7 +52,7 @@ pub struct Counter<'a> {
 }
 
 /// A counter's state after a count.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, FromRow)]
 pub struct Count {
     pub count: i64,
     pub window_start: i64,
@@ -79,7 +80,8 @@ pub async fn blocks(db: &AnyPool, username: &str, address: &str, now: i64) -> Re
 /// Counts one more on each counter, whose window lasts the seconds given with it (a window
 /// that is over starts again with this count), in one statement: one write however many
 /// counters. Returns each counter's kind as it now stands.
-pub async fn count(db: &AnyPool, counters: &[(Counter<'_>, i64)], now: i64) -> Result<Vec<(Kind, Count)>> {
+pub async fn count(db: &Store, counters: &[(Counter<'_>, i64)], now: i64) -> Result<Vec<(Kind, Count)>> {
+    let (db, _turn) = db.write().await;
     if counters.is_empty() {
         return Ok(Vec::new());
     }
@@ -98,22 +100,25 @@ pub async fn count(db: &AnyPool, counters: &[(Counter<'_>, i64)], now: i64) -> R
         over =
             "throttle.window_start + (excluded.expires_at - excluded.window_start) <= excluded.window_start",
     );
-    let mut query = sqlx::query_as::<_, (String, i64, i64, i64)>(&sql).bind(now);
+    /// A counter as counted: its kind and state.
+    #[derive(FromRow)]
+    struct Counted {
+        kind: String,
+        #[sqlx(flatten)]
+        count: Count,
+    }
+    let mut query = sqlx::query_as::<_, Counted>(&sql).bind(now);
     for (counter, window) in counters {
         query =
             query.bind(counter.kind.as_str()).bind(counter.username).bind(counter.address).bind(now + window);
     }
     let counted = query.fetch_all(db).await?;
-    Ok(counted
-        .into_iter()
-        .filter_map(|(kind, count, window_start, blocked_until)| {
-            Some((Kind::parse(&kind)?, Count { count, window_start, blocked_until }))
-        })
-        .collect())
+    Ok(counted.into_iter().filter_map(|counted| Some((Kind::parse(&counted.kind)?, counted.count))).collect())
 }
 
 /// Takes back one count from each counter (a check that was counted before it ran, and passed).
-pub async fn uncount(db: &AnyPool, counters: &[Counter<'_>]) -> Result<()> {
+pub async fn uncount(db: &Store, counters: &[Counter<'_>]) -> Result<()> {
+    let (db, _turn) = db.write().await;
     for counter in counters {
         sqlx::query(
             "UPDATE throttle SET count = count - 1 \
@@ -129,7 +134,8 @@ pub async fn uncount(db: &AnyPool, counters: &[Counter<'_>]) -> Result<()> {
 }
 
 /// Blocks a counter until `until` (unix seconds); its row is kept at least as long.
-pub async fn block(db: &AnyPool, counter: Counter<'_>, until: i64) -> Result<()> {
+pub async fn block(db: &Store, counter: Counter<'_>, until: i64) -> Result<()> {
+    let (db, _turn) = db.write().await;
     sqlx::query(
         "UPDATE throttle SET blocked_until = $4, expires_at = $4 \
          WHERE kind = $1 AND username = $2 AND address = $3 AND blocked_until < $4",
@@ -144,7 +150,8 @@ pub async fn block(db: &AnyPool, counter: Counter<'_>, until: i64) -> Result<()>
 }
 
 /// Forgets a counter (a success clears its pair).
-pub async fn clear(db: &AnyPool, counter: Counter<'_>) -> Result<()> {
+pub async fn clear(db: &Store, counter: Counter<'_>) -> Result<()> {
+    let (db, _turn) = db.write().await;
     sqlx::query("DELETE FROM throttle WHERE kind = $1 AND username = $2 AND address = $3")
         .bind(counter.kind.as_str())
         .bind(counter.username)
@@ -155,8 +162,9 @@ pub async fn clear(db: &AnyPool, counter: Counter<'_>) -> Result<()> {
 }
 
 /// A counter as an operator sees it.
+#[derive(FromRow)]
 pub struct Entry {
-    pub kind: &'static str,
+    pub kind: String,
     pub username: String,
     pub address: String,
     pub count: i64,
@@ -167,25 +175,20 @@ pub struct Entry {
 
 /// Every counter still in force at `now` (window or block not over), blocks first.
 pub async fn list(db: &AnyPool, now: i64) -> Result<Vec<Entry>> {
-    let rows: Vec<(String, String, String, i64, i64, i64)> = sqlx::query_as(
+    let entries = sqlx::query_as(
         "SELECT kind, username, address, count, window_start, blocked_until FROM throttle \
          WHERE expires_at > $1 ORDER BY blocked_until DESC, kind, username, address",
     )
     .bind(now)
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(kind, username, address, count, window_start, blocked_until)| {
-            let kind = Kind::parse(&kind)?.as_str();
-            Some(Entry { kind, username, address, count, window_start, blocked_until })
-        })
-        .collect())
+    Ok(entries)
 }
 
 /// Forgets every counter of a (lower-cased) username or of an address (as counted), or every
 /// counter when both are `None`. Returns how many.
-pub async fn clear_matching(db: &AnyPool, username: Option<&str>, address: Option<&str>) -> Result<u64> {
+pub async fn clear_matching(db: &Store, username: Option<&str>, address: Option<&str>) -> Result<u64> {
+    let (db, _turn) = db.write().await;
     let done = match (username, address) {
         (None, None) => sqlx::query("DELETE FROM throttle").execute(db).await?,
         (username, address) => {

@@ -1,33 +1,58 @@
 //! Queries on `users`.
 
-use sqlx::AnyPool;
+use sqlx::any::AnyRow;
+use sqlx::{AnyPool, FromRow, Row};
 
+use super::Store;
 use crate::domain::{User, Username};
 use crate::error::{Error, Result};
 
-/// The columns a [`User`] is read from, as a [`UserRow`]; `u` stands for `users`. COALESCE:
-/// the Any driver cannot decode SQLite's NULLs.
-pub const USER_COLUMNS: &str =
-    "u.id, u.username, u.created_at, COALESCE(u.email, ''), COALESCE(u.email_confirmed_at, 0)";
+/// The columns a [`User`] is read from; `u` stands for `users`.
+pub const USER_COLUMNS: &str = "u.id, u.username, u.created_at, u.email, u.email_confirmed_at";
 
-/// A user as [`USER_COLUMNS`] reads it: id, username, created, email (`''`: none), confirmed at
-/// (`0`: not confirmed).
-pub type UserRow = (i64, String, i64, String, i64);
+impl FromRow<'_, AnyRow> for User {
+    fn from_row(row: &AnyRow) -> sqlx::Result<User> {
+        let email: Option<String> = super::nullable(row, "email")?;
+        let confirmed_at: Option<i64> = super::nullable(row, "email_confirmed_at")?;
+        Ok(User {
+            id: row.try_get("id")?,
+            username: row.try_get("username")?,
+            created_at: row.try_get("created_at")?,
+            email_confirmed: email.is_some() && confirmed_at.is_some(),
+            email,
+        })
+    }
+}
 
-pub fn user((id, username, created_at, email, confirmed_at): UserRow) -> User {
-    let email = Some(email).filter(|email| !email.is_empty());
-    User { id, username, created_at, email_confirmed: email.is_some() && confirmed_at > 0, email }
+/// A user with what a sign-in checks.
+#[derive(FromRow)]
+pub struct Credentials {
+    #[sqlx(flatten)]
+    pub user: User,
+    pub password_hash: String,
+    /// The device tokens of earlier generations vouch for nothing.
+    pub device_generation: i64,
+}
+
+/// A user as an operator lists them.
+#[derive(FromRow)]
+pub struct Listed {
+    #[sqlx(flatten)]
+    pub user: User,
+    /// Live sessions.
+    pub sessions: i64,
 }
 
 /// Inserts a user; the unique index on its key (`username_key`, computed here, never by the
 /// database's collation) decides races, so two concurrent
 /// registrations of one name give one row and one [`Error::UsernameTaken`].
-pub async fn insert_user(db: &AnyPool, username: &Username, password_hash: &str, now: i64) -> Result<User> {
+pub async fn insert_user(db: &Store, username: &Username, password_hash: &str, now: i64) -> Result<User> {
+    let (db, _turn) = db.write().await;
     // `fetch_all`, not `fetch_one`: SQLite commits an `INSERT … RETURNING` only when the
     // statement runs to completion, and the 201 must not go out before the commit.
-    let inserted = sqlx::query_as::<_, (i64, String, i64)>(
+    let inserted = sqlx::query_as::<_, User>(
         "INSERT INTO users (username, username_key, password_hash, created_at) VALUES ($1, $2, $3, $4) \
-         RETURNING id, username, created_at",
+         RETURNING id, username, created_at, email, email_confirmed_at",
     )
     .bind(username.as_str())
     .bind(username.canonical())
@@ -35,9 +60,7 @@ pub async fn insert_user(db: &AnyPool, username: &Username, password_hash: &str,
     .bind(now)
     .fetch_all(db)
     .await
-    .map(|mut rows| {
-        rows.pop().map(|(id, username, created_at)| user((id, username, created_at, String::new(), 0)))
-    });
+    .map(|mut rows| rows.pop());
     match inserted {
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(Error::UsernameTaken),
         other => other?.ok_or_else(|| Error::internal("INSERT … RETURNING gave no row")),
@@ -46,16 +69,14 @@ pub async fn insert_user(db: &AnyPool, username: &Username, password_hash: &str,
 
 /// The user, password hash and device generation for a sign-in, looked up by the name in any
 /// case.
-pub async fn find_credentials(db: &AnyPool, username: &Username) -> Result<Option<(User, String, i64)>> {
-    let row: Option<(i64, String, i64, String, i64, String, i64)> = sqlx::query_as(&format!(
+pub async fn find_credentials(db: &AnyPool, username: &Username) -> Result<Option<Credentials>> {
+    let credentials = sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS}, u.password_hash, u.device_generation FROM users u WHERE u.username_key = $1"
     ))
     .bind(username.canonical())
     .fetch_optional(db)
     .await?;
-    Ok(row.map(|(id, username, created_at, email, confirmed_at, hash, generation)| {
-        (user((id, username, created_at, email, confirmed_at)), hash, generation)
-    }))
+    Ok(credentials)
 }
 
 /// The user's device generation: the device tokens of earlier ones vouch for nothing.
@@ -76,7 +97,8 @@ pub async fn find_password_hash(db: &AnyPool, user_id: i64) -> Result<Option<Str
 }
 
 /// Sets a new password hash; every reset link of the user stops working with it.
-pub async fn set_password_hash(db: &AnyPool, user_id: i64, password_hash: &str) -> Result<()> {
+pub async fn set_password_hash(db: &Store, user_id: i64, password_hash: &str) -> Result<()> {
+    let (db, _turn) = db.write().await;
     let mut tx = db.begin().await?;
     super::recovery::set_password_hash(&mut tx, user_id, password_hash).await?;
     tx.commit().await?;
@@ -84,7 +106,8 @@ pub async fn set_password_hash(db: &AnyPool, user_id: i64, password_hash: &str) 
 }
 
 /// Deletes the user; sessions and refresh tokens go with it (`ON DELETE CASCADE`).
-pub async fn delete_user(db: &AnyPool, user_id: i64) -> Result<()> {
+pub async fn delete_user(db: &Store, user_id: i64) -> Result<()> {
+    let (db, _turn) = db.write().await;
     sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(db).await?;
     Ok(())
 }
@@ -94,28 +117,22 @@ pub async fn find_user(db: &AnyPool, username: &str) -> Result<Option<User>> {
     let Ok(username) = Username::parse(username) else {
         return Ok(None);
     };
-    let row: Option<UserRow> =
-        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username_key = $1"))
-            .bind(username.canonical())
-            .fetch_optional(db)
-            .await?;
-    Ok(row.map(user))
+    let user = sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.username_key = $1"))
+        .bind(username.canonical())
+        .fetch_optional(db)
+        .await?;
+    Ok(user)
 }
 
 /// Every user, oldest first, with the number of their live sessions at `now`.
-pub async fn list_users(db: &AnyPool, now: i64) -> Result<Vec<(User, i64)>> {
-    let rows: Vec<(i64, String, i64, String, i64, i64)> = sqlx::query_as(&format!(
+pub async fn list_users(db: &AnyPool, now: i64) -> Result<Vec<Listed>> {
+    let users = sqlx::query_as(&format!(
         "SELECT {USER_COLUMNS}, (SELECT COUNT(*) FROM sessions s \
-           WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > $1) \
+           WHERE s.user_id = u.id AND s.revoked_at IS NULL AND s.expires_at > $1) AS sessions \
          FROM users u ORDER BY u.id"
     ))
     .bind(now)
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
-        .map(|(id, username, created_at, email, confirmed_at, sessions)| {
-            (user((id, username, created_at, email, confirmed_at)), sessions)
-        })
-        .collect())
+    Ok(users)
 }

@@ -217,7 +217,7 @@ async fn a_rotation_promotes_the_published_key_and_keeps_the_retired_one_until_i
     // And the purge deletes it from the database.
     let db = app.client.rocket().state::<miniauth::store::Db>().expect("the pool");
     let keep = miniauth::store::seconds(miniauth::config::Settings::default().tokens.keep_retired_keys());
-    assert_eq!(miniauth::store::keys::forget_retired(&***db, now() - keep).await.unwrap(), 1);
+    assert_eq!(miniauth::store::keys::forget_retired(db, now() - keep).await.unwrap(), 1);
     assert_eq!(app.count("SELECT COUNT(*) FROM signing_keys").await, 2);
 }
 
@@ -355,9 +355,8 @@ needs_postgres! {
 
         let runtime = rocket::tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let promoted = runtime.block_on(async {
-            sqlx::any::install_default_drivers();
-            let pool = sqlx::AnyPool::connect(&database.url).await.unwrap();
-            sqlx::query("UPDATE signing_keys SET created_at = created_at - 700").execute(&pool).await.unwrap();
+            let pool = miniauth::store::Store::connect_lazy(&database.url).unwrap();
+            sqlx::query("UPDATE signing_keys SET created_at = created_at - 700").execute(&*pool).await.unwrap();
             let settings = miniauth::config::Settings::default().tokens;
             let promoted = miniauth::auth::keys::rotate(&pool, &settings, false).await.unwrap();
             pool.close().await;
