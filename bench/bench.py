@@ -347,6 +347,8 @@ def miniauth(work, port, cost, postgres, extra_env):
         # forward-auth questions come from a "proxy" here about app.example.com.
         "ROCKET_TRUSTED_PROXIES": '["127.0.0.1/32"]',
         "ROCKET_FORWARD_AUTH_DOMAINS": '["app.example.com"]',
+        # Registration is open: the host must say whom it admits (here, everyone signed in).
+        "ROCKET_FORWARD_AUTH": '{hosts={"app.example.com"={any_signed_in=true}}}',
         "RUST_LOG": os.environ.get("RUST_LOG", "warn,miniauth=info"),
         **extra_env,
     }

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::TrustedProxies;
 use crate::auth::{
-    CookieScope, ForwardAuth, Hashing, Limits, LinkLifetimes, SigningAlgorithm, TokenSettings,
+    CookieScope, ForwardAuth, Hashing, Limits, LinkLifetimes, Registration, SigningAlgorithm, TokenSettings,
 };
 use crate::domain::{PasswordPolicy, PublicUrl, PASSWORD_MAX_BYTES};
 use crate::mail::MailSettings;
@@ -100,6 +100,9 @@ pub struct Written {
     /// Password reset requests and address changes one client address may make an hour
     /// (0 = no limit).
     pub mail_max_per_address_hour: u32,
+    /// Who may create an account: `open` (anyone who reaches the sign-up page or the API) or
+    /// `closed` (administrators only, from the command line).
+    pub registration: String,
     /// The hosts (with their subdomains) forward auth protects: the endpoints decide only for
     /// them, and the sign-in page returns only to them (`rd`).
     pub forward_auth_domains: Vec<String>,
@@ -110,20 +113,23 @@ pub struct Written {
     pub cookie_domain: Option<String>,
 }
 
-/// `[forward_auth]`: rules for some protected hosts; a host without one admits every
-/// signed-in user.
+/// `[forward_auth]`: rules for protected hosts. A rule covers its host and the hosts below it
+/// without one of their own; a host with no rule at or above it admits every signed-in user,
+/// which open registration does not allow.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ForwardAuthRules {
     pub hosts: BTreeMap<String, HostRule>,
 }
 
-/// Who may use one protected host.
+/// Who may use one protected host: the users listed, or anyone signed in.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct HostRule {
     /// The usernames admitted (compared as usernames are: `Alice` is `alice`).
     pub users: Vec<String>,
+    /// Admit everyone signed in (said out loud: with open registration, that is anyone).
+    pub any_signed_in: bool,
 }
 
 impl Default for Written {
@@ -162,6 +168,7 @@ impl Default for Written {
             confirm_token_ttl: 24 * 3600,
             mail_max_per_account_hour: 3,
             mail_max_per_address_hour: 10,
+            registration: "open".into(),
             forward_auth_domains: Vec::new(),
             forward_auth: ForwardAuthRules::default(),
             cookie_domain: None,
@@ -192,6 +199,7 @@ pub struct Settings {
     pub purge_interval: Duration,
     pub mail: MailSettings,
     pub links: LinkLifetimes,
+    pub registration: Registration,
     pub forward_auth: ForwardAuth,
 }
 
@@ -279,8 +287,26 @@ impl Settings {
         }
         let public_url = PublicUrl::parse(&w.public_url)?;
         let cookies = CookieScope::parse(w.cookie_secure, w.cookie_domain.as_deref(), &public_url)?;
-        let rules = w.forward_auth.hosts.iter().map(|(host, rule)| (host.as_str(), rule.users.as_slice()));
+        let registration = Registration::parse(&w.registration)?;
+        let rules = w
+            .forward_auth
+            .hosts
+            .iter()
+            .map(|(host, rule)| (host.as_str(), rule.users.as_slice(), rule.any_signed_in));
         let forward_auth = ForwardAuth::new(&w.forward_auth_domains, rules, &public_url, w.cookie_secure)?;
+        let unruled = forward_auth.unruled();
+        if registration == Registration::Open && !unruled.is_empty() {
+            return Err(format!(
+                "forward auth would let anyone in: registration is open, so anyone may sign up, and \
+                 {} {} no rule. Give {} a rule ([forward_auth.hosts.\"{}\"] with users = [...], or \
+                 any_signed_in = true to admit everyone signed in on purpose), or set \
+                 registration = \"closed\"",
+                unruled.join(", "),
+                if unruled.len() == 1 { "has" } else { "have" },
+                if unruled.len() == 1 { "it" } else { "each" },
+                unruled[0],
+            ));
+        }
         if w.reset_token_ttl == 0 || w.confirm_token_ttl == 0 {
             return Err("reset_token_ttl and confirm_token_ttl must be at least 1 second".into());
         }
@@ -340,6 +366,7 @@ impl Settings {
             purge_interval: seconds(w.purge_interval.max(1)),
             mail,
             links: LinkLifetimes { reset: seconds(w.reset_token_ttl), confirm: seconds(w.confirm_token_ttl) },
+            registration,
             forward_auth,
             public_url,
             data_dir: w.data_dir,

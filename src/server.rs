@@ -38,8 +38,8 @@ pub fn stage() -> AdHoc {
             }
         };
         let keep_retired_keys = settings.tokens.keep_retired_keys();
-        let routes = routes::stage(&settings.forward_auth, &settings.password_policy);
-        let form_rules = routes::form_rules(&settings.password_policy);
+        let routes = routes::stage(&settings.forward_auth, &settings.password_policy, settings.registration);
+        let form_rules = routes::form_rules(&settings.password_policy, settings.registration);
         Ok(rocket
             .attach(assets::stage(settings.template_dir.clone(), settings.static_dir.clone(), form_rules))
             .attach(store::stage())
@@ -121,6 +121,7 @@ async fn accounts(settings: &Settings, db: &DbPool, mailer: Mailer) -> Result<(A
         session_ttl: store::seconds(settings.session_ttl),
         refresh_grace: store::seconds(settings.refresh_grace),
         password_policy: settings.password_policy,
+        registration: settings.registration,
         recovery: Recovery::start(&settings.public_url, settings.links, db, settings.limits, mailer),
         successors: MacKey::derive(&secret, b"miniauth refresh successor v1"),
     };

@@ -498,6 +498,7 @@ async fn a_person_opens_an_app_behind_nginx_signs_in_and_is_back_at_the_app() {
     let env = [
         ("ROCKET_TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#),
         ("ROCKET_FORWARD_AUTH_DOMAINS", r#"["127.0.0.1"]"#),
+        ("ROCKET_FORWARD_AUTH", r#"{hosts={"127.0.0.1"={any_signed_in=true}}}"#),
     ];
     with_browser_and(&env, |b| async move {
         let miniauth: u16 = b.base.rsplit(':').next().unwrap().parse().unwrap();

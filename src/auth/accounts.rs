@@ -38,6 +38,8 @@ pub struct Accounts {
     pub(crate) refresh_grace: i64,
     /// What a new password must be (sign-up, change, reset).
     pub(crate) password_policy: PasswordPolicy,
+    /// Who may sign up.
+    pub(crate) registration: Registration,
     /// Recovery by email: the mailer, the links' address and lifetimes.
     pub(crate) recovery: Recovery,
     /// Derives a refresh token's one successor from it (see [`Accounts::refresh`]).
@@ -51,6 +53,38 @@ pub struct Client {
     pub address: ClientAddress,
     pub user_agent: String,
     pub device_tokens: Vec<String>,
+}
+
+/// Who may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    /// Anyone who reaches the sign-up page or the API.
+    Open,
+    /// Administrators only, from the command line.
+    Closed,
+}
+
+impl Registration {
+    /// The `registration` setting.
+    pub fn parse(setting: &str) -> std::result::Result<Registration, String> {
+        match setting {
+            "open" => Ok(Registration::Open),
+            "closed" => Ok(Registration::Closed),
+            other => Err(format!("registration must be \"open\" or \"closed\", not {other:?}")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Registration::Open => "open",
+            Registration::Closed => "closed",
+        }
+    }
+}
+
+/// What a sign-up gets when registration is closed.
+pub fn registration_closed() -> Error {
+    Error::Forbidden("Sign-up is closed on this server: ask its administrator for an account.".into())
 }
 
 /// A bad, expired or revoked credential.
@@ -152,6 +186,9 @@ impl Accounts {
         confirmation: Option<&str>,
         client: &Client,
     ) -> Result<User> {
+        if self.registration == Registration::Closed {
+            return Err(registration_closed());
+        }
         let (username, typed) = (username.to_owned(), TypedPassword::new(password, confirmation));
         let policy = self.password_policy;
         let (account, hash) = self

@@ -67,13 +67,23 @@ pub enum Decision {
     Challenge { invalid_token: bool },
 }
 
+/// Who a host rule lets in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admits {
+    /// Everyone signed in (`any_signed_in = true`).
+    AnySignedIn,
+    /// These users only, by canonical username (none: nobody).
+    Users(Vec<String>),
+}
+
 /// The forward-auth policy, built once from the settings.
 #[derive(Debug, Clone)]
 pub struct ForwardAuth {
     /// Protected domains, lower-case: each covers itself and its subdomains.
     domains: Vec<String>,
-    /// Hosts with a rule → the canonical usernames they admit.
-    rules: BTreeMap<String, Vec<String>>,
+    /// Hosts with a rule → whom they admit. A rule covers its host and the hosts below it that
+    /// have no rule of their own.
+    rules: BTreeMap<String, Admits>,
     /// `<public_url>/login`, where signed-out browsers go.
     login: Url,
     /// Return only to https addresses (when cookies are `Secure`, an http app never sees them).
@@ -82,10 +92,11 @@ pub struct ForwardAuth {
 
 impl ForwardAuth {
     /// The policy of the settings `forward_auth_domains`, `forward_auth.hosts` (host → the
-    /// usernames it admits) and `cookie_secure`, or what is wrong with them.
+    /// usernames it admits, and whether it admits anyone signed in) and `cookie_secure`, or
+    /// what is wrong with them.
     pub fn new<'a>(
         domains: &[String],
-        rules: impl IntoIterator<Item = (&'a str, &'a [String])>,
+        rules: impl IntoIterator<Item = (&'a str, &'a [String], bool)>,
         public_url: &PublicUrl,
         https_only: bool,
     ) -> Result<Self, String> {
@@ -94,23 +105,59 @@ impl ForwardAuth {
             .map(|entry| domain("forward_auth_domains", entry))
             .collect::<Result<Vec<_>, _>>()?;
         let mut admitted = BTreeMap::new();
-        for (host, users) in rules {
+        for (host, users, any_signed_in) in rules {
             let key = domain("forward_auth.hosts", host)?;
             if !covers(&domains, &key) {
                 return Err(format!(
                     "forward_auth.hosts.{host:?} is not under forward_auth_domains, so it is never protected"
                 ));
             }
-            let users = users
-                .iter()
-                .map(|name| Username::parse(name).map(|name| name.canonical()))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("forward_auth.hosts.{host:?}.users: {e}"))?;
-            admitted.insert(key, users);
+            let admits = match (any_signed_in, users.is_empty()) {
+                (true, true) => Admits::AnySignedIn,
+                (true, false) => {
+                    return Err(format!(
+                        "forward_auth.hosts.{host:?}: any_signed_in = true admits everyone signed in, \
+                         so it cannot also list users: keep one of the two"
+                    ))
+                }
+                (false, _) => Admits::Users(
+                    users
+                        .iter()
+                        .map(|name| Username::parse(name).map(|name| name.canonical()))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| format!("forward_auth.hosts.{host:?}.users: {e}"))?,
+                ),
+            };
+            admitted.insert(key, admits);
         }
         let login = Url::parse(&public_url.at("/login"))
             .map_err(|_| format!("public_url {public_url:?} is not an address"))?;
         Ok(ForwardAuth { domains, rules: admitted, login, https_only })
+    }
+
+    /// The protected domains with no rule of their own or above them: their hosts admit
+    /// everyone signed in, by default.
+    pub fn unruled(&self) -> Vec<&str> {
+        self.domains.iter().filter(|domain| self.rule(domain).is_none()).map(String::as_str).collect()
+    }
+
+    /// The rule of `host`: its own, else that of the nearest domain above it that has one.
+    fn rule(&self, host: &str) -> Option<&Admits> {
+        if let Some(rule) = self.rules.get(host) {
+            return Some(rule);
+        }
+        // An address has no domains above it.
+        if host.starts_with('[') || host.parse::<std::net::IpAddr>().is_ok() {
+            return None;
+        }
+        let mut name = host;
+        while let Some((_, parent)) = name.split_once('.') {
+            if let Some(rule) = self.rules.get(parent) {
+                return Some(rule);
+            }
+            name = parent;
+        }
+        None
     }
 
     /// The protected domains the session cookies never reach: those outside their scope. A
@@ -137,9 +184,9 @@ impl ForwardAuth {
     }
 
     fn admits(&self, host: &str, user: &User) -> bool {
-        match self.rules.get(host) {
-            Some(users) => users.contains(&user.username.to_ascii_lowercase()),
-            None => true,
+        match self.rule(host) {
+            Some(Admits::Users(users)) => users.contains(&user.username.to_ascii_lowercase()),
+            Some(Admits::AnySignedIn) | None => true,
         }
     }
 
@@ -241,7 +288,11 @@ mod tests {
             .iter()
             .map(|(host, users)| (*host, users.iter().map(|u| u.to_string()).collect()))
             .collect();
-        let rules = rules.iter().map(|(host, users)| (*host, users.as_slice()));
+        // `["*"]` stands for `any_signed_in = true`.
+        let rules = rules.iter().map(|(host, users)| match users.as_slice() {
+            [any] if any == "*" => (*host, &[][..], true),
+            users => (*host, users, false),
+        });
         ForwardAuth::new(&domains, rules, &public_url(), cookie_secure)
     }
 
@@ -318,6 +369,41 @@ mod tests {
         let other = original("GET", "https://grafana.example.com/", "*/*")?;
         assert_eq!(forward.decide(&other, Ok(&user("bob"))), Decision::Allow);
         Ok(())
+    }
+
+    #[test]
+    fn a_rule_covers_the_hosts_below_it_that_have_none_of_their_own() -> Result<(), String> {
+        let forward = policy(
+            &["example.com", "apps.test", "10.0.0.1"],
+            &[("example.com", &["alice"]), ("wiki.example.com", &["*"]), ("10.0.0.1", &["alice"])],
+            true,
+        )?;
+        let decide = |url: &str, name: &str| -> Result<bool, String> {
+            Ok(forward.decide(&original("GET", url, "*/*")?, Ok(&user(name))) == Decision::Allow)
+        };
+        for url in ["https://example.com/", "https://grafana.example.com/", "https://a.b.example.com/"] {
+            assert!(decide(url, "alice")? && !decide(url, "bob")?, "{url}");
+        }
+        for url in ["https://wiki.example.com/", "https://en.wiki.example.com/"] {
+            assert!(decide(url, "bob")?, "{url}");
+        }
+        assert!(decide("https://10.0.0.1/", "alice")? && !decide("https://10.0.0.1/", "bob")?);
+        // No rule at or above apps.test: everyone signed in, by default.
+        assert!(decide("https://x.apps.test/", "bob")?);
+        assert_eq!(forward.unruled(), vec!["apps.test"]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_rule_admits_anyone_signed_in_or_listed_users_never_both() {
+        let domains = ["example.com".to_owned()];
+        let users = ["alice".to_owned()];
+        let refused = ForwardAuth::new(&domains, [("example.com", &users[..], true)], &public_url(), true);
+        assert!(refused.is_err_and(|e| e.contains("any_signed_in") && e.contains("example.com")));
+        let nobody = policy(&["example.com"], &[("example.com", &[])], true).unwrap();
+        let asked = original("GET", "https://example.com/", "*/*").unwrap();
+        assert!(matches!(nobody.decide(&asked, Ok(&user("alice"))), Decision::Forbid(_)));
+        assert!(nobody.unruled().is_empty());
     }
 
     #[test]

@@ -14,7 +14,9 @@ mod recovery;
 mod throttle;
 mod token;
 
-pub use accounts::{Accounts, Client, Issued, Scope, SignedInUser, ThisSession};
+pub use accounts::{
+    registration_closed, Accounts, Client, Issued, Registration, Scope, SignedInUser, ThisSession,
+};
 pub use address::{ClientAddress, TrustedProxies};
 pub use csrf::CsrfKey;
 pub use device::{DeviceKey, DEVICE_TTL};

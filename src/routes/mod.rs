@@ -26,7 +26,7 @@ use rocket::shield::{Frame, Referrer, Shield};
 use rocket::{Data, Request, Response};
 
 use crate::assets::Assets;
-use crate::auth::ForwardAuth;
+use crate::auth::{ForwardAuth, Registration};
 use crate::domain::PasswordPolicy;
 use crate::error::{Error, GuardError, HEADERS_MAX};
 
@@ -35,9 +35,9 @@ pub use views::{form_rules, rfc3339};
 
 /// Mounts the routes and attaches the response fairings; the sign-in page's policy may send
 /// its form on to the hosts forward auth protects.
-pub fn stage(forward: &ForwardAuth, policy: &PasswordPolicy) -> AdHoc {
+pub fn stage(forward: &ForwardAuth, policy: &PasswordPolicy, registration: Registration) -> AdHoc {
     let form_targets = forward.form_targets();
-    let docs = ops::docs(policy);
+    let docs = ops::docs(policy, registration);
     AdHoc::try_on_ignite("Routes", |rocket| async move {
         let Some(static_dir) = rocket.state::<Assets>().map(|assets| assets.static_dir.clone()) else {
             return Err(rocket);

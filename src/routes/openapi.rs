@@ -12,6 +12,7 @@ use utoipa::openapi::{ContentBuilder, RefOr};
 use utoipa::{IntoResponses, Modify, OpenApi};
 
 use super::errors::Problem;
+use crate::auth::{registration_closed, Registration};
 use crate::domain::{
     username_pattern, PasswordPolicy, EMAIL_MAX, PASSWORD_MAX_BYTES, USERNAME_MAX, USERNAME_MIN,
 };
@@ -57,11 +58,32 @@ use crate::error::{Error, FieldErrors};
 pub struct ApiDoc;
 
 /// The document as served: the username and new-password rules written in from the domain's
-/// constants and the password settings.
-pub fn document(policy: &PasswordPolicy) -> utoipa::openapi::OpenApi {
+/// constants and the password settings, and sign-up as the `registration` setting has it.
+pub fn document(policy: &PasswordPolicy, registration: Registration) -> utoipa::openapi::OpenApi {
     let mut document = ApiDoc::openapi();
     FieldRules(*policy).modify(&mut document);
+    if registration == Registration::Closed {
+        close_sign_up(&mut document);
+    }
     document
+}
+
+/// With registration closed, `POST /auth/register` answers `403` to every readable body: its
+/// other answers go, the body's own refusals stay.
+fn close_sign_up(document: &mut utoipa::openapi::OpenApi) {
+    let Some(operation) = document.paths.paths.get_mut("/auth/register").and_then(|item| item.post.as_mut())
+    else {
+        return;
+    };
+    let body_refusals = JsonBody::responses();
+    let responses = &mut operation.responses.responses;
+    responses.retain(|status, _| body_refusals.contains_key(status));
+    responses.extend(set([refusal(registration_closed(), "Sign-up is closed on this server")]));
+    operation.description = Some(
+        "Sign-up is closed on this server: accounts are created by its administrator \
+         (`miniauth user create`)."
+            .into(),
+    );
 }
 
 /// Writes the username rule and the new-password rules into every field that carries them:

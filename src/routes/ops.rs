@@ -7,7 +7,7 @@ use rocket::State;
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::openapi::{self, Database};
-use crate::auth::Accounts;
+use crate::auth::{Accounts, Registration};
 use crate::domain::PasswordPolicy;
 use crate::error::{Error, Result};
 
@@ -16,8 +16,8 @@ pub fn routes() -> Vec<rocket::Route> {
 }
 
 /// Interactive docs at `/docs`, the description at `/openapi.json`; all files are in the binary.
-pub fn docs(policy: &PasswordPolicy) -> SwaggerUi {
-    SwaggerUi::new("/docs/<_..>").url("/openapi.json", openapi::document(policy))
+pub fn docs(policy: &PasswordPolicy, registration: Registration) -> SwaggerUi {
+    SwaggerUi::new("/docs/<_..>").url("/openapi.json", openapi::document(policy, registration))
 }
 
 /// The process is alive.

@@ -6,6 +6,7 @@ use rocket::response::Responder;
 use rocket_dyn_templates::Template;
 use serde::Serialize;
 
+use crate::auth::Registration;
 use crate::domain::{
     username_pattern, username_rule, PasswordPolicy, Session, User, EMAIL_MAX, PASSWORD_MAX_BYTES,
     USERNAME_MAX, USERNAME_MIN,
@@ -70,9 +71,11 @@ impl From<&User> for UserView {
 }
 
 /// The bounds of the forms' fields, from the domain's rules and the password settings, so the
-/// browser checks what the server will; templates read them as `rules()`.
-pub fn form_rules(policy: &PasswordPolicy) -> serde_json::Value {
+/// browser checks what the server will, and whether anyone may sign up (`sign_up`: `open` or
+/// `closed`); templates read them as `rules()`.
+pub fn form_rules(policy: &PasswordPolicy, registration: Registration) -> serde_json::Value {
     serde_json::json!({
+        "sign_up": registration.as_str(),
         "username": {
             "min_length": USERNAME_MIN,
             "max_length": USERNAME_MAX,

@@ -67,8 +67,14 @@ impl Site {
 
     /// A site on this database (`None`: SQLite in the site's folder).
     fn on(database: Option<TestDatabase>) -> Site {
+        Site::with(database, &[])
+    }
+
+    /// A site whose server and commands both get the settings `extra` too.
+    fn with(database: Option<TestDatabase>, extra: &[(&'static str, &str)]) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let mut env = vec![("ROCKET_BCRYPT_COST", "4".to_owned())];
+        env.extend(extra.iter().map(|(name, value)| (*name, (*value).to_owned())));
         if let Some(database) = &database {
             let (name, url) = database.env();
             env.push((name, url.to_owned()));
@@ -354,7 +360,23 @@ macro_rules! on_both_backends {
     };
 }
 
+/// Closed registration shuts the public doors only: the administrator still creates accounts,
+/// and they sign in.
+fn administrators_create_accounts_when_sign_up_is_closed(backend: Backend) {
+    let database = (backend == Backend::Postgres).then(|| TestDatabase::create(backend));
+    let site = Site::with(database, &[("ROCKET_REGISTRATION", "closed")]);
+    let body = serde_json::json!({ "username": "walkin", "password": PASSWORD }).to_string();
+    assert_eq!(site.server.request("POST", "/auth/register", &[JSON], &body).0, 403);
+    assert_eq!(
+        site.ok(&["user", "create", "alice", "--password-stdin"], &format!("{PASSWORD}\n")),
+        "created user alice (id 1)\n"
+    );
+    site.token("alice", PASSWORD);
+    assert_eq!(site.login("walkin", PASSWORD).0, 401, "the refused sign-up created nothing");
+}
+
 on_both_backends!(
+    administrators_create_accounts_when_sign_up_is_closed,
     users_and_passwords,
     bad_usage_is_status_2_and_every_command_has_help,
     keys_are_listed_and_rotated_and_the_server_follows,

@@ -5,12 +5,12 @@
 
 use crate::common;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use rocket::figment::Figment;
 use rocket::http::{Cookie, Header, Status};
 use rocket::local::asynchronous::LocalResponse;
+use serde_json::json;
 
 use common::browser::{csrf_from, form_body, has_attribute, location, post_form, set_cookie};
 use common::{bearer, TestApp, REFRESH_COOKIE, TOKEN_COOKIE};
@@ -20,10 +20,12 @@ const HTML: &str = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=
 const LOGIN: &str = "https://auth.example.com/login";
 
 /// MiniAuth at `auth.example.com`, protecting `example.com` for the proxy on this machine, with
-/// the session cookies for all of it; only alice may use the wiki.
+/// the session cookies for all of it; only alice may use the wiki, everyone signed in the rest.
 fn protecting(figment: Figment) -> Figment {
-    let wiki = BTreeMap::from([("users", vec!["Alice"])]);
-    let hosts = BTreeMap::from([("hosts", BTreeMap::from([("wiki.example.com", wiki)]))]);
+    let hosts = json!({"hosts": {
+        "wiki.example.com": {"users": ["Alice"]},
+        "example.com": {"any_signed_in": true},
+    }});
     figment
         .merge(("public_url", "https://auth.example.com"))
         .merge(("trusted_proxies", ["127.0.0.1/32", "::1"]))

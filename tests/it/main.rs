@@ -28,6 +28,7 @@ mod proxies;
 mod purge;
 mod recovery;
 mod recovery_pages;
+mod registration;
 mod server;
 mod settings;
 mod third_party;

@@ -98,8 +98,8 @@ enum Proxy {
     Caddy,
 }
 
-/// MiniAuth's real binary, protecting 127.0.0.1 (for alice only) and example.com (every host
-/// below it without a rule) for the proxies on this machine.
+/// MiniAuth's real binary, protecting 127.0.0.1 (for alice only) and example.com (everyone
+/// signed in, on every host below it) for the proxies on this machine.
 fn start_miniauth(backend: Backend, dir: &Path) -> (Server, TestDatabase) {
     let database = TestDatabase::create(backend);
     let env = [
@@ -107,7 +107,10 @@ fn start_miniauth(backend: Backend, dir: &Path) -> (Server, TestDatabase) {
         ("ROCKET_TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#),
         ("ROCKET_FORWARD_AUTH_DOMAINS", r#"["127.0.0.1", "example.com"]"#),
         // A host rule, written as the README says to in the environment.
-        ("ROCKET_FORWARD_AUTH", r#"{hosts={"127.0.0.1"={users=["Alice"]}}}"#),
+        (
+            "ROCKET_FORWARD_AUTH",
+            r#"{hosts={"127.0.0.1"={users=["Alice"]},"example.com"={any_signed_in=true}}}"#,
+        ),
     ];
     (Server::start(dir, &env), database)
 }
