@@ -75,10 +75,11 @@ fn close_sign_up(document: &mut utoipa::openapi::OpenApi) {
     else {
         return;
     };
-    let body_refusals = JsonBody::responses();
-    let responses = &mut operation.responses.responses;
-    responses.retain(|status, _| body_refusals.contains_key(status));
+    // The body's own refusals, as they read for any body (its fields are never checked
+    // against the sign-up rules), and the one answer to a readable body.
+    let mut responses = JsonBody::responses();
     responses.extend(set([refusal(registration_closed(), "Sign-up is closed on this server")]));
+    operation.responses.responses = responses;
     operation.description = Some(
         "Sign-up is closed on this server: accounts are created by its administrator \
          (`miniauth user create`)."

@@ -81,7 +81,7 @@ pub async fn all(db: &AnyPool, algorithm: &str) -> Result<Vec<KeyRow>> {
 
 /// Stores a new key; `false` when another instance stored the key of that role first.
 pub async fn insert(db: &Store, key: &KeyRow) -> Result<bool> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     let done = insert_query(key).execute(db).await;
     match done {
         Ok(_) => Ok(true),
@@ -110,7 +110,7 @@ fn insert_query(key: &KeyRow) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::An
 /// are deleted. Fails, changing nothing, when `promote` is no longer the next key (another
 /// rotation ran meanwhile).
 pub async fn rotate(db: &Store, now: i64, promote: &str, next: &KeyRow, forget_before: i64) -> Result<()> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     let mut tx = db.begin().await?;
     // A write first: SQLite then takes the write lock at once (with its busy timeout) rather
     // than failing to upgrade a read.
@@ -139,7 +139,7 @@ pub async fn rotate(db: &Store, now: i64, promote: &str, next: &KeyRow, forget_b
 
 /// Deletes the keys retired before `before`: no token they signed is still valid.
 pub async fn forget_retired(db: &Store, before: i64) -> Result<u64> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     delete_retired(db, before).await
 }
 
@@ -151,7 +151,7 @@ async fn delete_retired<'e>(db: impl sqlx::Executor<'e, Database = sqlx::Any>, b
 /// The secret called `name`: the stored one, or else `candidate`, stored now. Instances that
 /// start together all end up with whichever was stored first.
 pub async fn secret(db: &Store, name: &str, candidate: &str, now: i64) -> Result<String> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     sqlx::query(
         "INSERT INTO server_secrets (name, value, created_at) VALUES ($1, $2, $3) \
          ON CONFLICT (name) DO NOTHING",

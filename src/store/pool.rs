@@ -14,10 +14,12 @@ use std::time::Duration;
 use rocket::fairing::AdHoc;
 use rocket::figment::Figment;
 use rocket::tokio::sync::{Mutex, MutexGuard};
+use rocket::tokio::time::timeout;
 use rocket::{Build, Rocket};
 use rocket_db_pools::Database;
 
 use super::session_check::SessionChecker;
+use crate::error::Error;
 use sqlx::any::AnyPoolOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{AnyPool, Executor};
@@ -84,34 +86,41 @@ impl Deref for DbPool {
 /// happens to try at the right moment go first: under concurrent writes that made the slowest
 /// one in a hundred token refreshes wait over 100 ms. Behind the gate, a first-come,
 /// first-served queue in the process, writers wait only for those ahead of them, and SQLite
-/// seldom sees two at once. PostgreSQL locks rows, not the database: it has no gate.
+/// seldom sees two at once. A writer waits for its turn as long as for a connection
+/// (`connect_timeout`), then gets a `503`, as it would for a connection. PostgreSQL locks
+/// rows, not the database: it has no gate.
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     writers: Option<Arc<Mutex<()>>>,
+    /// How long a writer waits for its turn.
+    patience: Duration,
 }
 
 impl Store {
-    fn new(pool: AnyPool, backend: Backend) -> Store {
+    fn new(pool: AnyPool, backend: Backend, patience: Duration) -> Store {
         let writers = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Store { pool, writers }
+        Store { pool, writers, patience }
     }
 
     /// A store on `url` with sqlx's default pool, for a tool beside the server (the database
     /// must exist; connections open on first use).
     pub fn connect_lazy(url: &str) -> Result<Store, sqlx::Error> {
         sqlx::any::install_default_drivers();
-        Ok(Store::new(AnyPool::connect_lazy(url)?, Backend::from_url(url)?))
+        Ok(Store::new(AnyPool::connect_lazy(url)?, Backend::from_url(url)?, Duration::from_secs(30)))
     }
 
     /// The pool, for a write, once this writer's turn has come; the turn lasts as long as the
-    /// guard (`None` on PostgreSQL) is held.
-    pub async fn write(&self) -> (&AnyPool, Option<MutexGuard<'_, ()>>) {
+    /// guard (`None` on PostgreSQL) is held. [`Error::Unavailable`] when the turn does not come
+    /// in time.
+    pub async fn write(&self) -> Result<(&AnyPool, Option<MutexGuard<'_, ()>>), Error> {
         let turn = match &self.writers {
-            Some(writers) => Some(writers.lock().await),
+            Some(writers) => {
+                Some(timeout(self.patience, writers.lock()).await.map_err(|_| Error::Unavailable)?)
+            }
             None => None,
         };
-        (&self.pool, turn)
+        Ok((&self.pool, turn))
     }
 }
 
@@ -155,7 +164,7 @@ impl rocket_db_pools::Pool for DbPool {
             })
             .connect_lazy(&config.url)?;
         let timeout = Duration::from_secs(config.connect_timeout);
-        let store = Store::new(pool, backend);
+        let store = Store::new(pool, backend, timeout);
         let sessions = SessionChecker::start(store.clone(), timeout);
         Ok(DbPool { store, sessions, backend, location: location(&config.url) })
     }
@@ -307,13 +316,13 @@ mod tests {
         runtime().block_on(async {
             let store = Store::connect_lazy("sqlite::memory:").unwrap();
             let order = Arc::new(Log::new(Vec::new()));
-            let (_, first) = store.write().await;
+            let (_, first) = store.write().await.unwrap();
             assert!(first.is_some(), "SQLite writes go through the gate");
             let waiting: Vec<_> = (0..5)
                 .map(|n| {
                     let (store, order) = (store.clone(), Arc::clone(&order));
                     rocket::tokio::spawn(async move {
-                        let _turn = store.write().await;
+                        let _turn = store.write().await.unwrap();
                         order.lock().unwrap().push(n);
                     })
                 })
@@ -333,11 +342,22 @@ mod tests {
     }
 
     #[test]
+    fn a_writer_whose_turn_does_not_come_in_time_is_told_the_service_is_unavailable() {
+        runtime().block_on(async {
+            sqlx::any::install_default_drivers();
+            let pool = AnyPool::connect_lazy("sqlite::memory:").unwrap();
+            let store = Store::new(pool, Backend::Sqlite, Duration::from_millis(20));
+            let (_, _held) = store.write().await.unwrap();
+            assert!(matches!(store.write().await, Err(Error::Unavailable)));
+        });
+    }
+
+    #[test]
     fn postgres_writers_do_not_wait_for_each_other() {
         runtime().block_on(async {
             let store = Store::connect_lazy("postgres://127.0.0.1:1/none").unwrap();
-            let (_, first) = store.write().await;
-            let (_, second) = store.write().await;
+            let (_, first) = store.write().await.unwrap();
+            let (_, second) = store.write().await.unwrap();
             assert!(first.is_none() && second.is_none());
         });
     }

@@ -51,7 +51,7 @@ pub async fn purge_ended(db: &Store, now: i64, retention: i64) -> Result<u64> {
     let mut deleted = 0;
     for (statement, cutoff) in statements {
         loop {
-            let (pool, _turn) = db.write().await;
+            let (pool, _turn) = db.write().await?;
             let done = sqlx::query(statement).bind(cutoff).bind(BATCH).execute(pool).await?;
             deleted += done.rows_affected();
             if done.rows_affected() < BATCH as u64 {

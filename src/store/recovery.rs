@@ -38,7 +38,7 @@ pub struct NewToken<'a> {
 /// address included) and stores the confirmation token: one transaction. Another account's
 /// claim of the address, unconfirmed, is no obstacle: the first to confirm it keeps it.
 pub async fn set_email(db: &Store, user_id: i64, email: &Email, token: NewToken<'_>) -> Result<()> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     let mut tx = db.begin().await?;
     sqlx::query("UPDATE users SET email = $2, email_key = $3, email_confirmed_at = NULL WHERE id = $1")
         .bind(user_id)
@@ -66,7 +66,7 @@ pub async fn confirmed_elsewhere(db: &AnyPool, user_id: i64, email: &Email) -> R
 
 /// Removes the address and spends every token mailed to it.
 pub async fn remove_email(db: &Store, user_id: i64) -> Result<()> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     let mut tx = db.begin().await?;
     sqlx::query("UPDATE users SET email = NULL, email_key = NULL, email_confirmed_at = NULL WHERE id = $1")
         .bind(user_id)
@@ -82,7 +82,7 @@ pub async fn remove_email(db: &Store, user_id: i64) -> Result<()> {
 /// for it). `false` for a token unknown, spent, expired, or of an address changed since;
 /// [`Error::EmailTaken`] when another account confirmed the address first.
 pub async fn confirm_email(db: &Store, token_hash: &str, now: i64) -> Result<bool> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     let mut tx = db.begin().await?;
     let Some((user_id, email)) = take_token(&mut tx, token_hash, Purpose::Confirm, now).await? else {
         return Ok(false);
@@ -152,7 +152,7 @@ const SENT_TO_THE_CONFIRMED_ADDRESS: &str =
 /// voids them), in the same transaction as a check that `email` is still the user's confirmed
 /// address: `false`, and nothing stored, when it is not (changed or removed since it was read).
 pub async fn insert_reset_token(db: &Store, user_id: i64, email: &str, token: NewToken<'_>) -> Result<bool> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     let mut tx = db.begin().await?;
     spend_tokens(&mut tx, user_id, Some(Purpose::Reset)).await?;
     let stored = sqlx::query(
@@ -196,7 +196,7 @@ pub async fn reset_password(
     password_hash: &str,
     now: i64,
 ) -> Result<bool> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     let mut tx = db.begin().await?;
     match take_token(&mut tx, token_hash, Purpose::Reset, now).await? {
         Some((owner, _)) if owner == user_id => {}

@@ -58,7 +58,7 @@ impl FromRow<'_, AnyRow> for RefreshTarget {
 }
 
 pub async fn insert_session(db: &Store, session: NewSession<'_>) -> Result<()> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     sqlx::query(
         "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, address) \
          VALUES ($1, $2, $3, $3, $4, $5, $6)",
@@ -75,7 +75,7 @@ pub async fn insert_session(db: &Store, session: NewSession<'_>) -> Result<()> {
 }
 
 pub async fn revoke_session(db: &Store, session_id: &str, now: i64) -> Result<()> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
         .bind(session_id)
         .bind(now)
@@ -93,7 +93,7 @@ fn is_session_id(id: &str) -> bool {
 /// Revokes one of the user's live sessions; `false` when the user has no such live session
 /// (another user's session is never touched).
 pub async fn revoke_user_session(db: &Store, user_id: i64, session_id: &str, now: i64) -> Result<bool> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     if !is_session_id(session_id) {
         return Ok(false);
     }
@@ -111,7 +111,7 @@ pub async fn revoke_user_session(db: &Store, user_id: i64, session_id: &str, now
 
 /// Revokes every live session of the user, except `keep` when given.
 pub async fn revoke_user_sessions(db: &Store, user_id: i64, keep: Option<&str>, now: i64) -> Result<u64> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     let done = sqlx::query(
         "UPDATE sessions SET revoked_at = $2 \
          WHERE user_id = $1 AND revoked_at IS NULL AND id <> $3",
@@ -127,7 +127,7 @@ pub async fn revoke_user_sessions(db: &Store, user_id: i64, keep: Option<&str>, 
 /// Signs the user out everywhere: every session revoked and every device token ended, in one
 /// transaction. Returns how many sessions were live.
 pub async fn sign_out_everywhere(db: &Store, user_id: i64, now: i64) -> Result<u64> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     let mut tx = db.begin().await?;
     sqlx::query("UPDATE users SET device_generation = device_generation + 1 WHERE id = $1")
         .bind(user_id)
@@ -161,7 +161,7 @@ pub async fn list_live_sessions(db: &AnyPool, user_id: i64, current: &str, now: 
 
 /// Records that these sessions were used at `now`.
 pub async fn touch_sessions(db: &Store, ids: &[&str], now: i64) -> Result<()> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     // One transaction: one commit (and one sync to disk) for the lot.
     let mut tx = db.begin().await?;
     for id in ids {
@@ -176,7 +176,7 @@ pub async fn touch_sessions(db: &Store, ids: &[&str], now: i64) -> Result<()> {
 }
 
 pub async fn insert_refresh_token(db: &Store, token_hash: &str, session_id: &str, now: i64) -> Result<()> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
         .bind(token_hash)
         .bind(session_id)
@@ -218,7 +218,7 @@ pub async fn rotate_refresh_token(
     session_id: &str,
     now: i64,
 ) -> Result<bool> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     let mut tx = db.begin().await?;
     let used =
         sqlx::query("UPDATE refresh_tokens SET used_at = $2 WHERE token_hash = $1 AND used_at IS NULL")

@@ -81,7 +81,7 @@ pub async fn blocks(db: &AnyPool, username: &str, address: &str, now: i64) -> Re
 /// that is over starts again with this count), in one statement: one write however many
 /// counters. Returns each counter's kind as it now stands.
 pub async fn count(db: &Store, counters: &[(Counter<'_>, i64)], now: i64) -> Result<Vec<(Kind, Count)>> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     if counters.is_empty() {
         return Ok(Vec::new());
     }
@@ -118,7 +118,7 @@ pub async fn count(db: &Store, counters: &[(Counter<'_>, i64)], now: i64) -> Res
 
 /// Takes back one count from each counter (a check that was counted before it ran, and passed).
 pub async fn uncount(db: &Store, counters: &[Counter<'_>]) -> Result<()> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     for counter in counters {
         sqlx::query(
             "UPDATE throttle SET count = count - 1 \
@@ -135,7 +135,7 @@ pub async fn uncount(db: &Store, counters: &[Counter<'_>]) -> Result<()> {
 
 /// Blocks a counter until `until` (unix seconds); its row is kept at least as long.
 pub async fn block(db: &Store, counter: Counter<'_>, until: i64) -> Result<()> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     sqlx::query(
         "UPDATE throttle SET blocked_until = $4, expires_at = $4 \
          WHERE kind = $1 AND username = $2 AND address = $3 AND blocked_until < $4",
@@ -151,7 +151,7 @@ pub async fn block(db: &Store, counter: Counter<'_>, until: i64) -> Result<()> {
 
 /// Forgets a counter (a success clears its pair).
 pub async fn clear(db: &Store, counter: Counter<'_>) -> Result<()> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     sqlx::query("DELETE FROM throttle WHERE kind = $1 AND username = $2 AND address = $3")
         .bind(counter.kind.as_str())
         .bind(counter.username)
@@ -188,7 +188,7 @@ pub async fn list(db: &AnyPool, now: i64) -> Result<Vec<Entry>> {
 /// Forgets every counter of a (lower-cased) username or of an address (as counted), or every
 /// counter when both are `None`. Returns how many.
 pub async fn clear_matching(db: &Store, username: Option<&str>, address: Option<&str>) -> Result<u64> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     let done = match (username, address) {
         (None, None) => sqlx::query("DELETE FROM throttle").execute(db).await?,
         (username, address) => {

@@ -7,8 +7,10 @@ use super::Store;
 use crate::domain::{User, Username};
 use crate::error::{Error, Result};
 
-/// The columns a [`User`] is read from; `u` stands for `users`.
-pub const USER_COLUMNS: &str = "u.id, u.username, u.created_at, u.email, u.email_confirmed_at";
+/// The columns a [`User`] is read from, by name (SQLite promises a result column's name only
+/// when the query gives one); `u` stands for `users`.
+pub const USER_COLUMNS: &str = "u.id AS id, u.username AS username, u.created_at AS created_at, \
+     u.email AS email, u.email_confirmed_at AS email_confirmed_at";
 
 impl FromRow<'_, AnyRow> for User {
     fn from_row(row: &AnyRow) -> sqlx::Result<User> {
@@ -47,7 +49,7 @@ pub struct Listed {
 /// database's collation) decides races, so two concurrent
 /// registrations of one name give one row and one [`Error::UsernameTaken`].
 pub async fn insert_user(db: &Store, username: &Username, password_hash: &str, now: i64) -> Result<User> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     // `fetch_all`, not `fetch_one`: SQLite commits an `INSERT … RETURNING` only when the
     // statement runs to completion, and the 201 must not go out before the commit.
     let inserted = sqlx::query_as::<_, User>(
@@ -98,7 +100,7 @@ pub async fn find_password_hash(db: &AnyPool, user_id: i64) -> Result<Option<Str
 
 /// Sets a new password hash; every reset link of the user stops working with it.
 pub async fn set_password_hash(db: &Store, user_id: i64, password_hash: &str) -> Result<()> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     let mut tx = db.begin().await?;
     super::recovery::set_password_hash(&mut tx, user_id, password_hash).await?;
     tx.commit().await?;
@@ -107,7 +109,7 @@ pub async fn set_password_hash(db: &Store, user_id: i64, password_hash: &str) ->
 
 /// Deletes the user; sessions and refresh tokens go with it (`ON DELETE CASCADE`).
 pub async fn delete_user(db: &Store, user_id: i64) -> Result<()> {
-    let (db, _turn) = db.write().await;
+    let (db, _turn) = db.write().await?;
     sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(db).await?;
     Ok(())
 }

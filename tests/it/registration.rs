@@ -73,6 +73,8 @@ async fn the_openapi_document_says_sign_up_is_closed(app: TestApp) {
         assert!(!responses.contains_key(gone), "{gone} stays in a closed sign-up: {register}");
     }
     assert!(register["description"].as_str().unwrap_or_default().contains("closed"), "{register}");
+    // The body's refusals read as they do for any body: its fields are never checked.
+    assert_eq!(responses["422"]["description"], "Missing fields, or fields of the wrong type", "{register}");
 }
 
 async fn an_open_sign_up_page_has_its_form_and_the_pages_link_to_it(app: TestApp) {
