@@ -11,7 +11,9 @@ use secrecy::ExposeSecret;
 
 use crate::assets::{self, Assets};
 use crate::auth::keys::KeyRing;
-use crate::auth::{self, Accounts, CsrfKey, DeviceKey, MacKey, PasswordHasher, Recovery, SeenBlocks, Tokens};
+use crate::auth::{
+    self, Accounts, CsrfKey, DeviceKey, MacKey, PasswordHasher, Recovery, Registration, SeenBlocks, Tokens,
+};
 use crate::config::{self, Settings};
 use crate::error::{Error, Result};
 use crate::mail::Mailer;
@@ -89,6 +91,17 @@ async fn accounts(settings: &Settings, db: &DbPool, mailer: Mailer) -> Result<(A
              here is not recognised there and is sent back and forth to the sign-in page; set \
              cookie_domain to a domain above both it and public_url's host"
         );
+    }
+    if settings.registration == Registration::Open {
+        for (host, name) in settings.forward_auth.listed_users() {
+            if store::users::find_user(db, name).await?.is_none() {
+                log::warn!(
+                    "forward_auth.hosts.{host:?} admits {name}, who has no account yet: while \
+                     registration is open, whoever signs up as {name} first may use {host}; create \
+                     the account (miniauth user create {name}) or close registration"
+                );
+            }
+        }
     }
     let secret = match &settings.token_secret {
         Some(secret) => secret.expose_secret().as_bytes().to_vec(),

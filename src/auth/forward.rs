@@ -141,6 +141,17 @@ impl ForwardAuth {
         self.domains.iter().filter(|domain| self.rule(domain).is_none()).map(String::as_str).collect()
     }
 
+    /// The users the rules list by name, each with the host of its rule (canonical names).
+    pub fn listed_users(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.rules.iter().flat_map(|(host, admits)| {
+            let users = match admits {
+                Admits::Users(users) => users.as_slice(),
+                Admits::AnySignedIn => &[],
+            };
+            users.iter().map(move |name| (host.as_str(), name.as_str()))
+        })
+    }
+
     /// The rule of `host`: its own, else that of the nearest domain above it that has one.
     fn rule(&self, host: &str) -> Option<&Admits> {
         if let Some(rule) = self.rules.get(host) {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 
 use common::browser::{csrf_from, get_page, post_form};
 use common::server::Server;
-use common::{problem, TestApp};
+use common::{problem, Backend, TestApp, TestDatabase};
 
 const PASSWORD: &str = "quiet lantern trombone";
 const CLOSED: &str = "Sign-up is closed on this server: ask its administrator for an account.";
@@ -153,4 +153,44 @@ fn an_open_instance_protecting_a_domain_without_a_rule_refuses_to_start() {
     assert!(log.contains("forward auth would let anyone in"), "{log}");
     assert_eq!(log.matches("would let anyone in").count(), 1, "{log}");
     assert!(!dir.path().join("data").exists(), "a refused start wrote files");
+}
+
+/// While registration is open, a name a rule lists but nobody has taken is anyone's: the start
+/// says so for each such name, and not for an account that exists, nor when sign-up is closed.
+#[test]
+fn a_listed_name_without_an_account_is_named_at_start_on_sqlite() {
+    a_listed_name_without_an_account_is_named_at_start_while_registration_is_open(Backend::Sqlite);
+}
+
+needs_postgres! {
+    #[test]
+    fn a_listed_name_without_an_account_is_named_at_start_on_postgres() {
+        a_listed_name_without_an_account_is_named_at_start_while_registration_is_open(Backend::Postgres);
+    }
+}
+
+fn a_listed_name_without_an_account_is_named_at_start_while_registration_is_open(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(backend);
+    let mut env = vec![
+        database.env(),
+        ("ROCKET_BCRYPT_COST", "4"),
+        ("ROCKET_FORWARD_AUTH_DOMAINS", r#"["127.0.0.1"]"#),
+        ("ROCKET_FORWARD_AUTH", r#"{hosts={"127.0.0.1"={users=["Alice","bob"]}}}"#),
+    ];
+    let server = Server::start(dir.path(), &env);
+    let alice = json!({ "username": "alice", "password": PASSWORD }).to_string();
+    let (status, _, _) = server.request("POST", "/auth/register", &[common::server::JSON], &alice);
+    assert_eq!(status, 201);
+    let first = server.stop();
+    assert!(first.contains("admits alice, who has no account yet"), "{first}");
+
+    let log = Server::start(dir.path(), &env).stop();
+    assert!(log.contains("admits bob, who has no account yet"), "{log}");
+    assert!(log.contains("miniauth user create bob"), "{log}");
+    assert!(!log.contains("admits alice"), "alice has an account now: {log}");
+
+    env.push(("ROCKET_REGISTRATION", "closed"));
+    let log = Server::start(dir.path(), &env).stop();
+    assert!(!log.contains("who has no account yet"), "nobody can sign up: {log}");
 }
