@@ -69,7 +69,7 @@ pub enum Decision {
 
 /// Who a host rule lets in.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Admits {
+enum Admits {
     /// Everyone signed in (`any_signed_in = true`).
     AnySignedIn,
     /// These users only, by canonical username (none: nobody).
