@@ -30,8 +30,9 @@ fn main() {
         let ring = KeyRing::configured(algorithm, &key.to_owned().into()).expect("a key ring");
         let tokens = Tokens::new(Arc::new(ring), &settings.tokens);
         let started = Instant::now();
-        let issued: Vec<String> =
-            (0..ROUNDS).map(|i| tokens.issue(i as i64 + 1, "a-session-id", now).expect("signed")).collect();
+        let issued: Vec<String> = (0..ROUNDS)
+            .map(|i| tokens.issue(i as i64 + 1, "a-session-id", &[], now).expect("signed"))
+            .collect();
         let sign = started.elapsed() / ROUNDS as u32;
         let started = Instant::now();
         assert!(issued.iter().all(|token| tokens.verify(token, now).is_some()));

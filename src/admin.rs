@@ -12,12 +12,14 @@ use std::net::IpAddr;
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
 
+use crate::auth::invitations;
 use crate::auth::keys::{self, RotateRefused, RELOAD_EVERY};
-use crate::auth::{ClientAddress, PasswordHasher};
+use crate::auth::{ClientAddress, PasswordHasher, Registration};
 use crate::config::{self, Settings, DATABASE};
-use crate::domain::{NewAccount, PasswordReset, TypedPassword};
+use crate::domain::{NewAccount, PasswordReset, TypedPassword, Username};
 use crate::error::Error;
 use crate::routes::rfc3339;
+use crate::store::invitations::Standing;
 use crate::store::{self, DbPool, Store};
 
 #[derive(Parser)]
@@ -44,6 +46,12 @@ pub enum Command {
     /// List and clear the counters and blocks of sign-in throttling
     #[command(subcommand)]
     Throttle(ThrottleCommand),
+    /// Make, list and revoke one-time sign-up links (for registration = "invite")
+    #[command(subcommand)]
+    Invite(InviteCommand),
+    /// Create, list and delete groups; put users in them and take them out
+    #[command(subcommand)]
+    Group(GroupCommand),
     /// Apply the database migrations (servers do it at start too)
     Migrate,
     /// Delete ended sessions, spent refresh tokens and spent counters now
@@ -76,6 +84,48 @@ pub enum UserCommand {
     Delete { name: String },
     /// Revoke every session of a user (signs them out everywhere)
     RevokeSessions { name: String },
+}
+
+#[derive(Subcommand)]
+pub enum InviteCommand {
+    /// Make a one-time link to the sign-up page; the account it makes joins the groups given
+    Create {
+        /// A group the new account joins (repeat for more; each must exist)
+        #[arg(long = "group", value_name = "NAME")]
+        groups: Vec<String>,
+        /// How long the link works, e.g. 30m, 12h, 7d [default: 7d]
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        expires: Option<std::time::Duration>,
+        /// One JSON object (id, token, link, expires_at, groups) instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the invitations, newest first, with where each stands (never their links)
+    List {
+        /// One JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an invitation not used yet, by its id
+    Revoke { id: i64 },
+}
+
+#[derive(Subcommand)]
+pub enum GroupCommand {
+    /// Create a group (its name follows the username rule)
+    Create { name: String },
+    /// Delete a group: its members leave it, invitations stop putting anyone in it
+    Delete { name: String },
+    /// List the groups with their members
+    List {
+        /// One JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put a user in a group (it takes effect at their next request)
+    Add { group: String, user: String },
+    /// Take a user out of a group (it takes effect at their next request)
+    Remove { group: String, user: String },
 }
 
 #[derive(Subcommand)]
@@ -123,6 +173,8 @@ pub async fn run(command: Command) -> Result<(), String> {
         Command::User(command) => admin.user(command).await,
         Command::Keys(command) => admin.keys(command).await,
         Command::Throttle(command) => admin.throttle(command).await,
+        Command::Invite(command) => admin.invite(command).await,
+        Command::Group(command) => admin.group(command).await,
         Command::Migrate => Ok(()),
         Command::Purge => admin.purge().await,
     };
@@ -184,11 +236,11 @@ impl Admin {
                     .iter()
                     .map(|store::users::Listed { user, sessions }| {
                         json!({"id": user.id, "username": user.username, "email": user.email,
-                               "email_confirmed": user.email_confirmed,
+                               "email_confirmed": user.email_confirmed, "groups": user.groups,
                                "created_at": rfc3339(user.created_at), "sessions": sessions})
                     })
                     .collect();
-                print_rows(json, &rows, &["id", "username", "email", "created_at", "sessions"]);
+                print_rows(json, &rows, &["id", "username", "email", "groups", "created_at", "sessions"]);
             }
             UserCommand::Delete { name } => {
                 let user = self.find(&name).await?;
@@ -299,13 +351,170 @@ impl Admin {
         Ok(())
     }
 
+    async fn invite(&self, command: InviteCommand) -> Result<(), String> {
+        match command {
+            InviteCommand::Create { groups, expires, json } => {
+                if self.settings.registration == Registration::Closed {
+                    return Err(
+                        "registration is \"closed\", so no invitation can be used: set registration = \
+                                \"invite\" (or \"open\") first"
+                            .into(),
+                    );
+                }
+                let lifetime = expires.unwrap_or(invitations::DEFAULT_LIFETIME);
+                if lifetime.as_secs() == 0 {
+                    return Err("--expires must be at least one second".into());
+                }
+                let mut ids = Vec::new();
+                let mut names = Vec::new();
+                for name in &groups {
+                    let group = self.find_group(name).await?;
+                    if !ids.contains(&group.id) {
+                        ids.push(group.id);
+                        names.push(group.name);
+                    }
+                }
+                let (public_url, now) = (&self.settings.public_url, store::now());
+                let invitation = invitations::invite(self.pool(), public_url, &ids, lifetime, now)
+                    .await
+                    .map_err(failure)?;
+                audit(format_args!(
+                    "invitation {} created, valid until {}, into groups [{}]",
+                    invitation.id,
+                    rfc3339(invitation.expires_at),
+                    names.join(", ")
+                ));
+                if json {
+                    let out = json!({"id": invitation.id, "token": invitation.token, "link": invitation.link,
+                                     "expires_at": rfc3339(invitation.expires_at), "groups": names});
+                    println!("{out}");
+                } else {
+                    let into = match names.is_empty() {
+                        true => String::new(),
+                        false => format!(", into {}", names.join(", ")),
+                    };
+                    println!(
+                        "invitation {} (one use{into}, until {}):\n{}",
+                        invitation.id,
+                        rfc3339(invitation.expires_at),
+                        invitation.link
+                    );
+                }
+            }
+            InviteCommand::List { json } => {
+                let now = store::now();
+                let rows = store::invitations::list(self.pool()).await.map_err(failure)?;
+                let rows: Vec<Value> = rows
+                    .iter()
+                    .map(|invitation| {
+                        json!({"id": invitation.id, "state": invitation.standing(now).as_str(),
+                               "groups": invitation.groups, "created_at": rfc3339(invitation.created_at),
+                               "expires_at": rfc3339(invitation.expires_at),
+                               "used_at": invitation.used_at.map(rfc3339), "used_by": invitation.used_by,
+                               "revoked_at": invitation.revoked_at.map(rfc3339)})
+                    })
+                    .collect();
+                print_rows(json, &rows, &["id", "state", "groups", "created_at", "expires_at", "used_by"]);
+            }
+            InviteCommand::Revoke { id } => {
+                if !store::invitations::revoke(self.pool(), id, store::now()).await.map_err(failure)? {
+                    let invitation = store::invitations::find(self.pool(), id).await.map_err(failure)?;
+                    return Err(match invitation {
+                        None => format!("there is no invitation {id}"),
+                        Some(invitation) => match invitation.standing(store::now()) {
+                            Standing::Used => format!(
+                                "invitation {id} was used already{}: delete the account if it must go",
+                                invitation.used_by.map(|name| format!(" (by {name})")).unwrap_or_default()
+                            ),
+                            _ => format!("invitation {id} was revoked already"),
+                        },
+                    });
+                }
+                audit(format_args!("invitation {id} revoked"));
+                println!("revoked invitation {id}");
+            }
+        }
+        Ok(())
+    }
+
+    async fn group(&self, command: GroupCommand) -> Result<(), String> {
+        let now = store::now();
+        match command {
+            GroupCommand::Create { name } => {
+                let parsed = Username::parse(&name)
+                    .map_err(|e| format!("{e} (a group name follows the username rule)"))?;
+                match store::groups::create(self.pool(), &parsed, now).await.map_err(failure)? {
+                    Some(_) => {
+                        audit(format_args!("group {parsed} created"));
+                        println!("created group {parsed}");
+                    }
+                    None => return Err(format!("there is a group named {name:?} already")),
+                }
+            }
+            GroupCommand::Delete { name } => {
+                let group = self.find_group(&name).await?;
+                store::groups::delete(self.pool(), group.id).await.map_err(failure)?;
+                audit(format_args!(
+                    "group {} deleted, with its members [{}]",
+                    group.name,
+                    group.members.0.join(", ")
+                ));
+                println!("deleted group {} ({} members left it)", group.name, group.members.0.len());
+            }
+            GroupCommand::List { json } => {
+                let groups = store::groups::list(self.pool()).await.map_err(failure)?;
+                let rows: Vec<Value> = groups
+                    .iter()
+                    .map(|group| {
+                        json!({"id": group.id, "name": group.name, "members": group.members.0,
+                               "created_at": rfc3339(group.created_at)})
+                    })
+                    .collect();
+                print_rows(json, &rows, &["name", "members", "created_at"]);
+            }
+            GroupCommand::Add { group, user } => {
+                let (group, user) = (self.find_group(&group).await?, self.find(&user).await?);
+                match store::groups::add_member(self.pool(), group.id, user.id, now).await.map_err(failure)? {
+                    true => {
+                        audit(format_args!("group {}: {} added", group.name, user.username));
+                        println!("added {} to {}", user.username, group.name);
+                    }
+                    false => println!("{} was in {} already", user.username, group.name),
+                }
+            }
+            GroupCommand::Remove { group, user } => {
+                let (group, user) = (self.find_group(&group).await?, self.find(&user).await?);
+                match store::groups::remove_member(self.pool(), group.id, user.id).await.map_err(failure)? {
+                    true => {
+                        audit(format_args!("group {}: {} removed", group.name, user.username));
+                        println!("removed {} from {}", user.username, group.name);
+                    }
+                    false => println!("{} was not in {}: nothing to remove", user.username, group.name),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn find_group(&self, name: &str) -> Result<store::groups::Group, String> {
+        store::groups::find(self.pool(), name)
+            .await
+            .map_err(failure)?
+            .ok_or_else(|| format!("there is no group named {name:?} (miniauth group create {name})"))
+    }
+
     async fn purge(&self) -> Result<(), String> {
         let retention = store::seconds(self.settings.retention);
         let deleted =
             store::purge::purge_ended(self.pool(), store::now(), retention).await.map_err(failure)?;
-        println!("purged {deleted} rows of ended sessions, spent tokens and counters");
+        println!("purged {deleted} rows of ended sessions, spent tokens, counters and invitations");
         Ok(())
     }
+}
+
+/// Records a change of groups or invitations: one line in the log (never a token).
+fn audit(change: std::fmt::Arguments<'_>) {
+    log::info!(target: crate::logging::AUDIT, "{change}");
 }
 
 /// The password on standard input, without the line break that ends it.

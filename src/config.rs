@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::auth::TrustedProxies;
 use crate::auth::{
     CookieScope, ForwardAuth, Hashing, Limits, LinkLifetimes, Registration, SigningAlgorithm, TokenSettings,
+    WrittenRule,
 };
 use crate::domain::{PasswordPolicy, PublicUrl, PASSWORD_MAX_BYTES};
 use crate::mail::MailSettings;
@@ -100,8 +101,9 @@ pub struct Written {
     /// Password reset requests and address changes one client address may make an hour
     /// (0 = no limit).
     pub mail_max_per_address_hour: u32,
-    /// Who may create an account: `open` (anyone who reaches the sign-up page or the API) or
-    /// `closed` (administrators only, from the command line).
+    /// Who may create an account: `open` (anyone who reaches the sign-up page or the API),
+    /// `invite` (whoever holds an invitation, `miniauth invite create`) or `closed`
+    /// (administrators only, from the command line).
     pub registration: String,
     /// The hosts (with their subdomains) forward auth protects: the endpoints decide only for
     /// them, and the sign-in page returns only to them (`rd`).
@@ -122,12 +124,15 @@ pub struct ForwardAuthRules {
     pub hosts: BTreeMap<String, HostRule>,
 }
 
-/// Who may use one protected host: the users listed, or anyone signed in.
+/// Who may use one protected host: the users listed and the members of the groups listed, or
+/// anyone signed in.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct HostRule {
     /// The usernames admitted (compared as usernames are: `Alice` is `alice`).
     pub users: Vec<String>,
+    /// The groups whose members are admitted, as they are at each request (compared likewise).
+    pub groups: Vec<String>,
     /// Admit everyone signed in (said out loud: with open registration, that is anyone).
     pub any_signed_in: bool,
 }
@@ -288,19 +293,20 @@ impl Settings {
         let public_url = PublicUrl::parse(&w.public_url)?;
         let cookies = CookieScope::parse(w.cookie_secure, w.cookie_domain.as_deref(), &public_url)?;
         let registration = Registration::parse(&w.registration)?;
-        let rules = w
-            .forward_auth
-            .hosts
-            .iter()
-            .map(|(host, rule)| (host.as_str(), rule.users.as_slice(), rule.any_signed_in));
+        let rules = w.forward_auth.hosts.iter().map(|(host, rule)| WrittenRule {
+            host,
+            users: &rule.users,
+            groups: &rule.groups,
+            any_signed_in: rule.any_signed_in,
+        });
         let forward_auth = ForwardAuth::new(&w.forward_auth_domains, rules, &public_url, w.cookie_secure)?;
         let unruled = forward_auth.unruled();
         if registration == Registration::Open && !unruled.is_empty() {
             return Err(format!(
                 "forward auth would let anyone in: registration is open, so anyone may sign up, and \
-                 {} {} no rule. Give {} a rule ([forward_auth.hosts.\"{}\"] with users = [...], or \
-                 any_signed_in = true to admit everyone signed in on purpose), or set \
-                 registration = \"closed\"",
+                 {} {} no rule. Give {} a rule ([forward_auth.hosts.\"{}\"] with users = [...] or \
+                 groups = [...], or any_signed_in = true to admit everyone signed in on purpose), or set \
+                 registration = \"invite\" or \"closed\"",
                 unruled.join(", "),
                 if unruled.len() == 1 { "has" } else { "have" },
                 if unruled.len() == 1 { "it" } else { "each" },

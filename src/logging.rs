@@ -7,8 +7,13 @@ use rocket::fairing::AdHoc;
 /// `RUST_LOG` overrides the default filter, e.g. `RUST_LOG=warn` to drop request lines.
 const DEFAULT_FILTER: &str = "warn,rocket=off,rocket_dyn_templates=warn,miniauth=info,miniauth::routes=error";
 
-/// The admin commands print their own answer: only warnings and errors are logged.
-const COMMAND_FILTER: &str = "warn,rocket=off";
+/// The admin commands print their own answer: only warnings and errors are logged, and the
+/// changes to groups and invitations they make (see [`AUDIT`]).
+const COMMAND_FILTER: &str = "warn,rocket=off,miniauth::audit=info";
+
+/// The log target of changes to who may come in (groups, invitations): one line each, never a
+/// token, from the server and from the admin commands alike.
+pub const AUDIT: &str = "miniauth::audit";
 
 /// Installs the logger; call once, before Rocket starts (Rocket then keeps its own quiet).
 pub fn init() {

@@ -103,6 +103,14 @@ async fn accounts(settings: &Settings, db: &DbPool, mailer: Mailer) -> Result<(A
             }
         }
     }
+    for (host, name) in settings.forward_auth.listed_groups() {
+        if store::groups::find(db, name).await?.is_none() {
+            log::warn!(
+                "forward_auth.hosts.{host:?} admits the group {name}, which does not exist: nobody gets in \
+                 through it until it does (miniauth group create {name}; miniauth group add {name} USER)"
+            );
+        }
+    }
     let secret = match &settings.token_secret {
         Some(secret) => secret.expose_secret().as_bytes().to_vec(),
         None => auth::shared_secret(db, &settings.data_dir).await?.into_bytes(),

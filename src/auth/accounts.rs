@@ -8,6 +8,7 @@ use rand::RngCore;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
+use super::invitations::{self, refusal};
 use super::{
     Attempt, Claims, ClientAddress, DeviceKey, Limits, MacKey, PasswordHasher, Recovery, SeenBlocks,
     Throttle, Tokens,
@@ -16,6 +17,7 @@ use crate::domain::{
     required, NewAccount, PasswordChange, PasswordPolicy, Session, TypedPassword, User, Username,
 };
 use crate::error::{Error, Result};
+use crate::store::invitations::Standing;
 use crate::store::{self, sessions::NewSession, SessionChecker, Store};
 
 /// The account operations, each written once for every door: what the server builds at start
@@ -60,6 +62,8 @@ pub struct Client {
 pub enum Registration {
     /// Anyone who reaches the sign-up page or the API.
     Open,
+    /// Whoever holds an invitation (`miniauth invite create`).
+    Invite,
     /// Administrators only, from the command line.
     Closed,
 }
@@ -69,14 +73,16 @@ impl Registration {
     pub fn parse(setting: &str) -> std::result::Result<Registration, String> {
         match setting {
             "open" => Ok(Registration::Open),
+            "invite" => Ok(Registration::Invite),
             "closed" => Ok(Registration::Closed),
-            other => Err(format!("registration must be \"open\" or \"closed\", not {other:?}")),
+            other => Err(format!("registration must be \"open\", \"invite\" or \"closed\", not {other:?}")),
         }
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
             Registration::Open => "open",
+            Registration::Invite => "invite",
             Registration::Closed => "closed",
         }
     }
@@ -140,6 +146,11 @@ impl Accounts {
         &self.tokens
     }
 
+    /// Who may sign up.
+    pub fn registration(&self) -> Registration {
+        self.registration
+    }
+
     /// What a new password must be.
     pub fn password_policy(&self) -> &PasswordPolicy {
         &self.password_policy
@@ -178,16 +189,26 @@ impl Accounts {
 
     /// Creates the account after checking every rule (all broken ones reported at once);
     /// `confirmation` is the page's "repeat password" field. The name's uniqueness, in any
-    /// case, is decided by the database.
+    /// case, is decided by the database. With an invitation (required when registration is
+    /// `invite`), the account is made only while the invitation is pending, which it spends, and
+    /// it joins the invitation's groups.
     pub async fn sign_up(
         &self,
         username: &str,
         password: &str,
         confirmation: Option<&str>,
+        invite: Option<&str>,
         client: &Client,
     ) -> Result<User> {
-        if self.registration == Registration::Closed {
-            return Err(registration_closed());
+        let invitation = match (self.registration, invite.map(str::trim).filter(|token| !token.is_empty())) {
+            (Registration::Closed, _) => return Err(registration_closed()),
+            (Registration::Invite, None) => return Err(invitations::invitation_needed()),
+            (Registration::Open, None) => None,
+            (_, Some(token)) => Some(token_hash(token)),
+        };
+        // A spent invitation is refused before a hash is spent on it.
+        if let Some(hash) = &invitation {
+            self.pending_invitation(hash).await?;
         }
         let (username, typed) = (username.to_owned(), TypedPassword::new(password, confirmation));
         let policy = self.password_policy;
@@ -198,7 +219,40 @@ impl Accounts {
                 async |_| self.throttle().sign_up(&client.address, store::now()).await,
             )
             .await?;
-        store::users::insert_user(&self.db, &account.username, &hash, store::now()).await
+        let Some(invitation) = invitation else {
+            return store::users::insert_user(&self.db, &account.username, &hash, store::now()).await;
+        };
+        let signed_up =
+            store::invitations::sign_up(&self.db, &account.username, &hash, &invitation, store::now())
+                .await?;
+        match signed_up {
+            Some((id, user)) => {
+                log::info!(
+                    target: crate::logging::AUDIT,
+                    "invitation {id} used: account {} created, in groups [{}]",
+                    user.username,
+                    user.groups.join(", ")
+                );
+                Ok(user)
+            }
+            // Spent or revoked while the password was hashed.
+            None => Err(self.pending_invitation(&invitation).await.err().unwrap_or_else(|| refusal(None))),
+        }
+    }
+
+    /// Nothing when the invitation of this token can be used now, else why not (the sign-up
+    /// page asks before it shows its form).
+    pub async fn check_invitation(&self, token: &str) -> Result<()> {
+        self.pending_invitation(&token_hash(token.trim())).await
+    }
+
+    /// Nothing when the invitation of this token hash is pending, else why it cannot be used.
+    async fn pending_invitation(&self, token_hash: &str) -> Result<()> {
+        let found = store::invitations::find_by_hash(&self.db, token_hash).await?;
+        match found.map(|invitation| invitation.standing(store::now())) {
+            Some(Standing::Pending) => Ok(()),
+            standing => Err(refusal(standing)),
+        }
     }
 
     fn throttle(&self) -> Throttle<'_> {
@@ -253,30 +307,31 @@ impl Accounts {
             address: &address,
         };
         store::sessions::insert_session(&self.db, session).await?;
-        let mut issued = self.issue(user.id, session_id, session_ends, now).await?;
+        let mut issued = self.issue(user, session_id, session_ends, now).await?;
         let generation = store::users::device_generation(&self.db, user.id).await?;
         issued.device_token = self.devices.issue(user.id, generation, now);
         Ok(issued)
     }
 
     /// A new access token and a new refresh token for a live session.
-    async fn issue(&self, user_id: i64, session_id: String, session_ends: i64, now: i64) -> Result<Issued> {
+    async fn issue(&self, user: &User, session_id: String, session_ends: i64, now: i64) -> Result<Issued> {
         let refresh_token = random_token();
         store::sessions::insert_refresh_token(&self.db, &token_hash(&refresh_token), &session_id, now)
             .await?;
-        self.issued(user_id, session_id, session_ends, refresh_token, now)
+        self.issued((user.id, &user.groups), session_id, session_ends, refresh_token, now)
     }
 
-    /// The tokens of a session whose new refresh token is stored: an access token is signed.
+    /// The tokens of a session whose new refresh token is stored: an access token is signed for
+    /// the user (id and groups).
     fn issued(
         &self,
-        user_id: i64,
+        (user_id, groups): (i64, &[String]),
         session_id: String,
         session_ends: i64,
         refresh_token: String,
         now: i64,
     ) -> Result<Issued> {
-        let access_token = self.tokens.issue(user_id, &session_id, now)?;
+        let access_token = self.tokens.issue(user_id, &session_id, groups, now)?;
         Ok(Issued {
             user_id,
             session_id,
@@ -305,14 +360,15 @@ impl Accounts {
         if target.revoked || target.expires_at <= now {
             return Err(Error::InvalidRefreshToken);
         }
-        let (user_id, session_id, session_ends) = (target.user_id, target.session_id, target.expires_at);
+        let (user, session_id, session_ends) =
+            ((target.user_id, target.groups.as_slice()), target.session_id, target.expires_at);
         let refresh_token = self.successors.tag(presented);
         let new_hash = token_hash(&refresh_token);
         // The usual case, a first use: one transaction marks it used and stores the new one.
         if target.used_at.is_none()
             && store::sessions::rotate_refresh_token(&self.db, &hash, &new_hash, &session_id, now).await?
         {
-            return self.issued(user_id, session_id, session_ends, refresh_token, now);
+            return self.issued(user, session_id, session_ends, refresh_token, now);
         }
         // Used before, or a concurrent exchange of the same token won the race just now.
         let used_at = target.used_at.unwrap_or(now);
@@ -327,7 +383,7 @@ impl Accounts {
             return Err(Error::InvalidRefreshToken);
         }
         store::sessions::touch_sessions(&self.db, &[&session_id], now).await?;
-        self.issued(user_id, session_id, session_ends, refresh_token, now)
+        self.issued(user, session_id, session_ends, refresh_token, now)
     }
 
     /// Ends this session, the others, or all of the user's sessions.

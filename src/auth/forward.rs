@@ -72,8 +72,17 @@ pub enum Decision {
 enum Admits {
     /// Everyone signed in (`any_signed_in = true`).
     AnySignedIn,
-    /// These users only, by canonical username (none: nobody).
-    Users(Vec<String>),
+    /// These users, and the members of these groups, only, by canonical name (none: nobody).
+    Members { users: Vec<String>, groups: Vec<String> },
+}
+
+/// One host's rule as the settings write it: the usernames and the groups it admits, and
+/// whether it admits anyone signed in.
+pub struct WrittenRule<'a> {
+    pub host: &'a str,
+    pub users: &'a [String],
+    pub groups: &'a [String],
+    pub any_signed_in: bool,
 }
 
 /// The forward-auth policy, built once from the settings.
@@ -92,11 +101,11 @@ pub struct ForwardAuth {
 
 impl ForwardAuth {
     /// The policy of the settings `forward_auth_domains`, `forward_auth.hosts` (host → the
-    /// usernames it admits, and whether it admits anyone signed in) and `cookie_secure`, or
-    /// what is wrong with them.
+    /// usernames and groups it admits, and whether it admits anyone signed in) and
+    /// `cookie_secure`, or what is wrong with them.
     pub fn new<'a>(
         domains: &[String],
-        rules: impl IntoIterator<Item = (&'a str, &'a [String], bool)>,
+        rules: impl IntoIterator<Item = WrittenRule<'a>>,
         public_url: &PublicUrl,
         https_only: bool,
     ) -> Result<Self, String> {
@@ -105,28 +114,30 @@ impl ForwardAuth {
             .map(|entry| domain("forward_auth_domains", entry))
             .collect::<Result<Vec<_>, _>>()?;
         let mut admitted = BTreeMap::new();
-        for (host, users, any_signed_in) in rules {
+        for WrittenRule { host, users, groups, any_signed_in } in rules {
             let key = domain("forward_auth.hosts", host)?;
             if !covers(&domains, &key) {
                 return Err(format!(
                     "forward_auth.hosts.{host:?} is not under forward_auth_domains, so it is never protected"
                 ));
             }
-            let admits = match (any_signed_in, users.is_empty()) {
+            let names = |list: &[String], field: &str| {
+                list.iter()
+                    .map(|name| Username::parse(name).map(|name| name.canonical()))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| format!("forward_auth.hosts.{host:?}.{field}: {e}"))
+            };
+            let admits = match (any_signed_in, users.is_empty() && groups.is_empty()) {
                 (true, true) => Admits::AnySignedIn,
                 (true, false) => {
                     return Err(format!(
                         "forward_auth.hosts.{host:?}: any_signed_in = true admits everyone signed in, \
-                         so it cannot also list users: keep one of the two"
+                         so it cannot also list users or groups: keep one or the other"
                     ))
                 }
-                (false, _) => Admits::Users(
-                    users
-                        .iter()
-                        .map(|name| Username::parse(name).map(|name| name.canonical()))
-                        .collect::<Result<Vec<_>, _>>()
-                        .map_err(|e| format!("forward_auth.hosts.{host:?}.users: {e}"))?,
-                ),
+                (false, _) => {
+                    Admits::Members { users: names(users, "users")?, groups: names(groups, "groups")? }
+                }
             };
             admitted.insert(key, admits);
         }
@@ -143,12 +154,24 @@ impl ForwardAuth {
 
     /// The users the rules list by name, each with the host of its rule (canonical names).
     pub fn listed_users(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.rules.iter().flat_map(|(host, admits)| {
-            let users = match admits {
-                Admits::Users(users) => users.as_slice(),
+        self.listed(|users, _| users)
+    }
+
+    /// The groups the rules list, each with the host of its rule (canonical names).
+    pub fn listed_groups(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.listed(|_, groups| groups)
+    }
+
+    fn listed<'a>(
+        &'a self,
+        pick: impl Fn(&'a [String], &'a [String]) -> &'a [String] + 'a,
+    ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        self.rules.iter().flat_map(move |(host, admits)| {
+            let names = match admits {
+                Admits::Members { users, groups } => pick(users, groups),
                 Admits::AnySignedIn => &[],
             };
-            users.iter().map(move |name| (host.as_str(), name.as_str()))
+            names.iter().map(move |name| (host.as_str(), name.as_str()))
         })
     }
 
@@ -196,7 +219,10 @@ impl ForwardAuth {
 
     fn admits(&self, host: &str, user: &User) -> bool {
         match self.rule(host) {
-            Some(Admits::Users(users)) => users.contains(&user.username.to_ascii_lowercase()),
+            Some(Admits::Members { users, groups }) => {
+                let named = |names: &[String], name: &str| names.iter().any(|n| n.eq_ignore_ascii_case(name));
+                named(users, &user.username) || user.groups.iter().any(|group| named(groups, group))
+            }
             Some(Admits::AnySignedIn) | None => true,
         }
     }
@@ -299,10 +325,24 @@ mod tests {
             .iter()
             .map(|(host, users)| (*host, users.iter().map(|u| u.to_string()).collect()))
             .collect();
-        // `["*"]` stands for `any_signed_in = true`.
-        let rules = rules.iter().map(|(host, users)| match users.as_slice() {
-            [any] if any == "*" => (*host, &[][..], true),
-            users => (*host, users, false),
+        // `["*"]` stands for `any_signed_in = true`, `@name` for the group `name`.
+        let rules: Vec<(&str, Vec<String>, Vec<String>, bool)> = rules
+            .iter()
+            .map(|(host, names)| match names.as_slice() {
+                [any] if any == "*" => (*host, vec![], vec![], true),
+                names => {
+                    let (groups, users): (Vec<String>, Vec<String>) =
+                        names.iter().cloned().partition(|name| name.starts_with('@'));
+                    let groups = groups.iter().map(|group| group[1..].to_owned()).collect();
+                    (*host, users, groups, false)
+                }
+            })
+            .collect();
+        let rules = rules.iter().map(|(host, users, groups, any_signed_in)| WrittenRule {
+            host,
+            users,
+            groups,
+            any_signed_in: *any_signed_in,
         });
         ForwardAuth::new(&domains, rules, &public_url(), cookie_secure)
     }
@@ -312,7 +352,18 @@ mod tests {
     }
 
     fn user(name: &str) -> User {
-        User { id: 7, username: name.into(), created_at: 0, email: None, email_confirmed: false }
+        User {
+            id: 7,
+            username: name.into(),
+            created_at: 0,
+            email: None,
+            email_confirmed: false,
+            groups: vec![],
+        }
+    }
+
+    fn member(name: &str, groups: &[&str]) -> User {
+        User { groups: groups.iter().map(|group| group.to_string()).collect(), ..user(name) }
     }
 
     fn original(method: &str, url: &str, accept: &str) -> Result<Original, String> {
@@ -383,6 +434,21 @@ mod tests {
     }
 
     #[test]
+    fn a_host_rule_admits_the_members_of_its_groups_and_its_users() -> Result<(), String> {
+        let forward = policy(&["example.com"], &[("photos.example.com", &["@Family", "carol"])], true)?;
+        let photos = original("GET", "https://photos.example.com/", "*/*")?;
+        let admitted = |user: &User| forward.decide(&photos, Ok(user)) == Decision::Allow;
+        assert!(admitted(&member("alice", &["family"])));
+        assert!(admitted(&member("alice", &["friends", "FAMILY"])));
+        assert!(admitted(&user("Carol")));
+        assert!(!admitted(&member("bob", &["friends"])));
+        assert!(!admitted(&user("bob")));
+        assert_eq!(forward.listed_groups().collect::<Vec<_>>(), vec![("photos.example.com", "family")]);
+        assert_eq!(forward.listed_users().collect::<Vec<_>>(), vec![("photos.example.com", "carol")]);
+        Ok(())
+    }
+
+    #[test]
     fn a_rule_covers_the_hosts_below_it_that_have_none_of_their_own() -> Result<(), String> {
         let forward = policy(
             &["example.com", "apps.test", "10.0.0.1"],
@@ -406,11 +472,14 @@ mod tests {
     }
 
     #[test]
-    fn a_rule_admits_anyone_signed_in_or_listed_users_never_both() {
+    fn a_rule_admits_anyone_signed_in_or_listed_users_and_groups_never_both() {
         let domains = ["example.com".to_owned()];
-        let users = ["alice".to_owned()];
-        let refused = ForwardAuth::new(&domains, [("example.com", &users[..], true)], &public_url(), true);
-        assert!(refused.is_err_and(|e| e.contains("any_signed_in") && e.contains("example.com")));
+        let names = ["alice".to_owned()];
+        for (users, groups) in [(&names[..], &[][..]), (&[][..], &names[..])] {
+            let rule = WrittenRule { host: "example.com", users, groups, any_signed_in: true };
+            let refused = ForwardAuth::new(&domains, [rule], &public_url(), true);
+            assert!(refused.is_err_and(|e| e.contains("any_signed_in") && e.contains("example.com")));
+        }
         let nobody = policy(&["example.com"], &[("example.com", &[])], true).unwrap();
         let asked = original("GET", "https://example.com/", "*/*").unwrap();
         assert!(matches!(nobody.decide(&asked, Ok(&user("alice"))), Decision::Forbid(_)));

@@ -8,6 +8,7 @@ mod address;
 mod csrf;
 pub mod device;
 mod forward;
+pub mod invitations;
 pub mod keys;
 mod password;
 mod recovery;
@@ -20,7 +21,7 @@ pub use accounts::{
 pub use address::{ClientAddress, TrustedProxies};
 pub use csrf::CsrfKey;
 pub use device::{DeviceKey, DEVICE_TTL};
-pub use forward::{CookieScope, Decision, ForwardAuth, Original};
+pub use forward::{CookieScope, Decision, ForwardAuth, Original, WrittenRule};
 pub use keys::SigningAlgorithm;
 pub use password::{Hashing, PasswordHasher};
 pub use recovery::{LinkLifetimes, Recovery};

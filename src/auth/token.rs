@@ -28,6 +28,11 @@ pub struct Claims {
     pub exp: i64,
     pub iss: String,
     pub aud: String,
+    /// The user's groups when the token was issued: for the token's readers, never for
+    /// MiniAuth's own decisions, which read the groups as they are at each request. A token
+    /// issued before groups existed has none.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 impl Claims {
@@ -88,10 +93,11 @@ impl Tokens {
         }
     }
 
-    pub fn issue(&self, user_id: i64, session_id: &str, now: i64) -> Result<String> {
+    pub fn issue(&self, user_id: i64, session_id: &str, groups: &[String], now: i64) -> Result<String> {
         let claims = Claims {
             sub: user_id.to_string(),
             sid: session_id.to_owned(),
+            groups: groups.to_vec(),
             iat: now,
             exp: now + self.ttl,
             iss: self.issuer.clone(),

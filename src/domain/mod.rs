@@ -22,8 +22,9 @@ pub const REQUIRED: &str = "This field is required.";
 /// The message for a "repeat the password" field that does not repeat it.
 pub const PASSWORDS_DIFFER: &str = "The passwords do not match.";
 
-/// A user account as it is shown: the name as typed, when it was created (unix seconds), and
-/// the email address, if any, with whether its owner confirmed it.
+/// A user account as it is shown: the name as typed, when it was created (unix seconds), the
+/// email address, if any, with whether its owner confirmed it, and the groups the user is in
+/// (their names, in the order of their keys), as the database had them when the user was read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: i64,
@@ -31,6 +32,7 @@ pub struct User {
     pub created_at: i64,
     pub email: Option<String>,
     pub email_confirmed: bool,
+    pub groups: Vec<String>,
 }
 
 /// A live session as its owner sees it in the list: when it began, was last used and ends

@@ -37,6 +37,8 @@ pub struct UserOut {
     /// Whether its owner followed the confirmation link: only a confirmed address receives
     /// password reset links.
     pub email_confirmed: bool,
+    /// The groups the user is in, as they are now (administrators manage them).
+    pub groups: Vec<String>,
 }
 
 impl From<User> for UserOut {
@@ -47,6 +49,7 @@ impl From<User> for UserOut {
             created_at: rfc3339(user.created_at),
             email: user.email,
             email_confirmed: user.email_confirmed,
+            groups: user.groups,
         }
     }
 }
@@ -126,8 +129,9 @@ pub async fn register(
     body: ApiJson<NewCredentials>,
     client: Client,
 ) -> Result<(Status, Json<UserOut>)> {
-    let NewCredentials { username, password } = body.0;
-    let user = accounts.sign_up(&username, password.expose_secret(), None, &client).await?;
+    let NewCredentials { username, password, invite } = body.0;
+    let user =
+        accounts.sign_up(&username, password.expose_secret(), None, invite.as_deref(), &client).await?;
     Ok((Status::Created, Json(user.into())))
 }
 

@@ -19,7 +19,7 @@ use crate::web::{state, CsrfToken};
 /// A JSON body of type `T`, read within the `json` limit.
 pub struct ApiJson<T>(pub T);
 
-/// `{username, password}` for a new account.
+/// `{username, password, invite}` for a new account.
 #[derive(Deserialize, ToSchema)]
 pub struct NewCredentials {
     // Bounds and description: the username rule, written in by `openapi::FieldRules`.
@@ -30,6 +30,11 @@ pub struct NewCredentials {
     #[serde(default)]
     #[schema(value_type = String, required = true, format = "bcrypt-password")]
     pub password: SecretString,
+    /// The token of an invitation (from its link, `/register?invite=<token>`): required when
+    /// sign-up is by invitation; the invitation is spent and the account joins its groups.
+    #[serde(default)]
+    #[schema(value_type = String, required = false)]
+    pub invite: Option<String>,
 }
 
 /// `{username, password}`, as JSON or as the OAuth2 password grant form.

@@ -62,10 +62,30 @@ pub struct ApiDoc;
 pub fn document(policy: &PasswordPolicy, registration: Registration) -> utoipa::openapi::OpenApi {
     let mut document = ApiDoc::openapi();
     FieldRules(*policy).modify(&mut document);
-    if registration == Registration::Closed {
-        close_sign_up(&mut document);
+    match registration {
+        Registration::Open => {}
+        Registration::Invite => invite_only(&mut document),
+        Registration::Closed => close_sign_up(&mut document),
     }
     document
+}
+
+/// With registration by invitation, `POST /auth/register` needs `invite`.
+fn invite_only(document: &mut utoipa::openapi::OpenApi) {
+    if let Some(operation) =
+        document.paths.paths.get_mut("/auth/register").and_then(|item| item.post.as_mut())
+    {
+        operation.description = Some(
+            "Sign-up on this server is by invitation: `invite` is the token of an invitation's link \
+             (`/register?invite=<token>`, made by `miniauth invite create`), spent by the sign-up."
+                .into(),
+        );
+    }
+    let schema =
+        document.components.as_mut().and_then(|components| components.schemas.get_mut("NewCredentials"));
+    if let Some(RefOr::T(Schema::Object(object))) = schema {
+        object.required.push("invite".into());
+    }
 }
 
 /// With registration closed, `POST /auth/register` answers `403` to every readable body: its
@@ -280,6 +300,8 @@ refusal_set!(
     SignUpRefusals {
         Error::UsernameTaken => "Username taken (compared case-insensitively)",
         Error::Validation(FieldErrors::new()) => "Invalid fields",
+        Error::Forbidden(String::new()) =>
+            "An invitation that cannot be used (unknown, used, expired or revoked), or none where sign-up needs one",
     }
 );
 

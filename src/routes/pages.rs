@@ -12,7 +12,7 @@ use rocket_dyn_templates::{context, Template};
 use super::body::{Button, CsrfForm};
 use super::views::{safe_next, Rejection, UserView, FORM};
 use crate::assets::Assets;
-use crate::auth::{Accounts, Client, ForwardAuth, Scope};
+use crate::auth::{Accounts, Client, ForwardAuth, Registration, Scope};
 use crate::error::{Error, FieldErrors};
 use crate::web::{CsrfToken, PageUser, SessionCookies};
 
@@ -40,18 +40,32 @@ pub struct RegisterForm {
     password: String,
     #[field(default = String::new())]
     password_confirm: String,
+    /// The invitation's token, carried from the link (`/register?invite=…`).
+    #[field(default = String::new())]
+    invite: String,
 }
 
-fn register_form(csrf: &CsrfToken, username: &str, errors: &FieldErrors) -> Template {
-    Template::render("register", context! { csrf_token: csrf.token(), username, errors })
+fn register_form(csrf: &CsrfToken, username: &str, invite: &str, errors: &FieldErrors) -> Template {
+    Template::render("register", context! { csrf_token: csrf.token(), username, invite, errors })
 }
 
-#[rocket::get("/register")]
-pub fn register_page(user: Option<PageUser>, csrf: CsrfToken) -> Result<Template, Redirect> {
-    match user {
-        Some(_) => Err(Redirect::to("/profile")),
-        None => Ok(register_form(&csrf, "", &FieldErrors::new())),
+/// The sign-up page; with an invitation's link, its form carries the invitation, once it is
+/// known to be usable (a spent one is refused here rather than after the form is filled in).
+#[rocket::get("/register?<invite>")]
+pub async fn register_page(
+    user: Option<PageUser>,
+    csrf: CsrfToken,
+    accounts: &State<Accounts>,
+    invite: Option<&str>,
+) -> Result<Result<Template, Redirect>, Error> {
+    if user.is_some() {
+        return Ok(Err(Redirect::to("/profile")));
     }
+    let invite = invite.map(str::trim).unwrap_or_default();
+    if !invite.is_empty() && accounts.registration() != Registration::Closed {
+        accounts.check_invitation(invite).await?;
+    }
+    Ok(Ok(register_form(&csrf, "", invite, &FieldErrors::new())))
 }
 
 #[rocket::post("/register", data = "<form>")]
@@ -62,12 +76,12 @@ pub async fn register(
     client: Client,
     jar: &CookieJar<'_>,
 ) -> Result<Redirect, Rejection> {
-    let RegisterForm { username, password, password_confirm } = &form.fields;
+    let RegisterForm { username, password, password_confirm, invite } = &form.fields;
     // People type names with stray spaces around them; the API takes names exactly.
     let username = username.trim();
-    let signed_up = accounts.sign_up(username, password, Some(password_confirm), &client).await;
-    let user =
-        signed_up.map_err(|e| Rejection::form(e, |errors| register_form(&form.csrf, username, errors)))?;
+    let signed_up = accounts.sign_up(username, password, Some(password_confirm), Some(invite), &client).await;
+    let user = signed_up
+        .map_err(|e| Rejection::form(e, |errors| register_form(&form.csrf, username, invite, errors)))?;
     let issued = accounts.open_session(&user, &client).await?;
     cookies.remember_device(jar, &issued);
     cookies.set(jar, issued);

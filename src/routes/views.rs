@@ -56,6 +56,7 @@ pub struct UserView {
     created_at: String,
     email: Option<String>,
     email_confirmed: bool,
+    groups: Vec<String>,
 }
 
 impl From<&User> for UserView {
@@ -66,12 +67,13 @@ impl From<&User> for UserView {
             created_at: long_date(user.created_at),
             email: user.email.clone(),
             email_confirmed: user.email_confirmed,
+            groups: user.groups.clone(),
         }
     }
 }
 
 /// The bounds of the forms' fields, from the domain's rules and the password settings, so the
-/// browser checks what the server will, and whether anyone may sign up (`sign_up`: `open` or
+/// browser checks what the server will, and whether anyone may sign up (`sign_up`: `open`, `invite` or
 /// `closed`); templates read them as `rules()`.
 pub fn form_rules(policy: &PasswordPolicy, registration: Registration) -> serde_json::Value {
     serde_json::json!({

@@ -1,6 +1,22 @@
 //! The database: one pool over SQLite or PostgreSQL (chosen by the URL at run time), the
 //! embedded migrations, and one function per query.
 
+/// The names of the groups of the user whose id is the SQL expression `$user_id`, as one
+/// comma-separated text (NULL for none), in the order of their keys. Names follow the username
+/// rule, so none holds a comma.
+macro_rules! groups_of {
+    ($user_id:literal) => {
+        concat!(
+            "(SELECT string_agg(g.name, ',' ORDER BY g.name_key) FROM group_members m \
+             JOIN user_groups g ON g.id = m.group_id WHERE m.user_id = ",
+            $user_id,
+            ")"
+        )
+    };
+}
+
+pub mod groups;
+pub mod invitations;
 pub mod keys;
 mod pool;
 pub mod purge;

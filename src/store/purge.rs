@@ -1,8 +1,9 @@
 //! Data that does not pile up: a background task deletes what has ended — sessions expired or
 //! revoked more than `retention_days` ago (their refresh tokens go with them), refresh tokens
-//! spent that long ago, throttling counters whose window and block are over, and mailed links
-//! (confirmation, reset) that expired — in small batches, so it never holds the database for
-//! long.
+//! spent that long ago, throttling counters whose window and block are over, mailed links
+//! (confirmation, reset) that expired, and invitations used, revoked or expired more than
+//! `retention_days` ago (kept until then for `miniauth invite list`) — in small batches, so it
+//! never holds the database for long.
 //!
 //! A spent refresh token is kept while it is younger than the retention: presenting it again
 //! then revokes its session (theft). After that it is simply unknown.
@@ -22,7 +23,8 @@ const BETWEEN_BATCHES: Duration = Duration::from_millis(50);
 
 /// Deletes, in batches, sessions that ended more than `retention` seconds before `now` (unix
 /// seconds) with their refresh tokens, refresh tokens spent that long ago, spent throttling
-/// counters and expired mailed links. Returns the rows deleted.
+/// counters, expired mailed links, and invitations spent that long ago. Returns the rows
+/// deleted.
 pub async fn purge_ended(db: &Store, now: i64, retention: i64) -> Result<u64> {
     let before = now - retention;
     // Each statement deletes rows older than $1, at most $2 of them.
@@ -46,6 +48,11 @@ pub async fn purge_ended(db: &Store, now: i64, retention: i64) -> Result<u64> {
             "DELETE FROM mail_tokens WHERE token_hash IN (SELECT token_hash FROM mail_tokens \
           WHERE expires_at < $1 LIMIT $2)",
             now,
+        ),
+        (
+            "DELETE FROM invitations WHERE id IN (SELECT id FROM invitations \
+          WHERE expires_at < $1 OR used_at < $1 OR revoked_at < $1 LIMIT $2)",
+            before,
         ),
     ];
     let mut deleted = 0;
@@ -84,7 +91,7 @@ pub fn stage(retention: Duration, keep_retired_keys: Duration, every: Duration) 
                     match purge_ended(&store, now, retention).await {
                         Ok(0) => {}
                         Ok(deleted) => {
-                            log::info!("purged {deleted} rows of ended sessions, spent tokens and counters")
+                            log::info!("purged {deleted} rows of ended sessions, spent tokens, counters and invitations")
                         }
                         Err(e) => log::warn!("purging ended data failed: {e:?}"),
                     }

@@ -43,6 +43,8 @@ pub struct RefreshTarget {
     pub revoked: bool,
     /// When the token was exchanged already, if it was.
     pub used_at: Option<i64>,
+    /// The groups of the session's user, as they are now.
+    pub groups: Vec<String>,
 }
 
 impl FromRow<'_, AnyRow> for RefreshTarget {
@@ -53,6 +55,7 @@ impl FromRow<'_, AnyRow> for RefreshTarget {
             expires_at: row.try_get("expires_at")?,
             revoked: super::nullable::<i64>(row, "revoked_at")?.is_some(),
             used_at: super::nullable(row, "used_at")?,
+            groups: super::groups::names(super::nullable(row, "groups")?),
         })
     }
 }
@@ -198,10 +201,12 @@ pub async fn is_refresh_token_of(db: &AnyPool, token_hash: &str, session_id: &st
 }
 
 pub async fn find_refresh_target(db: &AnyPool, token_hash: &str) -> Result<Option<RefreshTarget>> {
-    let target = sqlx::query_as(
-        "SELECT s.id AS session_id, s.user_id, s.expires_at, s.revoked_at, r.used_at \
-         FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1",
-    )
+    let target = sqlx::query_as(concat!(
+        "SELECT s.id AS session_id, s.user_id AS user_id, s.expires_at AS expires_at, \
+         s.revoked_at AS revoked_at, r.used_at AS used_at, ",
+        groups_of!("s.user_id"),
+        " AS groups FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1"
+    ))
     .bind(token_hash)
     .fetch_optional(db)
     .await?;

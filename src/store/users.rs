@@ -1,16 +1,21 @@
 //! Queries on `users`.
 
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, FromRow, Row};
+use sqlx::{AnyConnection, AnyPool, FromRow, Row};
 
 use super::Store;
 use crate::domain::{User, Username};
 use crate::error::{Error, Result};
 
 /// The columns a [`User`] is read from, by name (SQLite promises a result column's name only
-/// when the query gives one); `u` stands for `users`.
-pub const USER_COLUMNS: &str = "u.id AS id, u.username AS username, u.created_at AS created_at, \
-     u.email AS email, u.email_confirmed_at AS email_confirmed_at";
+/// when the query gives one); `u` stands for `users`. The user's groups come with them, read in
+/// the same statement: whatever reads a user reads its groups as they are now.
+pub const USER_COLUMNS: &str = concat!(
+    "u.id AS id, u.username AS username, u.created_at AS created_at, \
+     u.email AS email, u.email_confirmed_at AS email_confirmed_at, ",
+    groups_of!("u.id"),
+    " AS groups"
+);
 
 impl FromRow<'_, AnyRow> for User {
     fn from_row(row: &AnyRow) -> sqlx::Result<User> {
@@ -22,6 +27,7 @@ impl FromRow<'_, AnyRow> for User {
             created_at: row.try_get("created_at")?,
             email_confirmed: email.is_some() && confirmed_at.is_some(),
             email,
+            groups: super::groups::names(super::nullable(row, "groups")?),
         })
     }
 }
@@ -50,11 +56,22 @@ pub struct Listed {
 /// registrations of one name give one row and one [`Error::UsernameTaken`].
 pub async fn insert_user(db: &Store, username: &Username, password_hash: &str, now: i64) -> Result<User> {
     let (db, _turn) = db.write().await?;
+    let mut connection = db.acquire().await?;
+    insert_user_in(&mut connection, username, password_hash, now).await
+}
+
+/// [`insert_user`] on a connection of the caller's (a transaction's).
+pub async fn insert_user_in(
+    db: &mut AnyConnection,
+    username: &Username,
+    password_hash: &str,
+    now: i64,
+) -> Result<User> {
     // `fetch_all`, not `fetch_one`: SQLite commits an `INSERT … RETURNING` only when the
     // statement runs to completion, and the 201 must not go out before the commit.
     let inserted = sqlx::query_as::<_, User>(
         "INSERT INTO users (username, username_key, password_hash, created_at) VALUES ($1, $2, $3, $4) \
-         RETURNING id, username, created_at, email, email_confirmed_at",
+         RETURNING id, username, created_at, email, email_confirmed_at, '' AS groups",
     )
     .bind(username.as_str())
     .bind(username.canonical())

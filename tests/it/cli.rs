@@ -110,8 +110,23 @@ impl Site {
     fn ok(&self, args: &[&str], stdin: &str) -> String {
         let run = self.run(args, stdin);
         assert_eq!(run.code, 0, "miniauth {args:?}: {}{}", run.stdout, run.stderr);
-        assert_eq!(run.stderr, "", "nothing on stderr when all is well");
+        // Nothing on stderr when all is well, but the record of a change to groups or
+        // invitations (see `recorded`).
+        let others: Vec<&str> =
+            run.stderr.lines().filter(|line| !line.contains(" miniauth::audit] ")).collect();
+        assert!(others.is_empty(), "nothing on stderr when all is well: {}", run.stderr);
         run.stdout
+    }
+
+    /// Runs a command that changes groups or invitations: its standard output, and the one line
+    /// it records (on standard error, under the log target `miniauth::audit`).
+    fn recorded(&self, args: &[&str]) -> (String, String) {
+        let run = self.run(args, "");
+        assert_eq!(run.code, 0, "miniauth {args:?}: {}{}", run.stdout, run.stderr);
+        assert_eq!(run.stderr.lines().count(), 1, "one line: {:?}", run.stderr);
+        let line = run.stderr.trim_end().to_owned();
+        assert!(line.contains(" INFO  miniauth::audit] "), "{line}");
+        (run.stdout, line.split("miniauth::audit] ").nth(1).unwrap_or_default().to_owned())
     }
 
     /// Runs a command that must fail with one line on stderr; returns that line.
@@ -208,6 +223,9 @@ fn bad_usage_is_status_2_and_every_command_has_help(backend: Backend) {
         &["user"],
         &["keys", "spin"],
         &["throttle", "clear", "a", "b"],
+        &["invite", "create", "--expires", "soon"],
+        &["invite", "revoke", "three"],
+        &["group", "add", "family"],
         &["frobnicate"],
     ] {
         let run = site.run(args, "");
@@ -228,6 +246,16 @@ fn bad_usage_is_status_2_and_every_command_has_help(backend: Backend) {
         &["throttle", "--help"],
         &["throttle", "list", "--help"],
         &["throttle", "clear", "--help"],
+        &["invite", "--help"],
+        &["invite", "create", "--help"],
+        &["invite", "list", "--help"],
+        &["invite", "revoke", "--help"],
+        &["group", "--help"],
+        &["group", "create", "--help"],
+        &["group", "delete", "--help"],
+        &["group", "list", "--help"],
+        &["group", "add", "--help"],
+        &["group", "remove", "--help"],
         &["migrate", "--help"],
         &["purge", "--help"],
     ] {
@@ -375,7 +403,126 @@ fn administrators_create_accounts_when_sign_up_is_closed(backend: Backend) {
     assert_eq!(site.login("walkin", PASSWORD).0, 401, "the refused sign-up created nothing");
 }
 
+/// Groups through the commands, beside a running server: made, listed, joined and left (the
+/// server sees each change at the next request), deleted; each change recorded in one line.
+fn groups_are_managed_and_the_server_follows(backend: Backend) {
+    let database = (backend == Backend::Postgres).then(|| TestDatabase::create(backend));
+    let site = Site::with(database, &[("ROCKET_REGISTRATION", "closed")]);
+    site.ok(&["user", "create", "alice", "--password-stdin"], &format!("{PASSWORD}\n"));
+    let token = site.token("alice", PASSWORD);
+    let groups = |token: &str| {
+        let auth = format!("Bearer {token}");
+        let (_, _, body) = site.server.request("GET", "/auth/profile", &[("Authorization", &auth)], "");
+        serde_json::from_str::<Value>(&body).unwrap()["groups"].clone()
+    };
+    assert_eq!(
+        site.recorded(&["group", "create", "Family"]),
+        ("created group Family\n".into(), "group Family created".into())
+    );
+    assert!(site.fails(&["group", "create", "FAMILY"], "").contains("already"));
+    assert!(site.fails(&["group", "create", "the family"], "").contains("username rule"));
+    assert!(site.fails(&["group", "add", "friends", "alice"], "").contains("no group named \"friends\""));
+    assert!(site.fails(&["group", "add", "family", "nobody"], "").contains("no user named \"nobody\""));
+    let (out, line) = site.recorded(&["group", "add", "family", "ALICE"]);
+    assert_eq!((out.as_str(), line.as_str()), ("added alice to Family\n", "group Family: alice added"));
+    assert_eq!(site.ok(&["group", "add", "family", "alice"], ""), "alice was in Family already\n");
+    assert_eq!(groups(&token), serde_json::json!(["Family"]), "the server sees it at once");
+    let listed = site.json(&["group", "list", "--json"]);
+    assert_eq!(
+        (listed[0]["name"].clone(), listed[0]["members"].clone()),
+        ("Family".into(), serde_json::json!(["alice"]))
+    );
+    assert!(site.ok(&["group", "list"], "").contains("Family"));
+    let users = site.json(&["user", "list", "--json"]);
+    assert_eq!(users[0]["groups"], serde_json::json!(["Family"]));
+    assert!(site.ok(&["user", "list"], "").lines().nth(1).unwrap().contains("Family"));
+    let (out, line) = site.recorded(&["group", "remove", "family", "alice"]);
+    assert_eq!((out.as_str(), line.as_str()), ("removed alice from Family\n", "group Family: alice removed"));
+    assert_eq!(
+        site.ok(&["group", "remove", "family", "alice"], ""),
+        "alice was not in Family: nothing to remove\n"
+    );
+    assert_eq!(groups(&token), serde_json::json!([]));
+    site.recorded(&["group", "add", "family", "alice"]);
+    let (out, line) = site.recorded(&["group", "delete", "family"]);
+    assert_eq!(
+        (out.as_str(), line.as_str()),
+        ("deleted group Family (1 members left it)\n", "group Family deleted, with its members [alice]")
+    );
+    assert_eq!(groups(&token), serde_json::json!([]));
+    assert_eq!(site.json(&["group", "list", "--json"]), serde_json::json!([]));
+    // Closed registration: an invitation could never be used.
+    assert!(site.fails(&["invite", "create"], "").contains("registration is \"closed\""));
+}
+
+/// Invitations through the commands: made (with groups and a lifetime), used through the
+/// running server, listed with where each stands (never a token), revoked; each change
+/// recorded in one line without the token.
+fn invitations_are_made_listed_and_revoked(backend: Backend) {
+    let database = (backend == Backend::Postgres).then(|| TestDatabase::create(backend));
+    let settings = [("ROCKET_REGISTRATION", "invite"), ("ROCKET_PUBLIC_URL", "https://auth.example.com")];
+    let site = Site::with(database, &settings);
+    site.recorded(&["group", "create", "family"]);
+    site.recorded(&["group", "create", "friends"]);
+    assert!(site
+        .fails(&["invite", "create", "--group", "cousins"], "")
+        .contains("no group named \"cousins\""));
+    assert!(site.fails(&["invite", "create", "--expires", "0s"], "").contains("at least one second"));
+    let run = site.run(
+        &["invite", "create", "--group", "family", "--group", "Friends", "--expires", "2h", "--json"],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let made: Value = serde_json::from_str(&run.stdout).unwrap();
+    let token = made["token"].as_str().unwrap();
+    assert!(!run.stderr.contains(token), "the record holds no token: {}", run.stderr);
+    assert!(run.stderr.contains(&format!("invitation {} created", made["id"])), "{}", run.stderr);
+    assert_eq!(made["link"], format!("https://auth.example.com/register?invite={token}"));
+    assert_eq!(made["groups"], serde_json::json!(["family", "friends"]));
+    let expires = made["expires_at"].as_str().unwrap();
+    assert!(common::is_rfc3339(expires), "{expires}");
+    // Text: the link on a line of its own.
+    let (text, line) = site.recorded(&["invite", "create"]);
+    let link = text.lines().nth(1).unwrap();
+    assert!(link.starts_with("https://auth.example.com/register?invite="), "{text}");
+    let unused = link.split("invite=").nth(1).unwrap();
+    assert!(!line.contains(unused), "{line}");
+    // Used through the server.
+    let body = serde_json::json!({ "username": "alice", "password": PASSWORD, "invite": token }).to_string();
+    let (status, _, body) = site.server.request("POST", "/auth/register", &[JSON], &body);
+    assert_eq!(status, 201, "{body}");
+    // The server's log, read as it comes.
+    let used = "invitation 1 used: account alice created, in groups [family, friends]";
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !site.server.log().contains(used) {
+        assert!(Instant::now() < deadline, "{}", site.server.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!site.server.log().contains(token), "no token in the server's log");
+    let listed = site.json(&["invite", "list", "--json"]);
+    assert_eq!(listed.as_array().unwrap().len(), 2, "{listed}");
+    assert_eq!((listed[0]["id"].clone(), listed[0]["state"].clone()), (2.into(), "pending".into()));
+    assert_eq!((listed[1]["state"].clone(), listed[1]["used_by"].clone()), ("used".into(), "alice".into()));
+    assert_eq!(listed[1]["groups"], serde_json::json!(["family", "friends"]));
+    assert!(!listed.to_string().contains(token) && !listed.to_string().contains(unused), "never a token");
+    assert!(site.ok(&["invite", "list"], "").contains("pending"));
+    // Revoked: the link stops working.
+    assert!(site.fails(&["invite", "revoke", "1"], "").contains("used already (by alice)"));
+    assert_eq!(
+        site.recorded(&["invite", "revoke", "2"]),
+        ("revoked invitation 2\n".into(), "invitation 2 revoked".into())
+    );
+    assert!(site.fails(&["invite", "revoke", "2"], "").contains("revoked already"));
+    assert!(site.fails(&["invite", "revoke", "9"], "").contains("no invitation 9"));
+    let body = serde_json::json!({ "username": "bob", "password": PASSWORD, "invite": unused }).to_string();
+    let (status, _, body) = site.server.request("POST", "/auth/register", &[JSON], &body);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(site.json(&["invite", "list", "--json"])[0]["state"], "revoked");
+}
+
 on_both_backends!(
+    groups_are_managed_and_the_server_follows,
+    invitations_are_made_listed_and_revoked,
     administrators_create_accounts_when_sign_up_is_closed,
     users_and_passwords,
     bad_usage_is_status_2_and_every_command_has_help,

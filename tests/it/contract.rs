@@ -203,6 +203,9 @@ async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
         "POST /auth/register" => {
             record(app.register("newcomer", PASSWORD).await);
             record(app.register("NEWCOMER", PASSWORD).await);
+            let invited =
+                json!({ "username": "invited", "password": PASSWORD, "invite": "no such invitation" });
+            record(app.post_json("/auth/register", invited).await);
         }
         "POST /auth/login" => {
             record(app.login("prober", PASSWORD).await);

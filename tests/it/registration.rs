@@ -91,7 +91,12 @@ async fn the_openapi_document_describes_an_open_sign_up(app: TestApp) {
     let register = register_operation(&app).await;
     let responses = register["responses"].as_object().unwrap();
     assert!(responses.contains_key("201") && responses.contains_key("409"), "{register}");
-    assert!(!responses.contains_key("403"), "{register}");
+    // Only an invitation given that cannot be used is refused.
+    assert!(
+        responses["403"]["description"].as_str().unwrap_or_default().contains("invitation"),
+        "{register}"
+    );
+    assert!(!register["description"].as_str().unwrap_or_default().contains("closed"), "{register}");
 }
 
 async fn register_operation(app: &TestApp) -> Value {
@@ -115,7 +120,14 @@ fn settings(domains: &[&str], hosts: Value, registration: &str) -> Result<(), St
 #[test]
 fn with_open_registration_every_protected_domain_needs_a_rule() {
     let refused = settings(&["example.com"], json!({}), "open").unwrap_err();
-    for way_out in ["example.com", "users = [...]", "any_signed_in = true", "registration = \"closed\""] {
+    let ways_out = [
+        "example.com",
+        "users = [...]",
+        "groups = [...]",
+        "any_signed_in = true",
+        "registration = \"invite\" or \"closed\"",
+    ];
+    for way_out in ways_out {
         assert!(refused.contains(way_out), "the line does not name {way_out}: {refused}");
     }
     // A rule on one host below leaves the others to everyone signed in.
@@ -123,20 +135,30 @@ fn with_open_registration_every_protected_domain_needs_a_rule() {
     assert!(refused.is_err_and(|e| e.contains("example.com has no rule")));
     let refused = settings(&["apps.test", "example.com"], json!({"apps.test": {"users": ["alice"]}}), "open");
     assert!(refused.is_err_and(|e| e.contains("example.com") && !e.contains("apps.test")));
-    for hosts in
-        [json!({"example.com": {"users": ["alice"]}}), json!({"example.com": {"any_signed_in": true}})]
-    {
+    for hosts in [
+        json!({"example.com": {"users": ["alice"]}}),
+        json!({"example.com": {"groups": ["family"]}}),
+        json!({"example.com": {"any_signed_in": true}}),
+    ] {
         assert_eq!(settings(&["example.com"], hosts.clone(), "open"), Ok(()), "{hosts}");
     }
+    // Without open registration, a host without a rule admits everyone signed in, as before.
     assert_eq!(settings(&["example.com"], json!({}), "closed"), Ok(()));
+    assert_eq!(settings(&["example.com"], json!({}), "invite"), Ok(()));
     assert_eq!(settings(&[], json!({}), "open"), Ok(()), "no forward auth, nothing to rule");
 }
 
 #[test]
-fn a_rule_takes_users_or_any_signed_in_and_registration_is_open_or_closed() {
-    let both = json!({"example.com": {"users": ["alice"], "any_signed_in": true}});
-    assert!(settings(&["example.com"], both, "closed").is_err_and(|e| e.contains("any_signed_in")));
-    for registration in ["invite", "Closed", ""] {
+fn a_rule_takes_users_and_groups_or_any_signed_in_and_registration_is_open_invite_or_closed() {
+    for both in [
+        json!({"example.com": {"users": ["alice"], "any_signed_in": true}}),
+        json!({"example.com": {"groups": ["family"], "any_signed_in": true}}),
+    ] {
+        assert!(settings(&["example.com"], both, "closed").is_err_and(|e| e.contains("any_signed_in")));
+    }
+    let bad_group = json!({"example.com": {"groups": ["the family"]}});
+    assert!(settings(&["example.com"], bad_group, "closed").is_err_and(|e| e.contains(".groups")));
+    for registration in ["Invite", "invited", "Closed", ""] {
         let refused = settings(&[], json!({}), registration);
         assert!(refused.is_err_and(|e| e.contains("registration must be")), "{registration:?}");
     }

@@ -236,6 +236,13 @@ impl TestApp {
         self.database.backend
     }
 
+    /// The app's own database, for what no route does (groups, invitations: the commands').
+    pub fn store(&self) -> miniauth::store::Store {
+        use rocket_db_pools::Database;
+        let db = miniauth::store::Db::fetch(self.client.rocket()).expect("the database");
+        miniauth::store::Store::clone(db)
+    }
+
     pub async fn post_json(&self, uri: &str, body: Value) -> LocalResponse<'_> {
         self.client.post(uri.to_owned()).header(ContentType::JSON).body(body.to_string()).dispatch().await
     }

@@ -20,15 +20,16 @@ pub const NGINX: &str = r#"server {
 
     location / {
         auth_request /_miniauth;
-        # Who signed in, for the app: MiniAuth's answer replaces any Remote-User or
-        # Remote-User-Id a client sent (and is left out when empty); the other identity
-        # headers apps read are emptied, which leaves them out. nginx itself drops every
-        # header with an underscore (Remote_User): keep underscores_in_headers off.
+        # Who signed in, for the app: MiniAuth's answer replaces any Remote-User,
+        # Remote-User-Id or Remote-Groups a client sent (and is left out when empty); the
+        # other identity headers apps read are emptied, which leaves them out. nginx itself
+        # drops every header with an underscore (Remote_User): keep underscores_in_headers off.
         auth_request_set $miniauth_user $upstream_http_remote_user;
         auth_request_set $miniauth_user_id $upstream_http_remote_user_id;
+        auth_request_set $miniauth_groups $upstream_http_remote_groups;
         proxy_set_header Remote-User $miniauth_user;
         proxy_set_header Remote-User-Id $miniauth_user_id;
-        proxy_set_header Remote-Groups "";
+        proxy_set_header Remote-Groups $miniauth_groups;
         proxy_set_header Remote-Email "";
         proxy_set_header Remote-Name "";
         # Signed out: a browser is sent to sign in (MiniAuth's 401 carries where).
@@ -72,7 +73,7 @@ pub const CADDY: &str = r#"app.example.com {
 		request_header -Remote_*
 		forward_auth 127.0.0.1:8000 {
 			uri /authz/forward-auth
-			copy_headers Remote-User Remote-User-Id
+			copy_headers Remote-User Remote-User-Id Remote-Groups
 			header_up X-Real-IP {remote_host}
 		}
 		reverse_proxy 127.0.0.1:3000

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -21,6 +21,10 @@ pub struct Server {
     child: Child,
     pub port: u16,
     log: Arc<Mutex<String>>,
+    /// The binary, its folder and environment: what its admin commands run with.
+    binary: PathBuf,
+    dir: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 /// The binary in `dir`, with nothing in its environment but `PATH`, `port` (and the
@@ -77,7 +81,9 @@ impl Server {
                 }
             });
         }
-        let server = Server { child, port, log };
+        let env = env.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
+        let (binary, dir) = (binary.to_owned(), dir.to_owned());
+        let server = Server { child, port, log, binary, dir, env };
         let deadline = Instant::now() + Duration::from_secs(60);
         while server.try_request("GET", "/healthz", &[], "").is_none() {
             assert!(Instant::now() < deadline, "server did not start:\n{}", server.log());
@@ -88,6 +94,19 @@ impl Server {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    /// Runs an admin command (`miniauth group add …`) beside the server, in its folder and
+    /// with its settings and database; panics unless it succeeds. Its standard output.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let env: Vec<(&str, &str)> =
+            self.env.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
+        let output =
+            command(&self.binary, &self.dir, self.port, &env).args(args).output().expect("the binary runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "miniauth {args:?}: {stdout}{stderr}");
+        stdout
     }
 
     /// The address of `path` on this server, for a client of its own (e.g. a browser).

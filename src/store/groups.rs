@@ -1,0 +1,127 @@
+//! Queries on `user_groups` and `group_members`. A user's groups are read with the user (see
+//! [`super::users::USER_COLUMNS`]); here they are managed.
+
+use sqlx::{AnyPool, FromRow};
+
+use super::Store;
+use crate::domain::Username;
+use crate::error::{Error, Result};
+
+/// A group as an operator lists it.
+#[derive(Debug, Clone, FromRow)]
+pub struct Group {
+    pub id: i64,
+    pub name: String,
+    pub created_at: i64,
+    /// Its members' usernames, in the order of their keys (empty: none).
+    #[sqlx(try_from = "String")]
+    pub members: Members,
+}
+
+/// Usernames, read from one comma-separated column.
+#[derive(Debug, Clone, Default)]
+pub struct Members(pub Vec<String>);
+
+impl From<String> for Members {
+    fn from(joined: String) -> Members {
+        Members(names(Some(joined)))
+    }
+}
+
+/// The names of one comma-separated column (see `groups_of!`), NULL or empty for none.
+pub fn names(joined: Option<String>) -> Vec<String> {
+    match joined {
+        Some(joined) => joined.split(',').filter(|name| !name.is_empty()).map(str::to_owned).collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Creates a group: its id, or `None` when the name is taken (in any case).
+pub async fn create(db: &Store, name: &Username, now: i64) -> Result<Option<i64>> {
+    let (db, _turn) = db.write().await?;
+    let created: sqlx::Result<Vec<i64>> = sqlx::query_scalar(
+        "INSERT INTO user_groups (name, name_key, created_at) VALUES ($1, $2, $3) RETURNING id",
+    )
+    .bind(name.as_str())
+    .bind(name.canonical())
+    .bind(now)
+    .fetch_all(db)
+    .await;
+    match created {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
+        other => match other?.pop() {
+            Some(id) => Ok(Some(id)),
+            None => Err(Error::internal("INSERT … RETURNING gave no row")),
+        },
+    }
+}
+
+/// The group of that name, in any case (a name no group could have is nobody's).
+pub async fn find(db: &AnyPool, name: &str) -> Result<Option<Group>> {
+    let Ok(name) = Username::parse(name) else {
+        return Ok(None);
+    };
+    let group = sqlx::query_as(&format!("{SELECT_GROUPS} WHERE g.name_key = $1"))
+        .bind(name.canonical())
+        .fetch_optional(db)
+        .await?;
+    Ok(group)
+}
+
+/// Every group, by key, with its members.
+pub async fn list(db: &AnyPool) -> Result<Vec<Group>> {
+    let groups = sqlx::query_as(&format!("{SELECT_GROUPS} ORDER BY g.name_key")).fetch_all(db).await?;
+    Ok(groups)
+}
+
+/// Groups with their members' names (an empty text for none: the column is never NULL).
+const SELECT_GROUPS: &str = "SELECT g.id, g.name, g.created_at, \
+     COALESCE((SELECT string_agg(u.username, ',' ORDER BY u.username_key) FROM group_members m \
+       JOIN users u ON u.id = m.user_id WHERE m.group_id = g.id), '') AS members \
+     FROM user_groups g";
+
+/// The groups, of those names (any case), that exist: by key, as named.
+pub async fn existing(db: &AnyPool, keys: &[String]) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    for key in keys {
+        let name: Option<String> = sqlx::query_scalar("SELECT name FROM user_groups WHERE name_key = $1")
+            .bind(key)
+            .fetch_optional(db)
+            .await?;
+        found.extend(name);
+    }
+    Ok(found)
+}
+
+/// Deletes a group: its members leave it, and invitations no longer put anyone in it.
+pub async fn delete(db: &Store, group_id: i64) -> Result<()> {
+    let (db, _turn) = db.write().await?;
+    sqlx::query("DELETE FROM user_groups WHERE id = $1").bind(group_id).execute(db).await?;
+    Ok(())
+}
+
+/// Puts a user in a group; `false` when they were in it already.
+pub async fn add_member(db: &Store, group_id: i64, user_id: i64, now: i64) -> Result<bool> {
+    let (db, _turn) = db.write().await?;
+    let added = sqlx::query(
+        "INSERT INTO group_members (user_id, group_id, added_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (user_id, group_id) DO NOTHING",
+    )
+    .bind(user_id)
+    .bind(group_id)
+    .bind(now)
+    .execute(db)
+    .await?;
+    Ok(added.rows_affected() == 1)
+}
+
+/// Takes a user out of a group; `false` when they were not in it.
+pub async fn remove_member(db: &Store, group_id: i64, user_id: i64) -> Result<bool> {
+    let (db, _turn) = db.write().await?;
+    let removed = sqlx::query("DELETE FROM group_members WHERE user_id = $1 AND group_id = $2")
+        .bind(user_id)
+        .bind(group_id)
+        .execute(db)
+        .await?;
+    Ok(removed.rows_affected() == 1)
+}
