@@ -557,6 +557,13 @@ fn print_rows(json: bool, rows: &[Value], columns: &[&str]) {
         Value::Null => "-".to_owned(),
         Value::String(text) if text.is_empty() => "-".to_owned(),
         Value::String(text) => text.clone(),
+        // Names (groups, members): comma-separated.
+        Value::Array(items) if items.is_empty() => "-".to_owned(),
+        Value::Array(items) => items
+            .iter()
+            .map(|item| item.as_str().map_or_else(|| item.to_string(), str::to_owned))
+            .collect::<Vec<_>>()
+            .join(","),
         other => other.to_string(),
     };
     let widths: Vec<usize> = columns

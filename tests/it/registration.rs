@@ -1,7 +1,8 @@
 //! Who may come in: with `registration = "closed"` the sign-up page says so and has no form,
 //! no page links to it, a sign-up through the page or the API is refused with `403` and
 //! creates nothing, and the OpenAPI document says so; with open registration, forward auth
-//! cannot be left to admit everyone signed in by default.
+//! cannot be left to admit everyone signed in by default; the start names what a rule lists
+//! that does not exist. (By invitation: `invitations.rs`.)
 
 use crate::common;
 
@@ -215,4 +216,36 @@ fn a_listed_name_without_an_account_is_named_at_start_while_registration_is_open
     env.push(("ROCKET_REGISTRATION", "closed"));
     let log = Server::start(dir.path(), &env).stop();
     assert!(!log.contains("who has no account yet"), "nobody can sign up: {log}");
+}
+
+/// A rule naming a group that does not exist admits nobody through it: the start says so, in any
+/// registration mode, until the group exists.
+#[test]
+fn a_rule_naming_a_missing_group_is_named_at_start_on_sqlite() {
+    a_rule_naming_a_missing_group_is_named_at_start(Backend::Sqlite);
+}
+
+needs_postgres! {
+    #[test]
+    fn a_rule_naming_a_missing_group_is_named_at_start_on_postgres() {
+        a_rule_naming_a_missing_group_is_named_at_start(Backend::Postgres);
+    }
+}
+
+fn a_rule_naming_a_missing_group_is_named_at_start(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(backend);
+    let env = [
+        database.env(),
+        ("ROCKET_REGISTRATION", "invite"),
+        ("ROCKET_FORWARD_AUTH_DOMAINS", r#"["127.0.0.1"]"#),
+        ("ROCKET_FORWARD_AUTH", r#"{hosts={"127.0.0.1"={groups=["Family"]}}}"#),
+    ];
+    let server = Server::start(dir.path(), &env);
+    server.admin(&["group", "create", "family"]);
+    let first = server.stop();
+    assert!(first.contains("admits the group family, which does not exist"), "{first}");
+    assert!(first.contains("miniauth group create family"), "{first}");
+    let log = Server::start(dir.path(), &env).stop();
+    assert!(!log.contains("which does not exist"), "the group exists now: {log}");
 }
