@@ -54,7 +54,7 @@ pub enum Command {
     Group(GroupCommand),
     /// Apply the database migrations (servers do it at start too)
     Migrate,
-    /// Delete ended sessions, spent refresh tokens and spent counters now
+    /// Delete ended sessions, spent refresh tokens, spent counters and spent invitations now
     Purge,
 }
 
@@ -362,8 +362,8 @@ impl Admin {
                     );
                 }
                 let lifetime = expires.unwrap_or(invitations::DEFAULT_LIFETIME);
-                if lifetime.as_secs() == 0 {
-                    return Err("--expires must be at least one second".into());
+                if lifetime.as_secs() == 0 || lifetime > invitations::LONGEST_LIFETIME {
+                    return Err("--expires must be between one second and a year".into());
                 }
                 let mut ids = Vec::new();
                 let mut names = Vec::new();

@@ -92,13 +92,18 @@ async fn accounts(settings: &Settings, db: &DbPool, mailer: Mailer) -> Result<(A
              cookie_domain to a domain above both it and public_url's host"
         );
     }
-    if settings.registration == Registration::Open {
+    if settings.registration != Registration::Closed {
         for (host, name) in settings.forward_auth.listed_users() {
             if store::users::find_user(db, name).await?.is_none() {
                 log::warn!(
                     "forward_auth.hosts.{host:?} admits {name}, who has no account yet: while \
-                     registration is open, whoever signs up as {name} first may use {host}; create \
-                     the account (miniauth user create {name}) or close registration"
+                     registration is {}, whoever signs up as {name} first may use {host}; create \
+                     the account (miniauth user create {name}), admit a group instead, or close \
+                     registration",
+                    match settings.registration {
+                        Registration::Invite => "by invitation (an invitee picks their own name)",
+                        _ => "open",
+                    }
                 );
             }
         }

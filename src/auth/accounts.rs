@@ -229,9 +229,10 @@ impl Accounts {
             Some((id, user)) => {
                 log::info!(
                     target: crate::logging::AUDIT,
-                    "invitation {id} used: account {} created, in groups [{}]",
+                    "invitation {id} used: account {} created, in groups [{}], from {}",
                     user.username,
-                    user.groups.join(", ")
+                    user.groups.join(", "),
+                    client.address
                 );
                 Ok(user)
             }

@@ -13,6 +13,8 @@ use crate::store::{self, Store};
 
 /// How long an invitation works unless its maker says otherwise.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The longest an invitation may work: a link that is never spent should not stay good forever.
+pub const LONGEST_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// A new invitation: its token exists only here, in its link.
 pub struct Invitation {

@@ -28,12 +28,20 @@ impl From<String> for Members {
     }
 }
 
-/// The names of one comma-separated column (see `groups_of!`), NULL or empty for none.
+/// The names of one comma-separated column (see `groups_of!`), NULL or empty for none, in the
+/// order of their keys (sorted here: a PostgreSQL collation may order `-`, `.` and `_` its own
+/// way).
 pub fn names(joined: Option<String>) -> Vec<String> {
-    match joined {
-        Some(joined) => joined.split(',').filter(|name| !name.is_empty()).map(str::to_owned).collect(),
-        None => Vec::new(),
+    let Some(joined) = joined else {
+        return Vec::new();
+    };
+    let mut names: Vec<String> =
+        joined.split(',').filter(|name| !name.is_empty()).map(str::to_owned).collect();
+    let key = |name: &String| name.bytes().map(|b| b.to_ascii_lowercase()).collect::<Vec<u8>>();
+    if names.len() > 1 {
+        names.sort_by_cached_key(key);
     }
+    names
 }
 
 /// Creates a group: its id, or `None` when the name is taken (in any case).

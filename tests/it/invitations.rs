@@ -32,6 +32,7 @@ backend_tests_with!(
     an_invitation_makes_one_account_in_its_groups => sqlite_one_account, postgres_one_account,
     a_sign_up_without_a_usable_invitation_says_why_and_creates_nothing => sqlite_refused, postgres_refused,
     a_taken_username_leaves_the_invitation_unused => sqlite_taken, postgres_taken,
+    concurrent_sign_ups_with_one_invitation_make_one_account => sqlite_race, postgres_race,
     the_sign_up_page_carries_the_invitation => sqlite_page, postgres_page,
     the_openapi_document_asks_for_the_invitation => sqlite_document, postgres_document,
     an_invitation_expires_by_the_clock => sqlite_expiry, postgres_expiry,
@@ -147,6 +148,21 @@ async fn a_taken_username_leaves_the_invitation_unused(app: TestApp) {
     let bob = expect(sign_up(&app, "bob", Some(&second)).await, Status::Created).await;
     assert_eq!(bob["groups"], json!(["family"]));
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 2);
+}
+
+async fn concurrent_sign_ups_with_one_invitation_make_one_account(app: TestApp) {
+    for round in 0..5 {
+        let (id, token) = invitation(&app, &["family"], HOUR, store::now()).await;
+        let (first, second) = (format!("first{round}"), format!("second{round}"));
+        let (a, b) =
+            rocket::tokio::join!(sign_up(&app, &first, Some(&token)), sign_up(&app, &second, Some(&token)));
+        let mut statuses = [a.status().code, b.status().code];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 403], "round {round}");
+        assert_eq!(standing(&app, id).await, Standing::Used);
+    }
+    assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 5);
+    assert_eq!(app.count("SELECT COUNT(*) FROM group_members").await, 5);
 }
 
 async fn the_sign_up_page_carries_the_invitation(app: TestApp) {

@@ -178,8 +178,9 @@ fn an_open_instance_protecting_a_domain_without_a_rule_refuses_to_start() {
     assert!(!dir.path().join("data").exists(), "a refused start wrote files");
 }
 
-/// While registration is open, a name a rule lists but nobody has taken is anyone's: the start
-/// says so for each such name, and not for an account that exists, nor when sign-up is closed.
+/// While registration is open or by invitation, a name a rule lists but nobody has taken is
+/// anyone's (an invitee picks their own): the start says so for each such name, and not for an
+/// account that exists, nor when sign-up is closed.
 #[test]
 fn a_listed_name_without_an_account_is_named_at_start_on_sqlite() {
     a_listed_name_without_an_account_is_named_at_start_while_registration_is_open(Backend::Sqlite);
@@ -213,6 +214,13 @@ fn a_listed_name_without_an_account_is_named_at_start_while_registration_is_open
     assert!(log.contains("miniauth user create bob"), "{log}");
     assert!(!log.contains("admits alice"), "alice has an account now: {log}");
 
+    // By invitation, an invitee picks their own name: the same gap.
+    env.push(("ROCKET_REGISTRATION", "invite"));
+    let log = Server::start(dir.path(), &env).stop();
+    assert!(log.contains("admits bob, who has no account yet"), "{log}");
+    assert!(log.contains("an invitee picks their own name"), "{log}");
+
+    env.pop();
     env.push(("ROCKET_REGISTRATION", "closed"));
     let log = Server::start(dir.path(), &env).stop();
     assert!(!log.contains("who has no account yet"), "nobody can sign up: {log}");
