@@ -31,7 +31,7 @@ fn main() {
         let tokens = Tokens::new(Arc::new(ring), &settings.tokens);
         let started = Instant::now();
         let issued: Vec<String> = (0..ROUNDS)
-            .map(|i| tokens.issue(i as i64 + 1, "a-session-id", &[], now).expect("signed"))
+            .map(|i| tokens.issue(i as i64 + 1, "a-session-id", &[], &["pwd"], now).expect("signed"))
             .collect();
         let sign = started.elapsed() / ROUNDS as u32;
         let started = Instant::now();

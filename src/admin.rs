@@ -84,6 +84,14 @@ pub enum UserCommand {
     Delete { name: String },
     /// Revoke every session of a user (signs them out everywhere)
     RevokeSessions { name: String },
+    /// Turn off a user's two-step sign-in (a lost phone): the app's secret and the recovery
+    /// codes go, and every session of the user ends
+    ResetSecondFactor {
+        name: String,
+        /// One JSON object instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -235,17 +243,40 @@ impl Admin {
                 let rows: Vec<Value> = users
                     .iter()
                     .map(|store::users::Listed { user, sessions }| {
+                        let second_factors: &[&str] = if user.totp { &["totp"] } else { &[] };
                         json!({"id": user.id, "username": user.username, "email": user.email,
                                "email_confirmed": user.email_confirmed, "groups": user.groups,
+                               "second_factors": second_factors,
+                               "recovery_codes_left": user.recovery_codes_left,
                                "created_at": rfc3339(user.created_at), "sessions": sessions})
                     })
                     .collect();
-                print_rows(json, &rows, &["id", "username", "email", "groups", "created_at", "sessions"]);
+                let columns =
+                    ["id", "username", "email", "groups", "second_factors", "created_at", "sessions"];
+                print_rows(json, &rows, &columns);
             }
             UserCommand::Delete { name } => {
                 let user = self.find(&name).await?;
                 store::users::delete_user(self.pool(), user.id).await.map_err(failure)?;
                 println!("deleted user {}", user.username);
+            }
+            UserCommand::ResetSecondFactor { name, json } => {
+                let user = self.find(&name).await?;
+                let removed = store::second_factor::remove(self.pool(), user.id).await.map_err(failure)?;
+                let revoked = store::sessions::sign_out_everywhere(self.pool(), user.id, store::now())
+                    .await
+                    .map_err(failure)?;
+                log::info!(target: crate::logging::AUDIT, "second factor of {} reset, {revoked} sessions revoked", user.username);
+                if json {
+                    println!(
+                        "{}",
+                        json!({"username": user.username, "second_factor_removed": removed, "sessions_revoked": revoked})
+                    );
+                } else if removed {
+                    println!("turned off two-step sign-in for {}; revoked {revoked} sessions", user.username);
+                } else {
+                    println!("{} had no second factor; revoked {revoked} sessions", user.username);
+                }
             }
             UserCommand::RevokeSessions { name } => {
                 let user = self.find(&name).await?;

@@ -42,6 +42,21 @@ pub enum Error {
     Forbidden(String),
     /// Nothing here, or nothing of this user's (404).
     NotFound,
+    /// What was asked cannot be done in the account's present state, for the reason given
+    /// (409): two-step sign-in on already, nothing waiting for a first code, …
+    Conflict(String),
+    /// The password was right, and the sign-in waits for a second factor (403): the token that
+    /// finishes it (`POST /auth/login/second-factor`) and the methods the user can use.
+    SecondFactorRequired {
+        mfa_token: String,
+        methods: Vec<&'static str>,
+    },
+    /// A second-factor code (an authenticator app's or a recovery code) that is not correct
+    /// (401).
+    InvalidCode,
+    /// A sign-in waiting for its second step that is unknown, finished, expired or out of
+    /// tries (401).
+    SignInExpired,
     /// The body could not be read as the declared type (400).
     BadRequest(String),
     UnsupportedMediaType(String),
@@ -92,11 +107,17 @@ impl Error {
             Error::Validation(_) => Status::UnprocessableEntity,
             Error::UsernameTaken | Error::EmailTaken => Status::Conflict,
             Error::InvalidLink => Status::BadRequest,
-            Error::InvalidCredentials | Error::Unauthenticated { .. } | Error::InvalidRefreshToken => {
-                Status::Unauthorized
-            }
-            Error::Csrf | Error::WrongPassword(_) | Error::Forbidden(_) => Status::Forbidden,
+            Error::InvalidCredentials
+            | Error::Unauthenticated { .. }
+            | Error::InvalidRefreshToken
+            | Error::InvalidCode
+            | Error::SignInExpired => Status::Unauthorized,
+            Error::Csrf
+            | Error::WrongPassword(_)
+            | Error::Forbidden(_)
+            | Error::SecondFactorRequired { .. } => Status::Forbidden,
             Error::NotFound => Status::NotFound,
+            Error::Conflict(_) => Status::Conflict,
             Error::BadRequest(_) => Status::BadRequest,
             Error::UnsupportedMediaType(_) => Status::UnsupportedMediaType,
             Error::PayloadTooLarge => Status::PayloadTooLarge,
@@ -136,8 +157,19 @@ impl Error {
             }
             Error::Csrf => "The form is missing a valid CSRF token: reload the page and try again.".into(),
             Error::NotFound => "There is nothing at this address.".into(),
-            Error::BadRequest(detail) | Error::UnsupportedMediaType(detail) | Error::Forbidden(detail) => {
-                detail.clone()
+            Error::BadRequest(detail)
+            | Error::UnsupportedMediaType(detail)
+            | Error::Forbidden(detail)
+            | Error::Conflict(detail) => detail.clone(),
+            Error::SecondFactorRequired { .. } => {
+                "The password is right; now the code of your authenticator \
+                 app, or a recovery code, finishes the sign-in (POST /auth/login/second-factor with this \
+                 mfa_token, within 5 minutes)."
+                    .into()
+            }
+            Error::InvalidCode => "The code is not correct.".into(),
+            Error::SignInExpired => {
+                "This sign-in has expired, was finished, or had too many wrong codes: sign in again.".into()
             }
             Error::PayloadTooLarge => "The request body is too large.".into(),
             Error::HeadersTooLarge => {

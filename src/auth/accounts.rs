@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 
 use super::invitations::{self, refusal};
+use super::second_factor::{Methods, SignIn};
 use super::{
     Attempt, Claims, ClientAddress, DeviceKey, Limits, MacKey, PasswordHasher, Recovery, SeenBlocks,
     Throttle, Tokens,
@@ -100,6 +101,8 @@ const INVALID: Error = Error::Unauthenticated { invalid_token: true };
 pub struct SignedInUser {
     pub user: User,
     pub session_id: String,
+    /// How the session signed in.
+    pub methods: Methods,
     /// Authenticated by the browser's cookie rather than a bearer header.
     pub by_cookie: bool,
 }
@@ -167,8 +170,8 @@ impl Accounts {
     /// The user of a verified token's claims, while its session is live.
     pub async fn user_of_claims(&self, claims: Claims, by_cookie: bool) -> Result<SignedInUser> {
         let user_id = claims.user_id().ok_or(INVALID)?;
-        let user = self.live_user(&claims.sid, user_id).await?;
-        Ok(SignedInUser { user, session_id: claims.sid, by_cookie })
+        let (user, methods) = self.live_user(&claims.sid, user_id).await?;
+        Ok(SignedInUser { user, session_id: claims.sid, methods, by_cookie })
     }
 
     /// Renews a browser's expired access token with its refresh token (rotating both): the
@@ -178,13 +181,15 @@ impl Accounts {
             Err(Error::InvalidRefreshToken) => return Err(INVALID),
             other => other?,
         };
-        let user = self.live_user(&issued.session_id, issued.user_id).await?;
-        Ok((SignedInUser { user, session_id: issued.session_id.clone(), by_cookie: true }, issued))
+        let (user, methods) = self.live_user(&issued.session_id, issued.user_id).await?;
+        let session_id = issued.session_id.clone();
+        Ok((SignedInUser { user, session_id, methods, by_cookie: true }, issued))
     }
 
-    /// The user of a session that is live and belongs to `user_id`.
-    async fn live_user(&self, session_id: &str, user_id: i64) -> Result<User> {
-        self.sessions.find_live(session_id, user_id).await?.ok_or(INVALID)
+    /// The user of a session that is live and belongs to `user_id`, and how it signed in.
+    async fn live_user(&self, session_id: &str, user_id: i64) -> Result<(User, Methods)> {
+        let (user, amr) = self.sessions.find_live(session_id, user_id).await?.ok_or(INVALID)?;
+        Ok((user, Methods::parse(&amr)))
     }
 
     /// Creates the account after checking every rule (all broken ones reported at once);
@@ -256,13 +261,14 @@ impl Accounts {
         }
     }
 
-    fn throttle(&self) -> Throttle<'_> {
+    pub(super) fn throttle(&self) -> Throttle<'_> {
         Throttle { db: &self.db, limits: &self.limits, seen: &self.seen_blocks }
     }
 
-    /// Checks the credentials and opens a session. An unknown user and a wrong password take
-    /// the same time and give the same error; a throttled client gets `429` before bcrypt runs.
-    pub async fn sign_in(&self, username: &str, password: &str, client: &Client) -> Result<Issued> {
+    /// Checks the credentials and opens a session, or, for a user with a second factor, the
+    /// step that remains. An unknown user and a wrong password take the same time and give the
+    /// same error; a throttled client gets `429` before bcrypt runs.
+    pub async fn sign_in(&self, username: &str, password: &str, client: &Client) -> Result<SignIn> {
         let now = store::now();
         let attempt = Attempt::new(username, &client.address);
         // A pair or address blocked lately is refused before anything is looked up.
@@ -284,7 +290,10 @@ impl Accounts {
         match (self.hasher.verify(password, hash.as_deref()).await?, user) {
             (true, Some(user)) => {
                 self.throttle().succeeded(counted).await?;
-                self.open_session(&user, client).await
+                match user.totp {
+                    true => self.await_second_step(user.id).await,
+                    false => self.open_session(&user, client, Methods::Password).await.map(SignIn::Done),
+                }
             }
             _ => {
                 self.throttle().failed(counted, now).await?;
@@ -293,8 +302,9 @@ impl Accounts {
         }
     }
 
-    /// Opens a session for a user already proven (just signed in, or just signed up).
-    pub async fn open_session(&self, user: &User, client: &Client) -> Result<Issued> {
+    /// Opens a session for a user already proven (just signed in, or just signed up) by
+    /// `methods`.
+    pub async fn open_session(&self, user: &User, client: &Client, methods: Methods) -> Result<Issued> {
         let session_id = random_token();
         let now = store::now();
         let session_ends = now + self.session_ttl;
@@ -306,33 +316,41 @@ impl Accounts {
             expires_at: session_ends,
             user_agent: &client.user_agent,
             address: &address,
+            amr: methods.stored(),
         };
         store::sessions::insert_session(&self.db, session).await?;
-        let mut issued = self.issue(user, session_id, session_ends, now).await?;
+        let mut issued = self.issue(user, session_id, session_ends, now, methods).await?;
         let generation = store::users::device_generation(&self.db, user.id).await?;
         issued.device_token = self.devices.issue(user.id, generation, now);
         Ok(issued)
     }
 
     /// A new access token and a new refresh token for a live session.
-    async fn issue(&self, user: &User, session_id: String, session_ends: i64, now: i64) -> Result<Issued> {
+    async fn issue(
+        &self,
+        user: &User,
+        session_id: String,
+        session_ends: i64,
+        now: i64,
+        methods: Methods,
+    ) -> Result<Issued> {
         let refresh_token = random_token();
         store::sessions::insert_refresh_token(&self.db, &token_hash(&refresh_token), &session_id, now)
             .await?;
-        self.issued((user.id, &user.groups), session_id, session_ends, refresh_token, now)
+        self.issued((user.id, &user.groups, methods.amr()), session_id, session_ends, refresh_token, now)
     }
 
     /// The tokens of a session whose new refresh token is stored: an access token is signed for
-    /// the user (id and groups).
+    /// the user (id and groups), signed in by the methods `amr`.
     fn issued(
         &self,
-        (user_id, groups): (i64, &[String]),
+        (user_id, groups, amr): (i64, &[String], &[&str]),
         session_id: String,
         session_ends: i64,
         refresh_token: String,
         now: i64,
     ) -> Result<Issued> {
-        let access_token = self.tokens.issue(user_id, &session_id, groups, now)?;
+        let access_token = self.tokens.issue(user_id, &session_id, groups, amr, now)?;
         Ok(Issued {
             user_id,
             session_id,
@@ -361,8 +379,9 @@ impl Accounts {
         if target.revoked || target.expires_at <= now {
             return Err(Error::InvalidRefreshToken);
         }
+        let amr = Methods::parse(&target.amr).amr();
         let (user, session_id, session_ends) =
-            ((target.user_id, target.groups.as_slice()), target.session_id, target.expires_at);
+            ((target.user_id, target.groups.as_slice(), amr), target.session_id, target.expires_at);
         let refresh_token = self.successors.tag(presented);
         let new_hash = token_hash(&refresh_token);
         // The usual case, a first use: one transaction marks it used and stores the new one.
@@ -462,7 +481,7 @@ impl Accounts {
 
     /// Checks a signed-in user's password, counted by the throttle before it runs (the session
     /// exempts it from the per-username limit), reporting a mismatch on `field`.
-    async fn check_password(
+    pub(super) async fn check_password(
         &self,
         user: &User,
         password: &SecretString,

@@ -352,14 +352,7 @@ mod tests {
     }
 
     fn user(name: &str) -> User {
-        User {
-            id: 7,
-            username: name.into(),
-            created_at: 0,
-            email: None,
-            email_confirmed: false,
-            groups: vec![],
-        }
+        User { id: 7, username: name.into(), ..User::default() }
     }
 
     fn member(name: &str, groups: &[&str]) -> User {

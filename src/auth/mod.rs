@@ -12,6 +12,7 @@ pub mod invitations;
 pub mod keys;
 mod password;
 mod recovery;
+pub mod second_factor;
 mod throttle;
 mod token;
 
@@ -25,6 +26,7 @@ pub use forward::{CookieScope, Decision, ForwardAuth, Original, WrittenRule};
 pub use keys::SigningAlgorithm;
 pub use password::{Hashing, PasswordHasher};
 pub use recovery::{LinkLifetimes, Recovery};
+pub use second_factor::{Methods, SignIn, TotpSetup};
 pub use throttle::{Attempt, Limits, SeenBlocks, Throttle};
 pub use token::{Claims, TokenSettings, Tokens};
 

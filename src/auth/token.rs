@@ -33,6 +33,10 @@ pub struct Claims {
     /// issued before groups existed has none.
     #[serde(default)]
     pub groups: Vec<String>,
+    /// How the session signed in (RFC 8176): `["pwd"]`, or `["pwd", "otp", "mfa"]` after a
+    /// second factor. A token issued before sessions recorded it has none.
+    #[serde(default)]
+    pub amr: Vec<String>,
 }
 
 impl Claims {
@@ -93,11 +97,26 @@ impl Tokens {
         }
     }
 
-    pub fn issue(&self, user_id: i64, session_id: &str, groups: &[String], now: i64) -> Result<String> {
+    /// Who issues the tokens (`iss`), also the name authenticator apps show for MiniAuth.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// A token for the user `user_id` in the groups `groups`, of the session `session_id`
+    /// signed in by the methods `amr`.
+    pub fn issue(
+        &self,
+        user_id: i64,
+        session_id: &str,
+        groups: &[String],
+        amr: &[&str],
+        now: i64,
+    ) -> Result<String> {
         let claims = Claims {
             sub: user_id.to_string(),
             sid: session_id.to_owned(),
             groups: groups.to_vec(),
+            amr: amr.iter().map(|method| method.to_string()).collect(),
             iat: now,
             exp: now + self.ttl,
             iss: self.issuer.clone(),

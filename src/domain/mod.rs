@@ -23,9 +23,10 @@ pub const REQUIRED: &str = "This field is required.";
 pub const PASSWORDS_DIFFER: &str = "The passwords do not match.";
 
 /// A user account as it is shown: the name as typed, when it was created (unix seconds), the
-/// email address, if any, with whether its owner confirmed it, and the groups the user is in
-/// (their names, in the order of their keys), as the database had them when the user was read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// email address, if any, with whether its owner confirmed it, the groups the user is in
+/// (their names, in the order of their keys), and their second factor, as the database had
+/// them when the user was read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct User {
     pub id: i64,
     pub username: String,
@@ -33,6 +34,10 @@ pub struct User {
     pub email: Option<String>,
     pub email_confirmed: bool,
     pub groups: Vec<String>,
+    /// Two-step sign-in with an authenticator app is on.
+    pub totp: bool,
+    /// Recovery codes not used yet.
+    pub recovery_codes_left: i64,
 }
 
 /// A live session as its owner sees it in the list: when it began, was last used and ends
@@ -50,6 +55,8 @@ pub struct Session {
     /// Where it signed in from: an IPv4 address or an IPv6 /64.
     pub address: String,
     pub current: bool,
+    /// How it signed in: "password", or "password + code".
+    pub methods: &'static str,
 }
 
 /// Whom a password reset request is about: a username or an email address, either in any case

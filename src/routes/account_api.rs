@@ -60,6 +60,8 @@ pub struct SessionOut {
     pub address: String,
     /// The session of the token making this request.
     pub current: bool,
+    /// How it signed in: `password`, or `password + code` (two-step sign-in).
+    pub methods: String,
 }
 
 impl From<Session> for SessionOut {
@@ -73,6 +75,7 @@ impl From<Session> for SessionOut {
             user_agent: session.user_agent,
             device: session.device,
             address: session.address,
+            methods: session.methods.to_owned(),
         }
     }
 }

@@ -14,7 +14,7 @@ use super::openapi::{
     SignInRefusals, SignUpRefusals, Throttled,
 };
 use super::views::rfc3339;
-use crate::auth::{Accounts, Client, Issued, Scope};
+use crate::auth::{Accounts, Client, Issued, Scope, SignIn};
 use crate::domain::{required, User};
 use crate::error::{Error, Result};
 use crate::web::{ApiUser, SessionCookies};
@@ -39,6 +39,11 @@ pub struct UserOut {
     pub email_confirmed: bool,
     /// The groups the user is in, as they are now (administrators manage them).
     pub groups: Vec<String>,
+    /// The second factors the user signs in with after the password: `totp` (an authenticator
+    /// app) or none.
+    pub second_factors: Vec<&'static str>,
+    /// Recovery codes not used yet (0 without a second factor).
+    pub recovery_codes_left: i64,
 }
 
 impl From<User> for UserOut {
@@ -50,6 +55,8 @@ impl From<User> for UserOut {
             email: user.email,
             email_confirmed: user.email_confirmed,
             groups: user.groups,
+            second_factors: if user.totp { vec!["totp"] } else { vec![] },
+            recovery_codes_left: user.recovery_codes_left,
         }
     }
 }
@@ -72,7 +79,7 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
-    fn new(
+    pub fn new(
         issued: Issued,
         accounts: &Accounts,
         device_token: Option<String>,
@@ -155,9 +162,15 @@ pub async fn login(
 ) -> Result<NoStore<Json<TokenResponse>>> {
     let Credentials { username, password, device_token, .. } = credentials.0;
     client.device_tokens.extend(device_token);
-    let mut issued = accounts.sign_in(&username, password.expose_secret(), &client).await?;
-    let device_token = std::mem::take(&mut issued.device_token);
-    Ok(TokenResponse::new(issued, accounts, Some(device_token)))
+    match accounts.sign_in(&username, password.expose_secret(), &client).await? {
+        SignIn::Done(mut issued) => {
+            let device_token = std::mem::take(&mut issued.device_token);
+            Ok(TokenResponse::new(issued, accounts, Some(device_token)))
+        }
+        SignIn::SecondStep { token, methods } => {
+            Err(Error::SecondFactorRequired { mfa_token: token, methods })
+        }
+    }
 }
 
 /// Exchange a refresh token for a new access token and a new refresh token. The old refresh

@@ -29,18 +29,38 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<std::collections::BTreeMap<String, Vec<String>>>)]
     pub errors: Option<FieldErrors>,
+    /// When a sign-in needs its second step: `mfa_required` (as OAuth2 clients read it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<&'static str>,
+    /// When a sign-in needs its second step: the token that finishes it at
+    /// `POST /auth/login/second-factor` (single use, 5 minutes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mfa_token: Option<String>,
+    /// When a sign-in needs its second step: what the user can finish it with, among `totp`
+    /// and `recovery_code`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub methods: Option<Vec<&'static str>>,
 }
 
 impl From<&Error> for Problem {
     fn from(error: &Error) -> Self {
         let status = error.status();
-        Problem {
+        let mut problem = Problem {
             kind: "about:blank".into(),
             title: status.reason_lossy().to_string(),
             status: status.code,
             detail: error.detail(),
             errors: error.field_errors(),
+            error: None,
+            mfa_token: None,
+            methods: None,
+        };
+        if let Error::SecondFactorRequired { mfa_token, methods } = error {
+            problem.error = Some("mfa_required");
+            problem.mfa_token = Some(mfa_token.clone());
+            problem.methods = Some(methods.clone());
         }
+        problem
     }
 }
 

@@ -14,6 +14,7 @@ mod ops;
 mod pages;
 mod recovery_api;
 mod recovery_pages;
+mod second_factor_api;
 mod views;
 mod wellknown;
 
@@ -47,6 +48,7 @@ pub fn stage(forward: &ForwardAuth, policy: &PasswordPolicy, registration: Regis
             .mount("/", account_pages::routes())
             .mount("/", api::routes())
             .mount("/", account_api::routes())
+            .mount("/", second_factor_api::routes())
             .mount("/", recovery_pages::routes())
             .mount("/", recovery_api::routes())
             .mount("/", forward_auth::routes())

@@ -35,6 +35,11 @@ use crate::error::{Error, FieldErrors};
         super::account_api::delete_account,
         super::account_api::sessions,
         super::account_api::revoke_session,
+        super::second_factor_api::begin_totp,
+        super::second_factor_api::confirm_totp,
+        super::second_factor_api::disable_totp,
+        super::second_factor_api::replace_recovery_codes,
+        super::second_factor_api::second_factor,
         super::recovery_api::set_email,
         super::recovery_api::remove_email,
         super::recovery_api::confirm_email,
@@ -309,8 +314,56 @@ refusal_set!(
     /// `POST /auth/login`.
     SignInRefusals {
         Error::InvalidCredentials => "Invalid username or password",
+        Error::SecondFactorRequired { mfa_token: String::new(), methods: Vec::new() } =>
+            "The password is right and the user has two-step sign-in: `mfa_token` and `methods` say how to finish \
+             (`POST /auth/login/second-factor`); `error` is `mfa_required`",
         Error::UnsupportedMediaType(String::new()) => "Neither JSON nor a form",
         Error::Validation(FieldErrors::new()) => "Missing fields, or a `grant_type` other than `password`",
+    }
+);
+
+refusal_set!(
+    /// `POST /auth/totp`.
+    TotpSetupRefusals {
+        Error::WrongPassword("password") =>
+            "Wrong password (`errors.password`), or a cookie-authenticated call without X-CSRF-Token",
+        Error::Conflict(String::new()) => "Two-step sign-in is on already",
+        Error::Validation(FieldErrors::new()) => "A missing field",
+    }
+);
+
+refusal_set!(
+    /// `POST /auth/totp/confirm`.
+    TotpConfirmRefusals {
+        Error::Conflict(String::new()) => "No authenticator app is waiting for its first code",
+        Error::Validation(FieldErrors::new()) => "A wrong code (`errors.code`), or a missing field",
+    }
+);
+
+refusal_set!(
+    /// `DELETE /auth/totp`.
+    TotpDisableRefusals {
+        Error::WrongPassword("password") =>
+            "Wrong password (`errors.password`), or a cookie-authenticated call without X-CSRF-Token",
+        Error::NotFound => "Two-step sign-in is off",
+        Error::Validation(FieldErrors::new()) => "A wrong code (`errors.code`), or a missing field",
+    }
+);
+
+refusal_set!(
+    /// `POST /auth/recovery-codes`.
+    RecoveryCodeRefusals {
+        Error::WrongPassword("password") =>
+            "Wrong password (`errors.password`), or a cookie-authenticated call without X-CSRF-Token",
+        Error::Conflict(String::new()) => "Two-step sign-in is off",
+        Error::Validation(FieldErrors::new()) => "A missing field",
+    }
+);
+
+refusal_set!(
+    /// `POST /auth/login/second-factor`.
+    SecondStepRefusals {
+        Error::InvalidCode => "A wrong code, or a sign-in that expired, was finished or had too many wrong codes",
     }
 );
 

@@ -12,12 +12,22 @@ use rocket_dyn_templates::{context, Template};
 use super::body::{Button, CsrfForm};
 use super::views::{safe_next, Rejection, UserView, FORM};
 use crate::assets::Assets;
-use crate::auth::{Accounts, Client, ForwardAuth, Registration, Scope};
+use crate::auth::{Accounts, Client, ForwardAuth, Methods, Registration, Scope, SignIn};
 use crate::error::{Error, FieldErrors};
 use crate::web::{CsrfToken, PageUser, SessionCookies};
 
 pub fn routes() -> Vec<rocket::Route> {
-    rocket::routes![index, favicon, register_page, register, login_page, login, logout]
+    rocket::routes![
+        index,
+        favicon,
+        register_page,
+        register,
+        login_page,
+        login,
+        code_step_page,
+        code_step,
+        logout
+    ]
 }
 
 #[rocket::get("/")]
@@ -82,7 +92,7 @@ pub async fn register(
     let signed_up = accounts.sign_up(username, password, Some(password_confirm), Some(invite), &client).await;
     let user = signed_up
         .map_err(|e| Rejection::form(e, |errors| register_form(&form.csrf, username, invite, errors)))?;
-    let issued = accounts.open_session(&user, &client).await?;
+    let issued = accounts.open_session(&user, &client, Methods::Password).await?;
     cookies.remember_device(jar, &issued);
     cookies.set(jar, issued);
     Ok(Redirect::to("/profile"))
@@ -170,10 +180,16 @@ pub async fn login(
     let form_again =
         |errors: &FieldErrors| login_form(&form.csrf, username, Return::new(forward, next, rd), errors, None);
     match accounts.sign_in(username, password, &client).await {
-        Ok(issued) => {
+        Ok(SignIn::Done(issued)) => {
             cookies.remember_device(jar, &issued);
             cookies.set(jar, issued);
             Ok(Redirect::to(Return::new(forward, next, rd).target()))
+        }
+        // Nothing signs the browser in yet: the code page, bound to it by a cookie, and
+        // still bringing it back where it was going.
+        Ok(SignIn::SecondStep { token, .. }) => {
+            cookies.await_second_step(jar, token);
+            Ok(Redirect::to(code_page(&Return::new(forward, next, rd), false)))
         }
         Err(e @ Error::InvalidCredentials) => {
             let page = form_again(&FieldErrors::from([(FORM, vec![e.detail()])]));
@@ -182,6 +198,108 @@ pub async fn login(
         Err(e) => Err(Rejection::form(e, form_again)),
     }
 }
+
+/// `path` with the query that carries where the browser goes once signed in (and `extra`).
+fn carrying(path: &str, back: &Return, extra: &[(&str, &str)]) -> String {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in [("next", back.next.as_str()), ("rd", back.rd.as_str())].iter().chain(extra) {
+        if !value.is_empty() {
+            query.append_pair(name, value);
+        }
+    }
+    match query.finish() {
+        query if query.is_empty() => path.to_owned(),
+        query => format!("{path}?{query}"),
+    }
+}
+
+/// The code page's address, carrying where the browser goes once signed in.
+fn code_page(back: &Return, recovery: bool) -> String {
+    carrying("/login/code", back, if recovery { &[("recovery", "true")] } else { &[] })
+}
+
+#[derive(FromForm)]
+pub struct CodeForm {
+    #[field(default = String::new())]
+    code: String,
+    #[field(default = String::new())]
+    next: String,
+    #[field(default = String::new())]
+    rd: String,
+    /// The form asks for a recovery code rather than the app's.
+    #[field(default = false)]
+    recovery: bool,
+}
+
+fn code_form(csrf: &CsrfToken, back: Return, recovery: bool, errors: &FieldErrors) -> Template {
+    let use_other = code_page(&back, !recovery);
+    let Return { next, rd } = back;
+    Template::render(
+        "login_code",
+        context! { csrf_token: csrf.token(), next, rd, recovery, use_other, errors },
+    )
+}
+
+/// The second step of a sign-in: the code of the user's authenticator app, or (`recovery`) one
+/// of their recovery codes. Only a browser in the middle of a sign-in gets it.
+#[rocket::get("/login/code?<next>&<rd>&<recovery>")]
+pub fn code_step_page(
+    next: Option<&str>,
+    rd: Option<&str>,
+    recovery: Option<bool>,
+    csrf: CsrfToken,
+    forward: &State<ForwardAuth>,
+    cookies: &State<SessionCookies>,
+    jar: &CookieJar<'_>,
+) -> Result<Template, Redirect> {
+    let back = Return::new(forward, next.unwrap_or_default(), rd.unwrap_or_default());
+    match cookies.second_step(jar) {
+        Some(_) => Ok(code_form(&csrf, back, recovery.unwrap_or(false), &FieldErrors::new())),
+        None => Err(Redirect::to(login_again(&back))),
+    }
+}
+
+/// The sign-in page again, still bringing the browser back where it was going.
+fn login_again(back: &Return) -> String {
+    carrying("/login", back, &[])
+}
+
+#[rocket::post("/login/code", data = "<form>")]
+pub async fn code_step(
+    form: CsrfForm<CodeForm>,
+    accounts: &State<Accounts>,
+    forward: &State<ForwardAuth>,
+    cookies: &State<SessionCookies>,
+    client: Client,
+    jar: &CookieJar<'_>,
+) -> Result<Result<Redirect, Flash<Redirect>>, Rejection> {
+    let CodeForm { code, next, rd, recovery } = &form.fields;
+    let back = || Return::new(forward, next, rd);
+    let Some(token) = cookies.second_step(jar) else {
+        return Ok(Err(Flash::error(Redirect::to(login_again(&back())), SIGN_IN_AGAIN)));
+    };
+    match accounts.finish_sign_in(&token, code, &client).await {
+        Ok(issued) => {
+            cookies.forget_second_step(jar);
+            cookies.remember_device(jar, &issued);
+            cookies.set(jar, issued);
+            Ok(Ok(Redirect::to(back().target())))
+        }
+        Err(Error::SignInExpired) => {
+            cookies.forget_second_step(jar);
+            Ok(Err(Flash::error(Redirect::to(login_again(&back())), SIGN_IN_AGAIN)))
+        }
+        Err(e @ Error::InvalidCode) => {
+            let page =
+                code_form(&form.csrf, back(), *recovery, &FieldErrors::from([("code", vec![e.detail()])]));
+            Err(Rejection::Form((e.status(), page)))
+        }
+        Err(e) => Err(Rejection::form(e, |errors| code_form(&form.csrf, back(), *recovery, errors))),
+    }
+}
+
+/// What the sign-in page says when a sign-in's second step ran out.
+const SIGN_IN_AGAIN: &str = "That sign-in has expired or had too many wrong codes: sign in again.";
 
 #[rocket::post("/logout", data = "<_button>")]
 pub async fn logout(

@@ -11,7 +11,7 @@ use rocket_dyn_templates::{context, Template};
 
 use super::body::{Button, CsrfForm};
 use super::views::{Rejection, UserView};
-use crate::auth::{Accounts, Client};
+use crate::auth::{Accounts, Client, Methods};
 use crate::domain::Lookup;
 use crate::error::{Error, FieldErrors};
 use crate::web::{CsrfToken, PageUser, SessionCookies};
@@ -187,7 +187,13 @@ pub async fn reset(
             return Err(Rejection::form(e, |errors| reset_form(&form.csrf, &username, token, errors)));
         }
     };
-    let issued = accounts.open_session(&user, &client).await?;
+    // A reset link proves the mailbox, not the second factor: such a user signs in, with it.
+    if user.totp {
+        let notice = "Your password has been changed and every session signed out. Sign in with it and \
+                      the code of your authenticator app.";
+        return Ok(Flash::success(Redirect::to("/login"), notice));
+    }
+    let issued = accounts.open_session(&user, &client, Methods::Password).await?;
     cookies.remember_device(jar, &issued);
     cookies.set(jar, issued);
     let notice = "Your password has been changed and every other session signed out. You are signed in.";

@@ -57,6 +57,8 @@ pub struct UserView {
     email: Option<String>,
     email_confirmed: bool,
     groups: Vec<String>,
+    totp: bool,
+    recovery_codes_left: i64,
 }
 
 impl From<&User> for UserView {
@@ -68,6 +70,8 @@ impl From<&User> for UserView {
             email: user.email.clone(),
             email_confirmed: user.email_confirmed,
             groups: user.groups.clone(),
+            totp: user.totp,
+            recovery_codes_left: user.recovery_codes_left,
         }
     }
 }
@@ -105,6 +109,7 @@ pub struct SessionView {
     device: String,
     address: String,
     current: bool,
+    methods: &'static str,
 }
 
 impl From<Session> for SessionView {
@@ -115,6 +120,7 @@ impl From<Session> for SessionView {
             last_used_at: date_time(session.last_used_at),
             device: session.device,
             address: session.address,
+            methods: session.methods,
             id: session.id,
         }
     }

@@ -21,6 +21,7 @@ pub mod keys;
 mod pool;
 pub mod purge;
 pub mod recovery;
+pub mod second_factor;
 mod session_check;
 pub mod sessions;
 pub mod throttle;

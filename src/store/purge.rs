@@ -1,7 +1,8 @@
 //! Data that does not pile up: a background task deletes what has ended — sessions expired or
 //! revoked more than `retention_days` ago (their refresh tokens go with them), refresh tokens
 //! spent that long ago, throttling counters whose window and block are over, mailed links
-//! (confirmation, reset) that expired, and invitations used, revoked or expired more than
+//! (confirmation, reset) and sign-ins waiting for a second step that expired, and invitations
+//! used, revoked or expired more than
 //! `retention_days` ago (kept until then for `miniauth invite list`) — in small batches, so it
 //! never holds the database for long.
 //!
@@ -46,6 +47,11 @@ pub async fn purge_ended(db: &Store, now: i64, retention: i64) -> Result<u64> {
         ),
         (
             "DELETE FROM mail_tokens WHERE token_hash IN (SELECT token_hash FROM mail_tokens \
+          WHERE expires_at < $1 LIMIT $2)",
+            now,
+        ),
+        (
+            "DELETE FROM pending_sign_ins WHERE token_hash IN (SELECT token_hash FROM pending_sign_ins \
           WHERE expires_at < $1 LIMIT $2)",
             now,
         ),

@@ -31,6 +31,7 @@ const TOUCH_AFTER: i64 = 60;
 struct Found {
     session_id: String,
     last_used_at: i64,
+    amr: String,
     #[sqlx(flatten)]
     user: User,
 }
@@ -38,7 +39,7 @@ struct Found {
 struct Check {
     session_id: String,
     user_id: i64,
-    reply: oneshot::Sender<Result<Option<User>>>,
+    reply: oneshot::Sender<Result<Option<(User, String)>>>,
 }
 
 #[derive(Clone)]
@@ -54,8 +55,9 @@ impl SessionChecker {
         SessionChecker { queue }
     }
 
-    /// The user of a session that is neither revoked nor expired and belongs to `user_id`.
-    pub async fn find_live(&self, session_id: &str, user_id: i64) -> Result<Option<User>> {
+    /// The user of a session that is neither revoked nor expired and belongs to `user_id`, with
+    /// how the session signed in (RFC 8176 methods, space-separated).
+    pub async fn find_live(&self, session_id: &str, user_id: i64) -> Result<Option<(User, String)>> {
         let (reply, answer) = oneshot::channel();
         let check = Check { session_id: session_id.to_owned(), user_id, reply };
         self.queue.send(check).map_err(|_| Error::Unavailable)?;
@@ -85,9 +87,8 @@ async fn run(store: Store, mut checks: mpsc::UnboundedReceiver<Check>, deadline:
             let answer = match &found {
                 Ok(sessions) => Ok(sessions
                     .get(&check.session_id)
-                    .map(|found| &found.user)
-                    .filter(|user| user.id == check.user_id)
-                    .cloned()),
+                    .filter(|found| found.user.id == check.user_id)
+                    .map(|found| (found.user.clone(), found.amr.clone()))),
                 Err(e) => Err(e.clone()),
             };
             // The request may have gone (client disconnected): nobody to answer.
@@ -150,7 +151,7 @@ async fn query(
     };
     let placeholders: Vec<String> = (2..ids.len() + 2).map(|n| format!("${n}")).collect();
     let sql = format!(
-        "SELECT s.id AS session_id, s.last_used_at, {USER_COLUMNS} \
+        "SELECT s.id AS session_id, s.last_used_at AS last_used_at, s.amr AS amr, {USER_COLUMNS} \
          FROM sessions s JOIN users u ON u.id = s.user_id \
          WHERE s.revoked_at IS NULL AND s.expires_at > $1 AND s.id IN ({})",
         placeholders.join(", ")

@@ -15,6 +15,8 @@ pub struct NewSession<'a> {
     pub user_agent: &'a str,
     /// Where the session signed in from (see `auth::ClientAddress`).
     pub address: &'a str,
+    /// How it signed in (RFC 8176 methods, space-separated).
+    pub amr: &'a str,
 }
 
 /// A session as stored; not the current one until its reader says so.
@@ -30,6 +32,10 @@ impl FromRow<'_, AnyRow> for Session {
             user_agent,
             address: row.try_get("address")?,
             current: false,
+            methods: match row.try_get::<String, _>("amr")?.split(' ').any(|method| method == "mfa") {
+                true => "password + code",
+                false => "password",
+            },
         })
     }
 }
@@ -45,6 +51,8 @@ pub struct RefreshTarget {
     pub used_at: Option<i64>,
     /// The groups of the session's user, as they are now.
     pub groups: Vec<String>,
+    /// How the session signed in (RFC 8176 methods, space-separated).
+    pub amr: String,
 }
 
 impl FromRow<'_, AnyRow> for RefreshTarget {
@@ -56,6 +64,7 @@ impl FromRow<'_, AnyRow> for RefreshTarget {
             revoked: super::nullable::<i64>(row, "revoked_at")?.is_some(),
             used_at: super::nullable(row, "used_at")?,
             groups: super::groups::names(super::nullable(row, "groups")?),
+            amr: row.try_get("amr")?,
         })
     }
 }
@@ -63,8 +72,8 @@ impl FromRow<'_, AnyRow> for RefreshTarget {
 pub async fn insert_session(db: &Store, session: NewSession<'_>) -> Result<()> {
     let (db, _turn) = db.write().await?;
     sqlx::query(
-        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, address) \
-         VALUES ($1, $2, $3, $3, $4, $5, $6)",
+        "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, address, amr) \
+         VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
     )
     .bind(session.id)
     .bind(session.user_id)
@@ -72,6 +81,7 @@ pub async fn insert_session(db: &Store, session: NewSession<'_>) -> Result<()> {
     .bind(session.expires_at)
     .bind(session.user_agent)
     .bind(session.address)
+    .bind(session.amr)
     .execute(db)
     .await?;
     Ok(())
@@ -148,7 +158,7 @@ pub async fn sign_out_everywhere(db: &Store, user_id: i64, now: i64) -> Result<u
 /// The user's live sessions, most recently used first, the one of id `current` marked.
 pub async fn list_live_sessions(db: &AnyPool, user_id: i64, current: &str, now: i64) -> Result<Vec<Session>> {
     let mut sessions = sqlx::query_as::<_, Session>(
-        "SELECT id, created_at, last_used_at, expires_at, user_agent, address FROM sessions \
+        "SELECT id, created_at, last_used_at, expires_at, user_agent, address, amr FROM sessions \
          WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2 \
          ORDER BY last_used_at DESC, created_at DESC",
     )
@@ -203,7 +213,7 @@ pub async fn is_refresh_token_of(db: &AnyPool, token_hash: &str, session_id: &st
 pub async fn find_refresh_target(db: &AnyPool, token_hash: &str) -> Result<Option<RefreshTarget>> {
     let target = sqlx::query_as(concat!(
         "SELECT s.id AS session_id, s.user_id AS user_id, s.expires_at AS expires_at, \
-         s.revoked_at AS revoked_at, r.used_at AS used_at, ",
+         s.revoked_at AS revoked_at, r.used_at AS used_at, s.amr AS amr, ",
         groups_of!("s.user_id"),
         " AS groups FROM refresh_tokens r JOIN sessions s ON s.id = r.session_id WHERE r.token_hash = $1"
     ))

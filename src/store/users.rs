@@ -14,7 +14,8 @@ pub const USER_COLUMNS: &str = concat!(
     "u.id AS id, u.username AS username, u.created_at AS created_at, \
      u.email AS email, u.email_confirmed_at AS email_confirmed_at, ",
     groups_of!("u.id"),
-    " AS groups"
+    " AS groups, (SELECT t.confirmed_at FROM totp_factors t WHERE t.user_id = u.id) AS totp_on, \
+     (SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = u.id AND r.used_at IS NULL) AS recovery_codes_left"
 );
 
 impl FromRow<'_, AnyRow> for User {
@@ -28,6 +29,8 @@ impl FromRow<'_, AnyRow> for User {
             email_confirmed: email.is_some() && confirmed_at.is_some(),
             email,
             groups: super::groups::names(super::nullable(row, "groups")?),
+            totp: super::nullable::<i64>(row, "totp_on")?.is_some(),
+            recovery_codes_left: row.try_get("recovery_codes_left")?,
         })
     }
 }
@@ -71,7 +74,8 @@ pub async fn insert_user_in(
     // statement runs to completion, and the 201 must not go out before the commit.
     let inserted = sqlx::query_as::<_, User>(
         "INSERT INTO users (username, username_key, password_hash, created_at) VALUES ($1, $2, $3, $4) \
-         RETURNING id, username, created_at, email, email_confirmed_at, '' AS groups",
+         RETURNING id, username, created_at, email, email_confirmed_at, '' AS groups, \
+           CAST(NULL AS BIGINT) AS totp_on, CAST(0 AS BIGINT) AS recovery_codes_left",
     )
     .bind(username.as_str())
     .bind(username.canonical())
@@ -129,6 +133,15 @@ pub async fn delete_user(db: &Store, user_id: i64) -> Result<()> {
     let (db, _turn) = db.write().await?;
     sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(db).await?;
     Ok(())
+}
+
+/// The user of that id.
+pub async fn find_user_by_id(db: &AnyPool, user_id: i64) -> Result<Option<User>> {
+    let user = sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = $1"))
+        .bind(user_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(user)
 }
 
 /// The user of that name, in any case (a name no account could have is nobody's).

@@ -13,6 +13,12 @@ pub const REFRESH_COOKIE: &str = "miniauth_refresh";
 /// Name of the cookie that holds a browser's device tokens.
 pub const DEVICE_COOKIE: &str = "miniauth_device";
 
+/// Name of the cookie that binds a sign-in waiting for its second step to the browser that
+/// gave the password (the sign-in's token, sent to the code page only).
+pub const SECOND_STEP_COOKIE: &str = "miniauth_second_step";
+/// The path of the code page, the only one the waiting sign-in's cookie is sent to.
+const SECOND_STEP_PATH: &str = "/login/code";
+
 /// Sets and clears the session cookies, in their scope.
 pub struct SessionCookies {
     pub scope: CookieScope,
@@ -38,6 +44,29 @@ impl SessionCookies {
             .secure(self.scope.secure)
             .max_age(rocket::time::Duration::seconds(DEVICE_TTL));
         jar.add(cookie.build());
+    }
+
+    /// Binds a sign-in waiting for its second step to this browser, for as long as it waits.
+    pub fn await_second_step(&self, jar: &CookieJar<'_>, token: String) {
+        let cookie = Cookie::build((SECOND_STEP_COOKIE, token))
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .path(SECOND_STEP_PATH)
+            .secure(self.scope.secure)
+            .max_age(rocket::time::Duration::seconds(crate::auth::second_factor::PENDING_FOR));
+        jar.add(cookie.build());
+    }
+
+    /// The sign-in this browser is in the middle of, if any.
+    pub fn second_step(&self, jar: &CookieJar<'_>) -> Option<String> {
+        jar.get(SECOND_STEP_COOKIE).map(|cookie| cookie.value().to_owned())
+    }
+
+    /// Forgets the sign-in this browser was in the middle of (finished, or void).
+    pub fn forget_second_step(&self, jar: &CookieJar<'_>) {
+        let mut cookie = Cookie::from(SECOND_STEP_COOKIE);
+        cookie.set_path(SECOND_STEP_PATH);
+        jar.remove(cookie);
     }
 
     /// The one rule for the browser's cookies after a sign-out, a revocation or a deletion,

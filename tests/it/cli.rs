@@ -240,6 +240,7 @@ fn bad_usage_is_status_2_and_every_command_has_help(backend: Backend) {
         &["user", "list", "--help"],
         &["user", "delete", "--help"],
         &["user", "revoke-sessions", "--help"],
+        &["user", "reset-second-factor", "--help"],
         &["keys", "--help"],
         &["keys", "list", "--help"],
         &["keys", "rotate", "--help"],
@@ -523,7 +524,44 @@ fn invitations_are_made_listed_and_revoked(backend: Backend) {
     assert_eq!(site.json(&["invite", "list", "--json"])[0]["state"], "revoked");
 }
 
+/// A lost phone: the administrator turns the user's second factor off, which ends their
+/// sessions; the password alone signs in again.
+fn a_second_factor_is_reset_from_the_command_line(backend: Backend) {
+    let database = (backend == Backend::Postgres).then(|| TestDatabase::create(backend));
+    let site = Site::on(database);
+    site.ok(&["user", "create", "alice", "--password-stdin"], &format!("{PASSWORD}\n"));
+    let token = site.token("alice", PASSWORD);
+    let auth = format!("Bearer {token}");
+    let body = serde_json::json!({ "password": PASSWORD }).to_string();
+    let (_, _, setup) = site.server.request("POST", "/auth/totp", &[JSON, ("Authorization", &auth)], &body);
+    let secret = serde_json::from_str::<Value>(&setup).unwrap()["secret"].as_str().unwrap().to_owned();
+    let code = serde_json::json!({ "code": common::totp_code(&secret, common::now()) }).to_string();
+    let (status, _, _) =
+        site.server.request("POST", "/auth/totp/confirm", &[JSON, ("Authorization", &auth)], &code);
+    assert_eq!(status, 200);
+    assert_eq!(site.login("alice", PASSWORD).0, 403, "two steps now");
+    let users = site.json(&["user", "list", "--json"]);
+    assert_eq!(
+        (users[0]["second_factors"].clone(), users[0]["recovery_codes_left"].clone()),
+        (serde_json::json!(["totp"]), 10.into())
+    );
+    assert!(site.ok(&["user", "list"], "").contains("totp"));
+    let run = site.run(&["user", "reset-second-factor", "Alice", "--json"], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let reset: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(
+        reset,
+        serde_json::json!({"username": "alice", "second_factor_removed": true, "sessions_revoked": 1})
+    );
+    assert_eq!(site.profile(&token), 401, "the sessions ended");
+    assert_eq!(site.login("alice", PASSWORD).0, 200, "the password alone again");
+    let again = site.ok(&["user", "reset-second-factor", "alice"], "");
+    assert_eq!(again, "alice had no second factor; revoked 1 sessions\n");
+    assert!(site.fails(&["user", "reset-second-factor", "nobody"], "").contains("no user named"));
+}
+
 on_both_backends!(
+    a_second_factor_is_reset_from_the_command_line,
     groups_are_managed_and_the_server_follows,
     invitations_are_made_listed_and_revoked,
     administrators_create_accounts_when_sign_up_is_closed,

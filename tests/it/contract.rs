@@ -16,7 +16,7 @@ use miniauth::domain::{username_pattern, EMAIL_MAX, PASSWORD_MAX_BYTES, USERNAME
 use common::browser::{
     assert_cleared, attribute, csrf_from, csrf_of_session, form_page, input_tag, set_cookie, sign_up,
 };
-use common::{bearer, csrf_header, TestApp, REFRESH_COOKIE, TOKEN_COOKIE};
+use common::{bearer, csrf_header, json_of, TestApp, REFRESH_COOKIE, TOKEN_COOKIE};
 
 backend_tests!(
     every_state_changing_route_refuses_a_cookie_without_its_csrf_token,
@@ -37,8 +37,9 @@ const PASSWORD: &str = "correct horse battery";
 
 /// Routes that authenticate nobody by cookie, so a forged cross-site request gains nothing:
 /// sign-up and sign-in of the API, and the refresh whose token is in the body.
-const NO_COOKIE_ROUTES: [&str; 6] = [
+const NO_COOKIE_ROUTES: [&str; 7] = [
     "POST /auth/login",
+    "POST /auth/login/second-factor",
     "POST /auth/refresh",
     "POST /auth/register",
     "POST /auth/email/confirm",
@@ -210,6 +211,64 @@ async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
         "POST /auth/login" => {
             record(app.login("prober", PASSWORD).await);
             record(app.login("prober", "wrong password").await);
+            two_step_user(app, "twostep-login").await;
+            record(app.login("twostep-login", PASSWORD).await);
+        }
+        "POST /auth/login/second-factor" => {
+            let (_, secret, _) = two_step_user(app, "twostep-finish").await;
+            let mfa_token =
+                || async { json_of(app.login("twostep-finish", PASSWORD).await).await["mfa_token"].clone() };
+            let (first, second, third) = (mfa_token().await, mfa_token().await, mfa_token().await);
+            let code = common::totp_code(&secret, common::now() + 30);
+            record(
+                app.post_json("/auth/login/second-factor", json!({ "mfa_token": first, "code": code })).await,
+            );
+            // Wrong codes, until the pair is blocked: then a good sign-in is throttled too.
+            for _ in 0..5 {
+                record(
+                    app.post_json(
+                        "/auth/login/second-factor",
+                        json!({ "mfa_token": second, "code": "000000" }),
+                    )
+                    .await,
+                );
+            }
+            record(
+                app.post_json("/auth/login/second-factor", json!({ "mfa_token": third, "code": "000000" }))
+                    .await,
+            );
+        }
+        "POST /auth/totp" => {
+            let token = signed_in_token(app, "prober").await;
+            record(app.post_json_as("/auth/totp", &token, json!({ "password": PASSWORD })).await);
+            let (token, _, _) = two_step_user(app, "twostep-again").await;
+            record(app.post_json_as("/auth/totp", &token, json!({ "password": PASSWORD })).await);
+        }
+        "POST /auth/totp/confirm" => {
+            let [fresh] = app.register_and_sign_in("nothing-pending", PASSWORD).await;
+            record(app.post_json_as("/auth/totp/confirm", &fresh.access, json!({ "code": "123456" })).await);
+            let [tokens] = app.register_and_sign_in("twostep-confirm", PASSWORD).await;
+            let setup = json_of(
+                app.post_json_as("/auth/totp", &tokens.access, json!({ "password": PASSWORD })).await,
+            )
+            .await;
+            let code = common::totp_code(setup["secret"].as_str().unwrap(), common::now());
+            record(app.post_json_as("/auth/totp/confirm", &tokens.access, json!({ "code": code })).await);
+        }
+        "DELETE /auth/totp" => {
+            let (token, _, codes) = two_step_user(app, "twostep-off").await;
+            let prober = signed_in_token(app, "prober").await;
+            for (token, code) in [(&token, &codes[0]), (&prober, &"123456".to_owned())] {
+                let body = json!({ "password": PASSWORD, "code": code }).to_string();
+                let request = app.client.delete("/auth/totp").header(ContentType::JSON).header(bearer(token));
+                record(request.body(body).dispatch().await);
+            }
+        }
+        "POST /auth/recovery-codes" => {
+            let (token, _, _) = two_step_user(app, "twostep-codes").await;
+            record(app.post_json_as("/auth/recovery-codes", &token, json!({ "password": PASSWORD })).await);
+            let token = signed_in_token(app, "prober").await;
+            record(app.post_json_as("/auth/recovery-codes", &token, json!({ "password": PASSWORD })).await);
         }
         "POST /auth/refresh" => {
             let tokens = app.sign_in("prober", PASSWORD).await;
@@ -299,6 +358,14 @@ async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
     seen
 }
 
+/// A new user with two-step sign-in on: an access token of theirs, their secret and recovery
+/// codes.
+async fn two_step_user(app: &TestApp, username: &str) -> (String, String, Vec<String>) {
+    let [tokens] = app.register_and_sign_in(username, PASSWORD).await;
+    let (secret, codes) = app.turn_on_totp(&tokens.access, PASSWORD).await;
+    (tokens.access, secret, codes)
+}
+
 /// The token of the link to `path` mailed to `to` (waiting for it), the newest if several.
 async fn mailed_token(app: &TestApp, to: &str, path: &str) -> String {
     let outbox = app.data_dir.path().join("outbox");
@@ -376,6 +443,10 @@ fn well_formed_body(route: &str) -> Value {
     match route {
         "POST /auth/register" => json!({ "username": "someone", "password": PASSWORD }),
         "POST /auth/login" => json!({ "username": "prober", "password": PASSWORD }),
+        "POST /auth/login/second-factor" => json!({ "mfa_token": "some token", "code": "123456" }),
+        "POST /auth/totp" | "POST /auth/recovery-codes" => json!({ "password": PASSWORD }),
+        "POST /auth/totp/confirm" => json!({ "code": "123456" }),
+        "DELETE /auth/totp" => json!({ "password": PASSWORD, "code": "123456" }),
         "POST /auth/refresh" => json!({ "refresh_token": "some token" }),
         "POST /auth/password" => json!({ "current_password": PASSWORD, "new_password": "another long one" }),
         "DELETE /auth/account" => json!({ "password": PASSWORD }),

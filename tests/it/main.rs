@@ -36,3 +36,4 @@ mod settings;
 mod third_party;
 mod throttle;
 mod tokens;
+mod two_step;

@@ -21,6 +21,7 @@ backend_tests!(
     the_whole_reset_flow_ends_signed_in_with_a_notice,
     a_used_or_unknown_reset_link_shows_a_clear_error_page,
     a_reset_form_that_breaks_the_rules_comes_back_with_its_errors_and_the_link_still_works,
+    a_reset_signs_in_only_a_user_without_a_second_factor,
 );
 
 const PASSWORD: &str = "correct horse battery";
@@ -215,4 +216,26 @@ async fn a_reset_form_that_breaks_the_rules_comes_back_with_its_errors_and_the_l
     let html = response.into_string().await.unwrap();
     assert!(field_error(&html, "new_password").is_some(), "{html}");
     assert_eq!(set_new_password(&app, &path, NEW_PASSWORD, NEW_PASSWORD).await.status(), Status::SeeOther);
+}
+
+/// A reset link proves the mailbox, not the second factor: the password is set, every session
+/// ends, and the browser is sent to sign in (with the code), not signed in.
+async fn a_reset_signs_in_only_a_user_without_a_second_factor(app: TestApp) {
+    with_confirmed_email(&app, "alice", "alice@example.com").await;
+    let api = app.sign_in("alice", PASSWORD).await;
+    app.turn_on_totp(&api.access, PASSWORD).await;
+    sign_out(&app).await;
+    forgot(&app, "alice").await;
+    let path = link_path(&app, 2, "/password-reset/new").await;
+    let response = set_new_password(&app, &path, NEW_PASSWORD, NEW_PASSWORD).await;
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(&response).as_deref(), Some("/login"));
+    assert!(response.cookies().get(common::TOKEN_COOKIE).is_none(), "not signed in");
+    let (status, _) = get_page(&app, "/profile").await;
+    assert_eq!(status, Status::SeeOther, "not signed in");
+    let (_, page) = get_page(&app, "/login").await;
+    assert!(page.contains("the code of your authenticator app"), "{page}");
+    assert!(!app.token_works(&api.access).await, "every session ended");
+    // The new password leads to the second step, as before.
+    assert_eq!(app.login("alice", NEW_PASSWORD).await.status(), Status::Forbidden);
 }

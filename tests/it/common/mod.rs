@@ -247,6 +247,26 @@ impl TestApp {
         self.client.post(uri.to_owned()).header(ContentType::JSON).body(body.to_string()).dispatch().await
     }
 
+    /// A JSON call of the signed-in holder of `token`.
+    pub async fn post_json_as(&self, uri: &str, token: &str, body: Value) -> LocalResponse<'_> {
+        let request = self.client.post(uri.to_owned()).header(ContentType::JSON).header(bearer(token));
+        request.body(body.to_string()).dispatch().await
+    }
+
+    /// Turns on two-step sign-in for the holder of `token`, with the code of now: the secret
+    /// and the recovery codes.
+    pub async fn turn_on_totp(&self, token: &str, password: &str) -> (String, Vec<String>) {
+        let setup =
+            expect(self.post_json_as("/auth/totp", token, json!({ "password": password })).await, Status::Ok)
+                .await;
+        let secret = setup["secret"].as_str().expect("a secret").to_owned();
+        let code = totp_code(&secret, now());
+        let confirmed = self.post_json_as("/auth/totp/confirm", token, json!({ "code": code })).await;
+        let confirmed = expect(confirmed, Status::Ok).await;
+        let codes = confirmed["recovery_codes"].as_array().expect("recovery codes");
+        (secret, codes.iter().map(|code| code.as_str().unwrap().to_owned()).collect())
+    }
+
     pub async fn register(&self, username: &str, password: &str) -> LocalResponse<'_> {
         self.post_json("/auth/register", json!({ "username": username, "password": password })).await
     }
@@ -418,6 +438,11 @@ pub async fn problem(response: LocalResponse<'_>, status: Status) -> Value {
     assert_eq!(body["status"], status.code);
     assert!(body["title"].is_string() && body["detail"].is_string() && body["type"].is_string());
     body
+}
+
+/// The code an authenticator app with this secret (base32) shows at `at` (unix seconds).
+pub fn totp_code(secret: &str, at: i64) -> String {
+    miniauth::auth::second_factor::Totp::decode(secret).expect("a secret").code_at(at)
 }
 
 /// The `id` of a user as the API answers it.

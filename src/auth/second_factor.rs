@@ -1,0 +1,334 @@
+//! The second factor: an authenticator app's codes (TOTP, RFC 6238: SHA-1, 6 digits, 30-second
+//! steps, one step of clock skew either way) and single-use recovery codes. The arithmetic is
+//! `totp-rs`'s; what is accepted when, and once only, is decided here and in the database.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use totp_rs::{Algorithm, Secret, TOTP};
+
+use secrecy::SecretString;
+
+use super::accounts::{random_token, token_hash, Accounts, Client, Issued, SignedInUser};
+use super::Attempt;
+use crate::domain::required;
+use crate::error::{Error, Result};
+use crate::store;
+
+/// Seconds per time step.
+pub const STEP: i64 = 30;
+/// Steps of clock difference accepted either way.
+const SKEW: i64 = 1;
+const DIGITS: usize = 6;
+/// Recovery codes made at a time.
+pub const RECOVERY_CODES: usize = 10;
+/// Random bytes of a new secret: 160 bits, as RFC 4226 recommends.
+const SECRET_BYTES: usize = 20;
+
+/// An authenticator app's secret.
+pub struct Totp(TOTP);
+
+impl Totp {
+    /// A new random secret.
+    pub fn generate() -> Totp {
+        let mut bytes = vec![0u8; SECRET_BYTES];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Totp::from_bytes(bytes)
+    }
+
+    fn from_bytes(bytes: Vec<u8>) -> Totp {
+        // 160 bits pass totp-rs's minimum (128): `new_unchecked` only skips that check.
+        Totp(TOTP::new_unchecked(Algorithm::SHA1, DIGITS, 0, STEP as u64, bytes, None, String::new()))
+    }
+
+    /// The secret as stored and as people type it into an app: base32, without padding.
+    pub fn encoded(&self) -> String {
+        self.0.get_secret_base32()
+    }
+
+    /// A stored secret.
+    pub fn decode(encoded: &str) -> Result<Totp> {
+        let bytes = Secret::Encoded(encoded.to_owned())
+            .to_bytes()
+            .map_err(|e| Error::internal(format!("a stored TOTP secret: {e:?}")))?;
+        Ok(Totp::from_bytes(bytes))
+    }
+
+    /// The `otpauth://` address an app reads from the QR code: the issuer and the account name.
+    pub fn uri(&self, issuer: &str, account: &str) -> String {
+        let mut totp = self.0.clone();
+        totp.issuer = Some(issuer.to_owned());
+        totp.account_name = account.to_owned();
+        totp.get_url()
+    }
+
+    /// The time step of `now` (unix seconds) that `code` is the code of, the newest first,
+    /// within the skew; `None` when it is none's.
+    pub fn step_of(&self, code: &str, now: i64) -> Option<i64> {
+        let code = code.trim();
+        if code.len() != DIGITS || !code.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let step = now.div_euclid(STEP);
+        (step - SKEW..=step + SKEW).rev().find(|s| *s >= 0 && self.0.check(code, (*s * STEP) as u64))
+    }
+
+    /// The code of the time step of `at` (what an app shows then): for tests and tools.
+    pub fn code_at(&self, at: i64) -> String {
+        self.0.generate(at.max(0) as u64)
+    }
+}
+
+/// New recovery codes: each 80 random bits, as `xxxx-xxxx-xxxx-xxxx` in lower-case base32.
+pub fn recovery_codes() -> Vec<String> {
+    (0..RECOVERY_CODES)
+        .map(|_| {
+            let mut bytes = [0u8; 10];
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
+            let text = Secret::Raw(bytes.to_vec()).to_encoded().to_string().to_ascii_lowercase();
+            text.as_bytes()
+                .chunks(4)
+                .map(|chunk| String::from_utf8_lossy(chunk).into_owned())
+                .collect::<Vec<_>>()
+                .join("-")
+        })
+        .collect()
+}
+
+/// A recovery code as stored: the SHA-256 of its characters, without dashes or spaces and in
+/// lower case, so it matches however it is typed. (80 random bits: nothing to guess, so a fast
+/// hash is enough.)
+pub fn recovery_hash(code: &str) -> String {
+    let plain: String =
+        code.chars().filter(|c| !c.is_whitespace() && *c != '-').collect::<String>().to_ascii_lowercase();
+    URL_SAFE_NO_PAD.encode(Sha256::digest(plain.as_bytes()))
+}
+
+/// How a session signed in, as RFC 8176 names the methods (`amr`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Methods {
+    /// The password alone.
+    Password,
+    /// The password, then a code (an authenticator app's, or a recovery code).
+    PasswordAndCode,
+}
+
+impl Methods {
+    /// The `amr` claim.
+    pub fn amr(self) -> &'static [&'static str] {
+        match self {
+            Methods::Password => &["pwd"],
+            Methods::PasswordAndCode => &["pwd", "otp", "mfa"],
+        }
+    }
+
+    /// As a session stores them: space-separated.
+    pub fn stored(self) -> &'static str {
+        match self {
+            Methods::Password => "pwd",
+            Methods::PasswordAndCode => "pwd otp mfa",
+        }
+    }
+
+    /// A session's stored methods (anything without `mfa` is a password alone).
+    pub fn parse(stored: &str) -> Methods {
+        match stored.split(' ').any(|method| method == "mfa") {
+            true => Methods::PasswordAndCode,
+            false => Methods::Password,
+        }
+    }
+}
+
+/// What a sign-in with the right password gives: the session's tokens, or (for a user with a
+/// second factor) the step that remains.
+pub enum SignIn {
+    Done(Issued),
+    /// The password was right: `token` finishes the sign-in with a code, within
+    /// [`PENDING_FOR`] seconds, by one of `methods`.
+    SecondStep {
+        token: String,
+        methods: Vec<&'static str>,
+    },
+}
+
+/// Seconds a sign-in waits for its second step.
+pub const PENDING_FOR: i64 = 5 * 60;
+/// Wrong codes a sign-in waiting for its second step takes before it is void.
+pub const MAX_WRONG_CODES: i64 = 5;
+
+/// A new authenticator-app secret, waiting for its first code.
+pub struct TotpSetup {
+    /// Base32, as an app takes it typed in.
+    pub secret: String,
+    /// `otpauth://totp/…`, as an app takes it from a QR code.
+    pub otpauth_uri: String,
+}
+
+impl Accounts {
+    /// Starts setting up an authenticator app, behind the password: a new secret, waiting for
+    /// its first code (it replaces one waiting already). `409` when the factor is on.
+    pub async fn begin_totp(
+        &self,
+        me: &SignedInUser,
+        password: &SecretString,
+        client: &Client,
+    ) -> Result<TotpSetup> {
+        use secrecy::ExposeSecret;
+        required("password", password.expose_secret())?;
+        self.check_password(&me.user, password, "password", client).await?;
+        let totp = Totp::generate();
+        if me.user.totp
+            || !store::second_factor::begin(&self.db, me.user.id, &totp.encoded(), store::now()).await?
+        {
+            return Err(already_on());
+        }
+        let otpauth_uri = totp.uri(self.tokens.issuer(), &me.user.username);
+        Ok(TotpSetup { secret: totp.encoded(), otpauth_uri })
+    }
+
+    /// Turns the waiting factor on with a first code from the app: the recovery codes, shown
+    /// this once. `409` when nothing waits, `422` for a wrong code.
+    pub async fn confirm_totp(&self, me: &SignedInUser, code: &str) -> Result<Vec<String>> {
+        required("code", code)?;
+        let pending = match store::second_factor::find(&self.db, me.user.id).await? {
+            Some(factor) if !factor.confirmed => factor,
+            _ => return Err(nothing_pending()),
+        };
+        let now = store::now();
+        let step = Totp::decode(&pending.secret)?.step_of(code, now).ok_or_else(wrong_code_field)?;
+        let codes = recovery_codes();
+        let hashes: Vec<String> = codes.iter().map(|code| recovery_hash(code)).collect();
+        if !store::second_factor::confirm(&self.db, me.user.id, step, &hashes, now).await? {
+            return Err(nothing_pending());
+        }
+        log::info!("two-step sign-in turned on for {}", me.user.username);
+        Ok(codes)
+    }
+
+    /// Turns the factor off, behind the password and a current code or a recovery code (a
+    /// stolen session and a known password are not enough). `404` when it is off.
+    pub async fn disable_totp(
+        &self,
+        me: &SignedInUser,
+        password: &SecretString,
+        code: &str,
+        client: &Client,
+    ) -> Result<()> {
+        use secrecy::ExposeSecret;
+        required("password", password.expose_secret())?;
+        required("code", code)?;
+        self.check_password(&me.user, password, "password", client).await?;
+        if !me.user.totp {
+            return Err(Error::NotFound);
+        }
+        self.check_code(me.user.id, &me.user.username, code, client).await.map_err(|e| match e {
+            Error::InvalidCode => wrong_code_field(),
+            e => e,
+        })?;
+        store::second_factor::remove(&self.db, me.user.id).await?;
+        log::info!("two-step sign-in turned off for {}", me.user.username);
+        Ok(())
+    }
+
+    /// New recovery codes, behind the password (the old ones stop working). `409` when the
+    /// factor is off.
+    pub async fn replace_recovery_codes(
+        &self,
+        me: &SignedInUser,
+        password: &SecretString,
+        client: &Client,
+    ) -> Result<Vec<String>> {
+        use secrecy::ExposeSecret;
+        required("password", password.expose_secret())?;
+        self.check_password(&me.user, password, "password", client).await?;
+        let codes = recovery_codes();
+        let hashes: Vec<String> = codes.iter().map(|code| recovery_hash(code)).collect();
+        if !store::second_factor::replace_recovery_codes(&self.db, me.user.id, &hashes).await? {
+            return Err(Error::Conflict(
+                "Two-step sign-in is off: there are no recovery codes to replace.".into(),
+            ));
+        }
+        Ok(codes)
+    }
+
+    /// The second step of a sign-in whose password was right: where it waits, by the token the
+    /// first step gave.
+    pub(super) async fn await_second_step(&self, user_id: i64) -> Result<SignIn> {
+        let token = random_token();
+        let now = store::now();
+        store::second_factor::insert_pending(&self.db, &token_hash(&token), user_id, now, now + PENDING_FOR)
+            .await?;
+        Ok(SignIn::SecondStep { token, methods: vec!["totp", "recovery_code"] })
+    }
+
+    /// Finishes a sign-in with its second factor: a current code of the user's app or one of
+    /// their recovery codes. A wrong code counts as a failed sign-in for throttling, and
+    /// against the waiting sign-in, which takes at most [`MAX_WRONG_CODES`]; a right one opens
+    /// the session, once.
+    pub async fn finish_sign_in(&self, token: &str, code: &str, client: &Client) -> Result<Issued> {
+        let mut fields = crate::domain::Fields::default();
+        let given = (fields.required("mfa_token", token), fields.required("code", code));
+        fields.finish(given.0.zip(given.1))?;
+        let hash = token_hash(token.trim());
+        let now = store::now();
+        let pending = store::second_factor::find_pending(&self.db, &hash, now, MAX_WRONG_CODES)
+            .await?
+            .ok_or(Error::SignInExpired)?;
+        match self.check_code(pending.user_id, &pending.username, code, client).await {
+            Ok(()) => {}
+            Err(Error::InvalidCode) => {
+                store::second_factor::fail_pending(&self.db, &hash).await?;
+                return Err(Error::InvalidCode);
+            }
+            Err(e) => return Err(e),
+        }
+        if !store::second_factor::spend_pending(&self.db, &hash, now, MAX_WRONG_CODES).await? {
+            return Err(Error::SignInExpired);
+        }
+        let user =
+            store::users::find_user_by_id(&self.db, pending.user_id).await?.ok_or(Error::SignInExpired)?;
+        self.open_session(&user, client, Methods::PasswordAndCode).await
+    }
+
+    /// Checks a code of the user's second factor, throttled as a password check is (a wrong
+    /// one is a failed sign-in): a code of their app, accepted once per time step, or an unused
+    /// recovery code, spent. [`Error::InvalidCode`] when it is neither.
+    async fn check_code(&self, user_id: i64, username: &str, code: &str, client: &Client) -> Result<()> {
+        let now = store::now();
+        let attempt = Attempt::new(username, &client.address);
+        self.throttle().refuse_seen(&attempt, now)?;
+        let generation = store::users::device_generation(&self.db, user_id).await?;
+        let known = self.devices.knows(&client.device_tokens, user_id, generation, now);
+        let counted = self.throttle().begin(&attempt, known, now).await?;
+        let right = match store::second_factor::find(&self.db, user_id).await? {
+            Some(factor) if factor.confirmed => match Totp::decode(&factor.secret)?.step_of(code, now) {
+                Some(step) => store::second_factor::accept_step(&self.db, user_id, step).await?,
+                None => {
+                    store::second_factor::use_recovery_code(&self.db, user_id, &recovery_hash(code), now)
+                        .await?
+                }
+            },
+            _ => false,
+        };
+        match right {
+            true => self.throttle().succeeded(counted).await,
+            false => {
+                self.throttle().failed(counted, now).await?;
+                Err(Error::InvalidCode)
+            }
+        }
+    }
+}
+
+fn already_on() -> Error {
+    Error::Conflict("Two-step sign-in is on already: turn it off first to set up another app.".into())
+}
+
+fn nothing_pending() -> Error {
+    Error::Conflict("No authenticator app is waiting for its first code: start the set-up again.".into())
+}
+
+fn wrong_code_field() -> Error {
+    Error::field("code", "The code is not correct: type the one your app shows now.")
+}
