@@ -187,6 +187,19 @@ impl Accounts {
         Ok(TotpSetup { secret: totp.encoded(), otpauth_uri })
     }
 
+    /// The authenticator app waiting for its first code, if any (for the set-up page).
+    pub async fn pending_totp(&self, me: &SignedInUser) -> Result<Option<TotpSetup>> {
+        let Some(factor) = store::second_factor::find(&self.db, me.user.id).await? else {
+            return Ok(None);
+        };
+        if factor.confirmed {
+            return Ok(None);
+        }
+        let totp = Totp::decode(&factor.secret)?;
+        let otpauth_uri = totp.uri(self.tokens.issuer(), &me.user.username);
+        Ok(Some(TotpSetup { secret: factor.secret, otpauth_uri }))
+    }
+
     /// Turns the waiting factor on with a first code from the app: the recovery codes, shown
     /// this once. `409` when nothing waits, `422` for a wrong code.
     pub async fn confirm_totp(&self, me: &SignedInUser, code: &str) -> Result<Vec<String>> {

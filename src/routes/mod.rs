@@ -15,6 +15,7 @@ mod pages;
 mod recovery_api;
 mod recovery_pages;
 mod second_factor_api;
+mod second_factor_pages;
 mod views;
 mod wellknown;
 
@@ -49,6 +50,7 @@ pub fn stage(forward: &ForwardAuth, policy: &PasswordPolicy, registration: Regis
             .mount("/", api::routes())
             .mount("/", account_api::routes())
             .mount("/", second_factor_api::routes())
+            .mount("/", second_factor_pages::routes())
             .mount("/", recovery_pages::routes())
             .mount("/", recovery_api::routes())
             .mount("/", forward_auth::routes())

@@ -60,6 +60,11 @@ pub struct SecondStep {
     #[serde(default)]
     #[schema(required = true, min_length = 1)]
     pub code: String,
+    /// The `device_token` of an earlier sign-in to this account, as `POST /auth/login` takes it:
+    /// strangers' wrong codes (the per-username limit) then do not keep this client out.
+    #[serde(default)]
+    #[schema(required = false)]
+    pub device_token: Option<String>,
 }
 
 /// A new authenticator-app secret, not on until `POST /auth/totp/confirm`.
@@ -182,9 +187,10 @@ pub async fn replace_recovery_codes(
 pub async fn second_factor(
     accounts: &State<Accounts>,
     body: ApiJson<SecondStep>,
-    client: Client,
+    mut client: Client,
 ) -> Result<NoStore<Json<TokenResponse>>> {
-    let SecondStep { mfa_token, code } = body.0;
+    let SecondStep { mfa_token, code, device_token } = body.0;
+    client.device_tokens.extend(device_token);
     let mut issued = accounts.finish_sign_in(&mfa_token, &code, &client).await?;
     let device_token = std::mem::take(&mut issued.device_token);
     Ok(TokenResponse::new(issued, accounts, Some(device_token)))

@@ -12,7 +12,7 @@ use rocket::http::{ContentType, Status};
 use rocket::local::asynchronous::LocalResponse;
 use serde_json::{json, Value};
 
-use common::browser::{csrf_from, csrf_token, get_page, location, post_form};
+use common::browser::{csrf_from, csrf_token, field_error, get_page, location, post_form, sign_up};
 use common::{bearer, expect, jwt_payload, now, problem, totp_code, TestApp, Tokens, TOKEN_COOKIE};
 use miniauth::auth::second_factor::{recovery_hash, Totp};
 use miniauth::store;
@@ -26,6 +26,7 @@ backend_tests!(
     turning_it_off_takes_the_password_and_a_code,
     new_recovery_codes_replace_the_old_ones,
     a_sign_in_takes_its_second_step_through_the_pages,
+    the_account_pages_set_it_up_show_the_codes_once_and_turn_it_off,
     codes_follow_the_time_steps_of_a_clock_the_test_sets,
 );
 
@@ -366,4 +367,76 @@ async fn codes_follow_the_time_steps_of_a_clock_the_test_sets(app: TestApp) {
     assert!(!store::second_factor::accept_step(&db, alice, newest).await.unwrap(), "the same step again");
     assert!(!store::second_factor::accept_step(&db, alice, newest - 1).await.unwrap(), "an older step");
     assert!(store::second_factor::accept_step(&db, alice, newest + 1).await.unwrap());
+}
+
+/// Sends a form of the page at `page` (its CSRF token) to `action`: the answer's status, location
+/// and body.
+async fn send(
+    app: &TestApp,
+    page: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> (Status, Option<String>, String) {
+    let csrf = csrf_from(app, page).await;
+    let mut all = vec![("csrf_token", csrf.as_str())];
+    all.extend_from_slice(fields);
+    let response = post_form(app, action, &all).await;
+    let (status, location) = (response.status(), location(&response));
+    (status, location, response.into_string().await.unwrap_or_default())
+}
+
+/// The recovery codes of a codes page.
+fn codes_of(page: &str) -> Vec<String> {
+    let start = page.find("id=\"recovery-codes\">").expect("the codes") + "id=\"recovery-codes\">".len();
+    let end = start + page[start..].find("</pre>").unwrap();
+    page[start..end].lines().map(str::trim).filter(|line| !line.is_empty()).map(str::to_owned).collect()
+}
+
+async fn the_account_pages_set_it_up_show_the_codes_once_and_turn_it_off(app: TestApp) {
+    sign_up(&app, "alice", PASSWORD).await;
+    let (_, profile) = get_page(&app, "/profile").await;
+    assert!(profile.contains("href=\"/account/two-factor\"") && profile.contains("Off"), "{profile}");
+    let page = "/account/two-factor";
+    let (status, _, body) = send(&app, page, page, &[("password", "not it")]).await;
+    assert_eq!(status, Status::Forbidden);
+    assert!(field_error(&body, "password").is_some(), "{body}");
+    let (status, location, _) = send(&app, page, page, &[("password", PASSWORD)]).await;
+    assert_eq!((status, location.as_deref()), (Status::SeeOther, Some(page)));
+    let (_, setup) = get_page(&app, page).await;
+    assert!(setup.contains("<svg role=\"img\"") && setup.contains("<path"), "a QR code drawn here: {setup}");
+    assert!(!setup.contains("<script") && !setup.contains("src=\"http"), "nothing from elsewhere: {setup}");
+    let start = setup.find("<code id=\"secret\">").unwrap() + "<code id=\"secret\">".len();
+    let secret: String = setup[start..start + setup[start..].find("</code>").unwrap()].split(' ').collect();
+    assert_eq!(secret.len(), 32, "{secret}");
+    let action = "/account/two-factor/confirm";
+    let (status, _, body) = send(&app, page, action, &[("code", "000000")]).await;
+    assert_eq!(status, Status::UnprocessableEntity);
+    assert!(field_error(&body, "code").is_some_and(|e| e.contains("not correct")), "{body}");
+    let (status, _, shown) = send(&app, page, action, &[("code", &totp_code(&secret, now()))]).await;
+    assert_eq!(status, Status::Ok, "{shown}");
+    let codes = codes_of(&shown);
+    assert_eq!(codes.len(), 10, "{shown}");
+    assert!(shown.contains("download=\"miniauth-recovery-codes.txt\""), "{shown}");
+    assert!(shown.contains(&format!("data:text/plain;charset=utf-8,{}%0D%0A", codes[0])), "{shown}");
+    let (_, profile) = get_page(&app, "/profile").await;
+    assert!(profile.contains("Authenticator app"), "{profile}");
+    let (_, on) = get_page(&app, page).await;
+    assert!(on.contains("10 recovery codes left") && !on.contains("<svg"), "{on}");
+    // New codes: the old ones stop working.
+    let (status, _, shown) =
+        send(&app, page, "/account/two-factor/recovery-codes", &[("password", PASSWORD)]).await;
+    assert_eq!(status, Status::Ok);
+    let new = codes_of(&shown);
+    assert!(new.iter().all(|code| !codes.contains(code)));
+    // Off: the password and a code.
+    let action = "/account/two-factor/disable";
+    let (status, _, body) = send(&app, page, action, &[("password", PASSWORD), ("code", &codes[0])]).await;
+    assert_eq!(status, Status::UnprocessableEntity, "an old recovery code: {body}");
+    let (status, location, _) = send(&app, page, action, &[("password", PASSWORD), ("code", &new[0])]).await;
+    assert_eq!((status, location.as_deref()), (Status::SeeOther, Some("/profile")));
+    let (_, profile) = get_page(&app, "/profile").await;
+    assert!(
+        profile.contains("Two-step sign-in is off.") && profile.contains("Set up two-step sign-in"),
+        "{profile}"
+    );
 }
