@@ -135,6 +135,8 @@ pub struct HostRule {
     pub groups: Vec<String>,
     /// Admit everyone signed in (said out loud: with open registration, that is anyone).
     pub any_signed_in: bool,
+    /// Admit only sessions that signed in with a second factor (two-step sign-in).
+    pub second_factor: bool,
 }
 
 impl Default for Written {
@@ -298,6 +300,7 @@ impl Settings {
             users: &rule.users,
             groups: &rule.groups,
             any_signed_in: rule.any_signed_in,
+            second_factor: rule.second_factor,
         });
         let forward_auth = ForwardAuth::new(&w.forward_auth_domains, rules, &public_url, w.cookie_secure)?;
         let unruled = forward_auth.unruled();

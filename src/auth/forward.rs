@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use url::{Host, Url};
 
+use super::Methods;
 use crate::domain::{PublicUrl, User, Username};
 
 /// The request a proxy asks about.
@@ -76,13 +77,22 @@ enum Admits {
     Members { users: Vec<String>, groups: Vec<String> },
 }
 
-/// One host's rule as the settings write it: the usernames and the groups it admits, and
-/// whether it admits anyone signed in.
+/// A host's rule: whom it admits, and whether only after two-step sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rule {
+    admits: Admits,
+    /// Only sessions that signed in with a second factor pass (`amr` holds `mfa`).
+    second_factor: bool,
+}
+
+/// One host's rule as the settings write it: the usernames and the groups it admits, whether
+/// it admits anyone signed in, and whether it asks for two-step sign-in.
 pub struct WrittenRule<'a> {
     pub host: &'a str,
     pub users: &'a [String],
     pub groups: &'a [String],
     pub any_signed_in: bool,
+    pub second_factor: bool,
 }
 
 /// The forward-auth policy, built once from the settings.
@@ -92,7 +102,7 @@ pub struct ForwardAuth {
     domains: Vec<String>,
     /// Hosts with a rule → whom they admit. A rule covers its host and the hosts below it that
     /// have no rule of their own.
-    rules: BTreeMap<String, Admits>,
+    rules: BTreeMap<String, Rule>,
     /// `<public_url>/login`, where signed-out browsers go.
     login: Url,
     /// Return only to https addresses (when cookies are `Secure`, an http app never sees them).
@@ -114,7 +124,7 @@ impl ForwardAuth {
             .map(|entry| domain("forward_auth_domains", entry))
             .collect::<Result<Vec<_>, _>>()?;
         let mut admitted = BTreeMap::new();
-        for WrittenRule { host, users, groups, any_signed_in } in rules {
+        for WrittenRule { host, users, groups, any_signed_in, second_factor } in rules {
             let key = domain("forward_auth.hosts", host)?;
             if !covers(&domains, &key) {
                 return Err(format!(
@@ -139,7 +149,7 @@ impl ForwardAuth {
                     Admits::Members { users: names(users, "users")?, groups: names(groups, "groups")? }
                 }
             };
-            admitted.insert(key, admits);
+            admitted.insert(key, Rule { admits, second_factor });
         }
         let login = Url::parse(&public_url.at("/login"))
             .map_err(|_| format!("public_url {public_url:?} is not an address"))?;
@@ -166,8 +176,8 @@ impl ForwardAuth {
         &'a self,
         pick: impl Fn(&'a [String], &'a [String]) -> &'a [String] + 'a,
     ) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
-        self.rules.iter().flat_map(move |(host, admits)| {
-            let names = match admits {
+        self.rules.iter().flat_map(move |(host, rule)| {
+            let names = match &rule.admits {
                 Admits::Members { users, groups } => pick(users, groups),
                 Admits::AnySignedIn => &[],
             };
@@ -176,7 +186,7 @@ impl ForwardAuth {
     }
 
     /// The rule of `host`: its own, else that of the nearest domain above it that has one.
-    fn rule(&self, host: &str) -> Option<&Admits> {
+    fn rule(&self, host: &str) -> Option<&Rule> {
         if let Some(rule) = self.rules.get(host) {
             return Some(rule);
         }
@@ -202,23 +212,45 @@ impl ForwardAuth {
         self.domains.iter().filter(|host| !covers(&scope, host)).cloned().collect()
     }
 
-    /// What to tell the proxy about `original`, asked by `user` (or by someone not signed in,
-    /// `invalid_token` when the credentials sent were bad).
-    pub fn decide(&self, original: &Original, user: Result<&User, bool>) -> Decision {
+    /// What to tell the proxy about `original`, asked by `user` in a session that signed in by
+    /// `methods` (or by someone not signed in, `invalid_token` when the credentials sent were
+    /// bad).
+    pub fn decide(&self, original: &Original, user: Result<(&User, Methods), bool>) -> Decision {
         let host = original.host();
         if !covers(&self.domains, host) {
             return Decision::Forbid(format!("{host} is not among the domains MiniAuth protects."));
         }
         match user {
-            Ok(user) if self.admits(host, user) => Decision::Allow,
-            Ok(user) => Decision::Forbid(format!("{} may not use {host}.", user.username)),
+            Ok((user, _)) if !self.admits(host, user) => {
+                Decision::Forbid(format!("{} may not use {host}.", user.username))
+            }
+            // Admitted, but not by this session: a browser signs in again, with its code.
+            Ok((_, Methods::Password)) if self.needs_second_factor(host) => match original.browser {
+                true => Decision::SignIn(self.sign_in(&original.url)),
+                false => Decision::Forbid(format!("{host} asks for two-step sign-in: sign in with a code.")),
+            },
+            Ok(_) => Decision::Allow,
             Err(_) if original.browser => Decision::SignIn(self.sign_in(&original.url)),
             Err(invalid_token) => Decision::Challenge { invalid_token },
         }
     }
 
+    /// Whether the rule of `host` asks for two-step sign-in.
+    pub fn needs_second_factor(&self, host: &str) -> bool {
+        self.rule(host).is_some_and(|rule| rule.second_factor)
+    }
+
+    /// Whether `rd` (an address the sign-in page returns to) is a host whose rule asks for
+    /// two-step sign-in.
+    pub fn returns_to_second_factor(&self, rd: &str) -> bool {
+        Url::parse(rd)
+            .ok()
+            .and_then(|url| url.host_str().map(|host| self.needs_second_factor(host)))
+            .unwrap_or(false)
+    }
+
     fn admits(&self, host: &str, user: &User) -> bool {
-        match self.rule(host) {
+        match self.rule(host).map(|rule| &rule.admits) {
             Some(Admits::Members { users, groups }) => {
                 let named = |names: &[String], name: &str| names.iter().any(|n| n.eq_ignore_ascii_case(name));
                 named(users, &user.username) || user.groups.iter().any(|group| named(groups, group))
@@ -343,6 +375,7 @@ mod tests {
             users,
             groups,
             any_signed_in: *any_signed_in,
+            second_factor: false,
         });
         ForwardAuth::new(&domains, rules, &public_url(), cookie_secure)
     }
@@ -369,11 +402,18 @@ mod tests {
         let alice = user("alice");
         for url in ["https://example.com/", "https://wiki.example.com/x", "https://a.b.apps.test:8443/"] {
             let asked = original("GET", url, "*/*")?;
-            assert_eq!(forward.decide(&asked, Ok(&alice)), Decision::Allow, "{url}");
+            assert_eq!(
+                forward.decide(&asked, Ok((&alice, Methods::PasswordAndCode))),
+                Decision::Allow,
+                "{url}"
+            );
         }
         for url in ["https://badexample.com/", "https://example.com.evil.test/", "https://test/"] {
             let asked = original("GET", url, "*/*")?;
-            assert!(matches!(forward.decide(&asked, Ok(&alice)), Decision::Forbid(_)), "{url}");
+            assert!(
+                matches!(forward.decide(&asked, Ok((&alice, Methods::PasswordAndCode))), Decision::Forbid(_)),
+                "{url}"
+            );
         }
         Ok(())
     }
@@ -419,10 +459,13 @@ mod tests {
     fn a_host_rule_admits_only_its_users() -> Result<(), String> {
         let forward = policy(&["example.com"], &[("Wiki.example.com", &["Alice"])], true)?;
         let wiki = original("GET", "https://wiki.example.com/", "*/*")?;
-        assert_eq!(forward.decide(&wiki, Ok(&user("ALICE"))), Decision::Allow);
-        assert!(matches!(forward.decide(&wiki, Ok(&user("bob"))), Decision::Forbid(_)));
+        assert_eq!(forward.decide(&wiki, Ok((&user("ALICE"), Methods::PasswordAndCode))), Decision::Allow);
+        assert!(matches!(
+            forward.decide(&wiki, Ok((&user("bob"), Methods::PasswordAndCode))),
+            Decision::Forbid(_)
+        ));
         let other = original("GET", "https://grafana.example.com/", "*/*")?;
-        assert_eq!(forward.decide(&other, Ok(&user("bob"))), Decision::Allow);
+        assert_eq!(forward.decide(&other, Ok((&user("bob"), Methods::PasswordAndCode))), Decision::Allow);
         Ok(())
     }
 
@@ -430,7 +473,8 @@ mod tests {
     fn a_host_rule_admits_the_members_of_its_groups_and_its_users() -> Result<(), String> {
         let forward = policy(&["example.com"], &[("photos.example.com", &["@Family", "carol"])], true)?;
         let photos = original("GET", "https://photos.example.com/", "*/*")?;
-        let admitted = |user: &User| forward.decide(&photos, Ok(user)) == Decision::Allow;
+        let admitted =
+            |user: &User| forward.decide(&photos, Ok((user, Methods::PasswordAndCode))) == Decision::Allow;
         assert!(admitted(&member("alice", &["family"])));
         assert!(admitted(&member("alice", &["friends", "FAMILY"])));
         assert!(admitted(&user("Carol")));
@@ -442,6 +486,46 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_with_second_factor_admits_only_sessions_that_used_one() -> Result<(), String> {
+        let domains = ["example.com".to_owned()];
+        let names = ["family".to_owned()];
+        let rules = [
+            WrittenRule {
+                host: "vault.example.com",
+                users: &[],
+                groups: &names,
+                any_signed_in: false,
+                second_factor: true,
+            },
+            WrittenRule {
+                host: "example.com",
+                users: &[],
+                groups: &[],
+                any_signed_in: true,
+                second_factor: false,
+            },
+        ];
+        let forward = ForwardAuth::new(&domains, rules, &public_url(), true)?;
+        let (alice, bob) = (member("alice", &["family"]), member("bob", &[]));
+        let page = original("GET", "https://vault.example.com/", "text/html")?;
+        let api = original("GET", "https://vault.example.com/api", "application/json")?;
+        assert_eq!(forward.decide(&page, Ok((&alice, Methods::PasswordAndCode))), Decision::Allow);
+        // A password-only session: the browser signs in again (with its code), an API call is refused.
+        assert!(matches!(forward.decide(&page, Ok((&alice, Methods::Password))), Decision::SignIn(_)));
+        assert!(
+            matches!(forward.decide(&api, Ok((&alice, Methods::Password))), Decision::Forbid(why) if why.contains("two-step"))
+        );
+        // Not admitted is not admitted, whatever the session.
+        assert!(matches!(forward.decide(&page, Ok((&bob, Methods::PasswordAndCode))), Decision::Forbid(_)));
+        // The rule's flag is its own: the other hosts take a password alone.
+        let wiki = original("GET", "https://wiki.example.com/", "text/html")?;
+        assert_eq!(forward.decide(&wiki, Ok((&bob, Methods::Password))), Decision::Allow);
+        assert!(forward.returns_to_second_factor("https://vault.example.com/x"));
+        assert!(!forward.returns_to_second_factor("https://wiki.example.com/x"));
+        Ok(())
+    }
+
+    #[test]
     fn a_rule_covers_the_hosts_below_it_that_have_none_of_their_own() -> Result<(), String> {
         let forward = policy(
             &["example.com", "apps.test", "10.0.0.1"],
@@ -449,7 +533,8 @@ mod tests {
             true,
         )?;
         let decide = |url: &str, name: &str| -> Result<bool, String> {
-            Ok(forward.decide(&original("GET", url, "*/*")?, Ok(&user(name))) == Decision::Allow)
+            Ok(forward.decide(&original("GET", url, "*/*")?, Ok((&user(name), Methods::PasswordAndCode)))
+                == Decision::Allow)
         };
         for url in ["https://example.com/", "https://grafana.example.com/", "https://a.b.example.com/"] {
             assert!(decide(url, "alice")? && !decide(url, "bob")?, "{url}");
@@ -469,13 +554,17 @@ mod tests {
         let domains = ["example.com".to_owned()];
         let names = ["alice".to_owned()];
         for (users, groups) in [(&names[..], &[][..]), (&[][..], &names[..])] {
-            let rule = WrittenRule { host: "example.com", users, groups, any_signed_in: true };
+            let rule =
+                WrittenRule { host: "example.com", users, groups, any_signed_in: true, second_factor: false };
             let refused = ForwardAuth::new(&domains, [rule], &public_url(), true);
             assert!(refused.is_err_and(|e| e.contains("any_signed_in") && e.contains("example.com")));
         }
         let nobody = policy(&["example.com"], &[("example.com", &[])], true).unwrap();
         let asked = original("GET", "https://example.com/", "*/*").unwrap();
-        assert!(matches!(nobody.decide(&asked, Ok(&user("alice"))), Decision::Forbid(_)));
+        assert!(matches!(
+            nobody.decide(&asked, Ok((&user("alice"), Methods::PasswordAndCode))),
+            Decision::Forbid(_)
+        ));
         assert!(nobody.unruled().is_empty());
     }
 

@@ -116,12 +116,15 @@ fn answer(
     sign_in: Status,
 ) -> Result<Answer, Error> {
     let user = match user {
-        Ok(ForwardedUser(signed_in)) => Ok(signed_in.user),
+        Ok(ForwardedUser(signed_in)) => Ok((signed_in.user, signed_in.methods)),
         Err(Error::Unauthenticated { invalid_token }) => Err(invalid_token),
         Err(other) => return Err(other),
     };
-    match forward.decide(original, user.as_ref().map_err(|bad| *bad)) {
-        Decision::Allow => user.map(Answer::Allow).map_err(|_| Error::internal("allowed nobody")),
+    match forward.decide(original, user.as_ref().map(|(user, methods)| (user, *methods)).map_err(|bad| *bad))
+    {
+        Decision::Allow => {
+            user.map(|(user, _)| Answer::Allow(user)).map_err(|_| Error::internal("allowed nobody"))
+        }
         Decision::Forbid(why) => Err(Error::Forbidden(why)),
         Decision::SignIn(location) => Ok(Answer::SignIn { status: sign_in, location }),
         Decision::Challenge { invalid_token } => Err(Error::Unauthenticated { invalid_token }),

@@ -155,16 +155,35 @@ pub fn login_page(
     flash: Option<FlashMessage<'_>>,
     csrf: CsrfToken,
     forward: &State<ForwardAuth>,
-) -> Result<Template, Redirect> {
+) -> Result<Template, Result<Redirect, Flash<Redirect>>> {
     let (next, rd) = (next.unwrap_or_default(), rd.unwrap_or_default());
+    let back = Return::new(forward, next, rd);
+    let notice = flash.map(|f| f.message().to_owned());
     match user {
-        Some(_) => Err(Redirect::to(Return::new(forward, next, rd).target())),
-        None => {
-            let notice = flash.map(|f| f.message().to_owned());
-            Ok(login_form(&csrf, "", Return::new(forward, next, rd), &FieldErrors::new(), notice))
+        // The app asks for two-step sign-in and this session did not use it: signing in again
+        // (with the code) will do, or, without a second factor, setting one up.
+        Some(user) if user.methods == Methods::Password && forward.returns_to_second_factor(&back.rd) => {
+            match user.user.totp {
+                true => Ok(login_form(
+                    &csrf,
+                    &user.user.username,
+                    back,
+                    &FieldErrors::new(),
+                    Some(STEP_UP.into()),
+                )),
+                false => Err(Err(Flash::warning(Redirect::to("/account/two-factor"), SET_UP_FIRST))),
+            }
         }
+        Some(_) => Err(Ok(Redirect::to(back.target()))),
+        None => Ok(login_form(&csrf, "", back, &FieldErrors::new(), notice)),
     }
 }
+
+/// What the sign-in page says to a signed-in visitor whose app asks for two-step sign-in.
+const STEP_UP: &str = "This app asks for two-step sign-in: sign in again, with your code.";
+/// Where a visitor without a second factor is sent when the app asks for two-step sign-in.
+const SET_UP_FIRST: &str =
+    "The app you came from asks for two-step sign-in: set it up here, then sign out, sign in again and open the app.";
 
 #[rocket::post("/login", data = "<form>")]
 pub async fn login(
@@ -174,7 +193,7 @@ pub async fn login(
     cookies: &State<SessionCookies>,
     client: Client,
     jar: &CookieJar<'_>,
-) -> Result<Redirect, Rejection> {
+) -> Result<Result<Redirect, Flash<Redirect>>, Rejection> {
     let LoginForm { username, password, next, rd } = &form.fields;
     let username = username.trim();
     let form_again =
@@ -183,13 +202,18 @@ pub async fn login(
         Ok(SignIn::Done(issued)) => {
             cookies.remember_device(jar, &issued);
             cookies.set(jar, issued);
-            Ok(Redirect::to(Return::new(forward, next, rd).target()))
+            let back = Return::new(forward, next, rd);
+            // Without a second factor, the app would only send the browser back here.
+            match forward.returns_to_second_factor(&back.rd) {
+                true => Ok(Err(Flash::warning(Redirect::to("/account/two-factor"), SET_UP_FIRST))),
+                false => Ok(Ok(Redirect::to(back.target()))),
+            }
         }
         // Nothing signs the browser in yet: the code page, bound to it by a cookie, and
         // still bringing it back where it was going.
         Ok(SignIn::SecondStep { token, .. }) => {
             cookies.await_second_step(jar, token);
-            Ok(Redirect::to(code_page(&Return::new(forward, next, rd), false)))
+            Ok(Ok(Redirect::to(code_page(&Return::new(forward, next, rd), false))))
         }
         Err(e @ Error::InvalidCredentials) => {
             let page = form_again(&FieldErrors::from([(FORM, vec![e.detail()])]));

@@ -4,6 +4,7 @@
 //! password and a code). Plain forms, each a [`CsrfForm`].
 
 use rocket::form::FromForm;
+use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
 use rocket::State;
 use rocket_dyn_templates::{context, Template};
@@ -65,6 +66,7 @@ fn two_factor_page(
     csrf: &CsrfToken,
     setup: Option<Setup>,
     errors: &FieldErrors,
+    notice: Option<String>,
 ) -> Template {
     let (qr_svg, secret_groups) = match setup {
         Some(Setup { qr_svg, secret_groups }) => (Some(qr_svg), secret_groups),
@@ -72,7 +74,7 @@ fn two_factor_page(
     };
     Template::render(
         "two_factor",
-        context! { user: UserView::from(&user.user), csrf_token: csrf.token(), qr_svg, secret_groups, errors },
+        context! { user: UserView::from(&user.user), csrf_token: csrf.token(), qr_svg, secret_groups, errors, notice },
     )
 }
 
@@ -82,7 +84,7 @@ async fn refused(e: Error, user: &PageUser, csrf: &CsrfToken, accounts: &Account
         Ok(setup) => setup.map(Setup::from),
         Err(failure) => return Rejection::Error(failure),
     };
-    Rejection::form(e, |errors| two_factor_page(user, csrf, setup, errors))
+    Rejection::form(e, |errors| two_factor_page(user, csrf, setup, errors, None))
 }
 
 fn codes_page(user: &PageUser, codes: Vec<String>) -> Template {
@@ -93,9 +95,15 @@ fn codes_page(user: &PageUser, codes: Vec<String>) -> Template {
 }
 
 #[rocket::get("/account/two-factor")]
-pub async fn page(user: PageUser, csrf: CsrfToken, accounts: &State<Accounts>) -> Result<Template, Error> {
+pub async fn page(
+    user: PageUser,
+    csrf: CsrfToken,
+    accounts: &State<Accounts>,
+    flash: Option<FlashMessage<'_>>,
+) -> Result<Template, Error> {
     let setup = accounts.pending_totp(&user).await?.map(Setup::from);
-    Ok(two_factor_page(&user, &csrf, setup, &FieldErrors::new()))
+    let notice = flash.map(|f| f.message().to_owned());
+    Ok(two_factor_page(&user, &csrf, setup, &FieldErrors::new(), notice))
 }
 
 #[derive(FromForm)]

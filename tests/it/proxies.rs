@@ -60,6 +60,22 @@ fn forged_identity_headers_never_reach_the_app_through_caddy_on_sqlite() {
     behind(Proxy::Caddy, Backend::Sqlite, forged_identity_headers_never_reach_the_app);
 }
 
+/// 127.0.0.1 asks for two-step sign-in.
+const TWO_STEP_RULES: &str =
+    r#"{hosts={"127.0.0.1"={any_signed_in=true,second_factor=true},"example.com"={any_signed_in=true}}}"#;
+
+#[test]
+fn a_host_asking_for_two_step_sign_in_through_nginx_on_sqlite() {
+    behind_with(Proxy::Nginx, Backend::Sqlite, TWO_STEP_RULES, a_host_asking_for_two_step_sign_in);
+}
+
+needs_postgres! {
+    #[test]
+    fn a_host_asking_for_two_step_sign_in_through_nginx_on_postgres() {
+        behind_with(Proxy::Nginx, Backend::Postgres, TWO_STEP_RULES, a_host_asking_for_two_step_sign_in);
+    }
+}
+
 #[test]
 fn a_group_rule_admits_its_members_only_through_nginx_on_sqlite() {
     behind(Proxy::Nginx, Backend::Sqlite, a_group_rule_admits_its_members_only);
@@ -122,25 +138,31 @@ enum Proxy {
 
 /// MiniAuth's real binary, protecting 127.0.0.1 (for alice and the group family only) and
 /// example.com (everyone signed in, on every host below it) for the proxies on this machine.
-fn start_miniauth(backend: Backend, dir: &Path) -> (Server, TestDatabase) {
+fn start_miniauth(backend: Backend, dir: &Path, rules: &str) -> (Server, TestDatabase) {
     let database = TestDatabase::create(backend);
     let env = [
         database.env(),
         ("ROCKET_TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#),
         ("ROCKET_FORWARD_AUTH_DOMAINS", r#"["127.0.0.1", "example.com"]"#),
-        // A host rule, written as the README says to in the environment.
-        (
-            "ROCKET_FORWARD_AUTH",
-            r#"{hosts={"127.0.0.1"={users=["Alice"],groups=["family"]},"example.com"={any_signed_in=true}}}"#,
-        ),
+        // The host rules, written as the README says to in the environment.
+        ("ROCKET_FORWARD_AUTH", rules),
     ];
     (Server::start(dir, &env), database)
 }
 
+/// The rules most scenarios run with.
+const RULES: &str =
+    r#"{hosts={"127.0.0.1"={users=["Alice"],groups=["family"]},"example.com"={any_signed_in=true}}}"#;
+
 /// `scenario` against MiniAuth behind `proxy` (on the returned port), in front of the echo app.
 fn behind(proxy: Proxy, backend: Backend, scenario: fn(Proxy, &Server, u16)) {
+    behind_with(proxy, backend, RULES, scenario)
+}
+
+/// The same, with other host rules.
+fn behind_with(proxy: Proxy, backend: Backend, rules: &str, scenario: fn(Proxy, &Server, u16)) {
     let dir = tempfile::tempdir().unwrap();
-    let (miniauth, _database) = start_miniauth(backend, dir.path());
+    let (miniauth, _database) = start_miniauth(backend, dir.path(), rules);
     let (_app, app_port) = start_app();
     let (_proxy, port) = match proxy {
         Proxy::Nginx => start_nginx(dir.path(), miniauth.port, app_port),
@@ -449,4 +471,45 @@ fn a_group_rule_admits_its_members_only(proxy: Proxy, miniauth: &Server, port: u
     let (status, _, body) = get(&carol);
     assert_eq!(status, 403, "{proxy:?}: {body}");
     assert!(!reached_the_app(&body), "{proxy:?}: {body}");
+}
+
+/// The host asks for two-step sign-in: carol's password-only session gets `403` on an API call
+/// and is sent to sign in as a browser; signed in with her code, she reaches the app.
+fn a_host_asking_for_two_step_sign_in(proxy: Proxy, miniauth: &Server, port: u16) {
+    let (carol, _) = signed_up(miniauth, "carol");
+    let auth = format!("Bearer {carol}");
+    let body = format!(r#"{{"password": "{PASSWORD}"}}"#);
+    let (status, _, setup) = miniauth.request("POST", "/auth/totp", &[JSON, ("Authorization", &auth)], &body);
+    assert_eq!(status, 200, "{setup}");
+    let secret = serde_json::from_str::<Value>(&setup).unwrap()["secret"].as_str().unwrap().to_owned();
+    let code = format!(r#"{{"code": "{}"}}"#, common::totp_code(&secret, common::now()));
+    let (status, _, _) =
+        miniauth.request("POST", "/auth/totp/confirm", &[JSON, ("Authorization", &auth)], &code);
+    assert_eq!(status, 200);
+    let get = |token: &str, accept: &str| {
+        let bearer = format!("Bearer {token}");
+        Server::request_to(port, "GET", "/reports", &[("Accept", accept), ("Authorization", &bearer)], "")
+            .unwrap()
+    };
+    let (status, _, body) = get(&carol, "application/json");
+    assert_eq!(status, 403, "{proxy:?}: {body}");
+    assert!(!reached_the_app(&body));
+    let (status, head, _) = get(&carol, "text/html");
+    assert_eq!(status, 302, "{proxy:?}: {head}");
+    assert!(header_of(&head, "Location").unwrap().contains("/login?rd="), "{head}");
+    // The two steps through the API: the app opens.
+    let account = format!(r#"{{"username": "carol", "password": "{PASSWORD}"}}"#);
+    let (status, _, step) = miniauth.request("POST", "/auth/login", &[JSON], &account);
+    assert_eq!(status, 403, "{step}");
+    let mfa_token = serde_json::from_str::<Value>(&step).unwrap()["mfa_token"].as_str().unwrap().to_owned();
+    let finish = format!(
+        r#"{{"mfa_token": "{mfa_token}", "code": "{}"}}"#,
+        common::totp_code(&secret, common::now() + 30)
+    );
+    let (status, _, done) = miniauth.request("POST", "/auth/login/second-factor", &[JSON], &finish);
+    assert_eq!(status, 200, "{done}");
+    let token = serde_json::from_str::<Value>(&done).unwrap()["access_token"].as_str().unwrap().to_owned();
+    let (status, _, body) = get(&token, "application/json");
+    assert_eq!(status, 200, "{proxy:?}: {body}");
+    assert_eq!(received(&body)["remote-user"], serde_json::json!(["carol"]));
 }

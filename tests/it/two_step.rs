@@ -36,6 +36,11 @@ backend_tests_with!(
 );
 
 backend_tests_with!(
+    vault;
+    a_host_asking_for_two_step_sign_in_admits_only_sessions_that_used_it => sqlite_vault, postgres_vault,
+);
+
+backend_tests_with!(
     |figment: Figment| figment.merge(("login_max_failures_pair", 3));
     wrong_codes_are_failed_sign_ins_for_the_throttle => sqlite_throttled, postgres_throttled,
 );
@@ -439,4 +444,72 @@ async fn the_account_pages_set_it_up_show_the_codes_once_and_turn_it_off(app: Te
         profile.contains("Two-step sign-in is off.") && profile.contains("Set up two-step sign-in"),
         "{profile}"
     );
+}
+
+/// MiniAuth protecting example.com: the vault asks for two-step sign-in, the rest does not.
+fn vault(figment: Figment) -> Figment {
+    let hosts = json!({"hosts": {
+        "vault.example.com": {"any_signed_in": true, "second_factor": true},
+        "example.com": {"any_signed_in": true},
+    }});
+    figment
+        .merge(("public_url", "https://auth.example.com"))
+        .merge(("trusted_proxies", ["127.0.0.1/32"]))
+        .merge(("forward_auth_domains", ["example.com"]))
+        .merge(("forward_auth", hosts))
+        .merge(("cookie_domain", "example.com"))
+}
+
+/// What nginx asks about `GET url` for the holder of `token` (a browser's page, or an API call).
+async fn ask<'c>(app: &'c TestApp, url: &str, token: &str, browser: bool) -> LocalResponse<'c> {
+    app.client
+        .get("/authz/auth-request")
+        .remote("127.0.0.1:50000".parse::<std::net::SocketAddr>().unwrap())
+        .header(rocket::http::Header::new("X-Original-Method", "GET"))
+        .header(rocket::http::Header::new("X-Original-URL", url.to_owned()))
+        .header(rocket::http::Header::new("Accept", if browser { "text/html" } else { "application/json" }))
+        .header(bearer(token))
+        .dispatch()
+        .await
+}
+
+async fn a_host_asking_for_two_step_sign_in_admits_only_sessions_that_used_it(app: TestApp) {
+    let vault = "https://vault.example.com/secrets";
+    let (password_only, secret, _) = two_step_user(&app, "alice").await;
+    assert_eq!(
+        ask(&app, "https://wiki.example.com/", &password_only.access, false).await.status(),
+        Status::Ok
+    );
+    let refused = ask(&app, vault, &password_only.access, false).await;
+    assert_eq!(refused.status(), Status::Forbidden, "an API call with a password-only session");
+    assert!(refused.into_string().await.unwrap_or_default().contains("two-step sign-in"));
+    let browser = ask(&app, vault, &password_only.access, true).await;
+    assert_eq!(browser.status(), Status::Unauthorized, "a browser is sent to sign in");
+    let to = browser.headers().get_one("Location").unwrap_or_default().to_owned();
+    assert!(to.starts_with("https://auth.example.com/login?rd="), "{to}");
+    // Signed in with the code: the vault opens.
+    let step = first_step(&app, "alice").await;
+    let done =
+        expect(finish(&app, &step["mfa_token"], &totp_code(&secret, now() + 30)).await, Status::Ok).await;
+    let two_steps = Tokens::of(&done);
+    let answer = ask(&app, vault, &two_steps.access, false).await;
+    assert_eq!(answer.status(), Status::Ok);
+    assert_eq!(answer.headers().get_one("Remote-User"), Some("alice"));
+    // The sign-in page, for a password-only browser session coming from the vault, asks for a
+    // sign-in again (with the code) instead of sending it straight back.
+    let rd = "/login?rd=https%3A%2F%2Fvault.example.com%2Fsecrets";
+    let page = |token: &str| {
+        app.client.get(rd).cookie(rocket::http::Cookie::new(TOKEN_COOKIE, token.to_owned())).dispatch()
+    };
+    let response = page(&password_only.access).await;
+    assert_eq!(response.status(), Status::Ok);
+    assert!(response.into_string().await.unwrap_or_default().contains("sign in again, with your code"));
+    let response = page(&two_steps.access).await;
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(&response).as_deref(), Some("https://vault.example.com/secrets"));
+    // Without a second factor there is no code to sign in with: set one up first.
+    let [bob] = app.register_and_sign_in("bob", PASSWORD).await;
+    let response = page(&bob.access).await;
+    assert_eq!(response.status(), Status::SeeOther);
+    assert_eq!(location(&response).as_deref(), Some("/account/two-factor"));
 }
