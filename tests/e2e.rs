@@ -489,6 +489,70 @@ async fn a_person_who_forgot_the_password_gets_back_in_through_a_mailed_link() {
     .await;
 }
 
+/// Two-step sign-in set up from the page, the key read off it as a person's app would, then a
+/// sign-out and a sign-in with a code.
+#[rocket::async_test]
+async fn a_person_turns_on_two_step_sign_in_and_signs_in_with_a_code() {
+    with_browser(|b| async move {
+        b.goto("/register").await;
+        b.arrive("//h1[normalize-space()='Create your account']", "/register", 200).await;
+        b.type_into("#username", "alice").await;
+        b.type_into("#password", PASSWORD).await;
+        b.type_into("#password_confirm", PASSWORD).await;
+        b.click("form[action='/register'] button[type=submit]").await;
+        b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
+        assert!(b.text("#two-factor").await.contains("Off"), "{}", b.text("#two-factor").await);
+
+        // The password, then the app's QR code and key.
+        b.click("#two-factor a[href='/account/two-factor']").await;
+        b.arrive("//h1[normalize-space()='Two-step sign-in']", "/account/two-factor", 200).await;
+        b.type_into("#password", PASSWORD).await;
+        b.click("form[action='/account/two-factor'] button[type=submit]").await;
+        b.arrive("//code[@id='secret']", "/account/two-factor", 200).await;
+        b.element(".qr svg").await;
+        b.screenshots("two-factor-setup").await;
+        let secret: String = b.text("#secret").await.split_whitespace().collect();
+        let code = b.element("#code").await;
+        assert_eq!(code.attr("autocomplete").await.unwrap().as_deref(), Some("one-time-code"));
+        b.type_into("#code", &common::totp_code(&secret, common::now())).await;
+        b.click("form[action='/account/two-factor/confirm'] button[type=submit]").await;
+
+        // The recovery codes, once, with a download.
+        b.arrive("//h1[normalize-space()='Your recovery codes']", "/account/two-factor/confirm", 200).await;
+        let codes = b.text("#recovery-codes").await;
+        assert_eq!(codes.lines().filter(|line| !line.trim().is_empty()).count(), 10, "{codes}");
+        b.element("a[download='miniauth-recovery-codes.txt']").await;
+        b.element(".site-nav form[action='/logout'] button[type=submit]").await;
+        b.screenshots("recovery-codes").await;
+        b.click("main a.btn--primary[href='/profile']").await;
+        b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
+        assert!(b.text("#two-factor").await.contains("On"), "{}", b.text("#two-factor").await);
+
+        // Signed out, then in: the password leads to the code page.
+        b.click(".site-nav form[action='/logout'] button[type=submit]").await;
+        b.arrive("//h1[normalize-space()='Sign in']", "/login", 200).await;
+        b.type_into("#username", "alice").await;
+        b.type_into("#password", PASSWORD).await;
+        b.click("form[action='/login'] button[type=submit]").await;
+        b.arrive("//h1[normalize-space()='Two-step sign-in']", "/login/code", 200).await;
+        let field = b.element("#code").await;
+        assert_eq!(field.attr("autocomplete").await.unwrap().as_deref(), Some("one-time-code"));
+        assert_eq!(field.attr("inputmode").await.unwrap().as_deref(), Some("numeric"));
+        b.element("main a[href='/login/code?recovery=true']").await;
+        b.screenshots("login-code").await;
+        // Nothing signed the browser in yet; the sign-in waits for its code.
+        b.goto("/profile").await;
+        b.arrive("//h1[normalize-space()='Sign in']", "/login?next=%2Fprofile", 200).await;
+        b.goto("/login/code").await;
+        b.arrive("//h1[normalize-space()='Two-step sign-in']", "/login/code", 200).await;
+        b.type_into("#code", &common::totp_code(&secret, common::now() + 30)).await;
+        b.click("form[action='/login/code'] button[type=submit]").await;
+        b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
+        assert!(b.text(".sessions").await.contains("with password + code"), "{}", b.text(".sessions").await);
+    })
+    .await;
+}
+
 /// Forward auth in a real browser: an app behind nginx (the README's configuration) sends the
 /// signed-out visitor to MiniAuth's sign-in page, which brings them back to the very address they
 /// asked for, where the app knows who they are; signed out on MiniAuth, the app sends them to

@@ -87,11 +87,14 @@ async fn refused(e: Error, user: &PageUser, csrf: &CsrfToken, accounts: &Account
     Rejection::form(e, |errors| two_factor_page(user, csrf, setup, errors, None))
 }
 
-fn codes_page(user: &PageUser, codes: Vec<String>) -> Template {
+fn codes_page(user: &PageUser, csrf: &CsrfToken, codes: Vec<String>) -> Template {
     let download = codes.join("\r\n") + "\r\n";
     let download =
         format!("data:text/plain;charset=utf-8,{}", rocket::http::RawStr::new(&download).percent_encode());
-    Template::render("recovery_codes", context! { user: UserView::from(&user.user), codes, download })
+    Template::render(
+        "recovery_codes",
+        context! { user: UserView::from(&user.user), csrf_token: csrf.token(), codes, download },
+    )
 }
 
 #[rocket::get("/account/two-factor")]
@@ -141,7 +144,7 @@ pub async fn confirm(
     accounts: &State<Accounts>,
 ) -> Result<Template, Rejection> {
     match accounts.confirm_totp(&user, &form.fields.code).await {
-        Ok(codes) => Ok(codes_page(&user, codes)),
+        Ok(codes) => Ok(codes_page(&user, &form.csrf, codes)),
         Err(e) => Err(refused(e, &user, &form.csrf, accounts).await),
     }
 }
@@ -156,7 +159,7 @@ pub async fn recovery_codes(
 ) -> Result<Template, Rejection> {
     let password = form.fields.password.as_str().into();
     match accounts.replace_recovery_codes(&user, &password, &client).await {
-        Ok(codes) => Ok(codes_page(&user, codes)),
+        Ok(codes) => Ok(codes_page(&user, &form.csrf, codes)),
         Err(e) => Err(refused(e, &user, &form.csrf, accounts).await),
     }
 }
