@@ -15,7 +15,9 @@ virtualenv, then its run.sh starts it).
                                                       # 3M spent refresh tokens
 
 A forward-auth phase asks GET /authz/auth-request (a browser's session cookie) as a reverse
-proxy on 127.0.0.1 would, about app.example.com, against the same ceiling.
+proxy on 127.0.0.1 would, about app.example.com, against the same ceiling. A last phase finishes
+4,000 two-step sign-ins (POST /auth/login/second-factor with recovery codes) from 8 clients, on
+an instance of its own; their password steps run before it, so no bcrypt is in the figure.
 
 Throttling is on with its defaults, except the per-address sign-up limit (the 200 concurrent
 registrations come from one address). A separate phase storms wrong passwords over 1,000 names
@@ -25,6 +27,9 @@ that the addresses are blocked within seconds, and times the profile probe and a
 Needs: cargo, wrk (apt-get install wrk), python3 (standard library only).
 """
 import argparse
+import base64
+import hashlib
+import hmac
 import http.client
 import json
 import math
@@ -33,6 +38,7 @@ import re
 import shutil
 import signal
 import sqlite3
+import struct
 import subprocess
 import sys
 import tempfile
@@ -328,6 +334,76 @@ def measure(target, seconds, ceiling):
     return results
 
 
+def totp(secret, at):
+    """The code an authenticator app with this base32 secret shows at `at` (RFC 6238, SHA-1, 6
+    digits, 30 s): the bench plays the user's phone."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    digest = hmac.new(key, struct.pack(">Q", int(at) // 30), hashlib.sha1).digest()
+    offset = digest[-1] & 0x0F
+    return f"{(struct.unpack('>I', digest[offset:offset + 4])[0] & 0x7FFFFFFF) % 1_000_000:06d}"
+
+
+def second_step_phase(target, users=400, connections=8):
+    """POST /auth/login/second-factor: `users` accounts with two-step sign-in, each signed in with
+    the password once per recovery code (bcrypt at the instance's cost, before the phase), then
+    every waiting sign-in finished with a recovery code from `connections` keep-alive clients at
+    once. Each answer is a new session: the phase is the second step alone, no bcrypt in it."""
+    password = "quiet lantern trombone"
+    rounds = [[] for _ in range(10)]
+    log(f"second step: {users} accounts with two-step sign-in, {users * 10} waiting sign-ins")
+    for i in range(users):
+        name = f"mfa{uuid.uuid4().hex[:8]}"
+        credentials = {"username": name, "password": password}
+        assert request(target.port, "POST", "/auth/register", credentials)[0] == 201
+        status, body = request(target.port, "POST", "/auth/login", credentials)
+        assert status == 200, f"login answered {status}"
+        bearer = {"Authorization": f"Bearer {json.loads(body)['access_token']}"}
+        status, body = request(target.port, "POST", "/auth/totp", {"password": password}, bearer)
+        assert status == 200, f"totp answered {status}"
+        code = totp(json.loads(body)["secret"], time.time())
+        status, body = request(target.port, "POST", "/auth/totp/confirm", {"code": code}, bearer)
+        assert status == 200, f"totp/confirm answered {status}: {body}"
+        for n, recovery_code in enumerate(json.loads(body)["recovery_codes"]):
+            status, body = request(target.port, "POST", "/auth/login", credentials)
+            assert status == 403, f"login answered {status}"
+            rounds[n].append(json.dumps({"mfa_token": json.loads(body)["mfa_token"], "code": recovery_code}))
+    # Round by round, so that the clients finish different accounts' sign-ins at once: one
+    # account's checks in flight together count against its pair's limit, as guesses would.
+    bodies = [body for round in rounds for body in round]
+    latencies, statuses = [], {}
+    lock = threading.Lock()
+
+    def client(share):
+        conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=30)
+        mine = []
+        for body in share:
+            sent = time.perf_counter()
+            conn.request("POST", "/auth/login/second-factor", body=body,
+                         headers={"Content-Type": "application/json"})
+            response = conn.getresponse()
+            response.read()
+            mine.append(((time.perf_counter() - sent) * 1000, response.status))
+        conn.close()
+        with lock:
+            for latency, status in mine:
+                latencies.append(latency)
+                statuses[status] = statuses.get(status, 0) + 1
+
+    log(f"second step: {len(bodies)} sign-ins finished by {connections} clients")
+    threads = [threading.Thread(target=client, args=(bodies[n::connections],)) for n in range(connections)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    nearest = lambda p: latencies[max(0, math.ceil(p / 100 * len(latencies)) - 1)]
+    return {"rps": len(latencies) / elapsed, "p50": nearest(50), "p99": nearest(99),
+            "statuses": " ".join(f"{code}={count}" for code, count in sorted(statuses.items())),
+            "non2xx": sum(count for code, count in statuses.items() if code != 200)}
+
+
 # --- targets --------------------------------------------------------------------------------
 
 def miniauth(work, port, cost, postgres, extra_env):
@@ -557,6 +633,13 @@ def main():
             results["storm"] = storm_phase(storm, args.seconds)
         finally:
             storm.stop()
+        second = miniauth(os.path.join(work, "second"), args.port + 3, 4, args.postgres, extra_env)
+        os.makedirs(second.cwd)
+        try:
+            second.start()
+            results["second_step"] = second_step_phase(second)
+        finally:
+            second.stop()
         if peer_dir:
             peer = fastapi_peer(peer_dir, os.path.join(work, "peer"), args.port + 1)
             os.makedirs(peer.cwd)
@@ -571,6 +654,10 @@ def main():
     report(results["miniauth"], results.get("peer"), bcrypt_ms, args.cost,
            "PostgreSQL" if args.postgres else "SQLite")
     report_storm(results["storm"])
+    second = results["second_step"]
+    print("\nThe second step of a two-step sign-in (recovery codes, Python clients, bcrypt cost 4 before it):\n")
+    print("| figure | MiniAuth |\n|---|---|")
+    print(f"| POST /auth/login/second-factor, 8 conn | {fmt_wrk(second)} ({second['statuses']}) |")
     if args.scale:
         scale = results["scale"]
         report_scale(results["miniauth"], results["scaled"], scale["seeding"], scale["bytes"], scale["users"])

@@ -288,12 +288,15 @@ impl Accounts {
             .is_some_and(|user| self.devices.knows(&client.device_tokens, user.id, generation, now));
         let counted = self.throttle().begin(&attempt, known, now).await?;
         match (self.hasher.verify(password, hash.as_deref()).await?, user) {
+            // The right password of a user with a second factor finishes nothing: the pair's
+            // count of wrong codes stays, or signing in again would wipe it.
+            (true, Some(user)) if user.totp => {
+                self.throttle().passed_first_step(counted).await?;
+                self.await_second_step(user.id).await
+            }
             (true, Some(user)) => {
                 self.throttle().succeeded(counted).await?;
-                match user.totp {
-                    true => self.await_second_step(user.id).await,
-                    false => self.open_session(&user, client, Methods::Password).await.map(SignIn::Done),
-                }
+                self.open_session(&user, client, Methods::Password).await.map(SignIn::Done)
             }
             _ => {
                 self.throttle().failed(counted, now).await?;

@@ -235,7 +235,8 @@ impl Accounts {
         if !me.user.totp {
             return Err(Error::NotFound);
         }
-        self.check_code(me.user.id, &me.user.username, code, client).await.map_err(|e| match e {
+        // No device is trusted here: a stolen session comes with its browser's device cookie.
+        self.check_code(me.user.id, &me.user.username, code, client, false).await.map_err(|e| match e {
             Error::InvalidCode => wrong_code_field(),
             e => e,
         })?;
@@ -288,7 +289,7 @@ impl Accounts {
         let pending = store::second_factor::find_pending(&self.db, &hash, now, MAX_WRONG_CODES)
             .await?
             .ok_or(Error::SignInExpired)?;
-        match self.check_code(pending.user_id, &pending.username, code, client).await {
+        match self.check_code(pending.user_id, &pending.username, code, client, true).await {
             Ok(()) => {}
             Err(Error::InvalidCode) => {
                 store::second_factor::fail_pending(&self.db, &hash).await?;
@@ -306,13 +307,27 @@ impl Accounts {
 
     /// Checks a code of the user's second factor, throttled as a password check is (a wrong
     /// one is a failed sign-in): a code of their app, accepted once per time step, or an unused
-    /// recovery code, spent. [`Error::InvalidCode`] when it is neither.
-    async fn check_code(&self, user_id: i64, username: &str, code: &str, client: &Client) -> Result<()> {
+    /// recovery code, spent. A client that signed in to the account before is spared the
+    /// per-username limit only where `devices_count` (a sign-in's second step). [`Error::InvalidCode`]
+    /// when it is neither.
+    async fn check_code(
+        &self,
+        user_id: i64,
+        username: &str,
+        code: &str,
+        client: &Client,
+        devices_count: bool,
+    ) -> Result<()> {
         let now = store::now();
         let attempt = Attempt::new(username, &client.address);
         self.throttle().refuse_seen(&attempt, now)?;
-        let generation = store::users::device_generation(&self.db, user_id).await?;
-        let known = self.devices.knows(&client.device_tokens, user_id, generation, now);
+        let known = match devices_count {
+            true => {
+                let generation = store::users::device_generation(&self.db, user_id).await?;
+                self.devices.knows(&client.device_tokens, user_id, generation, now)
+            }
+            false => false,
+        };
         let counted = self.throttle().begin(&attempt, known, now).await?;
         let right = match store::second_factor::find(&self.db, user_id).await? {
             Some(factor) if factor.confirmed => match Totp::decode(&factor.secret)?.step_of(code, now) {

@@ -211,6 +211,14 @@ impl Throttle<'_> {
         store::uncount(self.db, &others).await
     }
 
+    /// A password check passed that does not finish a sign-in (a second factor waits): its count
+    /// is taken back from every counter, and nothing is cleared, so wrong codes after it keep
+    /// counting against the pair until a code is right.
+    pub async fn passed_first_step(&self, counted: Counted) -> Result<()> {
+        let all: Vec<_> = counted.counts.iter().map(|(kind, _)| counted.attempt.counter(*kind)).collect();
+        store::uncount(self.db, &all).await
+    }
+
     /// When a counter that holds checks back until `until` lets this one through again: `None`
     /// when it does not hold this client back (the per-username limit, for a known client).
     /// A pair or address block (`blocked`, in the database) is remembered on the way.

@@ -43,6 +43,7 @@ backend_tests_with!(
 backend_tests_with!(
     |figment: Figment| figment.merge(("login_max_failures_pair", 3));
     wrong_codes_are_failed_sign_ins_for_the_throttle => sqlite_throttled, postgres_throttled,
+    the_password_step_does_not_wipe_the_count_of_wrong_codes => sqlite_no_wipe, postgres_no_wipe,
 );
 
 async fn delete_totp<'a>(app: &'a TestApp, token: &str, password: &str, code: &str) -> LocalResponse<'a> {
@@ -254,6 +255,22 @@ async fn wrong_codes_are_failed_sign_ins_for_the_throttle(app: TestApp) {
     assert_eq!(blocked.status(), Status::TooManyRequests);
     assert!(blocked.headers().get_one("Retry-After").is_some());
     assert_eq!(app.login("alice", PASSWORD).await.status(), Status::TooManyRequests);
+}
+
+/// The right password starts a sign-in but finishes none: it does not wipe the pair's count of
+/// wrong codes, so signing in again and again buys no more guesses.
+async fn the_password_step_does_not_wipe_the_count_of_wrong_codes(app: TestApp) {
+    let (_, secret, _) = two_step_user(&app, "alice").await;
+    let first = first_step(&app, "alice").await;
+    for _ in 0..2 {
+        assert_eq!(finish(&app, &first["mfa_token"], "000000").await.status(), Status::Unauthorized);
+    }
+    let second = first_step(&app, "alice").await;
+    assert_eq!(finish(&app, &second["mfa_token"], "000000").await.status(), Status::Unauthorized);
+    // Three wrong codes from this address: blocked, the password step too.
+    assert_eq!(app.login("alice", PASSWORD).await.status(), Status::TooManyRequests);
+    let blocked = finish(&app, &second["mfa_token"], &totp_code(&secret, now() + 30)).await;
+    assert_eq!(blocked.status(), Status::TooManyRequests);
 }
 
 async fn turning_it_off_takes_the_password_and_a_code(app: TestApp) {
