@@ -149,8 +149,16 @@ ALL_WARNINGS='"missing_test_data", "base_url_mismatch", "validation_mismatch", "
            "unused_openapi_auth", "unsupported_regex", "method_not_allowed", "constants_extraction",
            "unmatched_filter", "unresolvable_reference", "rate_limited", "dictionary_mismatch",
            "timeout_units"'
-write_config "$WORK/anonymous.toml" "display = [$ALL_WARNINGS]"
-write_config "$WORK/authenticated.toml" "display = [\"missing_auth\", $ALL_WARNINGS]"
+# Sign-up's password has the custom format bcrypt-password, which the generator draws from the
+# strategy above; a value it makes up to "violate" that format is often a good password, which
+# sign-up rightly takes (201). Its refusals are the integration tests' (tests/it/api.rs). Only
+# in the runs that test sign-up.
+REGISTER='[[operations]]
+include-name = "POST /auth/register"
+checks.negative_data_rejection.enabled = false'
+write_config "$WORK/anonymous.toml" "display = [$ALL_WARNINGS]" "$REGISTER"
+write_config "$WORK/authenticated.toml" "display = [\"missing_auth\", $ALL_WARNINGS]" "$REGISTER"
+write_config "$WORK/logout.toml" "display = [\"missing_auth\", $ALL_WARNINGS]"
 # The two operations that take a mailed link's token: one that is unknown, used or expired gets
 # 400 with a clear message, and no schema can tell a live token from any other
 # string, so there 400 answers schema-valid data too, and most generated data gets it (which
@@ -252,7 +260,7 @@ fuzz_backend() {
     fuzz "$backend authenticated" "$WORK/authenticated.toml" \
         -H "Authorization: Bearer $token" --exclude-path /auth/logout --exclude-path-regex "$LINK_PATHS"
     token=$(sign_in)
-    fuzz "$backend authenticated logout" "$WORK/authenticated.toml" \
+    fuzz "$backend authenticated logout" "$WORK/logout.toml" \
         -H "Authorization: Bearer $token" --include-path /auth/logout
     stop_server
     # Internal errors answer a bare 500 (which the checks catch) and log their cause: show it.

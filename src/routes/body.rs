@@ -32,8 +32,9 @@ pub struct NewCredentials {
     pub password: SecretString,
     /// The token of an invitation (from its link, `/register?invite=<token>`): required when
     /// sign-up is by invitation; the invitation is spent and the account joins its groups.
+    /// `null` is no invitation.
     #[serde(default)]
-    #[schema(value_type = String, required = false)]
+    #[schema(value_type = Option<String>, required = false)]
     pub invite: Option<String>,
 }
 
