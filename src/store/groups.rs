@@ -88,19 +88,6 @@ const SELECT_GROUPS: &str = "SELECT g.id, g.name, g.created_at, \
        JOIN users u ON u.id = m.user_id WHERE m.group_id = g.id), '') AS members \
      FROM user_groups g";
 
-/// The groups, of those names (any case), that exist: by key, as named.
-pub async fn existing(db: &AnyPool, keys: &[String]) -> Result<Vec<String>> {
-    let mut found = Vec::new();
-    for key in keys {
-        let name: Option<String> = sqlx::query_scalar("SELECT name FROM user_groups WHERE name_key = $1")
-            .bind(key)
-            .fetch_optional(db)
-            .await?;
-        found.extend(name);
-    }
-    Ok(found)
-}
-
 /// Deletes a group: its members leave it, and invitations no longer put anyone in it.
 pub async fn delete(db: &Store, group_id: i64) -> Result<()> {
     let (db, _turn) = db.write().await?;
