@@ -17,7 +17,9 @@ virtualenv, then its run.sh starts it).
 A forward-auth phase asks GET /authz/auth-request (a browser's session cookie) as a reverse
 proxy on 127.0.0.1 would, about app.example.com, against the same ceiling. A last phase finishes
 4,000 two-step sign-ins (POST /auth/login/second-factor with recovery codes) from 8 clients, on
-an instance of its own; their password steps run before it, so no bcrypt is in the figure.
+an instance of its own; their password steps run before it, so no bcrypt is in the figure. And
+4,000 passkey sign-ins (start + finish, no username) from 8 Rust clients (the example
+`passkey_client`), on an instance of its own named localhost, beside the password sign-in.
 
 Throttling is on with its defaults, except the per-address sign-up limit (the 200 concurrent
 registrations come from one address). A separate phase storms wrong passwords over 1,000 names
@@ -404,6 +406,17 @@ def second_step_phase(target, users=400, connections=8):
             "non2xx": sum(count for code, count in statuses.items() if code != 200)}
 
 
+def passkey_phase(target, sign_ins=4000, connections=8):
+    """POST /auth/passkeys/login/start + /finish: `sign_ins` sign-ins with passkeys alone (no
+    username, no password, no bcrypt) from `connections` keep-alive clients, each signing with
+    its own accounts' software passkeys (ES256). The clients are the example `passkey_client`,
+    in Rust, so that the signing does not bound the figure."""
+    log(f"passkeys: {sign_ins} sign-ins (start + finish) by {connections} clients")
+    client = os.path.join(REPO, "target", "release", "examples", "passkey_client")
+    origin = f"http://localhost:{target.port}"
+    return json.loads(run([client, str(target.port), origin, str(sign_ins), str(connections)]))
+
+
 # --- targets --------------------------------------------------------------------------------
 
 def miniauth(work, port, cost, postgres, extra_env):
@@ -602,8 +615,8 @@ def main():
     peer_dir = peer_folder(args.peer) if args.peer else None
 
     log("building the release binary")
-    subprocess.run(["cargo", "build", "--release", "--bin", "miniauth", "--example", "bcrypt_cost"],
-                   cwd=REPO, check=True)
+    subprocess.run(["cargo", "build", "--release", "--bin", "miniauth", "--example", "bcrypt_cost",
+                    "--example", "passkey_client"], cwd=REPO, check=True)
     bcrypt_ms = float(run([os.path.join(REPO, "target", "release", "examples", "bcrypt_cost"), str(args.cost)]))
     log(f"one bcrypt verification at cost {args.cost}: {bcrypt_ms:.1f} ms")
 
@@ -640,6 +653,15 @@ def main():
             results["second_step"] = second_step_phase(second)
         finally:
             second.stop()
+        # Browsers and authenticators take passkeys only for a named host: this one is localhost.
+        passkeys_env = {**extra_env, "ROCKET_PUBLIC_URL": f"http://localhost:{args.port + 4}"}
+        passkeys = miniauth(os.path.join(work, "passkeys"), args.port + 4, 4, args.postgres, passkeys_env)
+        os.makedirs(passkeys.cwd)
+        try:
+            passkeys.start()
+            results["passkeys"] = passkey_phase(passkeys)
+        finally:
+            passkeys.stop()
         if peer_dir:
             peer = fastapi_peer(peer_dir, os.path.join(work, "peer"), args.port + 1)
             os.makedirs(peer.cwd)
@@ -658,6 +680,12 @@ def main():
     print("\nThe second step of a two-step sign-in (recovery codes, Python clients, bcrypt cost 4 before it):\n")
     print("| figure | MiniAuth |\n|---|---|")
     print(f"| POST /auth/login/second-factor, 8 conn | {fmt_wrk(second)} ({second['statuses']}) |")
+    passkeys, login = results["passkeys"], results["miniauth"]["login"]
+    print("\nSigning in with a passkey (start + finish, Rust clients) beside the password sign-in:\n")
+    print("| figure | MiniAuth |\n|---|---|")
+    print(f"| passkey sign-in, POST /auth/passkeys/login/start + /finish, 8 conn | "
+          f"{fmt_wrk(passkeys)} ({passkeys['statuses']}) |")
+    print(f"| password sign-in, POST /auth/login at bcrypt cost {args.cost}, 8 conn | {fmt_wrk(login)} |")
     if args.scale:
         scale = results["scale"]
         report_scale(results["miniauth"], results["scaled"], scale["seeding"], scale["bytes"], scale["users"])

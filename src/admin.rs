@@ -84,8 +84,8 @@ pub enum UserCommand {
     Delete { name: String },
     /// Revoke every session of a user (signs them out everywhere)
     RevokeSessions { name: String },
-    /// Turn off a user's two-step sign-in (a lost phone): the app's secret and the recovery
-    /// codes go, and every session of the user ends
+    /// Remove a user's second factors (a lost phone or security key): the app's secret, the
+    /// passkeys and the recovery codes go, and every session of the user ends
     ResetSecondFactor {
         name: String,
         /// One JSON object instead of text
@@ -243,7 +243,7 @@ impl Admin {
                 let rows: Vec<Value> = users
                     .iter()
                     .map(|store::users::Listed { user, sessions }| {
-                        let second_factors: &[&str] = if user.totp { &["totp"] } else { &[] };
+                        let second_factors = user.second_factors();
                         json!({"id": user.id, "username": user.username, "email": user.email,
                                "email_confirmed": user.email_confirmed, "groups": user.groups,
                                "second_factors": second_factors,
@@ -262,7 +262,8 @@ impl Admin {
             }
             UserCommand::ResetSecondFactor { name, json } => {
                 let user = self.find(&name).await?;
-                let removed = store::second_factor::remove(self.pool(), user.id).await.map_err(failure)?;
+                let removed =
+                    store::second_factor::remove_all(self.pool(), user.id).await.map_err(failure)?;
                 let revoked = store::sessions::sign_out_everywhere(self.pool(), user.id, store::now())
                     .await
                     .map_err(failure)?;
@@ -273,7 +274,7 @@ impl Admin {
                         json!({"username": user.username, "second_factor_removed": removed, "sessions_revoked": revoked})
                     );
                 } else if removed {
-                    println!("turned off two-step sign-in for {}; revoked {revoked} sessions", user.username);
+                    println!("removed the second factors of {}; revoked {revoked} sessions", user.username);
                 } else {
                     println!("{} had no second factor; revoked {revoked} sessions", user.username);
                 }

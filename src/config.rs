@@ -213,7 +213,7 @@ pub struct Settings {
 impl Default for Settings {
     /// The built-in defaults, parsed (with the default address's `public_url`).
     fn default() -> Self {
-        let written = Written { public_url: "http://127.0.0.1:8000".into(), ..Written::default() };
+        let written = Written { public_url: "http://localhost:8000".into(), ..Written::default() };
         Settings::parse(written).expect("the built-in defaults are valid")
     }
 }
@@ -252,7 +252,10 @@ pub fn load(figment: &Figment) -> Result<Settings, String> {
     let mut written: Written = figment.extract().map_err(|e| format!("invalid configuration: {e}"))?;
     if written.public_url.is_empty() {
         let rocket::Config { address, port, .. } = figment.extract().unwrap_or_default();
+        // A loopback address is named `localhost`: browsers take passkeys (and treat the page
+        // as a secure context) only on a named host.
         written.public_url = match address {
+            loopback if loopback.is_loopback() => format!("http://localhost:{port}"),
             std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
             v4 => format!("http://{v4}:{port}"),
         };

@@ -50,7 +50,14 @@ pub enum Error {
     SecondFactorRequired {
         mfa_token: String,
         methods: Vec<&'static str>,
+        /// The passkey options, for a user with passkeys.
+        passkey: Option<Box<crate::auth::Challenge>>,
     },
+    /// A passkey's answer that is not accepted, for the reason given (401): not registered here,
+    /// a wrong signature, another site's, a counter that went backwards.
+    PasskeyRefused(&'static str),
+    /// A passkey ceremony that is unknown, answered already, someone else's or expired (401).
+    CeremonyExpired,
     /// A second-factor code (an authenticator app's or a recovery code) that is not correct
     /// (401).
     InvalidCode,
@@ -111,7 +118,9 @@ impl Error {
             | Error::Unauthenticated { .. }
             | Error::InvalidRefreshToken
             | Error::InvalidCode
-            | Error::SignInExpired => Status::Unauthorized,
+            | Error::SignInExpired
+            | Error::PasskeyRefused(_)
+            | Error::CeremonyExpired => Status::Unauthorized,
             Error::Csrf
             | Error::WrongPassword(_)
             | Error::Forbidden(_)
@@ -162,10 +171,14 @@ impl Error {
             | Error::Forbidden(detail)
             | Error::Conflict(detail) => detail.clone(),
             Error::SecondFactorRequired { .. } => {
-                "The password is right; now the code of your authenticator \
-                 app, or a recovery code, finishes the sign-in (POST /auth/login/second-factor with this \
-                 mfa_token, within 5 minutes)."
+                "The password is right; now a second factor finishes the sign-in (POST \
+                 /auth/login/second-factor with this mfa_token, within 5 minutes): a code of your \
+                 authenticator app, a recovery code, or a passkey, as `methods` lists."
                     .into()
+            }
+            Error::PasskeyRefused(why) => format!("The passkey was not accepted: {why}."),
+            Error::CeremonyExpired => {
+                "This passkey request is unknown, was answered already, or has expired: start again.".into()
             }
             Error::InvalidCode => "The code is not correct.".into(),
             Error::SignInExpired => {

@@ -12,7 +12,8 @@ use secrecy::ExposeSecret;
 use crate::assets::{self, Assets};
 use crate::auth::keys::KeyRing;
 use crate::auth::{
-    self, Accounts, CsrfKey, DeviceKey, MacKey, PasswordHasher, Recovery, Registration, SeenBlocks, Tokens,
+    self, Accounts, CsrfKey, DeviceKey, MacKey, PasswordHasher, Recovery, Registration, RelyingParty,
+    SeenBlocks, Tokens,
 };
 use crate::config::{self, Settings};
 use crate::error::{Error, Result};
@@ -41,7 +42,9 @@ pub fn stage() -> AdHoc {
         };
         let keep_retired_keys = settings.tokens.keep_retired_keys();
         let routes = routes::stage(&settings.forward_auth, &settings.password_policy, settings.registration);
-        let form_rules = routes::form_rules(&settings.password_policy, settings.registration);
+        // Passkey buttons only where `public_url` can carry passkeys (the log says why not).
+        let passkeys = RelyingParty::new(&settings.public_url).unavailable().is_none();
+        let form_rules = routes::form_rules(&settings.password_policy, settings.registration, passkeys);
         Ok(rocket
             .attach(assets::stage(settings.template_dir.clone(), settings.static_dir.clone(), form_rules))
             .attach(store::stage())
@@ -150,6 +153,10 @@ async fn accounts(settings: &Settings, db: &DbPool, mailer: Mailer) -> Result<(A
         registration: settings.registration,
         recovery: Recovery::start(&settings.public_url, settings.links, db, settings.limits, mailer),
         successors: MacKey::derive(&secret, b"miniauth refresh successor v1"),
+        relying_party: RelyingParty::new(&settings.public_url),
     };
+    if let Some(why) = accounts.passkeys_unavailable() {
+        log::warn!("passkeys are off: {why}");
+    }
     Ok((accounts, CsrfKey::new(&secret)))
 }

@@ -263,9 +263,27 @@ where
     F: FnOnce(Browser) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    with_server(Server::start, env, flow).await
+}
+
+/// [`with_browser`], with the server at `http://localhost:<port>`: a named host, as browsers
+/// need for passkeys.
+async fn with_browser_on_localhost<F, Fut>(flow: F)
+where
+    F: FnOnce(Browser) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    with_server(Server::start_on_localhost, &[], flow).await
+}
+
+async fn with_server<F, Fut>(start: fn(&Path, &[(&str, &str)]) -> Server, env: &[(&str, &str)], flow: F)
+where
+    F: FnOnce(Browser) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let dir = tempfile::tempdir().unwrap();
     let database = TestDatabase::create(Backend::Sqlite);
-    let server = Server::start(dir.path(), &[&[database.env()], env].concat());
+    let server = start(dir.path(), &[&[database.env()], env].concat());
     let driver = ChromeDriver::start();
     let client = driver.connect().await;
     let outbox = dir.path().join("data/outbox");
@@ -420,13 +438,7 @@ async fn a_person_registers_signs_out_and_signs_back_in() {
 async fn a_person_who_forgot_the_password_gets_back_in_through_a_mailed_link() {
     with_browser(|b| async move {
         // Signed up, with an address added on the profile.
-        b.goto("/register").await;
-        b.arrive("//h1[normalize-space()='Create your account']", "/register", 200).await;
-        b.type_into("#username", "alice").await;
-        b.type_into("#password", PASSWORD).await;
-        b.type_into("#password_confirm", PASSWORD).await;
-        b.click("form[action='/register'] button[type=submit]").await;
-        b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
+        b.sign_up("alice").await;
         assert!(b.text("#email").await.contains("None"), "no address yet");
         b.click("main a[href='/account/email']").await;
         b.arrive("//h1[normalize-space()='Your email address']", "/account/email", 200).await;
@@ -494,13 +506,7 @@ async fn a_person_who_forgot_the_password_gets_back_in_through_a_mailed_link() {
 #[rocket::async_test]
 async fn a_person_turns_on_two_step_sign_in_and_signs_in_with_a_code() {
     with_browser(|b| async move {
-        b.goto("/register").await;
-        b.arrive("//h1[normalize-space()='Create your account']", "/register", 200).await;
-        b.type_into("#username", "alice").await;
-        b.type_into("#password", PASSWORD).await;
-        b.type_into("#password_confirm", PASSWORD).await;
-        b.click("form[action='/register'] button[type=submit]").await;
-        b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
+        b.sign_up("alice").await;
         assert!(b.text("#two-factor").await.contains("Off"), "{}", b.text("#two-factor").await);
 
         // The password, then the app's QR code and key.
@@ -529,11 +535,8 @@ async fn a_person_turns_on_two_step_sign_in_and_signs_in_with_a_code() {
         assert!(b.text("#two-factor").await.contains("On"), "{}", b.text("#two-factor").await);
 
         // Signed out, then in: the password leads to the code page.
-        b.click(".site-nav form[action='/logout'] button[type=submit]").await;
-        b.arrive("//h1[normalize-space()='Sign in']", "/login", 200).await;
-        b.type_into("#username", "alice").await;
-        b.type_into("#password", PASSWORD).await;
-        b.click("form[action='/login'] button[type=submit]").await;
+        b.sign_out().await;
+        b.sign_in_with_password("alice").await;
         b.arrive("//h1[normalize-space()='Two-step sign-in']", "/login/code", 200).await;
         let field = b.element("#code").await;
         assert_eq!(field.attr("autocomplete").await.unwrap().as_deref(), Some("one-time-code"));
@@ -549,6 +552,140 @@ async fn a_person_turns_on_two_step_sign_in_and_signs_in_with_a_code() {
         b.click("form[action='/login/code'] button[type=submit]").await;
         b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
         assert!(b.text(".sessions").await.contains("with password + code"), "{}", b.text(".sessions").await);
+    })
+    .await;
+}
+
+/// A WebDriver command fantoccini has no helper for, sent as it is: the W3C WebAuthn
+/// extension's (chromedriver's virtual authenticators), or chromedriver's DevTools passage.
+#[derive(Debug)]
+struct SessionCommand {
+    path: &'static str,
+    body: Value,
+}
+
+impl fantoccini::wd::WebDriverCompatibleCommand for SessionCommand {
+    fn endpoint(&self, base: &url::Url, session: Option<&str>) -> Result<url::Url, url::ParseError> {
+        base.join(&format!("session/{}/{}", session.unwrap_or_default(), self.path))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (http::Method, Option<String>) {
+        (http::Method::POST, Some(self.body.to_string()))
+    }
+}
+
+impl Browser {
+    /// Creates an account `name` (password [`PASSWORD`]) on the sign-up page: signed in, on the
+    /// profile.
+    async fn sign_up(&self, name: &str) {
+        self.goto("/register").await;
+        self.arrive("//h1[normalize-space()='Create your account']", "/register", 200).await;
+        self.type_into("#username", name).await;
+        self.type_into("#password", PASSWORD).await;
+        self.type_into("#password_confirm", PASSWORD).await;
+        self.click("form[action='/register'] button[type=submit]").await;
+        self.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
+    }
+
+    /// Signs out with the header's button: on the sign-in page.
+    async fn sign_out(&self) {
+        self.click(".site-nav form[action='/logout'] button[type=submit]").await;
+        self.arrive("//h1[normalize-space()='Sign in']", "/login", 200).await;
+    }
+
+    /// Types `name` and [`PASSWORD`] into the sign-in page and sends them.
+    async fn sign_in_with_password(&self, name: &str) {
+        self.type_into("#username", name).await;
+        self.type_into("#password", PASSWORD).await;
+        self.click("form[action='/login'] button[type=submit]").await;
+    }
+
+    /// A virtual platform authenticator (like a laptop's fingerprint reader): it keeps
+    /// discoverable credentials, verifies the user and answers at once.
+    async fn add_virtual_authenticator(&self) -> String {
+        let body = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+            "automaticPresenceSimulation": true,
+        });
+        let added = self.client.issue_cmd(SessionCommand { path: "webauthn/authenticator", body }).await;
+        added.expect("chromedriver adds a virtual authenticator").as_str().unwrap().to_owned()
+    }
+
+    /// Runs `source` in every page from now on, before the page's own scripts; its id.
+    async fn before_every_page(&self, source: &str) -> String {
+        let body = json!({ "cmd": "Page.addScriptToEvaluateOnNewDocument", "params": { "source": source } });
+        let added = self.client.issue_cmd(SessionCommand { path: "goog/cdp/execute", body }).await;
+        added.expect("chromedriver passes DevTools commands")["identifier"].as_str().unwrap().to_owned()
+    }
+
+    async fn no_longer_before_every_page(&self, identifier: &str) {
+        let body = json!({ "cmd": "Page.removeScriptToEvaluateOnNewDocument", "params": { "identifier": identifier } });
+        self.client.issue_cmd(SessionCommand { path: "goog/cdp/execute", body }).await.unwrap();
+    }
+}
+
+/// Passkeys in a real browser with Chromium's virtual authenticator: added from the passkeys
+/// page (the browser's dialog, a name), then, signed out, the passkey button signs in with no
+/// username or password.
+#[rocket::async_test]
+async fn a_person_adds_a_passkey_and_signs_in_with_it() {
+    with_browser_on_localhost(|b| async move {
+        assert!(b.base.starts_with("http://localhost:"), "{}", b.base);
+        b.add_virtual_authenticator().await;
+        b.sign_up("alice").await;
+        assert!(b.text("#passkeys").await.contains("None"), "{}", b.text("#passkeys").await);
+
+        // The passkeys page: the script shows the form; a name, then the browser's dialog.
+        b.click("#passkeys a[href='/account/passkeys']").await;
+        b.arrive("//h1[normalize-space()='Passkeys']", "/account/passkeys", 200).await;
+        b.element("#passkey-add:not([hidden])").await;
+        b.screenshots("passkeys-empty").await;
+        b.type_into("#name", "Laptop").await;
+        b.click("#passkey-add button[type=submit]").await;
+        // The first second factor: the recovery codes, once.
+        b.arrive("//h1[normalize-space()='Your recovery codes']", "/account/passkeys", 200).await;
+        b.click("main a.btn--primary[href='/profile']").await;
+        b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
+        assert!(b.text("#passkeys").await.contains("1 passkey"), "{}", b.text("#passkeys").await);
+        b.goto("/account/passkeys").await;
+        b.arrive("//strong[normalize-space()='Laptop']", "/account/passkeys", 200).await;
+        b.screenshots("passkeys").await;
+
+        // Signed out, the sign-in page offers the passkey; no username, no password. (The
+        // virtual authenticator answers the autofill's request at once, with no one to choose:
+        // the browser is told it has no autofill, to press the button.)
+        let no_autofill = b
+            .before_every_page("PublicKeyCredential.isConditionalMediationAvailable = async () => false;")
+            .await;
+        b.sign_out().await;
+        let username = b.element("#username").await;
+        assert_eq!(username.attr("autocomplete").await.unwrap().as_deref(), Some("username webauthn"));
+        b.element("#passkey-sign-in:not([hidden])").await;
+        b.screenshots("login-passkey").await;
+        b.click("#passkey-sign-in button").await;
+        b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
+        assert!(b.text(".sessions").await.contains("with passkey"), "{}", b.text(".sessions").await);
+
+        // After a password, the passkey is the second step.
+        b.sign_out().await;
+        b.sign_in_with_password("alice").await;
+        b.arrive("//h1[normalize-space()='Two-step sign-in']", "/login/code", 200).await;
+        b.element("#passkey-second-step:not([hidden])").await;
+        b.screenshots("login-code-passkey").await;
+        b.click("#passkey-second-step button").await;
+        b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
+        assert!(b.text(".sessions").await.contains("password + passkey"), "{}", b.text(".sessions").await);
+
+        // With the autofill, the sign-in page signs in with the passkey as it opens.
+        b.no_longer_before_every_page(&no_autofill).await;
+        b.click(".site-nav form[action='/logout'] button[type=submit]").await;
+        b.arrive("//h1[normalize-space()='Your profile']", "/profile", 200).await;
+        let sessions = b.text(".sessions").await;
+        assert!(sessions.contains("with passkey") && !sessions.contains("password"), "{sessions}");
     })
     .await;
 }

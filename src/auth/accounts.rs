@@ -47,6 +47,8 @@ pub struct Accounts {
     pub(crate) recovery: Recovery,
     /// Derives a refresh token's one successor from it (see [`Accounts::refresh`]).
     pub(crate) successors: MacKey,
+    /// Passkeys: the relying party `public_url` names.
+    pub(crate) relying_party: super::passkeys::RelyingParty,
 }
 
 /// Who is asking: the client's address (as counted) and its `User-Agent` (shortened), recorded
@@ -290,9 +292,9 @@ impl Accounts {
         match (self.hasher.verify(password, hash.as_deref()).await?, user) {
             // The right password of a user with a second factor finishes nothing: the pair's
             // count of wrong codes stays, or signing in again would wipe it.
-            (true, Some(user)) if user.totp => {
+            (true, Some(user)) if user.has_second_factor() => {
                 self.throttle().passed_first_step(counted).await?;
-                self.await_second_step(user.id).await
+                self.await_second_step(&user).await
             }
             (true, Some(user)) => {
                 self.throttle().succeeded(counted).await?;

@@ -79,8 +79,8 @@ impl Key {
     fn hmac(secret: &[u8], kid: String) -> Result<Key> {
         Ok(Key {
             kid,
-            encoding: EncodingKey::from_secret(secret).map_err(Error::internal)?,
-            decoding: DecodingKey::from_secret(secret).map_err(Error::internal)?,
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
             jwk: None,
         })
     }

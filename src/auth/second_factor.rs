@@ -10,9 +10,13 @@ use totp_rs::{Algorithm, Secret, TOTP};
 
 use secrecy::SecretString;
 
+use webauthn_rs::prelude::PublicKeyCredential;
+
 use super::accounts::{random_token, token_hash, Accounts, Client, Issued, SignedInUser};
+use super::passkeys::Challenge;
 use super::Attempt;
-use crate::domain::required;
+pub use crate::domain::Methods;
+use crate::domain::{required, User};
 use crate::error::{Error, Result};
 use crate::store;
 
@@ -105,41 +109,6 @@ pub fn recovery_hash(code: &str) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(plain.as_bytes()))
 }
 
-/// How a session signed in, as RFC 8176 names the methods (`amr`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Methods {
-    /// The password alone.
-    Password,
-    /// The password, then a code (an authenticator app's, or a recovery code).
-    PasswordAndCode,
-}
-
-impl Methods {
-    /// The `amr` claim.
-    pub fn amr(self) -> &'static [&'static str] {
-        match self {
-            Methods::Password => &["pwd"],
-            Methods::PasswordAndCode => &["pwd", "otp", "mfa"],
-        }
-    }
-
-    /// As a session stores them: space-separated.
-    pub fn stored(self) -> &'static str {
-        match self {
-            Methods::Password => "pwd",
-            Methods::PasswordAndCode => "pwd otp mfa",
-        }
-    }
-
-    /// A session's stored methods (anything without `mfa` is a password alone).
-    pub fn parse(stored: &str) -> Methods {
-        match stored.split(' ').any(|method| method == "mfa") {
-            true => Methods::PasswordAndCode,
-            false => Methods::Password,
-        }
-    }
-}
-
 /// What a sign-in with the right password gives: the session's tokens, or (for a user with a
 /// second factor) the step that remains.
 pub enum SignIn {
@@ -149,6 +118,8 @@ pub enum SignIn {
     SecondStep {
         token: String,
         methods: Vec<&'static str>,
+        /// The passkey options, for a user with passkeys.
+        passkey: Option<Challenge>,
     },
 }
 
@@ -236,10 +207,12 @@ impl Accounts {
             return Err(Error::NotFound);
         }
         // No device is trusted here: a stolen session comes with its browser's device cookie.
-        self.check_code(me.user.id, &me.user.username, code, client, false).await.map_err(|e| match e {
-            Error::InvalidCode => wrong_code_field(),
-            e => e,
-        })?;
+        self.check_second_factor(me.user.id, &me.user.username, Proof::Code(code), client, false)
+            .await
+            .map_err(|e| match e {
+                Error::InvalidCode => wrong_code_field(),
+                e => e,
+            })?;
         store::second_factor::remove(&self.db, me.user.id).await?;
         log::info!("two-step sign-in turned off for {}", me.user.username);
         Ok(())
@@ -267,57 +240,72 @@ impl Accounts {
     }
 
     /// The second step of a sign-in whose password was right: where it waits, by the token the
-    /// first step gave.
-    pub(super) async fn await_second_step(&self, user_id: i64) -> Result<SignIn> {
+    /// first step gave, what can finish it, and the passkey options when the user has passkeys.
+    pub(super) async fn await_second_step(&self, user: &User) -> Result<SignIn> {
         let token = random_token();
         let now = store::now();
-        store::second_factor::insert_pending(&self.db, &token_hash(&token), user_id, now, now + PENDING_FOR)
+        store::second_factor::insert_pending(&self.db, &token_hash(&token), user.id, now, now + PENDING_FOR)
             .await?;
-        Ok(SignIn::SecondStep { token, methods: vec!["totp", "recovery_code"] })
+        let passkey = self.second_step_challenge(user.id).await?;
+        let mut methods = Vec::new();
+        if user.totp {
+            methods.push("totp");
+        }
+        methods.push("recovery_code");
+        if passkey.is_some() {
+            methods.push("passkey");
+        }
+        Ok(SignIn::SecondStep { token, methods, passkey })
     }
 
-    /// Finishes a sign-in with its second factor: a current code of the user's app or one of
-    /// their recovery codes. A wrong code counts as a failed sign-in for throttling, and
-    /// against the waiting sign-in, which takes at most [`MAX_WRONG_CODES`]; a right one opens
-    /// the session, once.
-    pub async fn finish_sign_in(&self, token: &str, code: &str, client: &Client) -> Result<Issued> {
+    /// Finishes a sign-in with its second factor: a current code of the user's app, one of
+    /// their recovery codes, or a passkey. A wrong code or a refused passkey counts as a failed
+    /// sign-in for throttling, and against the waiting sign-in, which takes at most
+    /// [`MAX_WRONG_CODES`]; a right one opens the session, once.
+    pub async fn finish_sign_in(&self, token: &str, proof: Proof<'_>, client: &Client) -> Result<Issued> {
         let mut fields = crate::domain::Fields::default();
-        let given = (fields.required("mfa_token", token), fields.required("code", code));
+        let given = match proof {
+            Proof::Code(code) => (fields.required("mfa_token", token), fields.required("code", code)),
+            Proof::Passkey { ceremony, .. } => {
+                (fields.required("mfa_token", token), fields.required("ceremony", ceremony))
+            }
+        };
         fields.finish(given.0.zip(given.1))?;
         let hash = token_hash(token.trim());
         let now = store::now();
         let pending = store::second_factor::find_pending(&self.db, &hash, now, MAX_WRONG_CODES)
             .await?
             .ok_or(Error::SignInExpired)?;
-        match self.check_code(pending.user_id, &pending.username, code, client, true).await {
-            Ok(()) => {}
+        let checked = self.check_second_factor(pending.user_id, &pending.username, proof, client, true).await;
+        let methods = match checked {
+            Ok(methods) => methods,
             Err(Error::InvalidCode) => {
                 store::second_factor::fail_pending(&self.db, &hash).await?;
                 return Err(Error::InvalidCode);
             }
             Err(e) => return Err(e),
-        }
+        };
         if !store::second_factor::spend_pending(&self.db, &hash, now, MAX_WRONG_CODES).await? {
             return Err(Error::SignInExpired);
         }
         let user =
             store::users::find_user_by_id(&self.db, pending.user_id).await?.ok_or(Error::SignInExpired)?;
-        self.open_session(&user, client, Methods::PasswordAndCode).await
+        self.open_session(&user, client, methods).await
     }
 
-    /// Checks a code of the user's second factor, throttled as a password check is (a wrong
-    /// one is a failed sign-in): a code of their app, accepted once per time step, or an unused
-    /// recovery code, spent. A client that signed in to the account before is spared the
-    /// per-username limit only where `devices_count` (a sign-in's second step). [`Error::InvalidCode`]
-    /// when it is neither.
-    async fn check_code(
+    /// Checks a second factor of the user, throttled as a password check is (a wrong one is a
+    /// failed sign-in): a code of their app, accepted once per time step, an unused recovery
+    /// code, spent, or (for a sign-in) a passkey. A client that signed in to the account before
+    /// is spared the per-username limit only where `devices_count` (a sign-in's second step).
+    /// How the user signed in with it, or [`Error::InvalidCode`].
+    async fn check_second_factor(
         &self,
         user_id: i64,
         username: &str,
-        code: &str,
+        proof: Proof<'_>,
         client: &Client,
         devices_count: bool,
-    ) -> Result<()> {
+    ) -> Result<Methods> {
         let now = store::now();
         let attempt = Attempt::new(username, &client.address);
         self.throttle().refuse_seen(&attempt, now)?;
@@ -329,24 +317,49 @@ impl Accounts {
             false => false,
         };
         let counted = self.throttle().begin(&attempt, known, now).await?;
-        let right = match store::second_factor::find(&self.db, user_id).await? {
-            Some(factor) if factor.confirmed => match Totp::decode(&factor.secret)?.step_of(code, now) {
-                Some(step) => store::second_factor::accept_step(&self.db, user_id, step).await?,
-                None => {
-                    store::second_factor::use_recovery_code(&self.db, user_id, &recovery_hash(code), now)
-                        .await?
-                }
+        let right = match proof {
+            Proof::Code(code) => match self.check_code(user_id, code, now).await? {
+                true => Some(Methods::PasswordAndCode),
+                false => None,
             },
-            _ => false,
+            Proof::Passkey { ceremony, credential } => {
+                match self.check_passkey(user_id, ceremony, credential).await {
+                    Ok(synced) => Some(Methods::PasswordAndPasskey { synced }),
+                    Err(Error::InvalidCode | Error::PasskeyRefused(_)) => None,
+                    Err(e) => return Err(e),
+                }
+            }
         };
         match right {
-            true => self.throttle().succeeded(counted).await,
-            false => {
+            Some(methods) => self.throttle().succeeded(counted).await.map(|()| methods),
+            None => {
                 self.throttle().failed(counted, now).await?;
                 Err(Error::InvalidCode)
             }
         }
     }
+
+    /// Whether `code` is a code of the user's app (accepted once per time step) or one of their
+    /// unused recovery codes (spent).
+    async fn check_code(&self, user_id: i64, code: &str, now: i64) -> Result<bool> {
+        if let Some(factor) = store::second_factor::find(&self.db, user_id).await? {
+            if factor.confirmed {
+                if let Some(step) = Totp::decode(&factor.secret)?.step_of(code, now) {
+                    return store::second_factor::accept_step(&self.db, user_id, step).await;
+                }
+            }
+        }
+        store::second_factor::use_recovery_code(&self.db, user_id, &recovery_hash(code), now).await
+    }
+}
+
+/// What finishes a sign-in's second step.
+#[derive(Clone, Copy)]
+pub enum Proof<'a> {
+    /// A code of the user's app, or a recovery code.
+    Code(&'a str),
+    /// A passkey's answer to the ceremony the first step began.
+    Passkey { ceremony: &'a str, credential: &'a PublicKeyCredential },
 }
 
 fn already_on() -> Error {

@@ -3,12 +3,14 @@
 
 mod device;
 mod email;
+mod methods;
 mod password;
 mod public_url;
 mod username;
 
 pub use device::device_name;
 pub use email::{key as email_key, Email, EMAIL_MAX};
+pub use methods::Methods;
 pub use password::{NewPassword, PasswordPolicy, PASSWORD_MAX_BYTES};
 pub use public_url::PublicUrl;
 pub use username::{username_pattern, username_rule, Username, USERNAME_MAX, USERNAME_MIN};
@@ -38,6 +40,27 @@ pub struct User {
     pub totp: bool,
     /// Recovery codes not used yet.
     pub recovery_codes_left: i64,
+    /// Passkeys registered.
+    pub passkeys: i64,
+}
+
+impl User {
+    /// The second factors the user has, as the API names them: `totp`, `passkey`.
+    pub fn second_factors(&self) -> Vec<&'static str> {
+        let mut factors = Vec::new();
+        if self.totp {
+            factors.push("totp");
+        }
+        if self.passkeys > 0 {
+            factors.push("passkey");
+        }
+        factors
+    }
+
+    /// A password alone does not sign this user in.
+    pub fn has_second_factor(&self) -> bool {
+        self.totp || self.passkeys > 0
+    }
 }
 
 /// A live session as its owner sees it in the list: when it began, was last used and ends

@@ -34,6 +34,11 @@ impl PublicUrl {
         Ok(PublicUrl { url, base })
     }
 
+    /// The address itself.
+    pub fn as_url(&self) -> &Url {
+        &self.url
+    }
+
     /// The host, lower-case, without its port.
     pub fn host(&self) -> &str {
         self.url.host_str().unwrap_or_default()

@@ -40,7 +40,7 @@ pub struct UserOut {
     /// The groups the user is in, as they are now (administrators manage them).
     pub groups: Vec<String>,
     /// The second factors the user signs in with after the password: `totp` (an authenticator
-    /// app) or none.
+    /// app), `passkey`, both or none.
     pub second_factors: Vec<&'static str>,
     /// Recovery codes not used yet (0 without a second factor).
     pub recovery_codes_left: i64,
@@ -48,6 +48,7 @@ pub struct UserOut {
 
 impl From<User> for UserOut {
     fn from(user: User) -> Self {
+        let second_factors = user.second_factors();
         UserOut {
             id: user.id,
             username: user.username,
@@ -55,7 +56,7 @@ impl From<User> for UserOut {
             email: user.email,
             email_confirmed: user.email_confirmed,
             groups: user.groups,
-            second_factors: if user.totp { vec!["totp"] } else { vec![] },
+            second_factors,
             recovery_codes_left: user.recovery_codes_left,
         }
     }
@@ -167,8 +168,8 @@ pub async fn login(
             let device_token = std::mem::take(&mut issued.device_token);
             Ok(TokenResponse::new(issued, accounts, Some(device_token)))
         }
-        SignIn::SecondStep { token, methods } => {
-            Err(Error::SecondFactorRequired { mfa_token: token, methods })
+        SignIn::SecondStep { token, methods, passkey } => {
+            Err(Error::SecondFactorRequired { mfa_token: token, methods, passkey: passkey.map(Box::new) })
         }
     }
 }

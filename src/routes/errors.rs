@@ -36,10 +36,17 @@ pub struct Problem {
     /// `POST /auth/login/second-factor` (single use, 5 minutes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mfa_token: Option<String>,
-    /// When a sign-in needs its second step: what the user can finish it with, among `totp`
-    /// and `recovery_code`.
+    /// When a sign-in needs its second step: what the user can finish it with, among `totp`,
+    /// `recovery_code` and `passkey`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub methods: Option<Vec<&'static str>>,
+    /// When `methods` lists `passkey`: the ceremony a passkey answers, and the options for
+    /// `navigator.credentials.get()` (`PublicKeyCredentialRequestOptionsJSON`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ceremony: Option<String>,
+    #[serde(rename = "publicKey", skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub public_key: Option<serde_json::Value>,
 }
 
 impl From<&Error> for Problem {
@@ -54,11 +61,17 @@ impl From<&Error> for Problem {
             error: None,
             mfa_token: None,
             methods: None,
+            ceremony: None,
+            public_key: None,
         };
-        if let Error::SecondFactorRequired { mfa_token, methods } = error {
+        if let Error::SecondFactorRequired { mfa_token, methods, passkey } = error {
             problem.error = Some("mfa_required");
             problem.mfa_token = Some(mfa_token.clone());
             problem.methods = Some(methods.clone());
+            if let Some(challenge) = passkey {
+                problem.ceremony = Some(challenge.ceremony.clone());
+                problem.public_key = Some(challenge.public_key.clone());
+            }
         }
         problem
     }

@@ -12,6 +12,8 @@ mod forward_auth;
 mod openapi;
 mod ops;
 mod pages;
+mod passkey_api;
+mod passkey_pages;
 mod recovery_api;
 mod recovery_pages;
 mod second_factor_api;
@@ -50,6 +52,8 @@ pub fn stage(forward: &ForwardAuth, policy: &PasswordPolicy, registration: Regis
             .mount("/", api::routes())
             .mount("/", account_api::routes())
             .mount("/", second_factor_api::routes())
+            .mount("/", passkey_api::routes())
+            .mount("/", passkey_pages::routes())
             .mount("/", second_factor_pages::routes())
             .mount("/", recovery_pages::routes())
             .mount("/", recovery_api::routes())
@@ -111,6 +115,7 @@ impl SecurityHeaders {
 
 const CSP_PAGES: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                          frame-ancestors 'none'; base-uri 'none'";
+const PASSKEY_SCRIPT: &str = "script-src 'self'; connect-src 'self'";
 // Swagger UI sets styles from its script and shows data: images.
 const CSP_DOCS: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                         img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -130,7 +135,13 @@ impl Fairing for SecurityHeaders {
             "/login" => &self.login_csp,
             _ => CSP_PAGES,
         };
-        res.set_header(Header::new("Content-Security-Policy", csp.to_owned()));
+        // The pages with passkeys run the one script of MiniAuth's own, which asks the server
+        // for a ceremony's options.
+        let csp = match req.uri().path().as_str() {
+            "/login" | "/login/code" | "/account/passkeys" => format!("{csp}; {PASSKEY_SCRIPT}"),
+            _ => csp.to_owned(),
+        };
+        res.set_header(Header::new("Content-Security-Policy", csp));
         let asset = req.uri().path().starts_with("/static/") || req.uri().path() == "/favicon.ico";
         if !res.headers().contains("Cache-Control") && !asset && !docs {
             // Pages and API answers are about one person: never keep them in a shared cache.

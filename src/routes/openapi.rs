@@ -40,6 +40,12 @@ use crate::error::{Error, FieldErrors};
         super::second_factor_api::disable_totp,
         super::second_factor_api::replace_recovery_codes,
         super::second_factor_api::second_factor,
+        super::passkey_api::begin_registration,
+        super::passkey_api::finish_registration,
+        super::passkey_api::list,
+        super::passkey_api::remove,
+        super::passkey_api::begin_sign_in,
+        super::passkey_api::finish_sign_in,
         super::recovery_api::set_email,
         super::recovery_api::remove_email,
         super::recovery_api::confirm_email,
@@ -55,6 +61,7 @@ use crate::error::{Error, FieldErrors};
     tags(
         (name = "auth", description = "Sign up, sign in, tokens"),
         (name = "account", description = "The signed-in user's password, account and sessions"),
+        (name = "passkeys", description = "Passkeys (WebAuthn): adding them, and signing in with one alone"),
         (name = "recovery", description = "The email address, and password reset links mailed to it"),
         (name = "operations", description = "Health checks"),
         (name = "keys", description = "The public keys that verify access tokens"),
@@ -314,9 +321,10 @@ refusal_set!(
     /// `POST /auth/login`.
     SignInRefusals {
         Error::InvalidCredentials => "Invalid username or password",
-        Error::SecondFactorRequired { mfa_token: String::new(), methods: Vec::new() } =>
-            "The password is right and the user has two-step sign-in: `mfa_token` and `methods` say how to finish \
-             (`POST /auth/login/second-factor`); `error` is `mfa_required`",
+        Error::SecondFactorRequired { mfa_token: String::new(), methods: Vec::new(), passkey: None } =>
+            "The password is right and the user has a second factor: `mfa_token` and `methods` say how to finish \
+             (`POST /auth/login/second-factor`), with `ceremony` and `publicKey` when `methods` lists `passkey`; \
+             `error` is `mfa_required`",
         Error::UnsupportedMediaType(String::new()) => "Neither JSON nor a form",
         Error::Validation(FieldErrors::new()) => "Missing fields, or a `grant_type` other than `password`",
     }
@@ -363,7 +371,54 @@ refusal_set!(
 refusal_set!(
     /// `POST /auth/login/second-factor`.
     SecondStepRefusals {
-        Error::InvalidCode => "A wrong code, or a sign-in that expired, was finished or had too many wrong codes",
+        Error::InvalidCode =>
+            "A wrong code, a refused passkey, an unknown or expired ceremony, or a sign-in that expired, was \
+             finished or had too many wrong codes",
+        Error::Validation(FieldErrors::new()) => "Neither `code` nor `ceremony` and `credential`, or a missing field",
+    }
+);
+
+/// Passkey routes on a server whose `public_url` cannot carry passkeys.
+pub struct PasskeyOff;
+
+impl IntoResponses for PasskeyOff {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        refusals([(
+            Error::Forbidden(String::new()),
+            "Passkeys are off on this server (`public_url` names an IP address, or plain http on a host \
+             other than localhost), or a cookie-authenticated call without X-CSRF-Token",
+        )])
+    }
+}
+
+refusal_set!(
+    /// `POST /auth/passkeys/register/finish`.
+    PasskeyRegistrationRefusals {
+        Error::Validation(FieldErrors::new()) =>
+            "An unknown, answered or expired ceremony (`errors.ceremony`), an answer that is refused: another \
+             site's origin, another challenge, no user verification (`errors.credential`), a bad name, or a \
+             missing field",
+        Error::Conflict(String::new()) => "This passkey is registered already",
+    }
+);
+
+refusal_set!(
+    /// `DELETE /auth/passkeys/{id}`.
+    PasskeyRemovalRefusals {
+        Error::WrongPassword("password") =>
+            "Wrong password (`errors.password`), or a cookie-authenticated call without X-CSRF-Token",
+        Error::NotFound => "The user has no passkey with this id",
+        Error::Validation(FieldErrors::new()) => "A missing field",
+    }
+);
+
+refusal_set!(
+    /// `POST /auth/passkeys/login/finish`.
+    PasskeySignInRefusals {
+        Error::PasskeyRefused("") =>
+            "A passkey not registered here, a wrong signature, another site's answer, a counter that went \
+             backwards, or an unknown, answered or expired ceremony",
+        Error::Validation(FieldErrors::new()) => "A missing field",
     }
 );
 

@@ -12,7 +12,11 @@ use rocket_dyn_templates::{context, Template};
 use super::body::{Button, CsrfForm};
 use super::views::{safe_next, Rejection, UserView, FORM};
 use crate::assets::Assets;
-use crate::auth::{Accounts, Client, ForwardAuth, Methods, Registration, Scope, SignIn};
+use webauthn_rs::prelude::PublicKeyCredential;
+
+use crate::auth::{
+    Accounts, Challenge, Client, ForwardAuth, Methods, Proof, Registration, Scope, SecondStepOptions, SignIn,
+};
 use crate::error::{Error, FieldErrors};
 use crate::web::{CsrfToken, PageUser, SessionCookies};
 
@@ -113,13 +117,13 @@ pub struct LoginForm {
 
 /// Where the sign-in page returns a visitor to: only addresses it honours (a protected app's
 /// `rd`, a local `next`), the rest dropped. Kept in the form as hidden fields.
-struct Return {
+pub(super) struct Return {
     next: String,
     rd: String,
 }
 
 impl Return {
-    fn new(forward: &ForwardAuth, next: &str, rd: &str) -> Self {
+    pub(super) fn new(forward: &ForwardAuth, next: &str, rd: &str) -> Self {
         Return {
             next: safe_next(next).unwrap_or_default().to_owned(),
             rd: forward.return_to(rd).unwrap_or_default(),
@@ -128,7 +132,7 @@ impl Return {
 
     /// Where a visitor signed in (or found signed in) goes: back to the protected app it came
     /// from, else to `next`, else to the profile.
-    fn target(self) -> String {
+    pub(super) fn target(self) -> String {
         [self.rd, self.next]
             .into_iter()
             .find(|target| !target.is_empty())
@@ -136,7 +140,7 @@ impl Return {
     }
 }
 
-fn login_form(
+pub(super) fn login_form(
     csrf: &CsrfToken,
     username: &str,
     back: Return,
@@ -163,7 +167,7 @@ pub fn login_page(
         // The app asks for two-step sign-in and this session did not use it: signing in again
         // (with the code) will do, or, without a second factor, setting one up.
         Some(user) if user.methods == Methods::Password && forward.returns_to_second_factor(&back.rd) => {
-            match user.user.totp {
+            match user.user.has_second_factor() {
                 true => Ok(login_form(
                     &csrf,
                     &user.user.username,
@@ -246,6 +250,11 @@ fn code_page(back: &Return, recovery: bool) -> String {
 pub struct CodeForm {
     #[field(default = String::new())]
     code: String,
+    /// With a passkey instead of a code: the ceremony the page began, and the answer (JSON).
+    #[field(default = String::new())]
+    ceremony: String,
+    #[field(default = String::new())]
+    credential: String,
     #[field(default = String::new())]
     next: String,
     #[field(default = String::new())]
@@ -255,32 +264,64 @@ pub struct CodeForm {
     recovery: bool,
 }
 
-fn code_form(csrf: &CsrfToken, back: Return, recovery: bool, errors: &FieldErrors) -> Template {
-    let use_other = code_page(&back, !recovery);
+/// The code page: the app's code (or a recovery code, when `recovery` or without an app), and
+/// a passkey when the user has one.
+fn code_form(
+    csrf: &CsrfToken,
+    back: Return,
+    recovery: bool,
+    options: SecondStepOptions,
+    errors: &FieldErrors,
+) -> Template {
+    let SecondStepOptions { totp, passkey } = options;
+    let recovery = recovery || !totp;
+    let use_other = totp.then(|| code_page(&back, !recovery));
+    let (ceremony, passkey_options) = match passkey {
+        Some(Challenge { ceremony, public_key }) => (ceremony, public_key.to_string()),
+        None => (String::new(), String::new()),
+    };
     let Return { next, rd } = back;
     Template::render(
         "login_code",
-        context! { csrf_token: csrf.token(), next, rd, recovery, use_other, errors },
+        context! { csrf_token: csrf.token(), next, rd, recovery, use_other, ceremony, passkey_options, errors },
     )
 }
 
 /// The second step of a sign-in: the code of the user's authenticator app, or (`recovery`) one
-/// of their recovery codes. Only a browser in the middle of a sign-in gets it.
-#[rocket::get("/login/code?<next>&<rd>&<recovery>")]
-pub fn code_step_page(
-    next: Option<&str>,
-    rd: Option<&str>,
-    recovery: Option<bool>,
+/// of their recovery codes, or a passkey. Only a browser in the middle of a sign-in gets it.
+#[rocket::get("/login/code?<query..>")]
+pub async fn code_step_page(
+    query: CodeQuery,
     csrf: CsrfToken,
+    accounts: &State<Accounts>,
     forward: &State<ForwardAuth>,
     cookies: &State<SessionCookies>,
     jar: &CookieJar<'_>,
-) -> Result<Template, Redirect> {
-    let back = Return::new(forward, next.unwrap_or_default(), rd.unwrap_or_default());
-    match cookies.second_step(jar) {
-        Some(_) => Ok(code_form(&csrf, back, recovery.unwrap_or(false), &FieldErrors::new())),
-        None => Err(Redirect::to(login_again(&back))),
+) -> Result<Template, Result<Redirect, Error>> {
+    let back = Return::new(forward, &query.next, &query.rd);
+    let Some(token) = cookies.second_step(jar) else {
+        return Err(Ok(Redirect::to(login_again(&back))));
+    };
+    match accounts.second_step_options(&token).await {
+        Ok(options) => Ok(code_form(&csrf, back, query.recovery, options, &FieldErrors::new())),
+        Err(Error::SignInExpired) => {
+            cookies.forget_second_step(jar);
+            Err(Ok(Redirect::to(login_again(&back))))
+        }
+        Err(e) => Err(Err(e)),
     }
+}
+
+/// The code page's query: where the browser goes once signed in, and whether the page asks for
+/// a recovery code.
+#[derive(FromForm)]
+pub struct CodeQuery {
+    #[field(default = String::new())]
+    next: String,
+    #[field(default = String::new())]
+    rd: String,
+    #[field(default = false)]
+    recovery: bool,
 }
 
 /// The sign-in page again, still bringing the browser back where it was going.
@@ -297,12 +338,23 @@ pub async fn code_step(
     client: Client,
     jar: &CookieJar<'_>,
 ) -> Result<Result<Redirect, Flash<Redirect>>, Rejection> {
-    let CodeForm { code, next, rd, recovery } = &form.fields;
+    let CodeForm { code, ceremony, credential, next, rd, recovery } = &form.fields;
     let back = || Return::new(forward, next, rd);
     let Some(token) = cookies.second_step(jar) else {
         return Ok(Err(Flash::error(Redirect::to(login_again(&back())), SIGN_IN_AGAIN)));
     };
-    match accounts.finish_sign_in(&token, code, &client).await {
+    let answer = match credential.as_str() {
+        "" => None,
+        json => Some(serde_json::from_str::<PublicKeyCredential>(json).map_err(|_| Error::InvalidCode)),
+    };
+    let finished = match &answer {
+        None => accounts.finish_sign_in(&token, Proof::Code(code), &client).await,
+        Some(Ok(credential)) => {
+            accounts.finish_sign_in(&token, Proof::Passkey { ceremony, credential }, &client).await
+        }
+        Some(Err(e)) => Err(e.clone()),
+    };
+    match finished {
         Ok(issued) => {
             cookies.forget_second_step(jar);
             cookies.remember_device(jar, &issued);
@@ -313,12 +365,28 @@ pub async fn code_step(
             cookies.forget_second_step(jar);
             Ok(Err(Flash::error(Redirect::to(login_again(&back())), SIGN_IN_AGAIN)))
         }
-        Err(e @ Error::InvalidCode) => {
-            let page =
-                code_form(&form.csrf, back(), *recovery, &FieldErrors::from([("code", vec![e.detail()])]));
-            Err(Rejection::Form((e.status(), page)))
+        Err(e) => {
+            // The page again, with new passkey options (a ceremony is answered once).
+            let options = match accounts.second_step_options(&token).await {
+                Ok(options) => options,
+                Err(failure) => return Err(Rejection::Error(failure)),
+            };
+            let field = if answer.is_some() { "passkey" } else { "code" };
+            match e {
+                Error::InvalidCode => {
+                    let message = match answer {
+                        Some(_) => "The passkey was not accepted: try again, or use a code.".to_owned(),
+                        None => e.detail(),
+                    };
+                    let errors = FieldErrors::from([(field, vec![message])]);
+                    let page = code_form(&form.csrf, back(), *recovery, options, &errors);
+                    Err(Rejection::Form((e.status(), page)))
+                }
+                e => Err(Rejection::form(e, |errors| {
+                    code_form(&form.csrf, back(), *recovery, options, errors)
+                })),
+            }
         }
-        Err(e) => Err(Rejection::form(e, |errors| code_form(&form.csrf, back(), *recovery, errors))),
     }
 }
 

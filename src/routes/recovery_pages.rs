@@ -188,7 +188,7 @@ pub async fn reset(
         }
     };
     // A reset link proves the mailbox, not the second factor: such a user signs in, with it.
-    if user.totp {
+    if user.has_second_factor() {
         let notice = "Your password has been changed and every session signed out. Sign in with it and \
                       the code of your authenticator app.";
         return Ok(Flash::success(Redirect::to("/login"), notice));

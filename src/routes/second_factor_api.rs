@@ -7,6 +7,7 @@ use rocket::State;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
+use webauthn_rs::prelude::PublicKeyCredential;
 
 use super::api::{NoStore, TokenResponse};
 use super::body::ApiJson;
@@ -14,8 +15,8 @@ use super::openapi::{
     AuthenticatedChange, Database, IssuedTokens, JsonBody, RecoveryCodeRefusals, SecondStepRefusals,
     Throttled, TotpConfirmRefusals, TotpDisableRefusals, TotpSetupRefusals,
 };
-use crate::auth::{Accounts, Client, TotpSetup};
-use crate::error::Result;
+use crate::auth::{Accounts, Client, Proof, TotpSetup};
+use crate::error::{Error, Result};
 use crate::web::ApiUser;
 
 pub fn routes() -> Vec<rocket::Route> {
@@ -49,7 +50,7 @@ pub struct TotpRemoval {
     pub code: String,
 }
 
-/// `{mfa_token, code}`: the second step of a sign-in.
+/// `{mfa_token, code}` or `{mfa_token, ceremony, credential}`: the second step of a sign-in.
 #[derive(Deserialize, ToSchema)]
 pub struct SecondStep {
     /// From the `403` that `POST /auth/login` answered.
@@ -58,8 +59,16 @@ pub struct SecondStep {
     pub mfa_token: String,
     /// The code the user's authenticator app shows now, or one of their recovery codes.
     #[serde(default)]
-    #[schema(required = true, min_length = 1)]
-    pub code: String,
+    #[schema(required = false, example = "123456")]
+    pub code: Option<String>,
+    /// With a passkey: the `ceremony` of the `403`.
+    #[serde(default)]
+    #[schema(required = false)]
+    pub ceremony: Option<String>,
+    /// With a passkey: `AuthenticationResponseJSON`, the answer to the `403`'s `publicKey`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>, required = false)]
+    pub credential: Option<PublicKeyCredential>,
     /// The `device_token` of an earlier sign-in to this account, as `POST /auth/login` takes it:
     /// strangers' wrong codes (the per-username limit) then do not keep this client out.
     #[serde(default)]
@@ -173,7 +182,8 @@ pub async fn replace_recovery_codes(
 }
 
 /// Finish a sign-in that needs a second factor: the `mfa_token` of `POST /auth/login`'s `403`
-/// and a code of the user's app (or a recovery code). Answers as a sign-in does. A wrong code
+/// and a code of the user's app (or a recovery code), or a passkey's answer to the `403`'s
+/// `ceremony` and `publicKey`. Answers as a sign-in does. A wrong code
 /// counts as a failed sign-in; a token takes at most 5 wrong codes and lives 5 minutes.
 #[utoipa::path(
     post, path = "/auth/login/second-factor", tag = "auth",
@@ -189,9 +199,20 @@ pub async fn second_factor(
     body: ApiJson<SecondStep>,
     mut client: Client,
 ) -> Result<NoStore<Json<TokenResponse>>> {
-    let SecondStep { mfa_token, code, device_token } = body.0;
+    let SecondStep { mfa_token, code, ceremony, credential, device_token } = body.0;
     client.device_tokens.extend(device_token);
-    let mut issued = accounts.finish_sign_in(&mfa_token, &code, &client).await?;
+    let proof = match (&code, &ceremony, &credential) {
+        (Some(code), None, None) => Proof::Code(code),
+        (None, Some(ceremony), Some(credential)) => Proof::Passkey { ceremony, credential },
+        (None, None, None) => Proof::Code(""),
+        _ => {
+            return Err(Error::field(
+                "code",
+                "Send either `code`, or `ceremony` and `credential` (a passkey), not parts of both.",
+            ))
+        }
+    };
+    let mut issued = accounts.finish_sign_in(&mfa_token, proof, &client).await?;
     let device_token = std::mem::take(&mut issued.device_token);
     Ok(TokenResponse::new(issued, accounts, Some(device_token)))
 }

@@ -87,7 +87,7 @@ async fn refused(e: Error, user: &PageUser, csrf: &CsrfToken, accounts: &Account
     Rejection::form(e, |errors| two_factor_page(user, csrf, setup, errors, None))
 }
 
-fn codes_page(user: &PageUser, csrf: &CsrfToken, codes: Vec<String>) -> Template {
+pub(super) fn codes_page(user: &PageUser, csrf: &CsrfToken, codes: Vec<String>) -> Template {
     let download = codes.join("\r\n") + "\r\n";
     let download =
         format!("data:text/plain;charset=utf-8,{}", rocket::http::RawStr::new(&download).percent_encode());

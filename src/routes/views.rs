@@ -59,6 +59,7 @@ pub struct UserView {
     groups: Vec<String>,
     totp: bool,
     recovery_codes_left: i64,
+    passkeys: i64,
 }
 
 impl From<&User> for UserView {
@@ -72,16 +73,20 @@ impl From<&User> for UserView {
             groups: user.groups.clone(),
             totp: user.totp,
             recovery_codes_left: user.recovery_codes_left,
+            passkeys: user.passkeys,
         }
     }
 }
 
 /// The bounds of the forms' fields, from the domain's rules and the password settings, so the
-/// browser checks what the server will, and whether anyone may sign up (`sign_up`: `open`, `invite` or
+/// browser checks what the server will, whether pages offer passkeys (`passkeys`: the
+/// `public_url` can carry them), and whether anyone may sign up (`sign_up`: `open`, `invite` or
 /// `closed`); templates read them as `rules()`.
-pub fn form_rules(policy: &PasswordPolicy, registration: Registration) -> serde_json::Value {
+pub fn form_rules(policy: &PasswordPolicy, registration: Registration, passkeys: bool) -> serde_json::Value {
     serde_json::json!({
         "sign_up": registration.as_str(),
+        "passkeys": passkeys,
+        "passkey_name_max": crate::auth::PASSKEY_NAME_MAX,
         "username": {
             "min_length": USERNAME_MIN,
             "max_length": USERNAME_MAX,
@@ -148,7 +153,7 @@ pub fn rfc3339(unix: i64) -> String {
 }
 
 /// A stored time as people read it, e.g. `25 November 2026`.
-fn long_date(unix: i64) -> String {
+pub fn long_date(unix: i64) -> String {
     format(unix, time::macros::format_description!("[day padding:none] [month repr:long] [year]"))
 }
 

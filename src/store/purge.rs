@@ -56,6 +56,11 @@ pub async fn purge_ended(db: &Store, now: i64, retention: i64) -> Result<u64> {
             now,
         ),
         (
+            "DELETE FROM passkey_ceremonies WHERE token_hash IN (SELECT token_hash FROM passkey_ceremonies \
+          WHERE expires_at < $1 LIMIT $2)",
+            now,
+        ),
+        (
             "DELETE FROM invitations WHERE id IN (SELECT id FROM invitations \
           WHERE expires_at < $1 OR used_at < $1 OR revoked_at < $1 LIMIT $2)",
             before,

@@ -70,17 +70,19 @@ pub async fn confirm(db: &Store, user_id: i64, step: i64, code_hashes: &[String]
     Ok(true)
 }
 
-/// Replaces the user's recovery codes; `false`, and nothing changed, when their factor is off.
+/// Replaces the user's recovery codes; `false`, and nothing changed, when they have no second
+/// factor (no authenticator app on and no passkey).
 pub async fn replace_recovery_codes(db: &Store, user_id: i64, code_hashes: &[String]) -> Result<bool> {
     let (db, _turn) = db.write().await?;
     let mut tx = db.begin().await?;
-    let on: Option<i64> = sqlx::query_scalar(
-        "SELECT user_id FROM totp_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL",
+    let on: i64 = sqlx::query_scalar(
+        "SELECT (SELECT COUNT(*) FROM totp_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL) \
+              + (SELECT COUNT(*) FROM passkeys WHERE user_id = $1)",
     )
     .bind(user_id)
-    .fetch_optional(&mut *tx)
+    .fetch_one(&mut *tx)
     .await?;
-    if on.is_none() {
+    if on == 0 {
         return Ok(false);
     }
     replace_codes(&mut tx, user_id, code_hashes).await?;
@@ -88,7 +90,7 @@ pub async fn replace_recovery_codes(db: &Store, user_id: i64, code_hashes: &[Str
     Ok(true)
 }
 
-async fn replace_codes(
+pub(super) async fn replace_codes(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     user_id: i64,
     code_hashes: &[String],
@@ -134,8 +136,8 @@ pub async fn use_recovery_code(db: &Store, user_id: i64, code_hash: &str, now: i
     Ok(used.rows_affected() == 1)
 }
 
-/// Turns the user's second factor off: the secret and the recovery codes go. `false` when
-/// there was none on.
+/// Turns the user's authenticator app off: its secret goes, and so do the recovery codes when
+/// no passkey remains. `false` when it was not on.
 pub async fn remove(db: &Store, user_id: i64) -> Result<bool> {
     let (db, _turn) = db.write().await?;
     let mut tx = db.begin().await?;
@@ -143,10 +145,32 @@ pub async fn remove(db: &Store, user_id: i64) -> Result<bool> {
         .bind(user_id)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
+    sqlx::query(
+        "DELETE FROM recovery_codes WHERE user_id = $1 AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1)",
+    )
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
     sqlx::query("DELETE FROM totp_factors WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
     tx.commit().await?;
     Ok(removed.rows_affected() == 1)
+}
+
+/// Removes every second factor of the user (for an administrator): the authenticator app, the
+/// passkeys and the recovery codes. `false` when there was none.
+pub async fn remove_all(db: &Store, user_id: i64) -> Result<bool> {
+    let (db, _turn) = db.write().await?;
+    let mut tx = db.begin().await?;
+    let delete = |statement| sqlx::query(statement).bind(user_id);
+    let app = delete("DELETE FROM totp_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL")
+        .execute(&mut *tx)
+        .await?;
+    let passkeys = delete("DELETE FROM passkeys WHERE user_id = $1").execute(&mut *tx).await?;
+    delete("DELETE FROM totp_factors WHERE user_id = $1").execute(&mut *tx).await?;
+    delete("DELETE FROM recovery_codes WHERE user_id = $1").execute(&mut *tx).await?;
+    let removed = app.rows_affected() + passkeys.rows_affected();
+    tx.commit().await?;
+    Ok(removed > 0)
 }
 
 /// A sign-in waiting for its second step: whose.

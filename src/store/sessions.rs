@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, FromRow, Row};
 
 use super::Store;
-use crate::domain::{device_name, Session};
+use crate::domain::{device_name, Methods, Session};
 use crate::error::Result;
 
 pub struct NewSession<'a> {
@@ -32,10 +32,7 @@ impl FromRow<'_, AnyRow> for Session {
             user_agent,
             address: row.try_get("address")?,
             current: false,
-            methods: match row.try_get::<String, _>("amr")?.split(' ').any(|method| method == "mfa") {
-                true => "password + code",
-                false => "password",
-            },
+            methods: Methods::parse(&row.try_get::<String, _>("amr")?).label(),
         })
     }
 }

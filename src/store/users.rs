@@ -15,7 +15,8 @@ pub const USER_COLUMNS: &str = concat!(
      u.email AS email, u.email_confirmed_at AS email_confirmed_at, ",
     groups_of!("u.id"),
     " AS groups, (SELECT t.confirmed_at FROM totp_factors t WHERE t.user_id = u.id) AS totp_on, \
-     (SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = u.id AND r.used_at IS NULL) AS recovery_codes_left"
+     (SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = u.id AND r.used_at IS NULL) AS recovery_codes_left, \
+     (SELECT COUNT(*) FROM passkeys p WHERE p.user_id = u.id) AS passkeys"
 );
 
 impl FromRow<'_, AnyRow> for User {
@@ -31,6 +32,7 @@ impl FromRow<'_, AnyRow> for User {
             groups: super::groups::names(super::nullable(row, "groups")?),
             totp: super::nullable::<i64>(row, "totp_on")?.is_some(),
             recovery_codes_left: row.try_get("recovery_codes_left")?,
+            passkeys: row.try_get("passkeys")?,
         })
     }
 }
@@ -75,7 +77,8 @@ pub async fn insert_user_in(
     let inserted = sqlx::query_as::<_, User>(
         "INSERT INTO users (username, username_key, password_hash, created_at) VALUES ($1, $2, $3, $4) \
          RETURNING id, username, created_at, email, email_confirmed_at, '' AS groups, \
-           CAST(NULL AS BIGINT) AS totp_on, CAST(0 AS BIGINT) AS recovery_codes_left",
+           CAST(NULL AS BIGINT) AS totp_on, CAST(0 AS BIGINT) AS recovery_codes_left, \
+           CAST(0 AS BIGINT) AS passkeys",
     )
     .bind(username.as_str())
     .bind(username.canonical())

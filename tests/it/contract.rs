@@ -13,6 +13,7 @@ use rocket::serde::json::{json, Value};
 
 use miniauth::domain::{username_pattern, EMAIL_MAX, PASSWORD_MAX_BYTES, USERNAME_MAX, USERNAME_MIN};
 
+use common::authenticator::SoftPasskey;
 use common::browser::{
     assert_cleared, attribute, csrf_from, csrf_of_session, form_page, input_tag, set_cookie, sign_up,
 };
@@ -37,15 +38,25 @@ const PASSWORD: &str = "correct horse battery";
 
 /// Routes that authenticate nobody by cookie, so a forged cross-site request gains nothing:
 /// sign-up and sign-in of the API, and the refresh whose token is in the body.
-const NO_COOKIE_ROUTES: [&str; 7] = [
+const NO_COOKIE_ROUTES: [&str; 9] = [
     "POST /auth/login",
     "POST /auth/login/second-factor",
+    "POST /auth/passkeys/login/start",
+    "POST /auth/passkeys/login/finish",
     "POST /auth/refresh",
     "POST /auth/register",
     "POST /auth/email/confirm",
     "POST /auth/password-reset",
     "POST /auth/password-reset/confirm",
 ];
+
+/// A route's path with its `{id}` filled in: an unknown session's id, or an unknown passkey's.
+fn concrete(path: &str) -> String {
+    match path.contains("passkeys") {
+        true => path.replace("{id}", "999999"),
+        false => path.replace("{id}", "unknown-session"),
+    }
+}
 
 fn is_change(method: &str) -> bool {
     !matches!(method, "GET" | "HEAD" | "OPTIONS")
@@ -79,7 +90,7 @@ async fn every_state_changing_route_refuses_a_cookie_without_its_csrf_token(app:
         if !is_change(method) || NO_COOKIE_ROUTES.contains(&route.as_str()) {
             continue;
         }
-        let uri = path.replace("{id}", "some-session");
+        let uri = concrete(path);
         let method = method.parse().unwrap();
         let request = app.client.req(method, uri).cookie(Cookie::new(TOKEN_COOKIE, token.clone()));
         let response = match path.starts_with("/auth/") {
@@ -163,7 +174,7 @@ async fn send<'c>(
     body: String,
 ) -> LocalResponse<'c> {
     let (method, path) = route.split_once(' ').unwrap();
-    let uri = path.replace("{id}", "unknown-session");
+    let uri = concrete(path);
     let mut request = app.client.req(method.parse().unwrap(), uri).header(content_type).body(body);
     if let Some(token) = token {
         request = request.header(bearer(token));
@@ -180,7 +191,7 @@ async fn probe(app: &TestApp, route: &str, probe: Probe) -> Status {
         Probe::BadToken => send(app, route, Some("not-a-token"), json, "{}".into()).await,
         Probe::CookieWithoutCsrf => {
             let (method, path) = route.split_once(' ').unwrap();
-            let uri = path.replace("{id}", "unknown-session");
+            let uri = concrete(path);
             let request =
                 app.client.req(method.parse().unwrap(), uri).cookie(Cookie::new(TOKEN_COOKIE, token));
             request.header(json).body("{}").dispatch().await
@@ -237,6 +248,57 @@ async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
                 app.post_json("/auth/login/second-factor", json!({ "mfa_token": third, "code": "000000" }))
                     .await,
             );
+        }
+        "POST /auth/passkeys/register/finish" => {
+            let [tokens] = app.register_and_sign_in("passkey-adder", PASSWORD).await;
+            let (passkey, added) = add_passkey(app, &tokens.access).await;
+            record(added);
+            // The same credential offered for another account: registered already.
+            let [tokens] = app.register_and_sign_in("passkey-again", PASSWORD).await;
+            let other = tokens.access;
+            let (ceremony, options) = passkey_start(app, "/auth/passkeys/register/start", Some(&other)).await;
+            let answer = passkey.attest(&options, common::authenticator::ORIGIN);
+            let body = json!({ "ceremony": ceremony, "name": "Again", "credential": answer });
+            record(app.post_json_as("/auth/passkeys/register/finish", &other, body).await);
+        }
+        "DELETE /auth/passkeys/{id}" => {
+            let [tokens] = app.register_and_sign_in("passkey-remover", PASSWORD).await;
+            let token = tokens.access;
+            add_passkey(app, &token).await;
+            let listed =
+                json_of(app.client.get("/auth/passkeys").header(bearer(&token)).dispatch().await).await;
+            let id = listed[0]["id"].clone();
+            let remove = |id: String, password: &'static str| {
+                app.client
+                    .delete(format!("/auth/passkeys/{id}"))
+                    .header(ContentType::JSON)
+                    .header(bearer(&token))
+                    .body(json!({ "password": password }).to_string())
+                    .dispatch()
+            };
+            record(remove(id.to_string(), "wrong password").await);
+            record(remove("999999".into(), PASSWORD).await);
+            record(remove(id.to_string(), PASSWORD).await);
+        }
+        "POST /auth/passkeys/login/finish" => {
+            let [tokens] = app.register_and_sign_in("passkey-owner", PASSWORD).await;
+            let token = tokens.access;
+            let (mut passkey, _) = add_passkey(app, &token).await;
+            let sign_in = |answer: Value, ceremony: String| {
+                app.post_json(
+                    "/auth/passkeys/login/finish",
+                    json!({ "ceremony": ceremony, "credential": answer }),
+                )
+            };
+            let (ceremony, options) = passkey_start(app, "/auth/passkeys/login/start", None).await;
+            record(sign_in(passkey.sign(&options), ceremony).await);
+            // Refused answers, until the owner's pair is blocked.
+            for _ in 0..6 {
+                let (ceremony, options) = passkey_start(app, "/auth/passkeys/login/start", None).await;
+                let mut answer = passkey.sign(&options);
+                common::authenticator::tamper(&mut answer);
+                record(sign_in(answer, ceremony).await);
+            }
         }
         "POST /auth/totp" => {
             let token = signed_in_token(app, "prober").await;
@@ -358,6 +420,24 @@ async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
     seen
 }
 
+/// A ceremony begun at `start` (by the holder of `token`): its token and options.
+async fn passkey_start(app: &TestApp, start: &str, token: Option<&str>) -> (String, Value) {
+    let response = match token {
+        Some(token) => app.post_json_as(start, token, json!({})).await,
+        None => app.post_json(start, json!({})).await,
+    };
+    let started = json_of(response).await;
+    (started["ceremony"].as_str().unwrap().to_owned(), started["publicKey"].clone())
+}
+
+/// A passkey added to the account of `token`: the authenticator's, and the `201`.
+async fn add_passkey<'c>(app: &'c TestApp, token: &str) -> (SoftPasskey, LocalResponse<'c>) {
+    let (ceremony, options) = passkey_start(app, "/auth/passkeys/register/start", Some(token)).await;
+    let (answer, passkey) = SoftPasskey::register(&options);
+    let body = json!({ "ceremony": ceremony, "name": "Laptop", "credential": answer });
+    (passkey, app.post_json_as("/auth/passkeys/register/finish", token, body).await)
+}
+
 /// A new user with two-step sign-in on: an access token of theirs, their secret and recovery
 /// codes.
 async fn two_step_user(app: &TestApp, username: &str) -> (String, String, Vec<String>) {
@@ -369,7 +449,7 @@ async fn two_step_user(app: &TestApp, username: &str) -> (String, String, Vec<St
 /// The token of the link to `path` mailed to `to` (waiting for it), the newest if several.
 async fn mailed_token(app: &TestApp, to: &str, path: &str) -> String {
     let outbox = app.data_dir.path().join("outbox");
-    let prefix = format!("http://127.0.0.1:8000{path}?token=");
+    let prefix = format!("http://localhost:8000{path}?token=");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
         let mails = common::mail::mails_in(&outbox);
@@ -424,6 +504,16 @@ async fn every_route_answers_exactly_the_statuses_its_openapi_entry_documents(ap
         let response = send(&throttled, route, Some(&tokens.access), ContentType::JSON, body).await;
         answered.get_mut(route).unwrap().insert(response.status().code);
     }
+    // Passkeys off (a public_url of an IP address): their routes refuse with 403.
+    let off =
+        TestApp::spawn_with(app.backend(), |figment| figment.merge(("public_url", "http://127.0.0.1:8000")))
+            .await;
+    let [tokens] = off.register_and_sign_in("prober", PASSWORD).await;
+    for route in documented.keys().filter(|route| route.contains("/auth/passkeys/")) {
+        let body = well_formed_body(route).to_string();
+        let response = send(&off, route, Some(&tokens.access), ContentType::JSON, body).await;
+        answered.get_mut(route).unwrap().insert(response.status().code);
+    }
     let mut wrong = Vec::new();
     for (route, statuses) in &documented {
         let seen = &answered[route];
@@ -438,12 +528,33 @@ async fn every_route_answers_exactly_the_statuses_its_openapi_entry_documents(ap
     assert!(wrong.is_empty(), "the OpenAPI document and the answers differ:\n{}", wrong.join("\n"));
 }
 
+/// A passkey's answer that reads as one (it names an account by a user handle) but was signed by
+/// nothing: enough to reach the database.
+fn made_up_answer() -> Value {
+    let id = common::authenticator::encode(b"made-up credential");
+    json!({
+        "id": id, "rawId": id, "type": "public-key",
+        "response": {
+            "clientDataJSON": "e30", "authenticatorData": "AAAA", "signature": "AAAA", "attestationObject": "oA",
+            "userHandle": common::authenticator::encode(&[7u8; 16]),
+        },
+        "clientExtensionResults": {},
+    })
+}
+
 /// A body each route accepts as far as its shape goes, so that the request reaches the database.
 fn well_formed_body(route: &str) -> Value {
     match route {
         "POST /auth/register" => json!({ "username": "someone", "password": PASSWORD }),
         "POST /auth/login" => json!({ "username": "prober", "password": PASSWORD }),
         "POST /auth/login/second-factor" => json!({ "mfa_token": "some token", "code": "123456" }),
+        "DELETE /auth/passkeys/{id}" => json!({ "password": PASSWORD }),
+        "POST /auth/passkeys/register/finish" => {
+            json!({ "ceremony": "some ceremony", "name": "Laptop", "credential": made_up_answer() })
+        }
+        "POST /auth/passkeys/login/finish" => {
+            json!({ "ceremony": "some ceremony", "credential": made_up_answer() })
+        }
         "POST /auth/totp" | "POST /auth/recovery-codes" => json!({ "password": PASSWORD }),
         "POST /auth/totp/confirm" => json!({ "code": "123456" }),
         "DELETE /auth/totp" => json!({ "password": PASSWORD, "code": "123456" }),

@@ -305,3 +305,42 @@ needs_postgres! {
         assert_eq!(login_status(b, "alice", PASSWORD), 429);
     }
 }
+
+needs_postgres! {
+    /// A passkey ceremony begun on one instance finishes on the other: adding a passkey,
+    /// signing in with it, and using it as the second step after a password.
+    #[test]
+    fn a_passkey_ceremony_begun_on_one_instance_finishes_on_the_other() {
+        use common::authenticator::SoftPasskey;
+        let database = TestDatabase::create(Backend::Postgres);
+        // One service, one name: both instances are the relying party of that address.
+        let origin = "http://localhost:8000";
+        let pair = Pair::start(&database, &[("ROCKET_PUBLIC_URL", origin)]);
+        register(&pair.a, "alice", PASSWORD);
+        let (access, _) = sign_in(&pair.a, "alice", PASSWORD);
+        let (status, started) = call(&pair.a, "POST", "/auth/passkeys/register/start", Some(&access), Some(json!({})));
+        assert_eq!(status, 200, "{started}");
+        let (answer, mut passkey) = SoftPasskey::register_at(&started["publicKey"], origin);
+        let body = json!({ "ceremony": started["ceremony"], "name": "Laptop", "credential": answer });
+        let (status, added) = call(&pair.b, "POST", "/auth/passkeys/register/finish", Some(&access), Some(body));
+        assert_eq!(status, 201, "{added}");
+        // Signing in: begun on B, finished on A, and not again on B.
+        let (_, started) = call(&pair.b, "POST", "/auth/passkeys/login/start", None, Some(json!({})));
+        passkey.counter += 1;
+        let answer = passkey.assert(&started["publicKey"], origin, passkey.counter);
+        let body = json!({ "ceremony": started["ceremony"], "credential": answer });
+        let (status, tokens) = call(&pair.a, "POST", "/auth/passkeys/login/finish", None, Some(body.clone()));
+        assert_eq!(status, 200, "{tokens}");
+        assert_eq!(profile(&pair.b, tokens["access_token"].as_str().unwrap()), 200);
+        assert_eq!(call(&pair.b, "POST", "/auth/passkeys/login/finish", None, Some(body)).0, 401, "spent");
+        // The second step: the password on A, the passkey on B.
+        let (status, step) =
+            call(&pair.a, "POST", "/auth/login", None, Some(json!({ "username": "alice", "password": PASSWORD })));
+        assert_eq!(status, 403, "{step}");
+        passkey.counter += 1;
+        let answer = passkey.assert(&step["publicKey"], origin, passkey.counter);
+        let body = json!({ "mfa_token": step["mfa_token"], "ceremony": step["ceremony"], "credential": answer });
+        let (status, done) = call(&pair.b, "POST", "/auth/login/second-factor", None, Some(body));
+        assert_eq!(status, 200, "{done}");
+    }
+}

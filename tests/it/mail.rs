@@ -43,13 +43,13 @@ async fn a_message_through_a_real_smtp_server_reaches_its_recipient_with_a_worki
     assert_eq!(header(&mails[0], "X-Envelope-To").as_deref(), Some("alice@example.com"), "{}", mails[0]);
     assert_eq!(header(&mails[0], "To").as_deref(), Some("alice@example.com"));
     assert_eq!(header(&mails[0], "From").as_deref(), Some("Accounts <accounts@example.org>"));
-    let confirm = token(&mails[0], "http://127.0.0.1:8000", "/email/confirm");
+    let confirm = token(&mails[0], "http://localhost:8000", "/email/confirm");
     let confirmed = app.post_json("/auth/email/confirm", json!({ "token": confirm })).await;
     assert_eq!(confirmed.status(), Status::NoContent);
     // And a reset link, through the same server.
     app.post_json("/auth/password-reset", json!({ "email": "alice@example.com" })).await;
     let mails = sink.wait_for_mails(2).await;
-    let reset = token(&mails[1], "http://127.0.0.1:8000", "/password-reset/new");
+    let reset = token(&mails[1], "http://localhost:8000", "/password-reset/new");
     let body = json!({ "token": reset, "new_password": "a brand new passphrase" });
     assert_eq!(app.post_json("/auth/password-reset/confirm", body).await.status(), Status::NoContent);
     assert!(!app.data_dir.path().join("outbox").exists(), "nothing went to the outbox");

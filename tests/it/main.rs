@@ -25,6 +25,7 @@ mod keys;
 mod mail;
 mod outage;
 mod pages;
+mod passkeys;
 mod password_policy;
 mod proxies;
 mod purge;

@@ -72,7 +72,7 @@ backend_tests_with!(
 pub const PASSWORD: &str = "correct horse battery";
 pub const NEW_PASSWORD: &str = "a brand new passphrase";
 /// `public_url` as the test apps have it: the default, from `address` and `port`.
-pub const PUBLIC_URL: &str = "http://127.0.0.1:8000";
+pub const PUBLIC_URL: &str = "http://localhost:8000";
 pub const CONFIRM: &str = "/email/confirm";
 pub const RESET: &str = "/password-reset/new";
 pub const ALICE: &str = "alice@example.com";

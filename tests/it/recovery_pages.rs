@@ -26,7 +26,7 @@ backend_tests!(
 
 const PASSWORD: &str = "correct horse battery";
 const NEW_PASSWORD: &str = "a brand new passphrase";
-const PUBLIC_URL: &str = "http://127.0.0.1:8000";
+const PUBLIC_URL: &str = "http://localhost:8000";
 
 fn outbox(app: &TestApp) -> PathBuf {
     app.data_dir.path().join("outbox")

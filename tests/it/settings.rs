@@ -46,7 +46,7 @@ fn the_key_settings_are_in_rocket_toml_with_their_defaults_and_in_the_docs() {
         "| `jwt_algorithm` | `EdDSA` | `ROCKET_JWT_ALGORITHM` |",
         "| `jwks_cache_seconds` | `600` | `ROCKET_JWKS_CACHE_SECONDS` |",
         "| `jwt_private_key` | *(unset)* | `ROCKET_JWT_PRIVATE_KEY` |",
-        "| `public_url` | `http://<address>:<port>` | `ROCKET_PUBLIC_URL` |",
+        "| `public_url` | `http://<address>:<port>` (`http://localhost:<port>` on a loopback address) | `ROCKET_PUBLIC_URL` |",
         "| `token_secret` | *(in the database)* | `ROCKET_TOKEN_SECRET` |",
     ] {
         assert!(readme.contains(row), "the configuration table lacks {row}");

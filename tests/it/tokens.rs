@@ -58,7 +58,7 @@ fn forge(header: &Value, claims: &Value, signature: &[u8]) -> String {
 fn sign(algorithm: Algorithm, secret: &[u8], kid: &str, claims: &Value) -> String {
     let mut header = Header::new(algorithm);
     header.kid = Some(kid.to_owned());
-    encode(&header, claims, &EncodingKey::from_secret(secret).unwrap()).expect("sign")
+    encode(&header, claims, &EncodingKey::from_secret(secret)).expect("sign")
 }
 
 /// Claims as the server issues them, for `user_id` and session `sid`, valid for 15 minutes.

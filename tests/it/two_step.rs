@@ -458,13 +458,13 @@ async fn the_account_pages_set_it_up_show_the_codes_once_and_turn_it_off(app: Te
     assert_eq!((status, location.as_deref()), (Status::SeeOther, Some("/profile")));
     let (_, profile) = get_page(&app, "/profile").await;
     assert!(
-        profile.contains("Two-step sign-in is off.") && profile.contains("Set up two-step sign-in"),
+        profile.contains("Two-step sign-in is off.") && profile.contains("Set up the authenticator app"),
         "{profile}"
     );
 }
 
 /// MiniAuth protecting example.com: the vault asks for two-step sign-in, the rest does not.
-fn vault(figment: Figment) -> Figment {
+pub(crate) fn vault(figment: Figment) -> Figment {
     let hosts = json!({"hosts": {
         "vault.example.com": {"any_signed_in": true, "second_factor": true},
         "example.com": {"any_signed_in": true},
@@ -478,7 +478,7 @@ fn vault(figment: Figment) -> Figment {
 }
 
 /// What nginx asks about `GET url` for the holder of `token` (a browser's page, or an API call).
-async fn ask<'c>(app: &'c TestApp, url: &str, token: &str, browser: bool) -> LocalResponse<'c> {
+pub(crate) async fn ask<'c>(app: &'c TestApp, url: &str, token: &str, browser: bool) -> LocalResponse<'c> {
     app.client
         .get("/authz/auth-request")
         .remote("127.0.0.1:50000".parse::<std::net::SocketAddr>().unwrap())

@@ -41,7 +41,7 @@ pub fn unfolded(mail: &str) -> String {
 }
 
 /// The first link in the message that starts with `prefix` (e.g.
-/// `http://127.0.0.1:8000/password-reset/new?token=`), whole.
+/// `http://localhost:8000/password-reset/new?token=`), whole.
 pub fn link(mail: &str, prefix: &str) -> String {
     let text = unfolded(mail);
     let start = text.find(prefix).unwrap_or_else(|| panic!("no link {prefix} in:\n{mail}"));

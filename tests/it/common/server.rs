@@ -20,6 +20,8 @@ pub fn free_port() -> u16 {
 pub struct Server {
     child: Child,
     pub port: u16,
+    /// The host its `public_url` names: `127.0.0.1`, or `localhost` for passkeys.
+    host: &'static str,
     log: Arc<Mutex<String>>,
     /// The binary, its folder and environment: what its admin commands run with.
     binary: PathBuf,
@@ -29,7 +31,7 @@ pub struct Server {
 
 /// The binary in `dir`, with nothing in its environment but `PATH`, `port` (and the
 /// `public_url` it gives), a cheap bcrypt and `env`.
-fn command(binary: &Path, dir: &Path, port: u16, env: &[(&str, &str)]) -> Command {
+fn command(binary: &Path, dir: &Path, (host, port): (&str, u16), env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(binary);
     command
         .current_dir(dir)
@@ -38,7 +40,7 @@ fn command(binary: &Path, dir: &Path, port: u16, env: &[(&str, &str)]) -> Comman
         .env("ROCKET_PORT", port.to_string())
         .env("ROCKET_BCRYPT_COST", "4")
         // A release build refuses to start without it.
-        .env("ROCKET_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("ROCKET_PUBLIC_URL", format!("http://{host}:{port}"))
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -65,10 +67,19 @@ impl Server {
         Server::start_binary(Path::new(env!("CARGO_BIN_EXE_miniauth")), dir, env)
     }
 
+    /// Starts the binary with a `public_url` on `localhost`, as browsers need for passkeys.
+    pub fn start_on_localhost(dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_binary_on(Path::new(env!("CARGO_BIN_EXE_miniauth")), dir, env, "localhost")
+    }
+
     /// Starts `binary` in `dir` and waits until it answers.
     pub fn start_binary(binary: &Path, dir: &Path, env: &[(&str, &str)]) -> Server {
+        Server::start_binary_on(binary, dir, env, "127.0.0.1")
+    }
+
+    fn start_binary_on(binary: &Path, dir: &Path, env: &[(&str, &str)], host: &'static str) -> Server {
         let port = free_port();
-        let mut child = spawn(&mut command(binary, dir, port, env));
+        let mut child = spawn(&mut command(binary, dir, (host, port), env));
         let log = Arc::new(Mutex::new(String::new()));
         for stream in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
@@ -83,7 +94,7 @@ impl Server {
         }
         let env = env.iter().map(|(name, value)| (name.to_string(), value.to_string())).collect();
         let (binary, dir) = (binary.to_owned(), dir.to_owned());
-        let server = Server { child, port, log, binary, dir, env };
+        let server = Server { child, port, host, log, binary, dir, env };
         let deadline = Instant::now() + Duration::from_secs(60);
         while server.try_request("GET", "/healthz", &[], "").is_none() {
             assert!(Instant::now() < deadline, "server did not start:\n{}", server.log());
@@ -101,8 +112,10 @@ impl Server {
     pub fn admin(&self, args: &[&str]) -> String {
         let env: Vec<(&str, &str)> =
             self.env.iter().map(|(name, value)| (name.as_str(), value.as_str())).collect();
-        let output =
-            command(&self.binary, &self.dir, self.port, &env).args(args).output().expect("the binary runs");
+        let output = command(&self.binary, &self.dir, (self.host, self.port), &env)
+            .args(args)
+            .output()
+            .expect("the binary runs");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "miniauth {args:?}: {stdout}{stderr}");
@@ -111,7 +124,7 @@ impl Server {
 
     /// The address of `path` on this server, for a client of its own (e.g. a browser).
     pub fn url(&self, path: &str) -> String {
-        format!("http://127.0.0.1:{}{path}", self.port)
+        format!("http://{}:{}{path}", self.host, self.port)
     }
 
     pub fn try_request(
@@ -177,7 +190,7 @@ impl Server {
 impl Server {
     /// Runs `binary` in `dir` until it exits by itself (within 30 s): its status code and log.
     pub fn run_to_exit(binary: &Path, dir: &Path, env: &[(&str, &str)]) -> (Option<i32>, String) {
-        let mut child = spawn(&mut command(binary, dir, free_port(), env));
+        let mut child = spawn(&mut command(binary, dir, ("127.0.0.1", free_port()), env));
         let deadline = Instant::now() + Duration::from_secs(30);
         let status: ExitStatus = loop {
             if let Some(status) = child.try_wait().expect("the binary runs") {
