@@ -140,18 +140,22 @@ impl Accounts {
         me: &SignedInUser,
         ceremony: &str,
         name: &str,
-        credential: &RegisterPublicKeyCredential,
+        credential: &serde_json::Value,
     ) -> Result<Added> {
         let webauthn = self.relying_party.webauthn()?;
-        let name = passkey_name(name)?;
+        // The ceremony first: no schema tells a live one from any other string, so a made-up
+        // one is a bad request (400), whatever else the body holds.
         let state =
             self.take_ceremony(ceremony, Purpose::Register, Some(me.user.id)).await.map_err(|e| match e {
-                Error::CeremonyExpired => Error::field("ceremony", e.detail()),
+                Error::CeremonyExpired => Error::BadRequest(e.detail()),
                 e => e,
             })?;
+        let name = passkey_name(name)?;
+        let credential: RegisterPublicKeyCredential = serde_json::from_value(credential.clone())
+            .map_err(|_| Error::field("credential", "This is not a WebAuthn registration response."))?;
         let Registering { handle, state } = serde_json::from_str(&state).map_err(Error::internal)?;
         let passkey = webauthn
-            .finish_passkey_registration(credential, &state)
+            .finish_passkey_registration(&credential, &state)
             .map_err(|e| Error::field("credential", refusal(&e)))?;
         let stored = serde_json::to_string(&passkey).map_err(Error::internal)?;
         let codes = recovery_codes();
@@ -210,11 +214,12 @@ impl Accounts {
     pub async fn finish_passkey_sign_in(
         &self,
         ceremony: &str,
-        credential: &PublicKeyCredential,
+        credential: &serde_json::Value,
         client: &Client,
     ) -> Result<Issued> {
         let webauthn = self.relying_party.webauthn()?;
         required("ceremony", ceremony)?;
+        let credential = &read_answer(credential)?;
         let (handle, id) = webauthn
             .identify_discoverable_authentication(credential)
             .map_err(|_| Error::PasskeyRefused("the answer names no account"))?;
@@ -306,12 +311,13 @@ impl Accounts {
         &self,
         user_id: i64,
         ceremony: &str,
-        credential: &PublicKeyCredential,
+        credential: &serde_json::Value,
     ) -> Result<bool> {
         let webauthn = self.relying_party.webauthn()?;
         let state = self.take_ceremony(ceremony, Purpose::SecondStep, Some(user_id)).await?;
         let state: PasskeyAuthentication = serde_json::from_str(&state).map_err(Error::internal)?;
-        let result = webauthn.finish_passkey_authentication(credential, &state).map_err(|e| {
+        let credential = read_answer(credential).map_err(|_| Error::InvalidCode)?;
+        let result = webauthn.finish_passkey_authentication(&credential, &state).map_err(|e| {
             log::debug!("a second-step passkey was refused: {e}");
             Error::InvalidCode
         })?;
@@ -375,6 +381,12 @@ fn passkey_name(name: &str) -> Result<String> {
         ));
     }
     Ok(name.to_owned())
+}
+
+/// A sign-in's answer (`AuthenticationResponseJSON`), or why it is none.
+fn read_answer(credential: &serde_json::Value) -> Result<PublicKeyCredential> {
+    serde_json::from_value(credential.clone())
+        .map_err(|_| Error::PasskeyRefused("the answer is not a WebAuthn authentication response"))
 }
 
 fn parse_passkey(stored: &Stored) -> Result<Passkey> {

@@ -10,8 +10,6 @@ use totp_rs::{Algorithm, Secret, TOTP};
 
 use secrecy::SecretString;
 
-use webauthn_rs::prelude::PublicKeyCredential;
-
 use super::accounts::{random_token, token_hash, Accounts, Client, Issued, SignedInUser};
 use super::passkeys::Challenge;
 use super::Attempt;
@@ -263,19 +261,17 @@ impl Accounts {
     /// sign-in for throttling, and against the waiting sign-in, which takes at most
     /// [`MAX_WRONG_CODES`]; a right one opens the session, once.
     pub async fn finish_sign_in(&self, token: &str, proof: Proof<'_>, client: &Client) -> Result<Issued> {
-        let mut fields = crate::domain::Fields::default();
-        let given = match proof {
-            Proof::Code(code) => (fields.required("mfa_token", token), fields.required("code", code)),
-            Proof::Passkey { ceremony, .. } => {
-                (fields.required("mfa_token", token), fields.required("ceremony", ceremony))
-            }
-        };
-        fields.finish(given.0.zip(given.1))?;
+        // The waiting sign-in first: without it, nothing else in the request matters.
+        required("mfa_token", token)?;
         let hash = token_hash(token.trim());
         let now = store::now();
         let pending = store::second_factor::find_pending(&self.db, &hash, now, MAX_WRONG_CODES)
             .await?
             .ok_or(Error::SignInExpired)?;
+        match proof {
+            Proof::Code(code) => required("code", code)?,
+            Proof::Passkey { ceremony, .. } => required("ceremony", ceremony)?,
+        };
         let checked = self.check_second_factor(pending.user_id, &pending.username, proof, client, true).await;
         let methods = match checked {
             Ok(methods) => methods,
@@ -359,7 +355,7 @@ pub enum Proof<'a> {
     /// A code of the user's app, or a recovery code.
     Code(&'a str),
     /// A passkey's answer to the ceremony the first step began.
-    Passkey { ceremony: &'a str, credential: &'a PublicKeyCredential },
+    Passkey { ceremony: &'a str, credential: &'a serde_json::Value },
 }
 
 fn already_on() -> Error {

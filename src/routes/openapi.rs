@@ -374,7 +374,8 @@ refusal_set!(
         Error::InvalidCode =>
             "A wrong code, a refused passkey, an unknown or expired ceremony, or a sign-in that expired, was \
              finished or had too many wrong codes",
-        Error::Validation(FieldErrors::new()) => "Neither `code` nor `ceremony` and `credential`, or a missing field",
+        Error::Validation(FieldErrors::new()) =>
+            "A missing field: `code`, or with a passkey's `credential` its `ceremony`",
     }
 );
 
@@ -394,10 +395,11 @@ impl IntoResponses for PasskeyOff {
 refusal_set!(
     /// `POST /auth/passkeys/register/finish`.
     PasskeyRegistrationRefusals {
+        Error::BadRequest(String::new()) => "Malformed JSON, or an unknown, answered or expired ceremony",
         Error::Validation(FieldErrors::new()) =>
-            "An unknown, answered or expired ceremony (`errors.ceremony`), an answer that is refused: another \
-             site's origin, another challenge, no user verification (`errors.credential`), a bad name, or a \
-             missing field",
+            "An answer that is refused: not a registration response, another site's origin, another \
+             challenge, no user verification (`errors.credential`), a bad name (`errors.name`), or a missing \
+             field",
         Error::Conflict(String::new()) => "This passkey is registered already",
     }
 );

@@ -12,8 +12,6 @@ use rocket_dyn_templates::{context, Template};
 use super::body::{Button, CsrfForm};
 use super::views::{safe_next, Rejection, UserView, FORM};
 use crate::assets::Assets;
-use webauthn_rs::prelude::PublicKeyCredential;
-
 use crate::auth::{
     Accounts, Challenge, Client, ForwardAuth, Methods, Proof, Registration, Scope, SecondStepOptions, SignIn,
 };
@@ -345,7 +343,7 @@ pub async fn code_step(
     };
     let answer = match credential.as_str() {
         "" => None,
-        json => Some(serde_json::from_str::<PublicKeyCredential>(json).map_err(|_| Error::InvalidCode)),
+        json => Some(serde_json::from_str::<serde_json::Value>(json).map_err(|_| Error::InvalidCode)),
     };
     let finished = match &answer {
         None => accounts.finish_sign_in(&token, Proof::Code(code), &client).await,

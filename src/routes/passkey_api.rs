@@ -8,7 +8,6 @@ use rocket::State;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::api::{NoStore, TokenResponse};
 use super::body::ApiJson;
@@ -58,7 +57,7 @@ pub struct PasskeyRegistration {
     /// `navigator.credentials.create()`.
     #[serde(default)]
     #[schema(value_type = Object, required = true)]
-    pub credential: Option<RegisterPublicKeyCredential>,
+    pub credential: Option<serde_json::Value>,
 }
 
 /// `{ceremony, credential}`: the authenticator's answer to a sign-in ceremony.
@@ -71,7 +70,7 @@ pub struct PasskeySignIn {
     /// `navigator.credentials.get()`.
     #[serde(default)]
     #[schema(value_type = Object, required = true)]
-    pub credential: Option<PublicKeyCredential>,
+    pub credential: Option<serde_json::Value>,
     /// The `device_token` of an earlier sign-in to this account, as `POST /auth/login` takes it.
     #[serde(default)]
     #[schema(required = false)]

@@ -10,7 +10,6 @@ use rocket::request::FlashMessage;
 use rocket::response::{Flash, Redirect};
 use rocket::State;
 use rocket_dyn_templates::{context, Template};
-use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use super::body::CsrfForm;
 use super::pages::{login_form, Return};
@@ -82,7 +81,7 @@ async fn refused(e: Error, user: &PageUser, csrf: &CsrfToken, accounts: &Account
         Err(failure) => return Rejection::Error(failure),
     };
     match e {
-        Error::Conflict(_) | Error::Forbidden(_) | Error::NotFound => {
+        Error::Conflict(_) | Error::Forbidden(_) | Error::NotFound | Error::BadRequest(_) => {
             let page = render(&FieldErrors::from([(FORM, vec![e.detail()])]), None);
             Rejection::Form((e.status(), page))
         }
@@ -121,7 +120,7 @@ pub async fn add(
     accounts: &State<Accounts>,
 ) -> Result<Result<Template, Flash<Redirect>>, Rejection> {
     let AddForm { name, ceremony, credential } = &form.fields;
-    let added = match serde_json::from_str::<RegisterPublicKeyCredential>(credential) {
+    let added = match serde_json::from_str::<serde_json::Value>(credential) {
         Ok(credential) => accounts.finish_passkey_registration(&user, ceremony, name, &credential).await,
         Err(_) => Err(Error::field(
             "credential",
@@ -185,7 +184,7 @@ pub async fn sign_in(
     jar: &CookieJar<'_>,
 ) -> Result<Redirect, Rejection> {
     let SignInForm { ceremony, credential, next, rd } = &form.fields;
-    let finished = match serde_json::from_str::<PublicKeyCredential>(credential) {
+    let finished = match serde_json::from_str::<serde_json::Value>(credential) {
         Ok(credential) => accounts.finish_passkey_sign_in(ceremony, &credential, &client).await,
         Err(_) => Err(Error::PasskeyRefused("your browser sent no passkey")),
     };

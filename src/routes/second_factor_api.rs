@@ -7,7 +7,6 @@ use rocket::State;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use webauthn_rs::prelude::PublicKeyCredential;
 
 use super::api::{NoStore, TokenResponse};
 use super::body::ApiJson;
@@ -16,7 +15,7 @@ use super::openapi::{
     Throttled, TotpConfirmRefusals, TotpDisableRefusals, TotpSetupRefusals,
 };
 use crate::auth::{Accounts, Client, Proof, TotpSetup};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::web::ApiUser;
 
 pub fn routes() -> Vec<rocket::Route> {
@@ -68,7 +67,7 @@ pub struct SecondStep {
     /// With a passkey: `AuthenticationResponseJSON`, the answer to the `403`'s `publicKey`.
     #[serde(default)]
     #[schema(value_type = Option<Object>, required = false)]
-    pub credential: Option<PublicKeyCredential>,
+    pub credential: Option<serde_json::Value>,
     /// The `device_token` of an earlier sign-in to this account, as `POST /auth/login` takes it:
     /// strangers' wrong codes (the per-username limit) then do not keep this client out.
     #[serde(default)]
@@ -201,16 +200,10 @@ pub async fn second_factor(
 ) -> Result<NoStore<Json<TokenResponse>>> {
     let SecondStep { mfa_token, code, ceremony, credential, device_token } = body.0;
     client.device_tokens.extend(device_token);
-    let proof = match (&code, &ceremony, &credential) {
-        (Some(code), None, None) => Proof::Code(code),
-        (None, Some(ceremony), Some(credential)) => Proof::Passkey { ceremony, credential },
-        (None, None, None) => Proof::Code(""),
-        _ => {
-            return Err(Error::field(
-                "code",
-                "Send either `code`, or `ceremony` and `credential` (a passkey), not parts of both.",
-            ))
-        }
+    // A passkey's answer when there is one, else the code.
+    let proof = match &credential {
+        Some(credential) => Proof::Passkey { ceremony: ceremony.as_deref().unwrap_or_default(), credential },
+        None => Proof::Code(code.as_deref().unwrap_or_default()),
     };
     let mut issued = accounts.finish_sign_in(&mfa_token, proof, &client).await?;
     let device_token = std::mem::take(&mut issued.device_token);

@@ -185,11 +185,19 @@ async fn a_sign_in_takes_its_second_step_through_the_api(app: TestApp) {
     // Single use.
     let again = finish(&app, &mfa_token, &totp_code(&secret, now() + 30)).await;
     assert!(problem(again, Status::Unauthorized).await["detail"].as_str().unwrap().contains("sign in again"));
-    // Missing fields are named.
+    // Missing fields are named: the token first (without a live one nothing else matters),
+    // then, with one, the code.
     let missing =
         problem(app.post_json("/auth/login/second-factor", json!({})).await, Status::UnprocessableEntity)
             .await;
-    assert!(missing["errors"]["mfa_token"].is_array() && missing["errors"]["code"].is_array(), "{missing}");
+    assert!(missing["errors"]["mfa_token"].is_array(), "{missing}");
+    let step = first_step(&app, "alice").await;
+    let body = json!({ "mfa_token": step["mfa_token"] });
+    let missing =
+        problem(app.post_json("/auth/login/second-factor", body).await, Status::UnprocessableEntity).await;
+    assert!(missing["errors"]["code"].is_array(), "{missing}");
+    let unknown = json!({ "mfa_token": "no such sign-in" });
+    assert_eq!(app.post_json("/auth/login/second-factor", unknown).await.status(), Status::Unauthorized);
 }
 
 async fn a_code_works_once_and_a_recovery_code_once(app: TestApp) {
