@@ -556,3 +556,29 @@ async fn the_administrators_reset_removes_the_passkeys(app: TestApp) {
     assert_eq!(sign_in_with(&app, &mut passkey).await.status(), Status::Unauthorized);
     assert!(!miniauth::store::second_factor::remove_all(&app.store(), id).await.unwrap(), "nothing left");
 }
+
+/// The start-up log says why passkeys are off (a `public_url` of an IP address, as the test
+/// servers have by default), and says nothing of them when the address names `localhost`.
+#[test]
+fn the_start_up_log_says_why_passkeys_are_off() {
+    use common::server::Server;
+    let (dir, named) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let off = Server::start(dir.path(), &[]);
+    let on = Server::start_on_localhost(named.path(), &[]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !off.log().contains("passkeys are off") {
+        assert!(std::time::Instant::now() < deadline, "{}", off.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        off.log().contains("names an IP address, and browsers accept passkeys only for a named host"),
+        "{}",
+        off.log()
+    );
+    // Its start is logged before its first request.
+    while !on.log().contains("/healthz") {
+        assert!(std::time::Instant::now() < deadline, "{}", on.log());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!on.log().contains("passkeys are off"), "{}", on.log());
+}
