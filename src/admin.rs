@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::auth::invitations;
 use crate::auth::keys::{self, RotateRefused, RELOAD_EVERY};
-use crate::auth::{ClientAddress, PasswordHasher, Registration};
+use crate::auth::{oidc, ClientAddress, PasswordHasher, Registration, SigningAlgorithm, TokenSettings};
 use crate::config::{self, Settings, DATABASE};
 use crate::domain::{NewAccount, PasswordReset, TypedPassword, Username};
 use crate::error::Error;
@@ -52,6 +52,9 @@ pub enum Command {
     /// Create, list and delete groups; put users in them and take them out
     #[command(subcommand)]
     Group(GroupCommand),
+    /// Register, list and delete the apps that sign their users in with MiniAuth (OpenID Connect)
+    #[command(subcommand)]
+    Client(ClientCommand),
     /// Apply the database migrations (servers do it at start too)
     Migrate,
     /// Delete ended sessions, spent refresh tokens, spent counters and spent invitations now
@@ -67,7 +70,8 @@ pub enum UserCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
-    /// Set a user's password (read from standard input) and revoke all their sessions
+    /// Set a user's password (read from standard input) and revoke all their sessions and app
+    /// tokens
     SetPassword {
         name: String,
         /// Read the password from standard input (required: never from the arguments)
@@ -82,7 +86,7 @@ pub enum UserCommand {
     },
     /// Delete a user, with their sessions
     Delete { name: String },
-    /// Revoke every session of a user (signs them out everywhere)
+    /// Revoke every session of a user (signs them out everywhere) and every app's tokens of them
     RevokeSessions { name: String },
     /// Remove a user's second factors (a lost phone or security key): the app's secret, the
     /// passkeys and the recovery codes go, and every session of the user ends
@@ -137,8 +141,43 @@ pub enum GroupCommand {
 }
 
 #[derive(Subcommand)]
+pub enum ClientCommand {
+    /// Register an app; prints its client_id and, unless --public, its client_secret (shown
+    /// once, stored hashed)
+    Create {
+        /// The app's name, as the consent page and the profile show it
+        name: String,
+        /// An address the app may be sent back to, matched exactly (https, or http on
+        /// localhost; repeat for more)
+        #[arg(long = "redirect-uri", value_name = "URI", required = true)]
+        redirect_uris: Vec<String>,
+        /// Where signing out from the app (RP-initiated logout) may send the browser back to
+        /// (repeat for more)
+        #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+        logout_uris: Vec<String>,
+        /// A public app (in a browser or on a device): no secret, its codes bound by PKCE alone
+        #[arg(long)]
+        public: bool,
+        /// How its ID tokens are signed
+        #[arg(long = "id-token-alg", value_name = "ALG", default_value = "RS256", value_parser = ["RS256", "EdDSA"])]
+        id_token_alg: String,
+        /// One JSON object ({"client_id", "client_secret"}) instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the registered apps (never their secrets)
+    List {
+        /// One JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an app, by its client_id: its consents, codes and tokens go with it
+    Delete { client_id: String },
+}
+
+#[derive(Subcommand)]
 pub enum KeysCommand {
-    /// List the signing keys of the configured algorithm and the part each plays
+    /// List the signing keys (access tokens' and ID tokens') and the part each plays
     List {
         /// One JSON array instead of a table
         #[arg(long)]
@@ -183,6 +222,7 @@ pub async fn run(command: Command) -> Result<(), String> {
         Command::Throttle(command) => admin.throttle(command).await,
         Command::Invite(command) => admin.invite(command).await,
         Command::Group(command) => admin.group(command).await,
+        Command::Client(command) => admin.client(command).await,
         Command::Migrate => Ok(()),
         Command::Purge => admin.purge().await,
     };
@@ -233,10 +273,8 @@ impl Admin {
                 let (_, hash) =
                     self.hasher().await?.choose(parse, async |_| Ok(())).await.map_err(refusal)?;
                 store::users::set_password_hash(self.pool(), user.id, &hash).await.map_err(failure)?;
-                let revoked = store::sessions::sign_out_everywhere(self.pool(), user.id, store::now())
-                    .await
-                    .map_err(failure)?;
-                println!("set the password of {}; revoked {revoked} sessions", user.username);
+                let revoked = self.cut_off(user.id).await?;
+                println!("set the password of {}; revoked {revoked}", user.username);
             }
             UserCommand::List { json } => {
                 let users = store::users::list_users(self.pool(), store::now()).await.map_err(failure)?;
@@ -264,30 +302,51 @@ impl Admin {
                 let user = self.find(&name).await?;
                 let removed =
                     store::second_factor::remove_all(self.pool(), user.id).await.map_err(failure)?;
-                let revoked = store::sessions::sign_out_everywhere(self.pool(), user.id, store::now())
-                    .await
-                    .map_err(failure)?;
+                let now = store::now();
+                let grants =
+                    store::oauth::revoke_user_grants(self.pool(), user.id, now).await.map_err(failure)?;
+                let revoked =
+                    store::sessions::sign_out_everywhere(self.pool(), user.id, now).await.map_err(failure)?;
                 log::info!(target: crate::logging::AUDIT, "second factor of {} reset, {revoked} sessions revoked", user.username);
+                let apps = match grants {
+                    0 => String::new(),
+                    grants => format!(" and {grants} app grants"),
+                };
                 if json {
                     println!(
                         "{}",
-                        json!({"username": user.username, "second_factor_removed": removed, "sessions_revoked": revoked})
+                        json!({"username": user.username, "second_factor_removed": removed, "sessions_revoked": revoked,
+                               "app_grants_revoked": grants})
                     );
                 } else if removed {
-                    println!("removed the second factors of {}; revoked {revoked} sessions", user.username);
+                    println!(
+                        "removed the second factors of {}; revoked {revoked} sessions{apps}",
+                        user.username
+                    );
                 } else {
-                    println!("{} had no second factor; revoked {revoked} sessions", user.username);
+                    println!("{} had no second factor; revoked {revoked} sessions{apps}", user.username);
                 }
             }
             UserCommand::RevokeSessions { name } => {
                 let user = self.find(&name).await?;
-                let revoked = store::sessions::sign_out_everywhere(self.pool(), user.id, store::now())
-                    .await
-                    .map_err(failure)?;
-                println!("revoked {revoked} sessions of {}", user.username);
+                let revoked = self.cut_off(user.id).await?;
+                println!("revoked {revoked} of {}", user.username);
             }
         }
         Ok(())
+    }
+
+    /// Signs a user out everywhere and revokes what every app holds of them: "N sessions", and
+    /// ", M app grants" when there were any.
+    async fn cut_off(&self, user_id: i64) -> Result<String, String> {
+        let now = store::now();
+        let grants = store::oauth::revoke_user_grants(self.pool(), user_id, now).await.map_err(failure)?;
+        let sessions =
+            store::sessions::sign_out_everywhere(self.pool(), user_id, now).await.map_err(failure)?;
+        Ok(match grants {
+            0 => format!("{sessions} sessions"),
+            grants => format!("{sessions} sessions and {grants} app grants"),
+        })
     }
 
     async fn find(&self, name: &str) -> Result<crate::domain::User, String> {
@@ -302,46 +361,128 @@ impl Admin {
     }
 
     async fn keys(&self, command: KeysCommand) -> Result<(), String> {
-        let algorithm = self.settings.tokens.algorithm;
-        if let Some((setting, _)) = &self.settings.tokens.configured_key {
-            return Err(format!(
-                "the signing key comes from the configuration ({setting}): list and rotate it there"
-            ));
-        }
+        let algorithms = keys::in_database(&self.settings.tokens);
         match command {
             KeysCommand::List { json } => {
-                let rows = store::keys::all(self.pool(), algorithm.name()).await.map_err(failure)?;
-                let rows: Vec<Value> = rows
-                    .iter()
-                    .map(|key| {
+                let mut rows = Vec::new();
+                for algorithm in algorithms {
+                    let keys = store::keys::all(self.pool(), algorithm.name()).await.map_err(failure)?;
+                    rows.extend(keys.iter().map(|key| {
                         json!({"kid": key.kid, "algorithm": key.algorithm, "role": key.role().as_str(),
+                               "signs": signs(algorithm, &self.settings.tokens),
                                "created_at": rfc3339(key.created_at),
                                "activated_at": key.activated_at.map(rfc3339),
                                "retired_at": key.retired_at.map(rfc3339)})
+                    }));
+                }
+                print_rows(
+                    json,
+                    &rows,
+                    &["kid", "algorithm", "role", "signs", "created_at", "activated_at", "retired_at"],
+                );
+                if let (false, Some((setting, _))) = (json, &self.settings.tokens.configured_key) {
+                    println!("(access tokens are signed by the key of {setting}, which is not listed here)");
+                }
+            }
+            KeysCommand::Rotate { force } => {
+                let cache = self.settings.tokens.jwks_cache.as_secs();
+                let configured = &self.settings.tokens.configured_key;
+                let mut rotatable = Vec::new();
+                for algorithm in algorithms {
+                    // The ID tokens' keys are made at their first use: nothing to rotate before.
+                    let access = algorithm == self.settings.tokens.algorithm && configured.is_none();
+                    if access
+                        || !store::keys::all(self.pool(), algorithm.name()).await.map_err(failure)?.is_empty()
+                    {
+                        rotatable.push(algorithm);
+                    }
+                }
+                if let (true, Some((setting, _))) = (rotatable.is_empty(), configured) {
+                    return Err(format!(
+                        "the signing key comes from the configuration ({setting}): list and rotate it there"
+                    ));
+                }
+                for algorithm in rotatable {
+                    match keys::rotate(self.pool(), algorithm, &self.settings.tokens, force).await {
+                        Ok(kid) => println!(
+                            "rotated {}: key {kid} signs now; running servers follow within {} seconds",
+                            algorithm.name(),
+                            RELOAD_EVERY.as_secs()
+                        ),
+                        Err(RotateRefused::TooSoon { age, wait }) => {
+                            return Err(format!(
+                                "the next {} key was published {age} s ago and verifiers may cache the key set for \
+                                 {cache} s: rotate in {wait} s, or now with --force (verifiers holding an older key set will \
+                                 refuse new tokens until they fetch it again)",
+                                algorithm.name()
+                            ))
+                        }
+                        Err(RotateRefused::Failed(e)) => return Err(failure(e)),
+                    }
+                }
+                if let Some((setting, _)) = configured {
+                    println!(
+                        "access tokens: their key comes from the configuration ({setting}): rotate it there"
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn client(&self, command: ClientCommand) -> Result<(), String> {
+        match command {
+            ClientCommand::Create { name, redirect_uris, logout_uris, public, id_token_alg, json } => {
+                let id_token_alg = match id_token_alg.as_str() {
+                    "EdDSA" => SigningAlgorithm::EdDSA,
+                    _ => SigningAlgorithm::RS256,
+                };
+                let new = oidc::NewClient {
+                    name: &name,
+                    redirect_uris: &redirect_uris,
+                    logout_uris: &logout_uris,
+                    public,
+                    id_token_alg,
+                };
+                let registered = oidc::register(self.pool(), new).await.map_err(refusal)?;
+                let client = &registered.client;
+                log::info!(target: crate::logging::AUDIT, "client {} ({}) registered", client.id, client.name);
+                if json {
+                    println!("{}", json!({"client_id": client.id, "client_secret": registered.secret}));
+                    return Ok(());
+                }
+                println!("registered {} ({})", client.name, if public { "public" } else { "confidential" });
+                println!("client_id:     {}", client.id);
+                if let Some(secret) = &registered.secret {
+                    println!("client_secret: {secret}");
+                    println!("(the secret is shown this once: put it in the app's settings now)");
+                }
+            }
+            ClientCommand::List { json } => {
+                let clients = store::oauth::list_clients(self.pool()).await.map_err(failure)?;
+                let rows: Vec<Value> = clients
+                    .iter()
+                    .map(|client| {
+                        let kind = if client.secret_hash.is_empty() { "public" } else { "confidential" };
+                        json!({"client_id": client.id, "name": client.name, "type": kind,
+                               "redirect_uris": client.redirect_uris,
+                               "post_logout_redirect_uris": client.logout_uris,
+                               "id_token_alg": client.id_token_alg,
+                               "created_at": rfc3339(client.created_at)})
                     })
                     .collect();
                 print_rows(
                     json,
                     &rows,
-                    &["kid", "algorithm", "role", "created_at", "activated_at", "retired_at"],
+                    &["client_id", "name", "type", "redirect_uris", "id_token_alg", "created_at"],
                 );
             }
-            KeysCommand::Rotate { force } => {
-                let cache = self.settings.tokens.jwks_cache.as_secs();
-                match keys::rotate(self.pool(), &self.settings.tokens, force).await {
-                    Ok(kid) => println!(
-                        "rotated: key {kid} signs now; running servers follow within {} seconds",
-                        RELOAD_EVERY.as_secs()
-                    ),
-                    Err(RotateRefused::TooSoon { age, wait }) => {
-                        return Err(format!(
-                            "the next key was published {age} s ago and verifiers may cache the key set for \
-                             {cache} s: rotate in {wait} s, or now with --force (verifiers holding an older key set will \
-                             refuse new tokens until they fetch it again)"
-                        ))
-                    }
-                    Err(RotateRefused::Failed(e)) => return Err(failure(e)),
+            ClientCommand::Delete { client_id } => {
+                if !store::oauth::delete_client(self.pool(), client_id.trim()).await.map_err(failure)? {
+                    return Err(format!("there is no client {client_id:?}"));
                 }
+                log::info!(target: crate::logging::AUDIT, "client {client_id} deleted, with its consents and tokens");
+                println!("deleted client {client_id}");
             }
         }
         Ok(())
@@ -565,6 +706,15 @@ fn refusal(e: Error) -> String {
     match e.field_errors() {
         Some(fields) => fields.into_values().flatten().collect::<Vec<_>>().join(" "),
         None => failure(e),
+    }
+}
+
+/// What the keys of `algorithm` sign, with these settings.
+fn signs(algorithm: SigningAlgorithm, settings: &TokenSettings) -> &'static str {
+    match (algorithm == settings.algorithm && settings.configured_key.is_none(), algorithm) {
+        (true, SigningAlgorithm::EdDSA) => "access and ID tokens",
+        (true, _) => "access tokens",
+        (false, _) => "ID tokens",
     }
 }
 

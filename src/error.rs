@@ -64,6 +64,12 @@ pub enum Error {
     /// A sign-in waiting for its second step that is unknown, finished, expired or out of
     /// tries (401).
     SignInExpired,
+    /// An OAuth 2.0 error of the token, revocation or userinfo endpoint (RFC 6749 §5.2):
+    /// `invalid_client` is 401, the others 400.
+    OAuth {
+        error: &'static str,
+        description: String,
+    },
     /// The body could not be read as the declared type (400).
     BadRequest(String),
     UnsupportedMediaType(String),
@@ -128,6 +134,8 @@ impl Error {
             Error::NotFound => Status::NotFound,
             Error::Conflict(_) => Status::Conflict,
             Error::BadRequest(_) => Status::BadRequest,
+            Error::OAuth { error: "invalid_client", .. } => Status::Unauthorized,
+            Error::OAuth { .. } => Status::BadRequest,
             Error::UnsupportedMediaType(_) => Status::UnsupportedMediaType,
             Error::PayloadTooLarge => Status::PayloadTooLarge,
             Error::HeadersTooLarge => Status::RequestHeaderFieldsTooLarge,
@@ -166,6 +174,7 @@ impl Error {
             }
             Error::Csrf => "The form is missing a valid CSRF token: reload the page and try again.".into(),
             Error::NotFound => "There is nothing at this address.".into(),
+            Error::OAuth { description, .. } => description.clone(),
             Error::BadRequest(detail)
             | Error::UnsupportedMediaType(detail)
             | Error::Forbidden(detail)

@@ -11,9 +11,10 @@ use secrecy::ExposeSecret;
 
 use crate::assets::{self, Assets};
 use crate::auth::keys::KeyRing;
+use crate::auth::oidc::IdTokenKeys;
 use crate::auth::{
-    self, Accounts, CsrfKey, DeviceKey, MacKey, PasswordHasher, Recovery, Registration, RelyingParty,
-    SeenBlocks, Tokens,
+    self, Accounts, CsrfKey, DeviceKey, MacKey, PasswordHasher, Provider, Recovery, Registration,
+    RelyingParty, SeenBlocks, Tokens,
 };
 use crate::config::{self, Settings};
 use crate::error::{Error, Result};
@@ -71,10 +72,16 @@ fn authentication() -> AdHoc {
             Err(e) => Err(Error::internal(e)),
         };
         match started {
-            Ok((accounts, csrf)) => {
+            Ok((accounts, csrf, provider)) => {
                 let cookies = SessionCookies { scope: settings.cookies.clone() };
                 let (forward, proxies) = (settings.forward_auth.clone(), settings.trusted_proxies.clone());
-                Ok(rocket.manage(accounts).manage(csrf).manage(cookies).manage(forward).manage(proxies))
+                Ok(rocket
+                    .manage(accounts)
+                    .manage(csrf)
+                    .manage(provider)
+                    .manage(cookies)
+                    .manage(forward)
+                    .manage(proxies))
             }
             Err(e) => {
                 log::error!("cannot start authentication: {}", e.cause());
@@ -85,9 +92,9 @@ fn authentication() -> AdHoc {
 }
 
 /// The accounts of these settings, with the signing keys (the configured one, or the
-/// database's, followed from now on), the hashing workers and the recovery task started, and
-/// the CSRF key.
-async fn accounts(settings: &Settings, db: &DbPool, mailer: Mailer) -> Result<(Accounts, CsrfKey)> {
+/// database's, followed from now on), the hashing workers and the recovery task started; the
+/// CSRF key; and the OpenID Connect provider.
+async fn accounts(settings: &Settings, db: &DbPool, mailer: Mailer) -> Result<(Accounts, CsrfKey, Provider)> {
     for domain in settings.forward_auth.beyond_the_cookies(&settings.cookies) {
         log::warn!(
             "forward_auth_domains: the session cookies do not reach {domain}, so a browser signed in \
@@ -138,6 +145,17 @@ async fn accounts(settings: &Settings, db: &DbPool, mailer: Mailer) -> Result<(A
         signing.algorithm.name(),
         ring.keys().signing.kid
     );
+    let provider = Provider::new(
+        Store::clone(db),
+        &settings.public_url,
+        IdTokenKeys::new(&ring, store::seconds(signing.keep_retired_keys())),
+        (
+            store::seconds(signing.access_ttl),
+            store::seconds(settings.session_ttl),
+            store::seconds(settings.refresh_grace),
+        ),
+        &secret,
+    );
     let hashing = settings.hashing;
     let accounts = Accounts {
         db: Store::clone(db),
@@ -158,5 +176,5 @@ async fn accounts(settings: &Settings, db: &DbPool, mailer: Mailer) -> Result<(A
     if let Some(why) = accounts.passkeys_unavailable() {
         log::warn!("passkeys are off: {why}");
     }
-    Ok((accounts, CsrfKey::new(&secret)))
+    Ok((accounts, CsrfKey::new(&secret), provider))
 }

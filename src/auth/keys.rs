@@ -10,15 +10,20 @@
 //!
 //! A key given in the configuration (`jwt_private_key` for EdDSA, `token_secret` for HS256)
 //! overrides the database: it alone signs and verifies, and rotation is the operator's.
+//!
+//! ID tokens (OpenID Connect) are signed RS256, or EdDSA for an app that asks: the RSA keys are
+//! a ring of their own, made at their first use, kept and rotated the same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use ed25519_dalek::pkcs8::{EncodePrivateKey, KeypairBytes};
-use jsonwebtoken::jwk::{Jwk, KeyAlgorithm, PublicKeyUse, ThumbprintHash};
+use jsonwebtoken::jwk::{Jwk, PublicKeyUse, ThumbprintHash};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use rand::RngCore;
 use rocket::tokio::time::{interval, MissedTickBehavior};
@@ -38,7 +43,7 @@ pub struct Key {
     pub kid: String,
     encoding: EncodingKey,
     decoding: DecodingKey,
-    /// The public JWK (Ed25519 keys only; HS256 keys are never published).
+    /// The public JWK (Ed25519 and RSA keys; HS256 keys are never published).
     jwk: Option<Value>,
 }
 
@@ -55,22 +60,23 @@ impl Key {
         let private = URL_SAFE_NO_PAD.decode(&row.private_key).map_err(Error::internal)?;
         match algorithm {
             SigningAlgorithm::EdDSA => {
-                Key::ed25519(EncodingKey::from_ed_der(&private), Some(row.kid.clone()))
+                Key::public(EncodingKey::from_ed_der(&private), algorithm, Some(row.kid.clone()))
             }
+            SigningAlgorithm::RS256 => Key::public(rsa_key(&private)?, algorithm, Some(row.kid.clone())),
             SigningAlgorithm::HS256 => Key::hmac(&private, row.kid.clone()),
         }
     }
 
-    /// An Ed25519 key from its PKCS#8 document; its kid is the RFC 7638 thumbprint unless given.
-    fn ed25519(encoding: EncodingKey, kid: Option<String>) -> Result<Key> {
-        let mut jwk = Jwk::from_encoding_key(&encoding, Algorithm::EdDSA).map_err(Error::internal)?;
+    /// An Ed25519 or RSA key from its private key; its kid is the RFC 7638 thumbprint unless
+    /// given.
+    fn public(encoding: EncodingKey, algorithm: SigningAlgorithm, kid: Option<String>) -> Result<Key> {
+        let mut jwk = Jwk::from_encoding_key(&encoding, algorithm.jwt()).map_err(Error::internal)?;
         let kid = match kid {
             Some(kid) => kid,
             None => jwk.thumbprint(ThumbprintHash::SHA256).map_err(Error::internal)?,
         };
         jwk.common.key_id = Some(kid.clone());
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
-        jwk.common.key_algorithm = Some(KeyAlgorithm::EdDSA);
         let decoding = DecodingKey::from_jwk(&jwk).map_err(Error::internal)?;
         let jwk = serde_json::to_value(&jwk).map_err(Error::internal)?;
         Ok(Key { kid, encoding, decoding, jwk: Some(jwk) })
@@ -86,22 +92,33 @@ impl Key {
     }
 }
 
+/// The PKCS#1 key inside an RSA key's PKCS#8 document, which jsonwebtoken signs with.
+fn rsa_key(pkcs8: &[u8]) -> Result<EncodingKey> {
+    let info = pkcs8::PrivateKeyInfo::try_from(pkcs8).map_err(|e| Error::internal(e.to_string()))?;
+    Ok(EncodingKey::from_rsa_der(info.private_key))
+}
+
 /// A new random key of `algorithm`, as stored: the next key (not yet activated).
 pub fn generate(algorithm: SigningAlgorithm, now: i64) -> Result<KeyRow> {
-    let mut bytes = [0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut bytes);
     let (private, public, kid) = match algorithm {
         SigningAlgorithm::EdDSA => {
-            let signing = ed25519_dalek::SigningKey::from_bytes(&bytes);
-            // The PKCS#8 v1 form (the seed alone), the one jsonwebtoken reads.
-            let seed = KeypairBytes { secret_key: bytes, public_key: None };
-            let document = seed.to_pkcs8_der().map_err(Error::internal)?;
-            let key = Key::ed25519(EncodingKey::from_ed_der(document.as_bytes()), None)?;
-            let public = URL_SAFE_NO_PAD.encode(signing.verifying_key().as_bytes());
-            (document.as_bytes().to_vec(), public, key.kid)
+            let pair = Ed25519KeyPair::generate().map_err(Error::internal)?;
+            // The PKCS#8 v1 form (the seed alone), as keys were always stored.
+            let document = pair.to_pkcs8v1().map_err(Error::internal)?;
+            let key = Key::public(EncodingKey::from_ed_der(document.as_ref()), algorithm, None)?;
+            let public = URL_SAFE_NO_PAD.encode(pair.public_key().as_ref());
+            (document.as_ref().to_vec(), public, key.kid)
+        }
+        SigningAlgorithm::RS256 => {
+            let pair = aws_lc_rs::rsa::KeyPair::generate(KeySize::Rsa2048).map_err(Error::internal)?;
+            let document = pair.as_der().map_err(Error::internal)?;
+            let key = Key::public(rsa_key(document.as_ref())?, algorithm, None)?;
+            let public = pair.public_key().as_der().map_err(Error::internal)?;
+            (document.as_ref().to_vec(), URL_SAFE_NO_PAD.encode(public.as_ref()), key.kid)
         }
         SigningAlgorithm::HS256 => {
-            let mut id = [0u8; 16];
+            let (mut bytes, mut id) = ([0u8; 32], [0u8; 16]);
+            rand::rngs::OsRng.fill_bytes(&mut bytes);
             rand::rngs::OsRng.fill_bytes(&mut id);
             (bytes.to_vec(), String::new(), URL_SAFE_NO_PAD.encode(id))
         }
@@ -117,17 +134,19 @@ pub fn generate(algorithm: SigningAlgorithm, now: i64) -> Result<KeyRow> {
     })
 }
 
-/// The algorithms access tokens may be signed with: the only ones MiniAuth supports.
+/// The algorithms MiniAuth signs with: access tokens EdDSA or HS256, ID tokens RS256 or EdDSA.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SigningAlgorithm {
     /// Ed25519: anyone with the JWKS verifies.
     EdDSA,
     /// HMAC-SHA256 with a shared secret, which also mints tokens.
     HS256,
+    /// RSA 2048 with SHA-256 (PKCS#1 v1.5): ID tokens, which every OpenID Connect library reads.
+    RS256,
 }
 
 impl SigningAlgorithm {
-    /// The setting `jwt_algorithm`.
+    /// The setting `jwt_algorithm` (access tokens: EdDSA or HS256).
     pub fn parse(setting: &str) -> std::result::Result<Self, String> {
         match setting {
             "EdDSA" => Ok(SigningAlgorithm::EdDSA),
@@ -141,6 +160,7 @@ impl SigningAlgorithm {
         match self {
             SigningAlgorithm::EdDSA => "EdDSA",
             SigningAlgorithm::HS256 => "HS256",
+            SigningAlgorithm::RS256 => "RS256",
         }
     }
 
@@ -149,6 +169,7 @@ impl SigningAlgorithm {
         match self {
             SigningAlgorithm::EdDSA => Algorithm::EdDSA,
             SigningAlgorithm::HS256 => Algorithm::HS256,
+            SigningAlgorithm::RS256 => Algorithm::RS256,
         }
     }
 }
@@ -159,8 +180,8 @@ pub struct KeySet {
     pub signing: Arc<Key>,
     /// Every key whose tokens are accepted, by kid.
     verifying: HashMap<String, Arc<Key>>,
-    /// The JWKS document, serialized once.
-    pub jwks: Arc<str>,
+    /// The public JWKs of its keys (none for HS256), for the JWKS document.
+    pub published: Vec<Value>,
     /// What the set was built from: (kid, activated, retired), to notice a rotation.
     built_from: Vec<(String, Option<i64>, Option<i64>)>,
 }
@@ -179,10 +200,9 @@ impl KeySet {
             .find(|(_, role)| *role == Role::Current)
             .map(|(key, _)| Arc::clone(key))
             .ok_or_else(|| Error::internal("no current signing key"))?;
-        let published: Vec<&Value> = keys.iter().filter_map(|(key, _)| key.jwk.as_ref()).collect();
-        let jwks = serde_json::json!({ "keys": published }).to_string().into();
+        let published = keys.iter().filter_map(|(key, _)| key.jwk.clone()).collect();
         let verifying = keys.into_iter().map(|(key, _)| (key.kid.clone(), key)).collect();
-        Ok(KeySet { signing, verifying, jwks, built_from })
+        Ok(KeySet { signing, verifying, published, built_from })
     }
 }
 
@@ -210,13 +230,14 @@ impl KeyRing {
                 let encoding = EncodingKey::from_ed_pem(key.expose_secret().as_bytes()).map_err(|e| {
                     Error::internal(format!("jwt_private_key is not an Ed25519 PKCS#8 PEM key: {e}"))
                 })?;
-                Key::ed25519(encoding, None)?
+                Key::public(encoding, algorithm, None)?
             }
             SigningAlgorithm::HS256 => {
                 let secret = key.expose_secret().as_bytes();
                 let kid = super::MacKey::derive(secret, b"miniauth hs256 kid v1").tag("");
                 Key::hmac(secret, kid)?
             }
+            SigningAlgorithm::RS256 => return Err(Error::internal("RS256 keys live in the database only")),
         };
         let set = KeySet::of(vec![(Arc::new(key), Role::Current)], Vec::new())?;
         Ok(KeyRing {
@@ -340,6 +361,21 @@ async fn ensure(db: &Store, algorithm: SigningAlgorithm) -> Result<()> {
     Ok(())
 }
 
+/// The algorithms whose keys live in the database with these settings: the access tokens'
+/// (unless the configuration gives their key), EdDSA for the ID tokens of apps that ask for it,
+/// and RS256 for the others' ID tokens.
+pub fn in_database(settings: &TokenSettings) -> Vec<SigningAlgorithm> {
+    let mut algorithms = Vec::new();
+    if settings.configured_key.is_none() {
+        algorithms.push(settings.algorithm);
+    }
+    if settings.algorithm != SigningAlgorithm::EdDSA {
+        algorithms.push(SigningAlgorithm::EdDSA);
+    }
+    algorithms.push(SigningAlgorithm::RS256);
+    algorithms
+}
+
 /// Why a rotation did not happen.
 #[derive(Debug)]
 pub enum RotateRefused {
@@ -358,13 +394,17 @@ impl From<Error> for RotateRefused {
     }
 }
 
-/// Rotates the keys of the configured algorithm in the database: the next key signs from now
-/// on, the current one retires, a new next key is published. Refused while the next key has not
-/// been published for `jwks_cache_seconds` (plus the instances' reload time), since a verifier
-/// may hold a key set cached from before it, unless `force`d. Returns the kid of the key that
-/// now signs. Every instance follows within [`RELOAD_EVERY`].
-pub async fn rotate(db: &Store, settings: &TokenSettings, force: bool) -> Result<String, RotateRefused> {
-    let algorithm = settings.algorithm;
+/// Rotates the keys of `algorithm` in the database: the next key signs from now on, the current
+/// one retires, a new next key is published. Refused while the next key has not been published
+/// for `jwks_cache_seconds` (plus the instances' reload time), since a verifier may hold a key
+/// set cached from before it, unless `force`d. Returns the kid of the key that now signs. Every
+/// instance follows within [`RELOAD_EVERY`].
+pub async fn rotate(
+    db: &Store,
+    algorithm: SigningAlgorithm,
+    settings: &TokenSettings,
+    force: bool,
+) -> Result<String, RotateRefused> {
     ensure(db, algorithm).await?;
     let now = store::now();
     let rows = store::keys::all(db, algorithm.name()).await?;

@@ -4,6 +4,7 @@
 mod device;
 mod email;
 mod methods;
+pub mod oauth;
 mod password;
 mod public_url;
 mod username;

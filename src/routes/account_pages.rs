@@ -10,7 +10,7 @@ use rocket_dyn_templates::{context, Template};
 
 use super::body::{Button, CsrfForm};
 use super::views::{Rejection, SessionView, UserView};
-use crate::auth::{Accounts, Client, Scope, ThisSession};
+use crate::auth::{Accounts, Client, Provider, Scope, ThisSession};
 use crate::error::{Error, FieldErrors};
 use crate::web::{CsrfToken, PageUser, SessionCookies};
 
@@ -31,16 +31,19 @@ pub async fn profile(
     user: PageUser,
     csrf: CsrfToken,
     accounts: &State<Accounts>,
+    provider: &State<Provider>,
     flash: Option<FlashMessage<'_>>,
 ) -> Result<Template, Error> {
     let sessions: Vec<SessionView> =
         accounts.sessions(&user).await?.into_iter().map(SessionView::from).collect();
+    let apps = super::oauth::connected(provider, &user).await?;
     Ok(Template::render(
         "profile",
         context! {
             user: UserView::from(&user.user),
             csrf_token: csrf.token(),
             sessions,
+            apps,
             notice: flash.map(|f| f.message().to_owned()),
         },
     ))

@@ -207,6 +207,31 @@ impl<'r, T: DeserializeOwned> FromData<'r> for ApiJson<T> {
     }
 }
 
+/// The form an app sends to an OpenID Connect endpoint (`application/x-www-form-urlencoded`,
+/// RFC 6749): anything else is an `invalid_request`, as apps read errors there.
+pub struct OAuthForm<T>(pub T);
+
+#[rocket::async_trait]
+impl<'r, T: for<'a> FromForm<'a> + Send + 'static> FromData<'r> for OAuthForm<T> {
+    type Error = Error;
+
+    async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
+        let invalid =
+            |description: &str| Error::OAuth { error: "invalid_request", description: description.into() };
+        let parsed = match is_form(req) {
+            true => read_body(req, data, "form").await.and_then(|body| {
+                Form::<T>::parse_encoded(RawStr::new(&body))
+                    .map_err(|_| invalid("The form could not be parsed."))
+            }),
+            false => Err(invalid("Send the request as an application/x-www-form-urlencoded form.")),
+        };
+        match parsed {
+            Ok(form) => data::Outcome::Success(OAuthForm(form)),
+            Err(e) => data::Outcome::Error(e.stash(req)),
+        }
+    }
+}
+
 /// Sign-in credentials: a JSON body, or the OAuth2 password form
 /// (`application/x-www-form-urlencoded`, optional `grant_type=password`).
 pub struct LoginCredentials(pub Credentials);

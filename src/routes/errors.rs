@@ -29,9 +29,13 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<std::collections::BTreeMap<String, Vec<String>>>)]
     pub errors: Option<FieldErrors>,
-    /// When a sign-in needs its second step: `mfa_required` (as OAuth2 clients read it).
+    /// The RFC 6749 error code, as OAuth2 clients read it: `mfa_required` when a sign-in needs
+    /// its second step; `invalid_grant`, `invalid_client`, … from the OpenID Connect endpoints.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<&'static str>,
+    /// Beside an OpenID Connect endpoint's `error`: what went wrong (RFC 6749 §5.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_description: Option<String>,
     /// When a sign-in needs its second step: the token that finishes it at
     /// `POST /auth/login/second-factor` (single use, 5 minutes).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,11 +63,16 @@ impl From<&Error> for Problem {
             detail: error.detail(),
             errors: error.field_errors(),
             error: None,
+            error_description: None,
             mfa_token: None,
             methods: None,
             ceremony: None,
             public_key: None,
         };
+        if let Error::OAuth { error, description } = error {
+            problem.error = Some(error);
+            problem.error_description = Some(description.clone());
+        }
         if let Error::SecondFactorRequired { mfa_token, methods, passkey } = error {
             problem.error = Some("mfa_required");
             problem.mfa_token = Some(mfa_token.clone());
@@ -89,9 +98,12 @@ impl<'r> Responder<'r, 'static> for Problem {
     }
 }
 
-/// Whether a path is the JSON API's (`/auth` and below).
+/// Whether a path is the JSON API's (`/auth` and below, and the OpenID Connect endpoints that
+/// apps call rather than browsers visit).
 pub fn is_api(path: &str) -> bool {
-    path == "/auth" || path.starts_with("/auth/")
+    path == "/auth"
+        || path.starts_with("/auth/")
+        || ["/oauth/token", "/oauth/userinfo", "/oauth/revoke"].contains(&path)
 }
 
 /// Whether the client should get JSON rather than a page: the API and operations paths, and
@@ -147,6 +159,9 @@ impl<'r> Responder<'r, 'static> for Error {
             }
             Error::MethodNotAllowed(allow) => {
                 response.set_header(Header::new("Allow", allow));
+            }
+            Error::OAuth { error: "invalid_client", .. } => {
+                response.set_header(Header::new("WWW-Authenticate", r#"Basic realm="miniauth""#));
             }
             _ => {}
         }

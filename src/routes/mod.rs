@@ -9,6 +9,7 @@ mod api;
 mod body;
 mod errors;
 mod forward_auth;
+mod oauth;
 mod openapi;
 mod ops;
 mod pages;
@@ -25,12 +26,12 @@ use std::time::Instant;
 
 use rocket::fairing::{AdHoc, Fairing, Info, Kind};
 use rocket::fs::FileServer;
-use rocket::http::{Header, Method};
+use rocket::http::{ContentType, Header, Method};
 use rocket::shield::{Frame, Referrer, Shield};
 use rocket::{Data, Request, Response};
 
 use crate::assets::Assets;
-use crate::auth::{ForwardAuth, Registration};
+use crate::auth::{ForwardAuth, Provider, Registration};
 use crate::domain::PasswordPolicy;
 use crate::error::{Error, GuardError, HEADERS_MAX};
 
@@ -60,6 +61,7 @@ pub fn stage(forward: &ForwardAuth, policy: &PasswordPolicy, registration: Regis
             .mount("/", forward_auth::routes())
             .mount("/", ops::routes())
             .mount("/", wellknown::routes())
+            .mount("/", oauth::routes())
             .mount("/", docs)
             .mount("/static", FileServer::from(static_dir))
             .register("/", rocket::catchers![errors::catch_all])
@@ -116,6 +118,9 @@ impl SecurityHeaders {
 const CSP_PAGES: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
                          frame-ancestors 'none'; base-uri 'none'";
 const PASSKEY_SCRIPT: &str = "script-src 'self'; connect-src 'self'";
+/// The pages whose forms may lead back to an OpenID Connect app: signing in (and its second
+/// step), the consent page, and the sign-out an app asked for.
+const APP_FORM_PAGES: [&str; 4] = ["/login", "/login/code", "/oauth/authorize", "/oauth/logout"];
 // Swagger UI sets styles from its script and shows data: images.
 const CSP_DOCS: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                         img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -137,10 +142,26 @@ impl Fairing for SecurityHeaders {
         };
         // The pages with passkeys run the one script of MiniAuth's own, which asks the server
         // for a ceremony's options.
-        let csp = match req.uri().path().as_str() {
+        let mut csp = match req.uri().path().as_str() {
             "/login" | "/login/code" | "/account/passkeys" => format!("{csp}; {PASSKEY_SCRIPT}"),
             _ => csp.to_owned(),
         };
+        // Their forms may end in a redirect to an app that signs its users in with MiniAuth.
+        if APP_FORM_PAGES.contains(&req.uri().path().as_str())
+            && res.content_type() == Some(ContentType::HTML)
+        {
+            if let Some(provider) = req.rocket().state::<Provider>() {
+                match provider.app_origins().await {
+                    Ok(origins) if !origins.is_empty() => {
+                        csp = csp.replacen("form-action 'self'", &format!("form-action 'self' {origins}"), 1);
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        log::warn!("the apps' addresses are not in this page's form-action: {}", e.cause())
+                    }
+                }
+            }
+        }
         res.set_header(Header::new("Content-Security-Policy", csp));
         let asset = req.uri().path().starts_with("/static/") || req.uri().path() == "/favicon.ico";
         if !res.headers().contains("Cache-Control") && !asset && !docs {

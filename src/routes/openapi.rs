@@ -55,8 +55,22 @@ use crate::error::{Error, FieldErrors};
         super::ops::readyz,
         super::wellknown::jwks,
         super::wellknown::openid_configuration,
+        super::oauth::token,
+        super::oauth::userinfo,
+        super::oauth::userinfo_post,
+        super::oauth::revoke,
+        super::oauth::apps,
+        super::oauth::revoke_app,
     ),
-    components(schemas(Problem, super::api::TokenResponse, super::api::LogoutScope)),
+    components(schemas(
+        Problem,
+        super::api::TokenResponse,
+        super::api::LogoutScope,
+        super::oauth::TokenFormDoc,
+        super::oauth::TokenResponseDoc,
+        super::oauth::RevokeFormDoc,
+        super::oauth::AppView
+    )),
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Sign up, sign in, tokens"),
@@ -64,7 +78,9 @@ use crate::error::{Error, FieldErrors};
         (name = "passkeys", description = "Passkeys (WebAuthn): adding them, and signing in with one alone"),
         (name = "recovery", description = "The email address, and password reset links mailed to it"),
         (name = "operations", description = "Health checks"),
-        (name = "keys", description = "The public keys that verify access tokens"),
+        (name = "keys", description = "The public keys that verify access tokens and ID tokens, and OpenID Connect discovery"),
+        (name = "openid-connect", description = "\"Sign in with MiniAuth\": the endpoints apps call (the browser's are pages: \
+            `/oauth/authorize`, `/oauth/logout`)"),
     ),
 )]
 pub struct ApiDoc;
@@ -189,6 +205,11 @@ impl Modify for BearerAuth {
         let mut scheme = Http::new(HttpAuthScheme::Bearer);
         scheme.bearer_format = Some("JWT".into());
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
+        // An app's id and secret at the token and revocation endpoints (client_secret_basic).
+        components.add_security_scheme(
+            "client_secret_basic",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Basic)),
+        );
     }
 }
 
@@ -306,6 +327,41 @@ macro_rules! refusal_set {
         }
     };
 }
+
+/// An OAuth error row: `error` names the code, `error_description` says why.
+fn oauth(error: &'static str) -> Error {
+    Error::OAuth { error, description: String::new() }
+}
+
+refusal_set!(
+    /// The form of an OpenID Connect endpoint ([`super::body::OAuthForm`]) and the client's
+    /// authentication.
+    OAuthClientForm {
+        oauth("invalid_request") =>
+            "`error`: `invalid_request` (not a form, or a field missing), with `error_description`",
+        Error::PayloadTooLarge => "Body too large (the limit is 16 KiB)",
+        oauth("invalid_client") =>
+            "`error`: `invalid_client`: an unknown app, a wrong or missing secret, a secret sent two ways \
+             (`WWW-Authenticate: Basic`)",
+    }
+);
+
+refusal_set!(
+    /// `POST /oauth/token`.
+    TokenRefusals {
+        oauth("invalid_grant") =>
+            "`error`: `invalid_grant` (a code or refresh token unknown, spent, expired or another app's; a \
+             `redirect_uri` or `code_verifier` that does not match), `invalid_request` (a field missing), \
+             `unsupported_grant_type` or `invalid_scope`, with `error_description`",
+    }
+);
+
+refusal_set!(
+    /// `DELETE /auth/apps/{client_id}`.
+    AppRefusals {
+        Error::NotFound => "The user had not allowed this app",
+    }
+);
 
 refusal_set!(
     /// `POST /auth/register`.

@@ -149,10 +149,11 @@ pub(super) fn login_form(
     Template::render("login", context! { csrf_token: csrf.token(), username, next, rd, errors, notice })
 }
 
-#[rocket::get("/login?<next>&<rd>")]
+#[rocket::get("/login?<next>&<rd>&<again>")]
 pub fn login_page(
     next: Option<&str>,
     rd: Option<&str>,
+    again: Option<bool>,
     user: Option<PageUser>,
     flash: Option<FlashMessage<'_>>,
     csrf: CsrfToken,
@@ -176,11 +177,21 @@ pub fn login_page(
                 false => Err(Err(Flash::warning(Redirect::to("/account/two-factor"), SET_UP_FIRST))),
             }
         }
+        // An app signing the user in (OpenID Connect) asks for a fresh sign-in.
+        Some(user) if again == Some(true) => Ok(login_form(
+            &csrf,
+            &user.user.username,
+            back,
+            &FieldErrors::new(),
+            Some(SIGN_IN_AGAIN_FOR_APP.into()),
+        )),
         Some(_) => Err(Ok(Redirect::to(back.target()))),
         None => Ok(login_form(&csrf, "", back, &FieldErrors::new(), notice)),
     }
 }
 
+/// What the sign-in page says to a signed-in visitor whose app asks for a fresh sign-in.
+const SIGN_IN_AGAIN_FOR_APP: &str = "The app you came from asks you to sign in again.";
 /// What the sign-in page says to a signed-in visitor whose app asks for two-step sign-in.
 const STEP_UP: &str = "This app asks for two-step sign-in: sign in again, with your code.";
 /// Where a visitor without a second factor is sent when the app asks for two-step sign-in.

@@ -90,19 +90,30 @@ pub async fn insert(db: &Store, key: &KeyRow) -> Result<bool> {
     }
 }
 
+/// A new key: the current one (activated) or the next one. Two statements rather than a bound
+/// NULL: a prepared statement keeps the types of its first parameters, and PostgreSQL refuses a
+/// number where a NULL's type was declared. A new key is never retired.
 fn insert_query(key: &KeyRow) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments<'_>> {
-    sqlx::query(
-        "INSERT INTO signing_keys \
-         (kid, algorithm, private_key, public_key, created_at, activated_at, retired_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(&key.kid)
-    .bind(&key.algorithm)
-    .bind(&key.private_key)
-    .bind(&key.public_key)
-    .bind(key.created_at)
-    .bind(key.activated_at)
-    .bind(key.retired_at)
+    let statement = match key.activated_at {
+        Some(_) => {
+            "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at, activated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)"
+        }
+        None => {
+            "INSERT INTO signing_keys (kid, algorithm, private_key, public_key, created_at) \
+             VALUES ($1, $2, $3, $4, $5)"
+        }
+    };
+    let query = sqlx::query(statement)
+        .bind(&key.kid)
+        .bind(&key.algorithm)
+        .bind(&key.private_key)
+        .bind(&key.public_key)
+        .bind(key.created_at);
+    match key.activated_at {
+        Some(at) => query.bind(at),
+        None => query,
+    }
 }
 
 /// In one transaction: the current key of `next`'s algorithm retires, the next key `promote`

@@ -18,6 +18,7 @@ macro_rules! groups_of {
 pub mod groups;
 pub mod invitations;
 pub mod keys;
+pub mod oauth;
 pub mod passkeys;
 mod pool;
 pub mod purge;

@@ -3,11 +3,13 @@
 //! spent that long ago, throttling counters whose window and block are over, mailed links
 //! (confirmation, reset) and sign-ins waiting for a second step that expired, and invitations
 //! used, revoked or expired more than
-//! `retention_days` ago (kept until then for `miniauth invite list`) — in small batches, so it
-//! never holds the database for long.
+//! `retention_days` ago (kept until then for `miniauth invite list`), and OpenID Connect's
+//! codes, grants and tokens ended that long ago — in small batches, so it never holds the
+//! database for long.
 //!
-//! A spent refresh token is kept while it is younger than the retention: presenting it again
-//! then revokes its session (theft). After that it is simply unknown.
+//! A spent refresh token (or authorization code) is kept while it is younger than the
+//! retention: presenting it again then revokes its session or grant (theft). After that it is
+//! simply unknown.
 
 use std::time::Duration;
 
@@ -59,6 +61,21 @@ pub async fn purge_ended(db: &Store, now: i64, retention: i64) -> Result<u64> {
             "DELETE FROM passkey_ceremonies WHERE token_hash IN (SELECT token_hash FROM passkey_ceremonies \
           WHERE expires_at < $1 LIMIT $2)",
             now,
+        ),
+        (
+            "DELETE FROM oauth_codes WHERE code_hash IN (SELECT code_hash FROM oauth_codes \
+          WHERE expires_at < $1 LIMIT $2)",
+            before,
+        ),
+        (
+            "DELETE FROM oauth_grants WHERE id IN (SELECT id FROM oauth_grants \
+          WHERE expires_at < $1 OR (revoked_at IS NOT NULL AND revoked_at < $1) LIMIT $2)",
+            before,
+        ),
+        (
+            "DELETE FROM oauth_tokens WHERE token_hash IN (SELECT token_hash FROM oauth_tokens \
+          WHERE (kind = 'access' AND expires_at < $1) OR used_at < $1 LIMIT $2)",
+            before,
         ),
         (
             "DELETE FROM invitations WHERE id IN (SELECT id FROM invitations \

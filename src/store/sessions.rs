@@ -256,3 +256,12 @@ pub async fn rotate_refresh_token(
     tx.commit().await?;
     Ok(true)
 }
+
+/// When a session began (its sign-in), if it exists.
+pub async fn created_at(db: &AnyPool, session_id: &str) -> Result<Option<i64>> {
+    let created = sqlx::query_scalar("SELECT created_at FROM sessions WHERE id = $1")
+        .bind(session_id)
+        .fetch_optional(db)
+        .await?;
+    Ok(created)
+}

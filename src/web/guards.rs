@@ -6,7 +6,7 @@
 
 use std::ops::Deref;
 
-use rocket::http::Method;
+use rocket::http::{Method, RawStr};
 use rocket::request::{FromRequest, Outcome, Request};
 
 use super::{
@@ -25,6 +25,37 @@ pub struct PageUser(pub SignedInUser);
 /// The visitor a reverse proxy asks about (forward auth): by a bearer token, or else by the
 /// cookie. An `Authorization` header of another scheme belongs to the app behind the proxy.
 pub struct ForwardedUser(pub SignedInUser);
+
+/// The bearer token an app presents to an OpenID Connect endpoint (userinfo): required.
+pub struct AppToken(pub String);
+
+/// An app's `Authorization: Basic` header (client_secret_basic): its id and secret, each
+/// form-decoded (RFC 6749 §2.3.1); `None` without one. A header of another scheme, or one that
+/// cannot be read, fails the client's authentication.
+pub struct BasicClient(pub Option<(String, String)>);
+
+impl BasicClient {
+    fn parse(req: &Request<'_>) -> Result<Self, Error> {
+        use base64::Engine;
+        let Some(header) = req.headers().get_one("Authorization") else {
+            return Ok(BasicClient(None));
+        };
+        let failed = || Error::OAuth {
+            error: "invalid_client",
+            description: "The Authorization header is not a client's Basic credentials.".into(),
+        };
+        let encoded = match header.split_once(' ') {
+            Some((scheme, encoded)) if scheme.eq_ignore_ascii_case("basic") => encoded.trim(),
+            _ => return Err(failed()),
+        };
+        let decoded = base64::engine::general_purpose::STANDARD.decode(encoded).map_err(|_| failed())?;
+        let text = String::from_utf8(decoded).map_err(|_| failed())?;
+        let (id, secret) = text.split_once(':').ok_or_else(failed)?;
+        let decode =
+            |part: &str| RawStr::new(part).url_decode().map(|text| text.into_owned()).map_err(|_| failed());
+        Ok(BasicClient(Some((decode(id)?, decode(secret)?))))
+    }
+}
 
 /// The token of an `Authorization: Bearer` header; `Err` for a header of another scheme.
 fn bearer_token(req: &Request<'_>) -> Option<Result<String, ()>> {
@@ -137,6 +168,31 @@ impl<'r> FromRequest<'r> for PageUser {
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Error> {
         match PageUser::authenticate(req).await {
             Ok(user) => Outcome::Success(user),
+            Err(e) => Outcome::Error(e.stash(req)),
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for AppToken {
+    type Error = Error;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Error> {
+        match bearer_token(req) {
+            Some(Ok(token)) if !token.is_empty() => Outcome::Success(AppToken(token)),
+            Some(_) => Outcome::Error(Error::Unauthenticated { invalid_token: true }.stash(req)),
+            None => Outcome::Error(Error::Unauthenticated { invalid_token: false }.stash(req)),
+        }
+    }
+}
+
+#[rocket::async_trait]
+impl<'r> FromRequest<'r> for BasicClient {
+    type Error = Error;
+
+    async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Error> {
+        match BasicClient::parse(req) {
+            Ok(client) => Outcome::Success(client),
             Err(e) => Outcome::Error(e.stash(req)),
         }
     }

@@ -11,7 +11,7 @@ mod guards;
 pub use address::{client_address, peer};
 pub use cookies::{SessionCookies, DEVICE_COOKIE, REFRESH_COOKIE, SECOND_STEP_COOKIE, TOKEN_COOKIE};
 pub use csrf::{csrf_cookie_name, CsrfToken, CSRF_COOKIE, CSRF_HEADER, SECURE_CSRF_COOKIE};
-pub use guards::{ApiUser, ForwardedUser, PageUser};
+pub use guards::{ApiUser, AppToken, BasicClient, ForwardedUser, PageUser};
 
 use rocket::Request;
 

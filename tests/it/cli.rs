@@ -226,6 +226,8 @@ fn bad_usage_is_status_2_and_every_command_has_help(backend: Backend) {
         &["invite", "create", "--expires", "soon"],
         &["invite", "revoke", "three"],
         &["group", "add", "family"],
+        &["client", "create", "Wiki"], // a redirect address is required
+        &["client", "create", "Wiki", "--redirect-uri", "https://a.test/cb", "--id-token-alg", "HS256"],
         &["frobnicate"],
     ] {
         let run = site.run(args, "");
@@ -257,6 +259,10 @@ fn bad_usage_is_status_2_and_every_command_has_help(backend: Backend) {
         &["group", "list", "--help"],
         &["group", "add", "--help"],
         &["group", "remove", "--help"],
+        &["client", "--help"],
+        &["client", "create", "--help"],
+        &["client", "list", "--help"],
+        &["client", "delete", "--help"],
         &["migrate", "--help"],
         &["purge", "--help"],
     ] {
@@ -283,7 +289,9 @@ fn keys_are_listed_and_rotated_and_the_server_follows(backend: Backend) {
     let refused = site.fails(&["keys", "rotate"], "");
     assert!(refused.contains("--force"), "{refused}");
     let rotated = site.ok(&["keys", "rotate", "--force"], "");
-    let kid = rotated.split_whitespace().nth(2).unwrap().to_owned();
+    // "rotated EdDSA: key <kid> signs now; …" (the ID tokens' RSA keys do not exist yet).
+    assert!(rotated.starts_with("rotated EdDSA: key ") && !rotated.contains("RS256"), "{rotated}");
+    let kid = rotated.split_whitespace().nth(3).unwrap().to_owned();
     let started = Instant::now();
     loop {
         let token = site.token("alice", PASSWORD);
@@ -296,13 +304,16 @@ fn keys_are_listed_and_rotated_and_the_server_follows(backend: Backend) {
     assert_eq!(site.profile(&before), 200, "a token signed before the rotation still works");
     let keys = site.json(&["keys", "list", "--json"]);
     assert_eq!(keys.as_array().unwrap().len(), 3, "{keys}");
-    // A key from the configuration is the operator's to rotate.
+    // A key from the configuration is the operator's to rotate; the Ed25519 keys in the
+    // database then sign the ID tokens of apps that ask for EdDSA, and rotate as before.
     let mut env = site.env.clone();
     env.extend([("ROCKET_JWT_ALGORITHM", "HS256".into()), ("ROCKET_TOKEN_SECRET", "s".repeat(40))]);
     let configured = Site { env, ..site };
-    assert!(configured
-        .fails(&["keys", "rotate"], "")
-        .contains("comes from the configuration (token_secret)"));
+    let rotated = configured.ok(&["keys", "rotate", "--force"], "");
+    assert!(rotated.starts_with("rotated EdDSA: key "), "{rotated}");
+    assert!(rotated.contains("their key comes from the configuration (token_secret)"), "{rotated}");
+    let table = configured.ok(&["keys", "list"], "");
+    assert!(table.contains("ID tokens") && table.contains("token_secret"), "{table}");
     configured.server.stop();
 }
 
@@ -551,7 +562,7 @@ fn a_second_factor_is_reset_from_the_command_line(backend: Backend) {
     let reset: Value = serde_json::from_str(&run.stdout).unwrap();
     assert_eq!(
         reset,
-        serde_json::json!({"username": "alice", "second_factor_removed": true, "sessions_revoked": 1})
+        serde_json::json!({"username": "alice", "second_factor_removed": true, "sessions_revoked": 1, "app_grants_revoked": 0})
     );
     assert_eq!(site.profile(&token), 401, "the sessions ended");
     assert_eq!(site.login("alice", PASSWORD).0, 200, "the password alone again");
@@ -560,7 +571,76 @@ fn a_second_factor_is_reset_from_the_command_line(backend: Backend) {
     assert!(site.fails(&["user", "reset-second-factor", "nobody"], "").contains("no user named"));
 }
 
+/// Apps for "Sign in with MiniAuth": registered with a secret shown once (stored hashed),
+/// public ones without, listed without secrets, deleted; the running server knows each at once.
+fn clients_are_registered_listed_and_deleted(backend: Backend) {
+    let site = Site::start(backend);
+    let authorize = |client_id: &str| {
+        let query = format!(
+            "/oauth/authorize?client_id={client_id}&redirect_uri=https%3A%2F%2Fwiki.example.com%2Fcb&response_type=code\
+             &scope=openid&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256"
+        );
+        site.server.request("GET", &query, &[], "").0
+    };
+    let (stdout, audit) = site.recorded(&[
+        "client",
+        "create",
+        "Wiki",
+        "--redirect-uri",
+        "https://wiki.example.com/cb",
+        "--redirect-uri",
+        "http://localhost:3000/cb",
+        "--post-logout-redirect-uri",
+        "https://wiki.example.com/",
+        "--json",
+    ]);
+    let made: Value = serde_json::from_str(&stdout).expect("JSON");
+    let (id, secret) = (made["client_id"].as_str().unwrap(), made["client_secret"].as_str().unwrap());
+    assert!(id.len() >= 16 && secret.len() >= 43, "{made}");
+    assert!(audit.contains(id) && audit.contains("Wiki") && !audit.contains(secret), "{audit}");
+    // The running server knows it at once: signed out, the browser is sent to sign in.
+    assert_eq!(authorize(id), 303);
+    assert_eq!(authorize("unknown"), 400);
+    // Stored hashed: the secret appears nowhere in the database.
+    let text =
+        site.ok(&["client", "create", "Spa", "--redirect-uri", "https://spa.example.com/cb", "--public"], "");
+    assert!(
+        text.starts_with("registered Spa (public)\nclient_id:     ") && !text.contains("client_secret"),
+        "{text}"
+    );
+    let public_id = text.lines().nth(1).unwrap().split_whitespace().nth(1).unwrap().to_owned();
+    let listed = site.json(&["client", "list", "--json"]);
+    let listed = listed.as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    // Oldest first; both were made within a second, so they are found by id.
+    let wiki = listed.iter().find(|client| client["client_id"] == id).expect("Wiki is listed");
+    let spa = listed.iter().find(|client| client["client_id"] == public_id.as_str()).expect("Spa is listed");
+    assert_eq!(wiki["type"], "confidential");
+    assert_eq!(
+        wiki["redirect_uris"],
+        serde_json::json!(["https://wiki.example.com/cb", "http://localhost:3000/cb"])
+    );
+    assert_eq!(wiki["post_logout_redirect_uris"], serde_json::json!(["https://wiki.example.com/"]));
+    assert_eq!(wiki["id_token_alg"], "RS256");
+    assert_eq!(spa["type"], "public");
+    assert!(!serde_json::to_string(&listed).unwrap().contains(secret));
+    let table = site.ok(&["client", "list"], "");
+    assert!(table.starts_with("CLIENT_ID") && table.contains("Spa") && !table.contains(secret), "{table}");
+    // Addresses that cannot be registered, and an unknown client: one line, status 1.
+    for bad in ["http://wiki.example.com/cb", "wiki.example.com/cb", "https://wiki.example.com/cb#x"] {
+        let refused = site.fails(&["client", "create", "Bad", "--redirect-uri", bad], "");
+        assert!(refused.contains("redirect"), "{bad}: {refused}");
+    }
+    assert!(site.fails(&["client", "delete", "unknown"], "").contains("no client"));
+    let (stdout, audit) = site.recorded(&["client", "delete", &public_id]);
+    assert_eq!(stdout, format!("deleted client {public_id}\n"));
+    assert!(audit.contains(&public_id), "{audit}");
+    assert_eq!(site.json(&["client", "list", "--json"]).as_array().unwrap().len(), 1);
+    site.server.stop();
+}
+
 on_both_backends!(
+    clients_are_registered_listed_and_deleted,
     a_second_factor_is_reset_from_the_command_line,
     groups_are_managed_and_the_server_follows,
     invitations_are_made_listed_and_revoked,

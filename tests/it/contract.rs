@@ -37,8 +37,14 @@ backend_tests_with!(
 const PASSWORD: &str = "correct horse battery";
 
 /// Routes that authenticate nobody by cookie, so a forged cross-site request gains nothing:
-/// sign-up and sign-in of the API, and the refresh whose token is in the body.
-const NO_COOKIE_ROUTES: [&str; 9] = [
+/// sign-up and sign-in of the API, the refresh whose token is in the body, and the endpoints
+/// OpenID Connect apps call with their own credentials. An authorization request by POST is one
+/// by GET: it comes from another site by design.
+const NO_COOKIE_ROUTES: [&str; 13] = [
+    "POST /oauth/authorize",
+    "POST /oauth/token",
+    "POST /oauth/revoke",
+    "POST /oauth/userinfo",
     "POST /auth/login",
     "POST /auth/login/second-factor",
     "POST /auth/passkeys/login/start",
@@ -50,8 +56,10 @@ const NO_COOKIE_ROUTES: [&str; 9] = [
     "POST /auth/password-reset/confirm",
 ];
 
-/// A route's path with its `{id}` filled in: an unknown session's id, or an unknown passkey's.
+/// A route's path with its `{id}` filled in: an unknown session's id, or an unknown passkey's;
+/// and an unknown app's `{client_id}`.
 fn concrete(path: &str) -> String {
+    let path = path.replace("{client_id}", "unknown-app");
     match path.contains("passkeys") {
         true => path.replace("{id}", "999999"),
         false => path.replace("{id}", "unknown-session"),
@@ -132,6 +140,7 @@ async fn the_openapi_document_lists_every_api_route_and_nothing_else(app: TestAp
             let path = route.split_once(' ').unwrap().1;
             path.starts_with("/auth/")
                 || path.starts_with("/.well-known/")
+                || ["/oauth/token", "/oauth/userinfo", "/oauth/revoke"].contains(&path)
                 || path == "/healthz"
                 || path == "/readyz"
         })
@@ -408,6 +417,41 @@ async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
             record(app.post_json("/auth/password-reset/confirm", body.clone()).await);
             record(app.post_json("/auth/password-reset/confirm", body).await);
         }
+        "POST /oauth/token" => {
+            let (app_id, secret) = oidc_app(app).await;
+            let (code, verifier) = oidc_code(app, &app_id, "prober").await;
+            let fields = [
+                ("grant_type", "authorization_code"),
+                ("code", code.as_str()),
+                ("redirect_uri", OIDC_REDIRECT),
+                ("code_verifier", verifier.as_str()),
+            ];
+            record(oidc_form(app, "/oauth/token", &app_id, &secret, &fields).await);
+            record(oidc_form(app, "/oauth/token", &app_id, "wrong", &fields).await);
+            let big = "x".repeat(17 * 1024);
+            record(oidc_form(app, "/oauth/token", &app_id, &secret, &[("grant_type", &big)]).await);
+        }
+        "POST /oauth/revoke" => {
+            let (app_id, secret) = oidc_app(app).await;
+            record(oidc_form(app, "/oauth/revoke", &app_id, &secret, &[("token", "unknown")]).await);
+            record(oidc_form(app, "/oauth/revoke", &app_id, &secret, &[("token", "")]).await);
+            let big = "x".repeat(17 * 1024);
+            record(oidc_form(app, "/oauth/revoke", &app_id, &secret, &[("token", &big)]).await);
+        }
+        "GET /oauth/userinfo" | "POST /oauth/userinfo" => {
+            let access = oidc_access_token(app, "prober").await;
+            let (method, path) = route.split_once(' ').unwrap();
+            record(app.client.req(method.parse().unwrap(), path).header(bearer(&access)).dispatch().await);
+        }
+        "DELETE /auth/apps/{client_id}" => {
+            let (app_id, _) = oidc_app(app).await;
+            let token = signed_in_token(app, "prober").await;
+            let user_id = app.count("SELECT id FROM users WHERE username = 'prober'").await;
+            miniauth::store::oauth::consent_to(&app.store(), user_id, &app_id, "openid", common::now())
+                .await
+                .unwrap();
+            record(app.client.delete(format!("/auth/apps/{app_id}")).header(bearer(&token)).dispatch().await);
+        }
         "DELETE /auth/sessions/{id}" => {
             let token = signed_in_token(app, "prober").await;
             let sessions = app.sessions(&token).await;
@@ -418,6 +462,83 @@ async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
         _ => {}
     }
     seen
+}
+
+/// The redirect address of the apps the contract registers.
+const OIDC_REDIRECT: &str = "https://app.example.com/cb";
+
+/// A confidential OpenID Connect app: its id and secret.
+async fn oidc_app(app: &TestApp) -> (String, String) {
+    let new = miniauth::auth::oidc::NewClient {
+        name: "Contract",
+        redirect_uris: &[OIDC_REDIRECT.to_owned()],
+        logout_uris: &[],
+        public: false,
+        id_token_alg: miniauth::auth::SigningAlgorithm::RS256,
+    };
+    let registered = miniauth::auth::oidc::register(&app.store(), new).await.unwrap();
+    (registered.client.id, registered.secret.unwrap())
+}
+
+/// A code for the app and `username`, as the authorization endpoint stores one (the browser's
+/// part is the OpenID Connect tests'): the code and its PKCE verifier.
+async fn oidc_code(app: &TestApp, app_id: &str, username: &str) -> (String, String) {
+    use base64::Engine;
+    use sha2::Digest;
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let (code, verifier) = (format!("code-{app_id}"), "v".repeat(43));
+    let user_id = app.count(&format!("SELECT id FROM users WHERE username = '{username}'")).await;
+    let now = common::now();
+    let row = miniauth::store::oauth::CodeRow {
+        code_hash: b64(&sha2::Sha256::digest(code.as_bytes())),
+        client_id: app_id.to_owned(),
+        user_id,
+        redirect_uri: OIDC_REDIRECT.to_owned(),
+        scope: "openid".into(),
+        nonce: String::new(),
+        code_challenge: b64(&sha2::Sha256::digest(verifier.as_bytes())),
+        auth_time: now,
+        amr: "pwd".into(),
+        created_at: now,
+        expires_at: now + 60,
+        used_at: None,
+        grant_id: None,
+    };
+    miniauth::store::oauth::insert_code(&app.store(), &row).await.unwrap();
+    (code, verifier)
+}
+
+/// An app's access token for `username` (for userinfo).
+async fn oidc_access_token(app: &TestApp, username: &str) -> String {
+    let (app_id, secret) = oidc_app(app).await;
+    let (code, verifier) = oidc_code(app, &app_id, username).await;
+    let fields = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", OIDC_REDIRECT),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let tokens = json_of(oidc_form(app, "/oauth/token", &app_id, &secret, &fields).await).await;
+    tokens["access_token"].as_str().expect("an access token").to_owned()
+}
+
+/// A form to an OpenID Connect endpoint, the app authenticated by `Authorization: Basic`.
+async fn oidc_form<'c>(
+    app: &'c TestApp,
+    path: &str,
+    app_id: &str,
+    secret: &str,
+    fields: &[(&str, &str)],
+) -> LocalResponse<'c> {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{app_id}:{secret}"));
+    app.client
+        .post(path.to_owned())
+        .header(ContentType::Form)
+        .header(rocket::http::Header::new("Authorization", format!("Basic {basic}")))
+        .body(common::browser::form_body(fields))
+        .dispatch()
+        .await
 }
 
 /// A ceremony begun at `start` (by the holder of `token`): its token and options.
@@ -487,8 +608,18 @@ async fn every_route_answers_exactly_the_statuses_its_openapi_entry_documents(ap
     let [tokens] = unavailable.register_and_sign_in("prober", PASSWORD).await;
     let _held = unavailable.hold_every_connection().await;
     for route in documented.keys() {
-        let body = well_formed_body(route).to_string();
-        let response = send(&unavailable, route, Some(&tokens.access), ContentType::JSON, body).await;
+        let response = match route.as_str() {
+            // An app's own credentials, which the database must be reached to check.
+            "POST /oauth/token" | "POST /oauth/revoke" => {
+                let path = route.split_once(' ').unwrap().1;
+                oidc_form(&unavailable, path, "some-app", "secret", &[("token", "x"), ("grant_type", "x")])
+                    .await
+            }
+            _ => {
+                let body = well_formed_body(route).to_string();
+                send(&unavailable, route, Some(&tokens.access), ContentType::JSON, body).await
+            }
+        };
         answered.get_mut(route).unwrap().insert(response.status().code);
     }
     // With the limits at 1, the throttle refuses a second sign-up from this address and any

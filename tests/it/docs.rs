@@ -7,11 +7,12 @@ use std::fs;
 use std::path::{Component, Path, PathBuf};
 
 /// The pages of `docs/`, one per topic, each linked from the README.
-const PAGES: [&str; 9] = [
+const PAGES: [&str; 10] = [
     "configuration.md",
     "api.md",
     "tokens-and-keys.md",
     "forward-auth.md",
+    "oidc.md",
     "recovery.md",
     "administration.md",
     "operations.md",

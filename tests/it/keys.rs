@@ -117,7 +117,7 @@ fn thumbprint(x: &str) -> String {
 async fn rotate(app: &TestApp, algorithm: SigningAlgorithm, force: bool) -> Result<String, String> {
     let db = app.client.rocket().state::<miniauth::store::Db>().expect("the pool");
     let settings = TokenSettings { algorithm, ..miniauth::config::Settings::default().tokens };
-    miniauth::auth::keys::rotate(db, &settings, force).await.map_err(|e| format!("{e:?}"))
+    miniauth::auth::keys::rotate(db, settings.algorithm, &settings, force).await.map_err(|e| format!("{e:?}"))
 }
 
 /// Makes the app reload its keys now rather than within five seconds.
@@ -164,7 +164,8 @@ async fn the_discovery_document_names_the_issuer_and_the_key_set(app: TestApp) {
     let response = app.client.get("/.well-known/openid-configuration").dispatch().await;
     assert_eq!(response.headers().get_one("Cache-Control"), Some("public, max-age=600"));
     let document: Value = response.into_json().await.unwrap();
-    assert_eq!(document["issuer"], "miniauth");
+    // OpenID Connect's issuer is public_url (MiniAuth's own access tokens keep `jwt_issuer`).
+    assert_eq!(document["issuer"], "http://localhost:8000");
     assert_eq!(document["jwks_uri"], "http://localhost:8000/.well-known/jwks.json");
 }
 
@@ -358,7 +359,7 @@ needs_postgres! {
             let pool = miniauth::store::Store::connect_lazy(&database.url).unwrap();
             sqlx::query("UPDATE signing_keys SET created_at = created_at - 700").execute(&*pool).await.unwrap();
             let settings = miniauth::config::Settings::default().tokens;
-            let promoted = miniauth::auth::keys::rotate(&pool, &settings, false).await.unwrap();
+            let promoted = miniauth::auth::keys::rotate(&pool, settings.algorithm, &settings, false).await.unwrap();
             pool.close().await;
             promoted
         });

@@ -23,6 +23,7 @@ mod instances;
 mod invitations;
 mod keys;
 mod mail;
+mod oidc;
 mod outage;
 mod pages;
 mod passkeys;

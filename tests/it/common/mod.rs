@@ -356,7 +356,8 @@ impl TestApp {
         let mut conn = self.connect().await;
         let (kid, algorithm, private_key): (String, String, String) = sqlx::query_as(
             "SELECT kid, algorithm, private_key FROM signing_keys \
-             WHERE activated_at IS NOT NULL AND retired_at IS NULL",
+             WHERE activated_at IS NOT NULL AND retired_at IS NULL AND algorithm <> 'RS256' \
+             ORDER BY CASE algorithm WHEN 'HS256' THEN 0 ELSE 1 END",
         )
         .fetch_one(&mut conn)
         .await
