@@ -739,3 +739,141 @@ async fn a_person_opens_an_app_behind_nginx_signs_in_and_is_back_at_the_app() {
     })
     .await;
 }
+
+/// A Python with Authlib (and requests): `MINIAUTH_TEST_PYTHON` when set (CI installs both
+/// there), else a virtualenv under `target/` made once.
+fn python_with_authlib() -> PathBuf {
+    let ready = |python: &Path| {
+        Command::new(python).args(["-c", "import authlib, requests"]).status().is_ok_and(|s| s.success())
+    };
+    if let Some(python) = std::env::var_os("MINIAUTH_TEST_PYTHON").map(PathBuf::from) {
+        if ready(&python) {
+            return python;
+        }
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-oidc-rp");
+    let python = venv.join("bin/python");
+    if !ready(&python) {
+        assert!(Command::new("python3").arg("-m").arg("venv").arg(&venv).status().unwrap().success());
+        let installed = Command::new(&python)
+            .args(["-m", "pip", "install", "--quiet", "authlib", "requests"])
+            .status()
+            .expect("pip runs");
+        assert!(installed.success(), "pip install authlib requests failed");
+    }
+    python
+}
+
+/// `examples/oidc_rp.py`, a relying party written with Authlib, on `port`; stopped when dropped.
+struct RelyingParty(Child);
+
+impl RelyingParty {
+    fn start(issuer: &str, client: &Value, port: u16, tamper: bool) -> RelyingParty {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/oidc_rp.py");
+        let mut command = Command::new(python_with_authlib());
+        command.arg(script).args(["--issuer", issuer, "--port", &port.to_string()]);
+        command.args(["--client-id", client["client_id"].as_str().unwrap()]);
+        command.args(["--client-secret", client["client_secret"].as_str().unwrap()]);
+        if tamper {
+            command.arg("--tamper");
+        }
+        let mut child = command.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("python runs");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line)
+            .unwrap();
+        assert_eq!(line.trim(), format!("listening {port}"), "the relying party did not start");
+        RelyingParty(child)
+    }
+}
+
+impl Drop for RelyingParty {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+/// "Sign in with MiniAuth" with a real third-party client: an app written with Authlib sends
+/// the browser to MiniAuth, which signs the person in and asks for consent, and the app, back
+/// with a code, checks the ID token against MiniAuth's published keys and shows who signed in.
+/// The same app, made to corrupt the ID token's signature, refuses the sign-in; and signing out
+/// from the app ends the MiniAuth session too.
+#[rocket::async_test]
+async fn a_person_signs_in_to_an_app_with_miniauth() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(Backend::Sqlite);
+    let server = Server::start_on_localhost(dir.path(), &[database.env()]);
+    let account = json!({ "username": "alice", "password": PASSWORD }).to_string();
+    assert_eq!(server.request("POST", "/auth/register", &[JSON], &account).0, 201);
+    let (app_port, forger_port) = (free_port(), free_port());
+    let client: Value = serde_json::from_str(&server.admin(&[
+        "client",
+        "create",
+        "Test RP",
+        "--redirect-uri",
+        &format!("http://localhost:{app_port}/callback"),
+        "--redirect-uri",
+        &format!("http://localhost:{forger_port}/callback"),
+        "--post-logout-redirect-uri",
+        &format!("http://localhost:{app_port}/"),
+        "--json",
+    ]))
+    .unwrap();
+    let issuer = server.url("");
+    let _app = RelyingParty::start(&issuer, &client, app_port, false);
+    let _forger = RelyingParty::start(&issuer, &client, forger_port, true);
+    let driver = ChromeDriver::start();
+    let browser_client = driver.connect().await;
+    let outbox = dir.path().join("data/outbox");
+    let b = Browser { client: browser_client.clone(), base: issuer, screenshots: screenshot_dir(), outbox };
+    let outcome = rocket::tokio::spawn(async move {
+        let app = format!("http://localhost:{app_port}");
+        b.client.goto(&format!("{app}/")).await.unwrap();
+        b.client.find(Locator::Css("#sign-in")).await.unwrap().click().await.unwrap();
+        // MiniAuth's sign-in page, then the consent page naming the app and what it will see.
+        b.client
+            .wait()
+            .at_most(PAGE_TIMEOUT)
+            .for_element(Locator::Css("form[action='/login']"))
+            .await
+            .unwrap();
+        b.sign_in_with_password("alice").await;
+        b.client
+            .wait()
+            .at_most(PAGE_TIMEOUT)
+            .for_element(Locator::XPath("//h1[normalize-space()='Allow Test RP?']"))
+            .await
+            .unwrap();
+        let scopes = b.text("#scopes").await;
+        assert!(scopes.contains("Your username") && scopes.contains("groups"), "{scopes}");
+        b.screenshots("consent").await;
+        b.click("button[name=decision][value=allow]").await;
+        // Back at the app, which verified the ID token and read userinfo.
+        b.client.wait().at_most(PAGE_TIMEOUT).for_element(Locator::Css("#user")).await.unwrap();
+        assert_eq!(b.text("#user").await, "Signed in as alice");
+        assert_eq!(b.client.current_url().await.unwrap().port(), Some(app_port));
+
+        // The forger corrupts the ID token's signature: the same library refuses it. (Consent
+        // is remembered and the browser signed in: MiniAuth sends it straight back.)
+        b.client.goto(&format!("http://localhost:{forger_port}/login")).await.unwrap();
+        b.client.wait().at_most(PAGE_TIMEOUT).for_element(Locator::Css("#error")).await.unwrap();
+        let error = b.text("#error").await;
+        assert!(error.contains("signature"), "{error}");
+        let status = b.js("return performance.getEntriesByType('navigation')[0].responseStatus").await;
+        assert_eq!(status, json!(401));
+
+        // Signing out from the app ends the MiniAuth session too, and comes back to the app.
+        b.client.goto(&format!("{app}/")).await.unwrap();
+        b.click("#sign-out").await;
+        b.client.wait().at_most(PAGE_TIMEOUT).for_element(Locator::Css("#signed-out")).await.unwrap();
+        b.goto("/profile").await;
+        b.arrive("//h1[normalize-space()='Sign in']", "/login?next=%2Fprofile", 200).await;
+    })
+    .await;
+    browser_client.close().await.ok();
+    drop(driver);
+    if let Err(e) = outcome {
+        eprintln!("server log:\n{}", server.log());
+        std::panic::resume_unwind(e.into_panic());
+    }
+}

@@ -66,7 +66,7 @@ impl Scopes {
             .filter_map(|scope| match scope {
                 "openid" => Some("Who you are: your account's id here"),
                 "profile" => Some("Your username"),
-                "email" => Some("Your email address, and whether you confirmed it"),
+                "email" => Some("Your email address, once you have confirmed it"),
                 "groups" => Some("The groups you are in"),
                 "offline_access" => Some("Staying connected while you are away (until you revoke it)"),
                 _ => None,
