@@ -344,3 +344,93 @@ needs_postgres! {
         assert_eq!(status, 200, "{done}");
     }
 }
+
+needs_postgres! {
+    /// "Sign in with MiniAuth" across instances: an app registered from the command line is
+    /// known to both; the consent page is shown by one and answered on the other; the code is
+    /// exchanged on the first, the ID token verified with the other's key set, userinfo asked
+    /// of either; the code presented again on the other is reuse, which revokes what it gave.
+    #[test]
+    fn an_openid_connect_flow_begun_on_one_instance_finishes_on_the_other() {
+        use base64::Engine;
+        use sha2::Digest;
+        let database = TestDatabase::create(Backend::Postgres);
+        // One service, one issuer.
+        let issuer = "http://localhost:8000";
+        let pair = Pair::start(&database, &[("ROCKET_PUBLIC_URL", issuer)]);
+        let redirect = "https://app.example.com/cb";
+        let client: Value =
+            serde_json::from_str(&pair.a.admin(&["client", "create", "Wiki", "--redirect-uri", redirect, "--json"]))
+                .unwrap();
+        let (client_id, secret) = (client["client_id"].as_str().unwrap(), client["client_secret"].as_str().unwrap());
+        register(&pair.a, "alice", PASSWORD);
+        let (access, _) = sign_in(&pair.a, "alice", PASSWORD);
+        let cookie = format!("{}={access}", miniauth::web::TOKEN_COOKIE);
+        let verifier = "a".repeat(43);
+        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()));
+        let query = common::browser::form_body(&[
+            ("client_id", client_id),
+            ("redirect_uri", redirect),
+            ("response_type", "code"),
+            ("scope", "openid profile offline_access"),
+            ("state", "s"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ]);
+        // The consent page on B, answered on A.
+        let (status, head, page) =
+            pair.b.request("GET", &format!("/oauth/authorize?{query}"), &[("Cookie", &cookie)], "");
+        assert_eq!(status, 200, "{page}");
+        // The browser keeps the CSRF cookie the page set.
+        let csrf_cookie = head
+            .lines()
+            .find_map(|line| line.to_ascii_lowercase().starts_with("set-cookie: miniauth_csrf=").then(|| &line[12..]))
+            .and_then(|cookie| cookie.split(';').next())
+            .expect("the CSRF cookie");
+        let cookie = format!("{cookie}; {csrf_cookie}");
+        let mut fields = vec![("csrf_token".to_owned(), common::browser::csrf_token(&page)), ("decision".into(), "allow".into())];
+        for pair_ in query.split('&') {
+            let (name, value) = pair_.split_once('=').unwrap();
+            let value = url::form_urlencoded::parse(format!("v={value}").as_bytes()).next().unwrap().1.into_owned();
+            fields.push((format!("request.{name}"), value));
+        }
+        let fields: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let form = ("Content-Type", "application/x-www-form-urlencoded");
+        let (status, head, _) = pair.a.request(
+            "POST",
+            "/oauth/authorize/consent",
+            &[("Cookie", &cookie), form],
+            &common::browser::form_body(&fields),
+        );
+        assert_eq!(status, 303, "{head}");
+        let location = head.lines().find_map(|l| l.strip_prefix("Location: ").or_else(|| l.strip_prefix("location: "))).unwrap();
+        let code = url::Url::parse(location).unwrap().query_pairs().find(|(k, _)| k == "code").unwrap().1.into_owned();
+        // The code (issued by A) exchanged on B.
+        let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}")));
+        let exchange = common::browser::form_body(&[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect),
+            ("code_verifier", &verifier),
+        ]);
+        let (status, _, body) = pair.b.request("POST", "/oauth/token", &[("Authorization", &basic), form], &exchange);
+        assert_eq!(status, 200, "{body}");
+        let tokens: Value = serde_json::from_str(&body).unwrap();
+        // The ID token verifies with A's key set.
+        let (_, jwks) = call(&pair.a, "GET", "/.well-known/jwks.json", None, None);
+        let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks).unwrap();
+        let id_token = tokens["id_token"].as_str().unwrap();
+        let header = jsonwebtoken::decode_header(id_token).unwrap();
+        let key = jsonwebtoken::DecodingKey::from_jwk(set.find(header.kid.as_deref().unwrap()).unwrap()).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(header.alg);
+        validation.set_issuer(&[issuer]);
+        validation.set_audience(&[client_id]);
+        jsonwebtoken::decode::<Value>(id_token, &key, &validation).expect("the ID token verifies on the other instance");
+        // userinfo on A; the code again on A: spent, and what it gave is revoked everywhere.
+        let access = tokens["access_token"].as_str().unwrap();
+        assert_eq!(call(&pair.a, "GET", "/oauth/userinfo", Some(access), None).0, 200);
+        let (status, _, _) = pair.a.request("POST", "/oauth/token", &[("Authorization", &basic), form], &exchange);
+        assert_eq!(status, 400);
+        assert_eq!(call(&pair.b, "GET", "/oauth/userinfo", Some(access), None).0, 401);
+    }
+}
