@@ -20,6 +20,9 @@ proxy on 127.0.0.1 would, about app.example.com, against the same ceiling. A las
 an instance of its own; their password steps run before it, so no bcrypt is in the figure. And
 4,000 passkey sign-ins (start + finish, no username) from 8 Rust clients (the example
 `passkey_client`), on an instance of its own named localhost, beside the password sign-in.
+OpenID Connect: the token endpoint exchanging authorization codes (made beforehand through the
+authorization endpoint, consent remembered) and userinfo, each at 16 connections, beside the
+profile route.
 
 Throttling is on with its defaults, except the per-address sign-up limit (the 200 concurrent
 registrations come from one address). A separate phase storms wrong passwords over 1,000 names
@@ -46,6 +49,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -184,6 +188,81 @@ def refresh_phase(port, user, password, seconds, connections=16):
                    script=os.path.join(REPO, "bench", "refresh.lua"), env={"BENCH_TOKENS": pool.name})
     finally:
         os.unlink(pool.name)
+
+
+def oidc_phase(target, user, password, seconds, codes=12000, connections=16):
+    """OpenID Connect: the token endpoint exchanging authorization codes (each once: an ID token
+    signed RS256, a grant and an access token stored), then userinfo with one access token, each
+    at `connections` connections. The app is registered with the command line; `user` allows it
+    once on the consent page; the codes are asked for beforehand (GET /oauth/authorize, the
+    browser's cookie, consent remembered), all with one PKCE verifier."""
+    base, redirect = f"http://127.0.0.1:{target.port}", "https://app.example.com/cb"
+    made = json.loads(run([target.cmd[0], "client", "create", "Bench", "--redirect-uri", redirect, "--json"],
+                          env=target.env, cwd=target.cwd))
+    basic = base64.b64encode(f"{made['client_id']}:{made['client_secret']}".encode()).decode()
+    verifier = "v" * 43
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+    status, body = request(target.port, "POST", "/auth/login", {"username": user, "password": password})
+    assert status == 200, f"login answered {status}"
+    cookie = f"miniauth_token={json.loads(body)['access_token']}"
+    query = urllib.parse.urlencode({"client_id": made["client_id"], "redirect_uri": redirect, "response_type": "code",
+                                    "scope": "openid profile", "code_challenge": challenge,
+                                    "code_challenge_method": "S256"})
+    # Consent, once, on the page: its CSRF token is bound to the cookie the page sets.
+    conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=30)
+    conn.request("GET", f"/oauth/authorize?{query}", headers={"Cookie": cookie})
+    page = conn.getresponse()
+    html = page.read().decode()
+    csrf_cookie = next(v.split(";")[0] for k, v in page.getheaders() if k.lower() == "set-cookie" and "csrf" in v)
+    form = {"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', html).group(1), "decision": "allow"}
+    form.update({f"request.{k}": v for k, v in urllib.parse.parse_qsl(query)})
+    conn.request("POST", "/oauth/authorize/consent", body=urllib.parse.urlencode(form),
+                 headers={"Cookie": f"{cookie}; {csrf_cookie}", "Content-Type": "application/x-www-form-urlencoded"})
+    answered = conn.getresponse()
+    answered.read()
+    assert answered.status == 303, f"consent answered {answered.status}"
+    conn.close()
+    log(f"{target.name}: {codes} authorization codes (GET /oauth/authorize, consent remembered)")
+    pool, lock = [], threading.Lock()
+
+    def ask(count):
+        conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=30)
+        for _ in range(count):
+            conn.request("GET", f"/oauth/authorize?{query}", headers={"Cookie": cookie})
+            response = conn.getresponse()
+            response.read()
+            code = urllib.parse.parse_qs(urllib.parse.urlsplit(response.getheader("Location")).query)["code"][0]
+            with lock:
+                pool.append(code)
+        conn.close()
+
+    workers = [threading.Thread(target=ask, args=(codes // 8,)) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    with tempfile.NamedTemporaryFile("w", suffix=".codes", delete=False) as file:
+        file.write("\n".join(pool) + "\n")
+    try:
+        log(f"{target.name}: POST /oauth/token (authorization_code), {connections} connections, {seconds} s")
+        token = wrk(f"{base}/oauth/token", connections, seconds, script=os.path.join(REPO, "bench", "oidc_token.lua"),
+                    env={"BENCH_CODES": file.name, "BENCH_BASIC": basic, "BENCH_REDIRECT": redirect,
+                         "BENCH_VERIFIER": verifier})
+    finally:
+        os.unlink(file.name)
+    token["codes"] = len(pool)
+    # A fresh code for userinfo's access token (every code above may have been spent).
+    ask(1)
+    conn = http.client.HTTPConnection("127.0.0.1", target.port, timeout=30)
+    body = urllib.parse.urlencode({"grant_type": "authorization_code", "code": pool[-1], "redirect_uri": redirect,
+                                   "code_verifier": verifier})
+    conn.request("POST", "/oauth/token", body=body,
+                 headers={"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"})
+    access = json.loads(conn.getresponse().read())["access_token"]
+    conn.close()
+    log(f"{target.name}: GET /oauth/userinfo, {connections} connections, {seconds} s")
+    userinfo = wrk(f"{base}/oauth/userinfo", connections, seconds, headers=[f"Authorization: Bearer {access}"])
+    return {"token": token, "userinfo": userinfo}
 
 
 def storm_phase(target, seconds):
@@ -327,6 +406,7 @@ def measure(target, seconds, ceiling):
     if target.name == "MiniAuth":
         log(f"{target.name}: POST /auth/refresh, 16 connections, {seconds} s")
         results["refresh"] = refresh_phase(target.port, user, password, seconds)
+        results["oidc"] = oidc_phase(target, user, password, seconds)
 
     log(f"{target.name}: 200 concurrent distinct registrations")
     prefix = f"c{uuid.uuid4().hex[:6]}_"
@@ -686,6 +766,13 @@ def main():
     print(f"| passkey sign-in, POST /auth/passkeys/login/start + /finish, 8 conn | "
           f"{fmt_wrk(passkeys)} ({passkeys['statuses']}) |")
     print(f"| password sign-in, POST /auth/login at bcrypt cost {args.cost}, 8 conn | {fmt_wrk(login)} |")
+    oidc, profile = results["miniauth"]["oidc"], results["miniauth"]["profile32"]
+    print("\nSign in with MiniAuth (OpenID Connect), beside the profile route:\n")
+    print("| figure | MiniAuth |\n|---|---|")
+    print(f"| POST /oauth/token (authorization_code: an RS256 ID token, a grant and an access token stored), "
+          f"16 conn | {fmt_wrk(oidc['token'])} ({oidc['token']['statuses']}; {oidc['token']['codes']:,} codes) |")
+    print(f"| GET /oauth/userinfo, 16 conn | {fmt_wrk(oidc['userinfo'])} |")
+    print(f"| GET /auth/profile, 32 conn | {fmt_wrk(profile)} |")
     if args.scale:
         scale = results["scale"]
         report_scale(results["miniauth"], results["scaled"], scale["seeding"], scale["bytes"], scale["users"])
