@@ -174,6 +174,12 @@ CEREMONY_PATHS='^/auth/passkeys/register/finish$'
 write_config "$WORK/links.toml" "display = [${ALL_WARNINGS/\"validation_mismatch\", /}]" \
     '[checks.positive_data_acceptance]
 expected-statuses = ["2xx", 400, 401, 403, 404, 409, 429]'
+write_config "$WORK/app.toml" "display = [\"missing_auth\", ${ALL_WARNINGS/\"validation_mismatch\", /}]" \
+    '[checks.positive_data_acceptance]
+expected-statuses = ["2xx", 400, 401]
+
+[checks.negative_data_rejection]
+enabled = false'
 
 
 # --- the server ----------------------------------------------------------------------------
@@ -190,6 +196,8 @@ start_server() {
     shift
     local dir="$WORK/$name"
     mkdir -p "$dir"
+    SERVER_DIR=$dir
+    SERVER_ENV=("$@")
     PORT=$(free_port)
     BASE="http://127.0.0.1:$PORT"
     LOG="$dir/server.log"
@@ -230,6 +238,43 @@ sign_in() {
         "$VENV/bin/python" -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
 }
 
+# Registers an OpenID Connect app with the command line (beside the server, on its database),
+# allows it for a new user through the consent page, exchanges a code, and prints the app's
+# Basic credentials and an access token of its own (for userinfo).
+oidc_app() {
+    local app
+    app=$(cd "$SERVER_DIR" && env -i PATH="$PATH" HOME="$SERVER_DIR" ROCKET_PORT="$PORT" \
+        ROCKET_PUBLIC_URL="http://localhost:$PORT" "${SERVER_ENV[@]}" \
+        "$BINARY" client create Fuzz --redirect-uri https://app.example.com/cb --json 2>/dev/null)
+    "$VENV/bin/python" - "$PORT" "$app" "$(sign_in)" <<'PYTHON'
+import base64, hashlib, http.client, json, re, sys, urllib.parse
+
+port, app, token = int(sys.argv[1]), json.loads(sys.argv[2]), sys.argv[3]
+basic = base64.b64encode(f"{app['client_id']}:{app['client_secret']}".encode()).decode()
+verifier = "v" * 43
+challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+query = {"client_id": app["client_id"], "redirect_uri": "https://app.example.com/cb", "response_type": "code",
+         "scope": "openid profile email groups", "code_challenge": challenge, "code_challenge_method": "S256"}
+conn = http.client.HTTPConnection("127.0.0.1", port)
+cookie = f"miniauth_token={token}"
+conn.request("GET", "/oauth/authorize?" + urllib.parse.urlencode(query), headers={"Cookie": cookie})
+page = conn.getresponse()
+html = page.read().decode()
+csrf_cookie = next(v.split(";")[0] for k, v in page.getheaders() if k.lower() == "set-cookie" and "csrf" in v)
+form = {"csrf_token": re.search(r'name="csrf_token" value="([^"]+)"', html).group(1), "decision": "allow"}
+form.update({f"request.{k}": v for k, v in query.items()})
+conn.request("POST", "/oauth/authorize/consent", body=urllib.parse.urlencode(form),
+             headers={"Cookie": f"{cookie}; {csrf_cookie}", "Content-Type": "application/x-www-form-urlencoded"})
+answer = conn.getresponse()
+answer.read()
+code = urllib.parse.parse_qs(urllib.parse.urlsplit(answer.getheader("Location")).query)["code"][0]
+body = {"grant_type": "authorization_code", "code": code, "redirect_uri": query["redirect_uri"], "code_verifier": verifier}
+conn.request("POST", "/oauth/token", body=urllib.parse.urlencode(body),
+             headers={"Authorization": f"Basic {basic}", "Content-Type": "application/x-www-form-urlencoded"})
+print(basic, json.loads(conn.getresponse().read())["access_token"])
+PYTHON
+}
+
 # --- the runs ------------------------------------------------------------------------------
 
 FAILED=()
@@ -264,15 +309,25 @@ fuzz() {
 # its id once the fuzzer has read the token's own id from the session list: each gets a token of
 # its own and a run of its own, after the others.
 ENDING_PATHS='^/auth/(logout|sessions/\{id\})$'
+# The endpoints OpenID Connect apps call take an app's credentials (Basic) or its access token,
+# never a user's: they run on their own with those. A made-up code or refresh token is refused
+# (400, invalid_grant) however well-formed, and a made-up client_id or client_secret in the form
+# contradicts the Basic header (401, invalid_client), so both answer schema-valid data there; and
+# a form's values are all text, so "a wrong type" is no negative data in them.
+APP_PATHS='^/oauth/(token|revoke)$'
+APP_TOKEN_PATHS='^/oauth/userinfo$'
+# Disconnecting an app, in a run where no app is connected: every made-up id is unknown (404),
+# as revoking a session by a made-up id is.
+ID_PATHS='^/auth/(sessions/\{id\}|apps/\{client_id\})$'
 fuzz_backend() {
-    local backend=$1 token
+    local backend=$1 token app
     fuzz "$backend anonymous" "$WORK/anonymous.toml" --exclude-path-regex "$LINK_PATHS|$CEREMONY_PATHS"
     fuzz "$backend mailed links" "$WORK/links.toml" --include-path-regex "$LINK_PATHS"
     token=$(sign_in)
     fuzz "$backend authenticated" "$WORK/authenticated.toml" \
         -H "Authorization: Bearer $token" --exclude-path /auth/register \
         --exclude-path /auth/login/second-factor --exclude-path /auth/passkeys/login/finish \
-        --exclude-path-regex "$LINK_PATHS|$CEREMONY_PATHS|$ENDING_PATHS"
+        --exclude-path-regex "$LINK_PATHS|$CEREMONY_PATHS|$ENDING_PATHS|$APP_PATHS|$APP_TOKEN_PATHS|$ID_PATHS"
     fuzz "$backend passkey ceremonies" "$WORK/links.toml" \
         -H "Authorization: Bearer $token" --include-path-regex "$CEREMONY_PATHS"
     token=$(sign_in)
@@ -280,7 +335,12 @@ fuzz_backend() {
         -H "Authorization: Bearer $token" --include-path /auth/logout
     token=$(sign_in)
     fuzz "$backend authenticated session revocation" "$WORK/sessions.toml" \
-        -H "Authorization: Bearer $token" --include-path-regex '^/auth/sessions/\{id\}$'
+        -H "Authorization: Bearer $token" --include-path-regex "$ID_PATHS"
+    read -r basic app_token < <(oidc_app)
+    fuzz "$backend OpenID Connect app" "$WORK/app.toml" \
+        -H "Authorization: Basic $basic" --include-path-regex "$APP_PATHS"
+    fuzz "$backend OpenID Connect app token" "$WORK/authenticated.toml" \
+        -H "Authorization: Bearer $app_token" --include-path-regex "$APP_TOKEN_PATHS"
     stop_server
     # Internal errors answer a bare 500 (which the checks catch) and log their cause: show it.
     if grep -Eq 'ERROR|panicked' "$LOG"; then

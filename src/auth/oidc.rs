@@ -309,12 +309,8 @@ impl Provider {
             ))));
         }
         let back = |error: &str, description: &str| {
-            let mut pairs = vec![("error", error), ("error_description", description)];
-            if !params.state.is_empty() {
-                pairs.push(("state", &params.state));
-            }
-            pairs.push(("iss", &self.issuer));
-            Refusal::ToApp(oauth::with_query(&params.redirect_uri, &pairs))
+            let answer = [("error", error), ("error_description", description)];
+            Refusal::ToApp(self.back_to_app(&params.redirect_uri, &params.state, &answer))
         };
         if params.code_challenge.is_empty() || params.code_challenge_method != "S256" {
             return Err(back(
@@ -410,12 +406,19 @@ impl Provider {
 
     /// The app's redirect address with an error, its `state` and the issuer.
     fn back_with_error(&self, request: &AuthorizeRequest, error: &str, description: &str) -> String {
-        let mut pairs = vec![("error", error), ("error_description", description)];
-        if !request.state.is_empty() {
-            pairs.push(("state", &request.state));
+        let answer = [("error", error), ("error_description", description)];
+        self.back_to_app(&request.redirect_uri, &request.state, &answer)
+    }
+
+    /// The app's redirect address with the answer, its `state` (when it sent one) and the
+    /// issuer (RFC 9207).
+    fn back_to_app(&self, redirect_uri: &str, state: &str, answer: &[(&str, &str)]) -> String {
+        let mut pairs = answer.to_vec();
+        if !state.is_empty() {
+            pairs.push(("state", state));
         }
         pairs.push(("iss", &self.issuer));
-        oauth::with_query(&request.redirect_uri, &pairs)
+        oauth::with_query(redirect_uri, &pairs)
     }
 
     /// Makes a code for the visitor and the request: the app's redirect address with it.
@@ -438,12 +441,7 @@ impl Provider {
             grant_id: None,
         };
         store::oauth::insert_code(&self.db, &row).await?;
-        let mut pairs = vec![("code", code.as_str())];
-        if !request.state.is_empty() {
-            pairs.push(("state", &request.state));
-        }
-        pairs.push(("iss", &self.issuer));
-        Ok(oauth::with_query(&request.redirect_uri, &pairs))
+        Ok(self.back_to_app(&request.redirect_uri, &request.state, &[("code", &code)]))
     }
 
     /// The app these credentials authenticate: a confidential app by its secret (in the
