@@ -737,7 +737,12 @@ impl Provider {
                 ))
             }
         };
-        Ok(Logout { subject: hint.map(|(sub, _)| sub), app: client.map(|c| c.name), redirect })
+        Ok(Logout {
+            subject: hint.map(|(sub, _)| sub),
+            client_id: client.as_ref().map(|c| c.id.clone()),
+            app: client.map(|c| c.name),
+            redirect,
+        })
     }
 
     /// The subject and audience of an ID token this server signed (expired or not).
@@ -803,6 +808,8 @@ pub struct LogoutRequest {
 pub struct Logout {
     /// The user the app's ID token names (sign out only theirs).
     pub subject: Option<String>,
+    /// The app, by the ID token or the request.
+    pub client_id: Option<String>,
     /// The app's name.
     pub app: Option<String>,
     /// Where the browser goes afterwards.

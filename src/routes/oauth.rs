@@ -480,8 +480,9 @@ fn signed_out(redirect: Option<String>) -> AfterLogout {
 }
 
 /// RP-initiated logout: with the app's ID token of the signed-in user, the MiniAuth session
-/// ends at once; without one, the person is asked first (a link alone must not sign anyone
-/// out). Then back to a registered `post_logout_redirect_uri`, or to the sign-in page.
+/// ends at once; without one (or with another user's), the person is asked first (a link alone
+/// must not sign anyone out). Then back to a registered `post_logout_redirect_uri`, or to the
+/// sign-in page.
 #[rocket::get("/oauth/logout?<query..>")]
 pub async fn logout(
     query: LogoutQuery,
@@ -503,11 +504,10 @@ pub async fn logout(
             cookies.forget_ended(jar, &user, this);
             Ok(signed_out(logout.redirect))
         }
-        // Another user's ID token: this browser's session is not theirs to end.
-        Some(_) => Ok(signed_out(logout.redirect)),
-        None => {
+        // No ID token, or another user's: a link alone must not sign this browser out.
+        _ => {
             let fields = [
-                ("client_id", request.client_id.as_str()),
+                ("client_id", logout.client_id.as_deref().unwrap_or_default()),
                 ("post_logout_redirect_uri", &request.post_logout_redirect_uri),
                 ("state", &request.state),
             ];

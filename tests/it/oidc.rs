@@ -51,6 +51,7 @@ backend_tests!(
     the_profile_lists_connected_apps_and_disconnects_them,
     rp_initiated_logout_ends_the_session,
     logout_without_a_hint_asks_first,
+    another_users_id_token_does_not_sign_this_browser_out,
     the_discovery_document_names_every_endpoint,
     rsa_keys_are_published_once_an_app_exists,
     an_app_may_ask_for_eddsa_id_tokens,
@@ -1029,4 +1030,27 @@ async fn an_administrator_cutting_a_user_off_revokes_the_apps_too(test: TestApp)
     );
     let refresh_token = tokens["refresh_token"].as_str().unwrap();
     oauth_error(refresh(&test, &app, refresh_token).await, Status::BadRequest, "invalid_grant").await;
+}
+
+async fn another_users_id_token_does_not_sign_this_browser_out(test: TestApp) {
+    let app = confidential(&test).await;
+    let (verifier, challenge) = pkce();
+    let code = code_for_alice(&test, &app, &challenge, &[]).await;
+    let tokens = expect(exchange(&test, &app, &code, &verifier).await, Status::Ok).await;
+    let alices = tokens["id_token"].as_str().unwrap();
+    // Bob signs in on this browser; a link with Alice's ID token asks him first.
+    let (_, html) = get_page(&test, "/profile").await;
+    let response = post_form(&test, "/logout", &[("csrf_token", &csrf_token(&html))]).await;
+    drop(response);
+    sign_up(&test, "bob", PASSWORD).await;
+    let uri = format!(
+        "/oauth/logout?{}",
+        form_body(&[("id_token_hint", alices), ("post_logout_redirect_uri", LOGOUT_TO), ("state", "s")])
+    );
+    let (status, html) = get_page(&test, &uri).await;
+    assert_eq!(status, Status::Ok);
+    assert!(html.contains("Sign out of MiniAuth?") && html.contains("bob"), "{html}");
+    // The app, named by the ID token, is carried to the answer, which may then go back to it.
+    assert!(html.contains(&format!("name=\"client_id\" value=\"{}\"", app.id)), "{html}");
+    assert_eq!(get_page(&test, "/profile").await.0, Status::Ok, "still signed in");
 }
