@@ -10,11 +10,11 @@ use rocket::figment::Figment;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::TrustedProxies;
 use crate::auth::{
     CookieScope, ForwardAuth, Hashing, Limits, LinkLifetimes, Registration, SigningAlgorithm, TokenSettings,
     WrittenRule,
 };
+use crate::auth::{Networks, TrustedProxies};
 use crate::domain::{PasswordPolicy, PublicUrl, PASSWORD_MAX_BYTES};
 use crate::mail::MailSettings;
 
@@ -69,10 +69,15 @@ pub struct Written {
     pub password_min_score: u8,
     /// Proxies (CIDR blocks or addresses) whose `X-Forwarded-For` / `X-Real-IP` are believed.
     pub trusted_proxies: Vec<String>,
+    /// Clients (CIDR blocks or addresses) `GET /metrics` answers; others get `404`.
+    pub metrics_from: Vec<String>,
     /// Days an ended session (and a spent refresh token) is kept before it is purged.
     pub retention_days: u64,
     /// Seconds between two purges of ended data.
     pub purge_interval: u64,
+    /// Seconds the requests in flight at SIGTERM or SIGINT get to finish before the server
+    /// cuts their connections and exits.
+    pub shutdown_grace: u64,
     /// Failed password checks of one username from one address, within `login_block_seconds`,
     /// that block the pair (0 = no limit).
     pub login_max_failures_pair: u32,
@@ -114,6 +119,10 @@ pub struct Written {
     /// the sign-in). Unset: host-only cookies.
     pub cookie_domain: Option<String>,
 }
+
+/// The clients `GET /metrics` answers (`metrics_from`).
+#[derive(Debug, Clone, Default)]
+pub struct MetricsFrom(pub Networks);
 
 /// `[forward_auth]`: rules for protected hosts. A rule covers its host and the hosts below it
 /// without one of their own; a host with no rule at or above it admits every signed-in user,
@@ -162,8 +171,10 @@ impl Default for Written {
             password_min_length: policy.min_length,
             password_min_score: policy.min_score,
             trusted_proxies: Vec::new(),
+            metrics_from: vec!["127.0.0.1/32".into(), "::1/128".into()],
             retention_days: 7,
             purge_interval: 600,
+            shutdown_grace: 10,
             login_max_failures_pair: 5,
             login_max_failures_address: 50,
             login_block_seconds: 900,
@@ -200,10 +211,12 @@ pub struct Settings {
     pub cookies: CookieScope,
     pub password_policy: PasswordPolicy,
     pub trusted_proxies: TrustedProxies,
+    pub metrics_from: MetricsFrom,
     pub limits: Limits,
     /// How long ended sessions and spent tokens are kept.
     pub retention: Duration,
     pub purge_interval: Duration,
+    pub shutdown_grace: Duration,
     pub mail: MailSettings,
     pub links: LinkLifetimes,
     pub registration: Registration,
@@ -235,6 +248,17 @@ pub fn figment() -> Figment {
         .merge(Toml::file(Env::var_or("ROCKET_CONFIG", "Rocket.toml")).nested())
         .merge(Env::prefixed("ROCKET_").ignore(&["PROFILE"]).global())
         .select(Profile::from_env_or("ROCKET_PROFILE", rocket::Config::DEFAULT_PROFILE))
+}
+
+/// The longest `shutdown_grace`, in seconds: an hour.
+const MAX_SHUTDOWN_GRACE: u64 = 3600;
+
+/// Rocket's shutdown as `shutdown_grace` asks. On SIGTERM or SIGINT (Rocket's signals) the server
+/// stops accepting connections, gives the requests in flight `shutdown_grace` seconds to finish
+/// and their answers two more to leave, then cuts what is left.
+pub fn with_shutdown(figment: Figment) -> Figment {
+    let grace = figment.extract_inner::<u64>("shutdown_grace").unwrap_or(Written::default().shutdown_grace);
+    figment.merge(("shutdown.grace", grace.min(MAX_SHUTDOWN_GRACE))).merge(("shutdown.mercy", 2))
 }
 
 /// Lets one variable choose the database: `ROCKET_DATABASE_URL=postgres://…` (or
@@ -292,6 +316,7 @@ impl Settings {
             return Err("login_block_seconds must be at least 1 (turn a limit off with 0 instead)".into());
         }
         let trusted_proxies = TrustedProxies::parse(&w.trusted_proxies)?;
+        let metrics_from = MetricsFrom(Networks::parse("metrics_from", &w.metrics_from)?);
         if w.token_secret.as_ref().is_some_and(|key| key.expose_secret().len() < 32) {
             return Err("token_secret must be at least 32 characters".into());
         }
@@ -317,6 +342,12 @@ impl Settings {
                 if unruled.len() == 1 { "has" } else { "have" },
                 if unruled.len() == 1 { "it" } else { "each" },
                 unruled[0],
+            ));
+        }
+        if w.shutdown_grace > MAX_SHUTDOWN_GRACE {
+            return Err(format!(
+                "shutdown_grace must be at most {MAX_SHUTDOWN_GRACE} seconds, not {}",
+                w.shutdown_grace
             ));
         }
         if w.reset_token_ttl == 0 || w.confirm_token_ttl == 0 {
@@ -365,6 +396,7 @@ impl Settings {
                 min_score: w.password_min_score,
             },
             trusted_proxies,
+            metrics_from,
             limits: Limits {
                 pair: w.login_max_failures_pair.into(),
                 address: w.login_max_failures_address.into(),
@@ -376,6 +408,7 @@ impl Settings {
             },
             retention: seconds(w.retention_days.saturating_mul(24 * 3600)),
             purge_interval: seconds(w.purge_interval.max(1)),
+            shutdown_grace: seconds(w.shutdown_grace),
             mail,
             links: LinkLifetimes { reset: seconds(w.reset_token_ttl), confirm: seconds(w.confirm_token_ttl) },
             registration,

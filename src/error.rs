@@ -101,6 +101,15 @@ impl Error {
         Error::Internal(Arc::from(cause.into()))
     }
 
+    /// Whether the database failed this request: out of reach, or an error of its own.
+    pub fn is_database_failure(&self) -> bool {
+        match self {
+            Error::Unavailable => true,
+            Error::Internal(cause) => cause.downcast_ref::<sqlx::Error>().is_some(),
+            _ => false,
+        }
+    }
+
     pub fn field(field: &'static str, message: impl Into<String>) -> Self {
         Error::Validation(FieldErrors::from([(field, vec![message.into()])]))
     }

@@ -10,8 +10,10 @@ pub mod error;
 mod files;
 pub mod logging;
 pub mod mail;
+pub mod metrics;
 pub mod routes;
 mod server;
+pub mod shutdown;
 pub mod store;
 pub mod web;
 
@@ -26,7 +28,8 @@ pub fn rocket() -> Rocket<Build> {
 /// The server on an explicit configuration (tests give each app its own database).
 pub fn build(figment: Figment) -> Rocket<Build> {
     // Rocket would believe `X-Real-IP` from anyone: the client address guard decides instead.
-    rocket::custom(config::with_database_url(figment).merge(("ip_header", false)))
+    rocket::custom(config::with_shutdown(config::with_database_url(figment)).merge(("ip_header", false)))
         .attach(server::stage())
         .attach(logging::liftoff())
+        .attach(logging::shutdown())
 }

@@ -4,6 +4,8 @@
 
 use rocket::fairing::AdHoc;
 
+use crate::auth::TrustedProxies;
+
 /// `RUST_LOG` overrides the default filter, e.g. `RUST_LOG=warn` to drop request lines.
 const DEFAULT_FILTER: &str = "warn,rocket=off,rocket_dyn_templates=warn,miniauth=info,miniauth::routes=error";
 
@@ -35,6 +37,27 @@ pub fn liftoff() -> AdHoc {
         Box::pin(async move {
             let config = rocket.config();
             log::info!("MiniAuth listening on http://{}:{}", config.address, config.port);
+            let proxied = rocket.state::<TrustedProxies>().is_some_and(|proxies| !proxies.is_empty());
+            if !config.address.is_loopback() && !proxied {
+                log::warn!(
+                    "MiniAuth listens on {}, not a loopback address, with no trusted_proxies: it is exposed \
+                     directly, and Rocket bounds neither connections nor slow headers; put it behind the \
+                     front proxy of docs/operations.md#exposed-to-the-internet-the-front-proxy",
+                    config.address
+                );
+            }
+        })
+    })
+}
+
+/// Says that shutdown began (Rocket's own line is silenced with the rest of its log).
+pub fn shutdown() -> AdHoc {
+    AdHoc::on_shutdown("Shutdown line", |rocket| {
+        Box::pin(async move {
+            log::info!(
+                "MiniAuth shutting down: no new connections; the requests in flight have {} s to finish",
+                rocket.config().shutdown.grace
+            );
         })
     })
 }

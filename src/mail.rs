@@ -22,6 +22,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::domain::Email;
 use crate::error::with_sources;
+use crate::metrics::Metrics;
 
 /// Messages waiting for the transport; beyond this, new ones are dropped (and logged).
 const QUEUE: usize = 256;
@@ -71,6 +72,8 @@ pub struct Letter {
 #[derive(Clone)]
 pub struct Mailer {
     queue: mpsc::Sender<Letter>,
+    /// Counts mails sent and failed (dropped ones too) for `GET /metrics`.
+    metrics: Metrics,
 }
 
 /// The settings `mail_from` and `smtp_url`, parsed.
@@ -101,7 +104,7 @@ impl MailSettings {
 impl Mailer {
     /// Loads the templates and starts the delivery task (which needs the async runtime: call
     /// it from a fairing).
-    pub fn start(settings: &MailSettings, template_dir: &Path) -> Result<Mailer, String> {
+    pub fn start(settings: &MailSettings, template_dir: &Path, metrics: Metrics) -> Result<Mailer, String> {
         let from = settings.from.clone();
         let transport = match &settings.smtp_url {
             Some(url) => Transport::Smtp(
@@ -116,15 +119,17 @@ impl Mailer {
             Transport::Smtp(_) => log::info!("mail: through SMTP (smtp_url)"),
             Transport::Outbox(dir) => log::info!("mail: written to {} (no smtp_url)", dir.display()),
         }
-        let delivery = Delivery { templates: templates(template_dir)?, from, transport };
+        let delivery =
+            Delivery { templates: templates(template_dir)?, from, transport, metrics: metrics.clone() };
         let (queue, waiting) = mpsc::channel(QUEUE);
         rocket::tokio::spawn(delivery.run(waiting));
-        Ok(Mailer { queue })
+        Ok(Mailer { queue, metrics })
     }
 
     /// Queues a message; never waits. A full queue (a transport far behind) drops it.
     pub fn send(&self, letter: Letter) {
         if let Err(e) = self.queue.try_send(letter) {
+            self.metrics.mail(false);
             log::warn!("mail: a message was dropped, the queue is full or closed: {e}");
         }
     }
@@ -188,13 +193,16 @@ struct Delivery {
     templates: Tera,
     from: Mailbox,
     transport: Transport,
+    metrics: Metrics,
 }
 
 impl Delivery {
     async fn run(self, mut waiting: mpsc::Receiver<Letter>) {
         while let Some(letter) = waiting.recv().await {
             let kind = letter.kind.name();
-            if let Err(e) = self.deliver(letter).await {
+            let delivered = self.deliver(letter).await;
+            self.metrics.mail(delivered.is_ok());
+            if let Err(e) = delivered {
                 log::error!("mail: a {kind} message was not sent: {e}");
             }
         }

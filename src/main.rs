@@ -29,8 +29,15 @@ fn main() -> ExitCode {
 
 fn serve() -> ExitCode {
     miniauth::logging::init();
-    match rocket::execute(miniauth::rocket().launch()) {
+    match rocket::execute(miniauth::shutdown::serve(miniauth::rocket())) {
         Ok(_) => ExitCode::SUCCESS,
+        Err(e) if matches!(e.kind(), rocket::error::ErrorKind::Shutdown(..)) => {
+            log::error!(
+                "MiniAuth stopped with requests unanswered: they outlasted shutdown_grace, and their \
+                 connections were cut"
+            );
+            ExitCode::FAILURE
+        }
         Err(e) => {
             // A stage that failed has said why in its own line already.
             if !matches!(e.kind(), rocket::error::ErrorKind::FailedFairings(_)) {

@@ -19,6 +19,7 @@ use crate::auth::{
 use crate::config::{self, Settings};
 use crate::error::{Error, Result};
 use crate::mail::Mailer;
+use crate::metrics::Metrics;
 use crate::routes;
 use crate::store::{self, Db, DbPool, Store};
 use crate::web::SessionCookies;
@@ -42,7 +43,9 @@ pub fn stage() -> AdHoc {
             }
         };
         let keep_retired_keys = settings.tokens.keep_retired_keys();
-        let routes = routes::stage(&settings.forward_auth, &settings.password_policy, settings.registration);
+        let metrics = Metrics::new();
+        let routes =
+            routes::stage(&settings.forward_auth, &settings.password_policy, settings.registration, &metrics);
         // Passkey buttons only where `public_url` can carry passkeys (the log says why not).
         let passkeys = RelyingParty::new(&settings.public_url).unavailable().is_none();
         let form_rules = routes::form_rules(&settings.password_policy, settings.registration, passkeys);
@@ -55,6 +58,7 @@ pub fn stage() -> AdHoc {
             .attach(AdHoc::on_ignite("Authentication and routes", |rocket| async {
                 rocket.attach(authentication()).attach(routes)
             }))
+            .manage(metrics)
             .manage(settings))
     })
 }
@@ -62,26 +66,31 @@ pub fn stage() -> AdHoc {
 /// Builds the accounts and the other states of authentication.
 fn authentication() -> AdHoc {
     AdHoc::try_on_ignite("Authentication", |rocket| async move {
-        let (Some(settings), Some(db), Some(assets)) =
-            (rocket.state::<Settings>(), Db::fetch(&rocket), rocket.state::<Assets>())
-        else {
+        let (Some(settings), Some(db), Some(assets), Some(metrics)) = (
+            rocket.state::<Settings>(),
+            Db::fetch(&rocket),
+            rocket.state::<Assets>(),
+            rocket.state::<Metrics>(),
+        ) else {
             return Err(rocket);
         };
-        let started = match Mailer::start(&settings.mail, &assets.template_dir) {
-            Ok(mailer) => accounts(settings, db, mailer).await,
+        let started = match Mailer::start(&settings.mail, &assets.template_dir, metrics.clone()) {
+            Ok(mailer) => accounts(settings, db, mailer, metrics.clone()).await,
             Err(e) => Err(Error::internal(e)),
         };
         match started {
             Ok((accounts, csrf, provider)) => {
                 let cookies = SessionCookies { scope: settings.cookies.clone() };
                 let (forward, proxies) = (settings.forward_auth.clone(), settings.trusted_proxies.clone());
+                let metrics_from = settings.metrics_from.clone();
                 Ok(rocket
                     .manage(accounts)
                     .manage(csrf)
                     .manage(provider)
                     .manage(cookies)
                     .manage(forward)
-                    .manage(proxies))
+                    .manage(proxies)
+                    .manage(metrics_from))
             }
             Err(e) => {
                 log::error!("cannot start authentication: {}", e.cause());
@@ -94,7 +103,12 @@ fn authentication() -> AdHoc {
 /// The accounts of these settings, with the signing keys (the configured one, or the
 /// database's, followed from now on), the hashing workers and the recovery task started; the
 /// CSRF key; and the OpenID Connect provider.
-async fn accounts(settings: &Settings, db: &DbPool, mailer: Mailer) -> Result<(Accounts, CsrfKey, Provider)> {
+async fn accounts(
+    settings: &Settings,
+    db: &DbPool,
+    mailer: Mailer,
+    metrics: Metrics,
+) -> Result<(Accounts, CsrfKey, Provider)> {
     for domain in settings.forward_auth.beyond_the_cookies(&settings.cookies) {
         log::warn!(
             "forward_auth_domains: the session cookies do not reach {domain}, so a browser signed in \
@@ -155,6 +169,7 @@ async fn accounts(settings: &Settings, db: &DbPool, mailer: Mailer) -> Result<(A
             store::seconds(settings.refresh_grace),
         ),
         &secret,
+        metrics.clone(),
     );
     let hashing = settings.hashing;
     let accounts = Accounts {
@@ -172,6 +187,7 @@ async fn accounts(settings: &Settings, db: &DbPool, mailer: Mailer) -> Result<(A
         recovery: Recovery::start(&settings.public_url, settings.links, db, settings.limits, mailer),
         successors: MacKey::derive(&secret, b"miniauth refresh successor v1"),
         relying_party: RelyingParty::new(&settings.public_url),
+        metrics,
     };
     if let Some(why) = accounts.passkeys_unavailable() {
         log::warn!("passkeys are off: {why}");

@@ -18,6 +18,7 @@ use crate::domain::{
     required, NewAccount, PasswordChange, PasswordPolicy, Session, TypedPassword, User, Username,
 };
 use crate::error::{Error, Result};
+use crate::metrics::{Gauges, Metrics, SignInOutcome};
 use crate::store::invitations::Standing;
 use crate::store::{self, sessions::NewSession, SessionChecker, Store};
 
@@ -49,6 +50,8 @@ pub struct Accounts {
     pub(crate) successors: MacKey,
     /// Passkeys: the relying party `public_url` names.
     pub(crate) relying_party: super::passkeys::RelyingParty,
+    /// Counts sign-ins, sign-ups and refreshes for `GET /metrics`.
+    pub(crate) metrics: Metrics,
 }
 
 /// Who is asking: the client's address (as counted) and its `User-Agent` (shortened), recorded
@@ -147,6 +150,15 @@ impl Accounts {
     }
 
     /// The access tokens: issued here, verified by every door.
+    /// The database pool's connections and the password workers' queue, now.
+    pub fn gauges(&self) -> Gauges {
+        Gauges {
+            connections: self.db.size(),
+            idle_connections: self.db.num_idle(),
+            hash_queue: self.hasher.queued(),
+        }
+    }
+
     pub fn tokens(&self) -> &Tokens {
         &self.tokens
     }
@@ -227,13 +239,16 @@ impl Accounts {
             )
             .await?;
         let Some(invitation) = invitation else {
-            return store::users::insert_user(&self.db, &account.username, &hash, store::now()).await;
+            let user = store::users::insert_user(&self.db, &account.username, &hash, store::now()).await?;
+            self.metrics.sign_up();
+            return Ok(user);
         };
         let signed_up =
             store::invitations::sign_up(&self.db, &account.username, &hash, &invitation, store::now())
                 .await?;
         match signed_up {
             Some((id, user)) => {
+                self.metrics.sign_up();
                 log::info!(
                     target: crate::logging::AUDIT,
                     "invitation {id} used: account {} created, in groups [{}], from {}",
@@ -263,6 +278,30 @@ impl Accounts {
         }
     }
 
+    /// Counts how a sign-in attempt ended: `success` tells what an answer is, `refused` what a
+    /// wrong credential of its kind counts as. An error that answers no attempt (a malformed
+    /// request, the database out of reach) is not counted.
+    pub(super) fn count_sign_in<T>(
+        &self,
+        result: &Result<T>,
+        success: impl FnOnce(&T) -> SignInOutcome,
+        refused: SignInOutcome,
+    ) {
+        let outcome = match result {
+            Ok(answer) => success(answer),
+            Err(Error::TooManyAttempts { .. }) => SignInOutcome::Throttled,
+            Err(
+                Error::InvalidCredentials
+                | Error::InvalidCode
+                | Error::SignInExpired
+                | Error::PasskeyRefused(_)
+                | Error::CeremonyExpired,
+            ) => refused,
+            Err(_) => return,
+        };
+        self.metrics.sign_in(outcome);
+    }
+
     pub(super) fn throttle(&self) -> Throttle<'_> {
         Throttle { db: &self.db, limits: &self.limits, seen: &self.seen_blocks }
     }
@@ -271,6 +310,16 @@ impl Accounts {
     /// step that remains. An unknown user and a wrong password take the same time and give the
     /// same error; a throttled client gets `429` before bcrypt runs.
     pub async fn sign_in(&self, username: &str, password: &str, client: &Client) -> Result<SignIn> {
+        let signed_in = self.password_sign_in(username, password, client).await;
+        let success = |signed_in: &SignIn| match signed_in {
+            SignIn::Done(_) => SignInOutcome::Success,
+            SignIn::SecondStep { .. } => SignInOutcome::SecondFactorAsked,
+        };
+        self.count_sign_in(&signed_in, success, SignInOutcome::WrongPassword);
+        signed_in
+    }
+
+    async fn password_sign_in(&self, username: &str, password: &str, client: &Client) -> Result<SignIn> {
         let now = store::now();
         let attempt = Attempt::new(username, &client.address);
         // A pair or address blocked lately is refused before anything is looked up.
@@ -376,6 +425,16 @@ impl Accounts {
     /// exchanged can only be a copy in the wrong hands: the whole session is revoked, so thief
     /// and owner both sign in again.
     pub async fn refresh(&self, presented: &str) -> Result<Issued> {
+        let renewed = self.rotate(presented).await;
+        match &renewed {
+            Ok(_) => self.metrics.refresh(true),
+            Err(Error::InvalidRefreshToken) => self.metrics.refresh(false),
+            Err(_) => {}
+        }
+        renewed
+    }
+
+    async fn rotate(&self, presented: &str) -> Result<Issued> {
         let presented = presented.trim();
         let hash = token_hash(presented);
         let now = store::now();
@@ -399,6 +458,7 @@ impl Accounts {
         let used_at = target.used_at.unwrap_or(now);
         if now - used_at > self.refresh_grace {
             store::sessions::revoke_session(&self.db, &session_id, now).await?;
+            self.metrics.refresh_reuse();
             log::warn!("a refresh token was reused after rotation: its session is revoked");
             return Err(Error::InvalidRefreshToken);
         }

@@ -35,30 +35,62 @@ impl fmt::Display for ClientAddress {
     }
 }
 
-/// The trusted proxies, from `trusted_proxies`: CIDR blocks, or single addresses.
+/// Addresses as a setting lists them (`trusted_proxies`, `metrics_from`): CIDR blocks, or
+/// single addresses.
 #[derive(Debug, Clone, Default)]
-pub struct TrustedProxies(Vec<IpNet>);
+pub struct Networks(Vec<IpNet>);
 
-impl TrustedProxies {
-    pub fn parse(entries: &[String]) -> Result<Self, String> {
+impl Networks {
+    /// The entries of the setting `name`; one that is neither an address nor a block is refused.
+    pub fn parse(name: &str, entries: &[String]) -> Result<Self, String> {
         let parse = |entry: &String| {
             entry
                 .parse::<IpNet>()
                 .or_else(|_| entry.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| format!("trusted_proxies: {entry:?} is neither an address nor a CIDR block"))
+                .map_err(|_| format!("{name}: {entry:?} is neither an address nor a CIDR block"))
         };
-        entries.iter().map(parse).collect::<Result<_, _>>().map(TrustedProxies)
+        entries.iter().map(parse).collect::<Result<_, _>>().map(Networks)
     }
 
-    pub fn trusts(&self, ip: IpAddr) -> bool {
+    /// Whether `ip` (an IPv4-mapped IPv6 address as the IPv4 address it is) is in one of them.
+    pub fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip_of(ip);
         self.0.iter().any(|net| net.contains(&ip))
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// The trusted proxies, from `trusted_proxies`.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(Networks);
+
+impl TrustedProxies {
+    pub fn parse(entries: &[String]) -> Result<Self, String> {
+        Networks::parse("trusted_proxies", entries).map(TrustedProxies)
+    }
+
+    pub fn trusts(&self, ip: IpAddr) -> bool {
+        self.0.contains(ip)
+    }
+
+    /// Whether no proxy is trusted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// The client of a connection from `peer` that carried these forwarding headers.
     pub fn client(&self, peer: IpAddr, forwarded_for: &[&str], real_ip: Option<&str>) -> ClientAddress {
+        ClientAddress::counted(self.client_ip(peer, forwarded_for, real_ip))
+    }
+
+    /// The client's own address (not counted by its block), as [`TrustedProxies::client`]
+    /// finds it.
+    pub fn client_ip(&self, peer: IpAddr, forwarded_for: &[&str], real_ip: Option<&str>) -> IpAddr {
         if !self.trusts(peer) {
-            return ClientAddress::counted(peer);
+            return peer;
         }
         // Each proxy appends the address it saw: walking right to left past the trusted hops,
         // the first untrusted one is the client. Anything to its left was written by the client
@@ -67,7 +99,7 @@ impl TrustedProxies {
         // proxy sets only when it writes no list: it counts when no `X-Forwarded-For` came.
         if forwarded_for.is_empty() {
             let real_ip = real_ip.and_then(|ip| ip.trim().parse().ok());
-            return ClientAddress::counted(real_ip.unwrap_or(peer));
+            return real_ip.unwrap_or(peer);
         }
         let mut client = peer;
         for hop in forwarded_for.iter().rev().flat_map(|header| header.rsplit(',')) {
@@ -77,7 +109,7 @@ impl TrustedProxies {
                 break;
             }
         }
-        ClientAddress::counted(client)
+        client
     }
 }
 

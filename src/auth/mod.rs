@@ -21,7 +21,7 @@ mod token;
 pub use accounts::{
     registration_closed, Accounts, Client, Issued, Registration, Scope, SignedInUser, ThisSession,
 };
-pub use address::{ClientAddress, TrustedProxies};
+pub use address::{ClientAddress, Networks, TrustedProxies};
 pub use csrf::CsrfKey;
 pub use device::{DeviceKey, DEVICE_TTL};
 pub use forward::{CookieScope, Decision, ForwardAuth, Original, WrittenRule};

@@ -22,6 +22,7 @@ use super::{MacKey, SignedInUser};
 use crate::domain::oauth::{self, code_challenge, verifier_matches, Prompt, Scopes};
 use crate::domain::{Methods, PublicUrl, User};
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::store::oauth::{ClientRow, CodeRow, ConnectedApp, NewGrant};
 use crate::store::{self, Store};
 
@@ -44,6 +45,8 @@ pub struct Provider {
     refresh_grace: i64,
     /// Derives a refresh token's one successor from it.
     successors: MacKey,
+    /// Counts refreshes and their reuse for `GET /metrics`.
+    metrics: Metrics,
     /// Signs the mark of a fresh sign-in on the way back from the sign-in page.
     fresh: MacKey,
 }
@@ -197,8 +200,10 @@ impl Provider {
         keys: IdTokenKeys,
         (access_ttl, grant_ttl, refresh_grace): (i64, i64, i64),
         secret: &[u8],
+        metrics: Metrics,
     ) -> Self {
         Provider {
+            metrics,
             db,
             issuer: public_url.to_string(),
             keys,
@@ -477,7 +482,15 @@ impl Provider {
     pub async fn token(&self, client: &ClientRow, request: &TokenRequest) -> Result<TokenResponse> {
         match request.grant_type.as_str() {
             "authorization_code" => self.exchange_code(client, request).await,
-            "refresh_token" => self.refresh(client, request).await,
+            "refresh_token" => {
+                let renewed = self.refresh(client, request).await;
+                match &renewed {
+                    Ok(_) => self.metrics.refresh(true),
+                    Err(Error::OAuth { error: "invalid_grant", .. }) => self.metrics.refresh(false),
+                    Err(_) => {}
+                }
+                renewed
+            }
             "" => Err(oauth("invalid_request", "grant_type is required.")),
             _ => Err(oauth(
                 "unsupported_grant_type",
@@ -600,6 +613,7 @@ impl Provider {
             let used_at = target.used_at.unwrap_or(now);
             if now - used_at > self.refresh_grace {
                 store::oauth::revoke_grant(&self.db, &target.grant_id, now).await?;
+                self.metrics.refresh_reuse();
                 log::warn!("an app's refresh token was reused after rotation: its grant is revoked");
                 return Err(invalid());
             }

@@ -17,6 +17,7 @@ use super::second_factor::{recovery_codes, recovery_hash, Methods, MAX_WRONG_COD
 use super::Attempt;
 use crate::domain::{required, PublicUrl};
 use crate::error::{Error, Result};
+use crate::metrics::SignInOutcome;
 use crate::store;
 use crate::store::passkeys::{Listed, NewPasskey, Purpose, Stored};
 
@@ -212,6 +213,17 @@ impl Accounts {
     /// Finishes a sign-in with a passkey alone. A refused answer counts as a failed sign-in
     /// (of the passkey's owner, when it is someone's) for throttling.
     pub async fn finish_passkey_sign_in(
+        &self,
+        ceremony: &str,
+        credential: &serde_json::Value,
+        client: &Client,
+    ) -> Result<Issued> {
+        let signed_in = self.passkey_sign_in(ceremony, credential, client).await;
+        self.count_sign_in(&signed_in, |_| SignInOutcome::Success, SignInOutcome::PasskeyRefused);
+        signed_in
+    }
+
+    async fn passkey_sign_in(
         &self,
         ceremony: &str,
         credential: &serde_json::Value,

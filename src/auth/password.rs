@@ -6,6 +6,7 @@
 //! threads (each with its own stack and allocator arena) to run two hashes at a time.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
@@ -38,6 +39,8 @@ pub struct PasswordHasher {
     cost: u32,
     /// The workers' queue; they stop when the hasher (the last sender) is dropped.
     jobs: Sender<Job>,
+    /// Jobs sent that no worker has taken yet.
+    queued: Arc<AtomicUsize>,
     /// Verified against when the user does not exist, so that answer takes as long as a
     /// wrong password (no username enumeration by timing).
     dummy_hash: Arc<str>,
@@ -54,7 +57,8 @@ impl PasswordHasher {
                 .spawn(move || work(&queue))
                 .map_err(Error::internal)?;
         }
-        let mut hasher = PasswordHasher { cost, jobs, dummy_hash: Arc::from("") };
+        let queued = Arc::new(AtomicUsize::new(0));
+        let mut hasher = PasswordHasher { cost, jobs, queued, dummy_hash: Arc::from("") };
         let dummy = hasher.run(move || bcrypt::hash("miniauth-dummy-password", cost)).await?;
         hasher.dummy_hash = dummy.map_err(Error::internal)?.into();
         Ok(hasher)
@@ -98,16 +102,27 @@ impl PasswordHasher {
         Ok(matched && matchable)
     }
 
+    /// How many jobs wait for a worker now.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     /// Runs CPU-heavy password work — bcrypt, and the strength estimator, which takes up to
     /// ~85 ms on a crafted 72-byte input (`examples/password_strength.rs`) — on the pool's
     /// workers, in arrival order, never on the async executor.
     pub async fn run<T: Send + 'static>(&self, job: impl FnOnce() -> T + Send + 'static) -> Result<T> {
         let (answer, result) = oneshot::channel();
+        let queued = Arc::clone(&self.queued);
+        queued.fetch_add(1, Ordering::Relaxed);
         let job: Job = Box::new(move || {
+            queued.fetch_sub(1, Ordering::Relaxed);
             // The caller may have gone (its client hung up): nobody is left to tell.
             let _ = answer.send(job());
         });
-        self.jobs.send(job).map_err(|_| Error::internal("the password workers have stopped"))?;
+        if self.jobs.send(job).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(Error::internal("the password workers have stopped"));
+        }
         // A job that panicked dropped its answer unsent.
         result.await.map_err(|_| Error::internal("a password job panicked"))
     }

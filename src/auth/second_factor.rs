@@ -16,6 +16,7 @@ use super::Attempt;
 pub use crate::domain::Methods;
 use crate::domain::{required, User};
 use crate::error::{Error, Result};
+use crate::metrics::SignInOutcome;
 use crate::store;
 
 /// Seconds per time step.
@@ -261,6 +262,12 @@ impl Accounts {
     /// sign-in for throttling, and against the waiting sign-in, which takes at most
     /// [`MAX_WRONG_CODES`]; a right one opens the session, once.
     pub async fn finish_sign_in(&self, token: &str, proof: Proof<'_>, client: &Client) -> Result<Issued> {
+        let finished = self.check_second_step(token, proof, client).await;
+        self.count_sign_in(&finished, |_| SignInOutcome::Success, SignInOutcome::SecondFactorFailed);
+        finished
+    }
+
+    async fn check_second_step(&self, token: &str, proof: Proof<'_>, client: &Client) -> Result<Issued> {
         // The waiting sign-in first: without it, nothing else in the request matters.
         required("mfa_token", token)?;
         let hash = token_hash(token.trim());

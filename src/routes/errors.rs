@@ -15,6 +15,7 @@ use utoipa::ToSchema;
 
 use super::views::safe_next;
 use crate::error::{Error, FieldErrors, GuardError};
+use crate::metrics::Metrics;
 
 /// An RFC 9457 problem details document.
 #[derive(Debug, Serialize, ToSchema)]
@@ -132,6 +133,11 @@ impl<'r> Responder<'r, 'static> for Error {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
         if let Error::Internal(_) = &self {
             log::error!("{} {}: internal error: {}", req.method(), req.uri().path(), self.cause());
+        }
+        if self.is_database_failure() {
+            if let Some(metrics) = req.rocket().state::<Metrics>() {
+                metrics.database_error();
+            }
         }
         let mut response = match &self {
             _ if wants_json(req) => Problem::from(&self).respond_to(req)?,

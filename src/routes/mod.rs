@@ -34,14 +34,21 @@ use crate::assets::Assets;
 use crate::auth::{ForwardAuth, Provider, Registration};
 use crate::domain::PasswordPolicy;
 use crate::error::{Error, GuardError, HEADERS_MAX};
+use crate::metrics::Metrics;
 
 pub use errors::Problem;
 pub use views::{form_rules, rfc3339};
 
 /// Mounts the routes and attaches the response fairings; the sign-in page's policy may send
 /// its form on to the hosts forward auth protects.
-pub fn stage(forward: &ForwardAuth, policy: &PasswordPolicy, registration: Registration) -> AdHoc {
+pub fn stage(
+    forward: &ForwardAuth,
+    policy: &PasswordPolicy,
+    registration: Registration,
+    metrics: &Metrics,
+) -> AdHoc {
     let form_targets = forward.form_targets();
+    let metrics = metrics.clone();
     let docs = ops::docs(policy, registration);
     AdHoc::try_on_ignite("Routes", |rocket| async move {
         let Some(static_dir) = rocket.state::<Assets>().map(|assets| assets.static_dir.clone()) else {
@@ -68,7 +75,7 @@ pub fn stage(forward: &ForwardAuth, policy: &PasswordPolicy, registration: Regis
             .attach(Shield::default().enable(Frame::Deny).enable(Referrer::NoReferrer))
             .attach(HeaderLimit)
             .attach(SecurityHeaders::new(&form_targets))
-            .attach(RequestLog))
+            .attach(RequestLog { metrics }))
     })
 }
 
@@ -171,8 +178,11 @@ impl Fairing for SecurityHeaders {
     }
 }
 
-/// One line per request: method, path (never the query), status, latency.
-struct RequestLog;
+/// One line per request: method, path (never the query), status, latency; and the same,
+/// by route template instead of path, in the metrics.
+struct RequestLog {
+    metrics: Metrics,
+}
 
 struct Started(Instant);
 
@@ -188,6 +198,8 @@ impl Fairing for RequestLog {
 
     async fn on_response<'r>(&self, req: &'r Request<'_>, res: &mut Response<'r>) {
         let elapsed = req.local_cache(|| Started(Instant::now())).0.elapsed();
+        let route = req.route().map_or("unmatched", |route| route.uri.path());
+        self.metrics.request(req.method().as_str(), route, res.status().code, elapsed);
         log::info!(
             target: "miniauth::request",
             "{} {} {} {:.1}ms",

@@ -53,6 +53,7 @@ use crate::error::{Error, FieldErrors};
         super::recovery_api::confirm_reset,
         super::ops::healthz,
         super::ops::readyz,
+        super::ops::metrics,
         super::wellknown::jwks,
         super::wellknown::openid_configuration,
         super::oauth::token,

@@ -173,9 +173,10 @@ impl rocket_db_pools::Pool for DbPool {
         self.store.acquire().await
     }
 
-    async fn close(&self) {
-        self.store.close().await;
-    }
+    /// Nothing: rocket_db_pools calls this as soon as shutdown is asked for, while the requests
+    /// in flight still need the database (closing here answered them `503`). The server closes
+    /// the pool once they are done (`shutdown::serve`).
+    async fn close(&self) {}
 }
 
 impl DbPool {

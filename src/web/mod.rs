@@ -8,7 +8,7 @@ mod cookies;
 mod csrf;
 mod guards;
 
-pub use address::{client_address, peer};
+pub use address::{client_address, client_ip, direct_or_trusted, peer};
 pub use cookies::{SessionCookies, DEVICE_COOKIE, REFRESH_COOKIE, SECOND_STEP_COOKIE, TOKEN_COOKIE};
 pub use csrf::{csrf_cookie_name, CsrfToken, CSRF_COOKIE, CSRF_HEADER, SECURE_CSRF_COOKIE};
 pub use guards::{ApiUser, AppToken, BasicClient, ForwardedUser, PageUser};

@@ -143,6 +143,7 @@ async fn the_openapi_document_lists_every_api_route_and_nothing_else(app: TestAp
                 || ["/oauth/token", "/oauth/userinfo", "/oauth/revoke"].contains(&path)
                 || path == "/healthz"
                 || path == "/readyz"
+                || path == "/metrics"
         })
         .collect();
     let listed: BTreeSet<String> = documented(&openapi(&app).await).into_keys().collect();
@@ -221,6 +222,11 @@ async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
     let mut seen = BTreeSet::new();
     let mut record = |response: LocalResponse<'_>| seen.insert(response.status().code);
     match route {
+        "GET /metrics" => {
+            // A client `metrics_from` does not list.
+            let outsider = "203.0.113.9:5000".parse::<std::net::SocketAddr>().unwrap();
+            record(app.client.get("/metrics").remote(outsider).dispatch().await);
+        }
         "POST /auth/register" => {
             record(app.register("newcomer", PASSWORD).await);
             record(app.register("NEWCOMER", PASSWORD).await);

@@ -218,6 +218,24 @@ impl Drop for Server {
 }
 
 impl Server {
+    /// Sends `signal` (`TERM`, `INT`) and waits, up to two minutes, for the server to exit by
+    /// itself: its exit code and log.
+    pub fn signal_and_wait(mut self, signal: &str) -> (Option<i32>, String) {
+        let sent = Command::new("kill").args([format!("-{signal}"), self.child.id().to_string()]).status();
+        assert!(sent.is_ok_and(|status| status.success()), "kill -{signal}");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("the server runs") {
+                break status;
+            }
+            assert!(Instant::now() < deadline, "the server did not exit after SIGTERM:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        // The log's readers reach the end of the pipes.
+        std::thread::sleep(Duration::from_millis(200));
+        (status.code(), self.log())
+    }
+
     /// Kills the server with SIGKILL: no shutdown, no flush, as a crash would.
     pub fn crash(mut self) -> String {
         self.child.kill().ok();
