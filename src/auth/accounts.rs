@@ -181,6 +181,16 @@ impl Accounts {
         self.user_of_claims(claims, by_cookie).await
     }
 
+    /// The user of a browser's access cookie as forward auth reads it: a token the server
+    /// signed, expired or not, of a session that is live. The cookie lives as long as its
+    /// session (beside the refresh cookie, which renews the token on the next page), so an app's
+    /// background requests through the proxy pass for as long as the session does, and stop at
+    /// once when it is signed out or revoked. Bearer tokens must not have expired.
+    pub async fn user_of_session_cookie(&self, token: &str) -> Result<SignedInUser> {
+        let claims = self.tokens.verify_expired_too(token, store::now()).ok_or(INVALID)?;
+        self.user_of_claims(claims, true).await
+    }
+
     /// The user of a verified token's claims, while its session is live.
     pub async fn user_of_claims(&self, claims: Claims, by_cookie: bool) -> Result<SignedInUser> {
         let user_id = claims.user_id().ok_or(INVALID)?;

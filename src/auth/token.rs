@@ -159,13 +159,19 @@ impl Tokens {
     /// The session of a token the server signed, expired or not (what the CSRF token of a
     /// signed-in browser is bound to; never a proof that the session is live).
     pub fn session_of(&self, token: &str, now: i64) -> Option<String> {
+        self.verify_expired_too(token, now).map(|claims| claims.sid)
+    }
+
+    /// The claims of a token the server signed whose algorithm, key, signature, `iss` and `aud`
+    /// are good, expired or not. Never a proof by itself: only with its session found live.
+    pub fn verify_expired_too(&self, token: &str, now: i64) -> Option<Claims> {
         if let Some(claims) = self.verify(token, now) {
-            return Some(claims.sid);
+            return Some(claims);
         }
         let mut validation = self.validation.clone();
         validation.validate_exp = false;
         validation.set_required_spec_claims(&["iss", "aud", "sub"]);
-        self.decode(token, &validation).map(|(_, claims)| claims.sid)
+        self.decode(token, &validation).map(|(_, claims)| claims)
     }
 }
 

@@ -108,7 +108,8 @@ impl Fairing for HeaderLimit {
 
 /// Content-Security-Policy and caching rules for everything served.
 struct SecurityHeaders {
-    /// The policy of the sign-in page, whose form may also lead back to a protected app.
+    /// The policy of the sign-in and sign-up pages, whose forms may also lead back to a
+    /// protected app.
     login_csp: String,
 }
 
@@ -144,7 +145,8 @@ impl Fairing for SecurityHeaders {
         let docs = path == "/docs" || path.starts_with("/docs/");
         let csp = match req.uri().path().as_str() {
             _ if docs => CSP_DOCS,
-            "/login" => &self.login_csp,
+            // Their forms may end in a redirect back to a protected app (`rd`).
+            "/login" | "/register" => &self.login_csp,
             _ => CSP_PAGES,
         };
         // The pages with passkeys run the one script of MiniAuth's own, which asks the server

@@ -55,29 +55,51 @@ pub struct RegisterForm {
     /// The invitation's token, carried from the link (`/register?invite=…`).
     #[field(default = String::new())]
     invite: String,
+    /// Where to go once signed up, carried from the sign-in page (see [`Return`]).
+    #[field(default = String::new())]
+    next: String,
+    #[field(default = String::new())]
+    rd: String,
 }
 
-fn register_form(csrf: &CsrfToken, username: &str, invite: &str, errors: &FieldErrors) -> Template {
-    Template::render("register", context! { csrf_token: csrf.token(), username, invite, errors })
+fn register_form(
+    csrf: &CsrfToken,
+    username: &str,
+    invite: &str,
+    back: Return,
+    errors: &FieldErrors,
+) -> Template {
+    let sign_in_link = carrying("/login", &back, &[]);
+    let Return { next, rd } = back;
+    Template::render(
+        "register",
+        context! { csrf_token: csrf.token(), username, invite, next, rd, sign_in_link, errors },
+    )
 }
 
 /// The sign-up page; with an invitation's link, its form carries the invitation, once it is
 /// known to be usable (a spent one is refused here rather than after the form is filled in).
-#[rocket::get("/register?<invite>")]
+/// Where the visitor was going when it came from the sign-in page (`next`, a protected app's
+/// `rd`) is carried through, and the new account goes there.
+#[rocket::get("/register?<invite>&<next>&<rd>")]
 pub async fn register_page(
     user: Option<PageUser>,
     csrf: CsrfToken,
     accounts: &State<Accounts>,
+    forward: &State<ForwardAuth>,
     invite: Option<&str>,
+    next: Option<&str>,
+    rd: Option<&str>,
 ) -> Result<Result<Template, Redirect>, Error> {
+    let back = Return::new(forward, next.unwrap_or_default(), rd.unwrap_or_default());
     if user.is_some() {
-        return Ok(Err(Redirect::to("/profile")));
+        return Ok(Err(Redirect::to(back.target())));
     }
     let invite = invite.map(str::trim).unwrap_or_default();
     if !invite.is_empty() && accounts.registration() != Registration::Closed {
         accounts.check_invitation(invite).await?;
     }
-    Ok(Ok(register_form(&csrf, "", invite, &FieldErrors::new())))
+    Ok(Ok(register_form(&csrf, "", invite, back, &FieldErrors::new())))
 }
 
 #[rocket::post("/register", data = "<form>")]
@@ -85,19 +107,32 @@ pub async fn register(
     form: CsrfForm<RegisterForm>,
     accounts: &State<Accounts>,
     cookies: &State<SessionCookies>,
+    forward: &State<ForwardAuth>,
     client: Client,
     jar: &CookieJar<'_>,
-) -> Result<Redirect, Rejection> {
-    let RegisterForm { username, password, password_confirm, invite } = &form.fields;
+) -> Result<Result<Redirect, Flash<Redirect>>, Rejection> {
+    let RegisterForm { username, password, password_confirm, invite, next, rd } = &form.fields;
     // People type names with stray spaces around them; the API takes names exactly.
     let username = username.trim();
     let signed_up = accounts.sign_up(username, password, Some(password_confirm), Some(invite), &client).await;
-    let user = signed_up
-        .map_err(|e| Rejection::form(e, |errors| register_form(&form.csrf, username, invite, errors)))?;
+    let user = signed_up.map_err(|e| {
+        Rejection::form(e, |errors| {
+            register_form(&form.csrf, username, invite, Return::new(forward, next, rd), errors)
+        })
+    })?;
     let issued = accounts.open_session(&user, &client, Methods::Password).await?;
     cookies.remember_device(jar, &issued);
     cookies.set(jar, issued);
-    Ok(Redirect::to("/profile"))
+    Ok(signed_in_to(forward, Return::new(forward, next, rd)))
+}
+
+/// Where a browser just signed in with its password alone goes: where it was going, unless
+/// that app asks for two-step sign-in, which it would only be sent back from.
+fn signed_in_to(forward: &ForwardAuth, back: Return) -> Result<Redirect, Flash<Redirect>> {
+    match forward.returns_to_second_factor(&back.rd) {
+        true => Err(Flash::warning(Redirect::to("/account/two-factor"), SET_UP_FIRST)),
+        false => Ok(Redirect::to(back.target())),
+    }
 }
 
 #[derive(FromForm)]
@@ -145,8 +180,12 @@ pub(super) fn login_form(
     errors: &FieldErrors,
     notice: Option<String>,
 ) -> Template {
+    let sign_up_link = carrying("/register", &back, &[]);
     let Return { next, rd } = back;
-    Template::render("login", context! { csrf_token: csrf.token(), username, next, rd, errors, notice })
+    Template::render(
+        "login",
+        context! { csrf_token: csrf.token(), username, next, rd, sign_up_link, errors, notice },
+    )
 }
 
 #[rocket::get("/login?<next>&<rd>&<again>")]
@@ -215,12 +254,7 @@ pub async fn login(
         Ok(SignIn::Done(issued)) => {
             cookies.remember_device(jar, &issued);
             cookies.set(jar, issued);
-            let back = Return::new(forward, next, rd);
-            // Without a second factor, the app would only send the browser back here.
-            match forward.returns_to_second_factor(&back.rd) {
-                true => Ok(Err(Flash::warning(Redirect::to("/account/two-factor"), SET_UP_FIRST))),
-                false => Ok(Ok(Redirect::to(back.target()))),
-            }
+            Ok(signed_in_to(forward, Return::new(forward, next, rd)))
         }
         // Nothing signs the browser in yet: the code page, bound to it by a cookie, and
         // still bringing it back where it was going.

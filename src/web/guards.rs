@@ -96,7 +96,7 @@ impl ForwardedUser {
         let accounts = state::<Accounts>(req)?;
         let user = match bearer_token(req) {
             Some(Ok(token)) => accounts.user_of_token(&token, false).await?,
-            _ => accounts.user_of_token(&cookie_token(req)?, true).await?,
+            _ => accounts.user_of_session_cookie(&cookie_token(req)?).await?,
         };
         Ok(ForwardedUser(user))
     }

@@ -43,6 +43,7 @@ backend_tests_with!(
     protecting;
     a_signed_in_visitor_passes_named_by_cookie_or_bearer => sqlite_passes, postgres_passes,
     a_signed_out_browser_is_sent_to_sign_in_and_brought_back => sqlite_sign_in_round_trip, postgres_sign_in_round_trip,
+    a_new_user_signs_up_from_the_sign_in_page_and_is_brought_back => sqlite_sign_up_round_trip, postgres_sign_up_round_trip,
     anything_but_a_signed_out_browser_gets_a_bearer_challenge => sqlite_challenge, postgres_challenge,
     only_trusted_proxies_are_answered_and_only_with_the_headers_they_must_send => sqlite_trusted_only, postgres_trusted_only,
     hosts_outside_the_protected_domains_are_refused_and_never_returned_to => sqlite_outside, postgres_outside,
@@ -56,6 +57,16 @@ backend_tests_with!(
     secure;
     with_secure_cookies_only_https_apps_are_returned_to => sqlite_https_only, postgres_https_only,
     a_cookie_domain_scopes_the_session_cookies_and_signing_out_clears_them_there => sqlite_cookie_domain, postgres_cookie_domain,
+);
+
+/// The same, with access tokens that live 2 seconds.
+fn short_lived(figment: Figment) -> Figment {
+    protecting(figment).merge(("access_token_ttl", 2))
+}
+
+backend_tests_with!(
+    short_lived;
+    a_browsers_background_requests_pass_while_its_session_lives => sqlite_background, postgres_background,
 );
 
 #[derive(Clone, Copy, Debug)]
@@ -194,9 +205,9 @@ async fn a_signed_out_browser_is_sent_to_sign_in_and_brought_back(app: TestApp) 
     let csp = header(&response, "Content-Security-Policy").unwrap();
     let targets = "http://example.com:* http://*.example.com:* https://example.com:* https://*.example.com:*";
     assert!(csp.contains(&format!("form-action 'self' {targets};")), "{csp}");
-    let elsewhere = app.client.get("/register").dispatch().await;
+    let elsewhere = app.client.get("/password-reset").dispatch().await;
     let csp = header(&elsewhere, "Content-Security-Policy").unwrap();
-    assert!(csp.contains("form-action 'self';"), "only the sign-in form leads away: {csp}");
+    assert!(csp.contains("form-action 'self';"), "only the sign-in and sign-up forms lead away: {csp}");
     let html = app.client.get(page.clone()).dispatch().await.into_string().await.unwrap();
     let kept = common::browser::input_tag(&html, "rd");
     assert_eq!(common::browser::attribute(kept, "value").as_deref(), Some(wanted), "{kept}");
@@ -550,4 +561,129 @@ async fn a_cookie_domain_scopes_the_session_cookies_and_signing_out_clears_them_
         ask(&app, Endpoint::ForwardAuth, "GET", "https://wiki.example.com/", &[("Authorization", &auth)])
             .await;
     assert_eq!(after.status(), Status::Unauthorized);
+}
+
+/// An app polling in the background (a dashboard refreshing, a wiki autosaving) sends the
+/// browser's cookies without a page load that would renew the access token: past the token's
+/// lifetime it still passes while the session lives, and stops once the session ends. A bearer
+/// token (an API client's) must not have expired.
+async fn a_browsers_background_requests_pass_while_its_session_lives(app: TestApp) {
+    app.registered("alice", PASSWORD).await;
+    let tokens = app.sign_in("alice", PASSWORD).await;
+    // Until the token has expired for the API (its lifetime and the clock leeway).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while app.token_works(&tokens.access).await {
+        assert!(std::time::Instant::now() < deadline, "the access token never expired");
+        rocket::tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    let cookie = format!("{TOKEN_COOKIE}={}", tokens.access);
+    let xhr =
+        [("Cookie", cookie.as_str()), ("Accept", "application/json"), ("X-Requested-With", "XMLHttpRequest")];
+    let url = "https://wiki.example.com/api/autosave";
+    for endpoint in ENDPOINTS {
+        for method in ["GET", "POST"] {
+            let response = ask(&app, endpoint, method, url, &xhr).await;
+            assert_eq!(response.status(), Status::Ok, "{endpoint:?} {method} past the token's lifetime");
+            assert_eq!(header(&response, "Remote-User").as_deref(), Some("alice"));
+        }
+        let auth = format!("Bearer {}", tokens.access);
+        let response = ask(&app, endpoint, "GET", url, &[("Authorization", &auth)]).await;
+        assert_eq!(response.status(), Status::Unauthorized, "{endpoint:?}: an expired bearer token");
+    }
+    // A token of the session with its signature changed is nobody's.
+    let (rest, signature) = tokens.access.rsplit_once('.').unwrap();
+    let flipped = if signature.starts_with('A') { "B" } else { "A" };
+    let forged = format!("{TOKEN_COOKIE}={rest}.{flipped}{}", &signature[1..]);
+    let response =
+        ask(&app, Endpoint::AuthRequest, "GET", url, &[("Cookie", &forged), ("Accept", "application/json")])
+            .await;
+    assert_eq!(response.status(), Status::Unauthorized);
+    // Signed out (through the refresh token's renewal, as a page would): refused at once.
+    let renewed = common::Tokens::of(&common::expect(app.refresh(&tokens.refresh).await, Status::Ok).await);
+    assert_eq!(app.logout(&renewed.access, "").await.status(), Status::NoContent);
+    for endpoint in ENDPOINTS {
+        let response = ask(&app, endpoint, "GET", url, &xhr).await;
+        assert_eq!(response.status(), Status::Unauthorized, "{endpoint:?} after signing out");
+    }
+}
+
+/// Someone without an account follows the sign-in page's "Create an account": where they were
+/// going (a protected app's `rd`, or `next`) goes with them, and the new account lands there.
+async fn a_new_user_signs_up_from_the_sign_in_page_and_is_brought_back(app: TestApp) {
+    let wanted = "https://photos.example.com/albums?sort=new";
+    let encoded = common::browser::percent_encode(wanted);
+    let html = app.client.get(format!("/login?rd={encoded}")).dispatch().await.into_string().await.unwrap();
+    let link = format!("/register?rd={encoded}");
+    assert_eq!(link_to(&html, "Create an account"), link, "the sign-up link drops rd");
+    let response = app.client.get(link.clone()).dispatch().await;
+    let csp = header(&response, "Content-Security-Policy").unwrap();
+    assert!(csp.contains("form-action 'self' http://example.com:*"), "the sign-up form may lead back: {csp}");
+    let html = response.into_string().await.unwrap();
+    let kept = common::browser::input_tag(&html, "rd");
+    assert_eq!(common::browser::attribute(kept, "value").as_deref(), Some(wanted), "{kept}");
+    assert_eq!(link_to(&html, "Sign in"), format!("/login?rd={encoded}"), "the way back to sign in keeps rd");
+    let csrf = csrf_from(&app, &link).await;
+    // A refused form keeps it too.
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("username", "x"),
+        ("password", PASSWORD),
+        ("password_confirm", PASSWORD),
+        ("rd", wanted),
+    ];
+    let again = post_form(&app, "/register", &fields).await;
+    assert_eq!(again.status(), Status::UnprocessableEntity);
+    let html = again.into_string().await.unwrap();
+    let kept = common::browser::input_tag(&html, "rd");
+    assert_eq!(common::browser::attribute(kept, "value").as_deref(), Some(wanted), "{kept}");
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("username", "newcomer"),
+        ("password", PASSWORD),
+        ("password_confirm", PASSWORD),
+        ("rd", wanted),
+    ];
+    let signed_up = post_form(&app, "/register", &fields).await;
+    assert_eq!(signed_up.status(), Status::SeeOther);
+    assert_eq!(location(&signed_up).as_deref(), Some(wanted));
+    let token = common::browser::cookie(&app, TOKEN_COOKIE).expect("the session cookie");
+    let cookie = format!("{TOKEN_COOKIE}={token}");
+    let response =
+        ask(&app, Endpoint::ForwardAuth, "GET", wanted, &[("Accept", HTML), ("Cookie", &cookie)]).await;
+    assert_eq!(response.status(), Status::Ok);
+    assert_eq!(header(&response, "Remote-User").as_deref(), Some("newcomer"));
+    // Signed in already: the sign-up page sends the browser on.
+    let response = app.client.get(link).dispatch().await;
+    assert_eq!(location(&response).as_deref(), Some(wanted));
+    // Signed out (the session ends; its cookies stay behind, refused).
+    assert_eq!(app.logout(&token, "").await.status(), Status::NoContent);
+
+    // `next` likewise; an address elsewhere is dropped, and the profile is where one lands.
+    let csrf = csrf_from(&app, "/register?next=/account/password&rd=https://evil.example.net/").await;
+    let html = app
+        .client
+        .get("/register?next=/account/password&rd=https://evil.example.net/")
+        .dispatch()
+        .await
+        .into_string()
+        .await
+        .unwrap();
+    assert!(!html.contains("evil.example.net"), "{html}");
+    let fields = [
+        ("csrf_token", csrf.as_str()),
+        ("username", "another"),
+        ("password", PASSWORD),
+        ("password_confirm", PASSWORD),
+        ("next", "/account/password"),
+        ("rd", "https://evil.example.net/"),
+    ];
+    let signed_up = post_form(&app, "/register", &fields).await;
+    assert_eq!(location(&signed_up).as_deref(), Some("/account/password"));
+}
+
+/// The address of the page's link whose text is `text`, as a browser reads it.
+fn link_to(html: &str, text: &str) -> String {
+    let end = html.rfind(&format!(">{text}</a>")).unwrap_or_else(|| panic!("no link {text:?} in\n{html}"));
+    let tag = &html[html[..end].rfind("<a ").expect("an <a> tag")..end];
+    common::browser::unescape_html(&common::browser::attribute(tag, "href").expect("an href"))
 }

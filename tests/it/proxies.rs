@@ -60,6 +60,18 @@ fn forged_identity_headers_never_reach_the_app_through_caddy_on_sqlite() {
     behind(Proxy::Caddy, Backend::Sqlite, forged_identity_headers_never_reach_the_app);
 }
 
+#[test]
+fn a_browser_polling_past_its_access_tokens_lifetime_keeps_getting_the_app_through_nginx_on_sqlite() {
+    polling_past_the_access_tokens_lifetime(Backend::Sqlite);
+}
+
+needs_postgres! {
+    #[test]
+    fn a_browser_polling_past_its_access_tokens_lifetime_keeps_getting_the_app_through_nginx_on_postgres() {
+        polling_past_the_access_tokens_lifetime(Backend::Postgres);
+    }
+}
+
 /// 127.0.0.1 asks for two-step sign-in.
 const TWO_STEP_RULES: &str =
     r#"{hosts={"127.0.0.1"={any_signed_in=true,second_factor=true},"example.com"={any_signed_in=true}}}"#;
@@ -308,23 +320,24 @@ fn the_round_trip(_: Proxy, miniauth: &Server, proxy: u16) {
 
     // Signed out on MiniAuth: the browser is sent to sign in again, even with a copy of the
     // cookies it had (the session ended).
-    let (_, _, html) = browse(miniauth.port, "GET", "/profile", &mut browser, &[], "");
-    let csrf = attribute(input_tag(&html, "csrf_token"), "value").unwrap();
     let mut copy = Jar(browser.0.clone());
-    let (status, head, _) = browse(
-        miniauth.port,
-        "POST",
-        "/logout",
-        &mut browser,
-        &[content],
-        &form_body(&[("csrf_token", &csrf)]),
-    );
-    assert_eq!(status, 303, "{head}");
+    sign_out(miniauth, &mut browser);
     for jar in [&mut browser, &mut copy] {
         let (status, head, _) = browse(proxy, "GET", "/reports", jar, &[], "");
         assert_eq!(status, 302, "{head}");
         assert!(header_of(&head, "Location").unwrap().contains("/login?rd="), "{head}");
     }
+}
+
+/// Signs out with the profile page's button, as a person does (the page renews the browser's
+/// cookies on the way when its access token has expired).
+fn sign_out(miniauth: &Server, browser: &mut Jar) {
+    let (_, _, html) = browse(miniauth.port, "GET", "/profile", browser, &[], "");
+    let csrf = attribute(input_tag(&html, "csrf_token"), "value").unwrap();
+    let form = form_body(&[("csrf_token", &csrf)]);
+    let content = ("Content-Type", "application/x-www-form-urlencoded");
+    let (status, head, _) = browse(miniauth.port, "POST", "/logout", browser, &[content], &form);
+    assert_eq!(status, 303, "{head}");
 }
 
 /// A new account's bearer token and id.
@@ -512,4 +525,75 @@ fn a_host_asking_for_two_step_sign_in(proxy: Proxy, miniauth: &Server, port: u16
     let (status, _, body) = get(&token, "application/json");
     assert_eq!(status, 200, "{proxy:?}: {body}");
     assert_eq!(received(&body)["remote-user"], serde_json::json!(["carol"]));
+}
+
+/// An app polling in the background through nginx with the browser's cookies (no page load to
+/// renew the access token) keeps getting the app past the token's lifetime (2 s here), while
+/// the session lives; once the browser signs out, the same cookies are refused.
+fn polling_past_the_access_tokens_lifetime(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let database = TestDatabase::create(backend);
+    let env = [
+        database.env(),
+        ("ROCKET_TRUSTED_PROXIES", r#"["127.0.0.1/32"]"#),
+        ("ROCKET_FORWARD_AUTH_DOMAINS", r#"["127.0.0.1", "example.com"]"#),
+        ("ROCKET_FORWARD_AUTH", RULES),
+        ("ROCKET_ACCESS_TOKEN_TTL", "2"),
+    ];
+    let miniauth = Server::start(dir.path(), &env);
+    let (_app, app_port) = start_app();
+    let (_proxy, proxy) = start_nginx(dir.path(), miniauth.port, app_port);
+    signed_up(&miniauth, "alice");
+
+    // Signed in through the sign-in page, as a browser is.
+    let mut browser = Jar::default();
+    let (_, _, html) = browse(miniauth.port, "GET", "/login", &mut browser, &[], "");
+    let csrf = attribute(input_tag(&html, "csrf_token"), "value").unwrap();
+    let form = form_body(&[("csrf_token", &csrf), ("username", "alice"), ("password", PASSWORD)]);
+    let content = ("Content-Type", "application/x-www-form-urlencoded");
+    let (status, head, _) = browse(miniauth.port, "POST", "/login", &mut browser, &[content], &form);
+    assert_eq!(status, 303, "{head}");
+    let token = browser.0.get(TOKEN_COOKIE).expect("the access cookie").clone();
+
+    // Until the access token has expired (for an API client, it has).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let bearer = format!("Bearer {token}");
+        let (status, _, _) = miniauth.request("GET", "/auth/profile", &[("Authorization", &bearer)], "");
+        if status == 401 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the access token never expired");
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
+    for poll in 0..3 {
+        let (status, head, body) = background(proxy, "GET", "/api/poll", &browser, "");
+        assert_eq!(status, 200, "poll {poll}: {head}{body}");
+        assert_eq!(received(&body)["remote-user"], serde_json::json!(["alice"]));
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    let (status, _, body) = background(proxy, "POST", "/api/autosave", &browser, "{}");
+    assert_eq!(status, 200, "{body}");
+
+    // Signed out (the profile page renews the cookies on the way): the old cookies are refused.
+    let copy = Jar(browser.0.clone());
+    sign_out(&miniauth, &mut browser);
+    for jar in [copy, browser] {
+        let (status, head, body) = background(proxy, "GET", "/api/poll", &jar, "");
+        assert_eq!(status, 401, "{head}{body}");
+        assert!(!reached_the_app(&body), "{body}");
+    }
+}
+
+/// A script's request of the page a browser holding `jar` has open: its cookies, and JSON
+/// accepted (no page to send it to).
+fn background(port: u16, method: &str, path: &str, jar: &Jar, body: &str) -> (u16, String, String) {
+    let (host, cookies) = (format!("127.0.0.1:{port}"), jar.header());
+    let headers = [
+        ("Host", host.as_str()),
+        ("Cookie", cookies.as_str()),
+        ("Accept", "application/json"),
+        ("X-Requested-With", "XMLHttpRequest"),
+    ];
+    Server::request_to(port, method, path, &headers, body).expect("a response")
 }
