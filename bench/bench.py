@@ -13,6 +13,7 @@ virtualenv, then its run.sh starts it).
     python3 bench/bench.py --postgres postgres://postgres@127.0.0.1:5432/postgres
     python3 bench/bench.py --scale [--postgres URL]   # then again on 1M users, 1M sessions,
                                                       # 3M spent refresh tokens
+    python3 bench/bench.py --flood              # only the flood phase (below)
 
 A forward-auth phase asks GET /authz/auth-request (a browser's session cookie) as a reverse
 proxy on 127.0.0.1 would, about app.example.com, against the same ceiling. A last phase finishes
@@ -29,7 +30,14 @@ registrations come from one address). A separate phase storms wrong passwords ov
 from 50 addresses (X-Forwarded-For from a trusted 127.0.0.1) on an instance at bcrypt cost 4, so
 that the addresses are blocked within seconds, and times the profile probe and a blocked answer.
 
-Needs: cargo, wrk (apt-get install wrk), python3 (standard library only).
+--flood runs only a phase of its own: 5,000 connections that each send half a request and wait
+(slowloris), held 30 s, with the profile probe at 20 req/s (a new connection each), first
+directly against MiniAuth, then through the front proxy of docs/operations.md (Debian's nginx,
+the docs' configuration with the ports substituted), each on an instance of its own: MiniAuth's
+RSS at 0, 1,000 and 5,000 connections and its peak, the probe, and who ended the flood's
+connections when. It raises its limit on open files (MiniAuth and nginx inherit it).
+
+Needs: cargo, wrk (apt-get install wrk), python3 (standard library only); nginx for --flood.
 """
 import argparse
 import base64
@@ -40,8 +48,11 @@ import json
 import math
 import os
 import re
+import resource
+import selectors
 import shutil
 import signal
+import socket
 import sqlite3
 import struct
 import subprocess
@@ -497,6 +508,320 @@ def passkey_phase(target, sign_ins=4000, connections=8):
     return json.loads(run([client, str(target.port), origin, str(sign_ins), str(connections)]))
 
 
+# --- floods ---------------------------------------------------------------------------------
+
+FLOOD_REQUEST = b"GET /auth/profile HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+
+
+def front_nginx_configs():
+    """The front proxy's nginx configuration as docs/operations.md gives it: the main context
+    (worker_connections) and MiniAuth's site (limit_conn, timeouts, upstream)."""
+    with open(os.path.join(REPO, "docs", "operations.md")) as page:
+        blocks = re.findall(r"```nginx\n(.*?)```", page.read(), re.S)
+    main = next(block for block in blocks if "worker_connections" in block)
+    site = next(block for block in blocks if "limit_conn_zone" in block)
+    return main, site
+
+
+def replaced(text, old, new):
+    """`text` with `old` replaced; `old` must be there (the docs' text changed otherwise)."""
+    if old not in text:
+        raise SystemExit(f"docs/operations.md's front proxy has no {old!r} any more")
+    return text.replace(old, new)
+
+
+class FrontNginx:
+    """Debian's nginx with the docs' front-proxy configuration, ports substituted: in the
+    foreground, one process (as the tests run it), its own prefix, stopped by its PID."""
+
+    def __init__(self, work, port, upstream):
+        self.work, self.port, self.process = work, port, None
+        main, site = front_nginx_configs()
+        site = replaced(site, "127.0.0.1:8000", f"127.0.0.1:{upstream}")
+        site = replaced(site, "listen 80;", f"listen 127.0.0.1:{port};")
+        site = replaced(site, "server_name auth.example.com;", "server_name 127.0.0.1;")
+        temp = "\n".join(f"    {name} {work}/{name};" for name in
+                         ("client_body_temp_path", "proxy_temp_path", "fastcgi_temp_path", "uwsgi_temp_path",
+                          "scgi_temp_path"))
+        os.makedirs(work, exist_ok=True)
+        self.log_path = os.path.join(work, "error.log")
+        # info: nginx logs each connection it ends for a timeout ("client timed out").
+        with open(os.path.join(work, "nginx.conf"), "w") as conf:
+            conf.write(f"daemon off;\nmaster_process off;\nuser root;\npid {work}/nginx.pid;\n"
+                       f"error_log {self.log_path} info;\n{main}\nhttp {{\n    access_log off;\n{temp}\n{site}}}\n")
+
+    def start(self):
+        self.process = subprocess.Popen(["nginx", "-p", self.work, "-c", os.path.join(self.work, "nginx.conf"),
+                                         "-e", self.log_path], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL)
+        wait_until_up(self.port, "/healthz")
+
+    def pid(self):
+        return self.process.pid
+
+    def stop(self):
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+    def ended(self):
+        """What nginx's log says it ended: connections timed out reading a header, refused by
+        limit_conn, and refused for want of worker_connections."""
+        with open(self.log_path, errors="replace") as log_file:
+            text = log_file.read()
+        return {"header_timeout": len(re.findall(r"client timed out .* while reading client request headers", text)),
+                "limit_conn": text.count("limiting connections by zone"),
+                "worker_connections": text.count("worker_connections are not enough")}
+
+
+def sockets_of(pid):
+    """How many sockets process `pid` holds open."""
+    count = 0
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            count += os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")
+        except OSError:
+            pass
+    return count
+
+
+def rss_now_kb(pid):
+    return rss_kb(pid)[1]
+
+
+def steady_rss_kb(pid, seconds=10):
+    """VmRSS once two samples half a second apart differ by less than 64 kB (or after `seconds`)."""
+    deadline, last = time.time() + seconds, rss_now_kb(pid)
+    while time.time() < deadline:
+        time.sleep(0.5)
+        now = rss_now_kb(pid)
+        if abs(now - last) < 64:
+            return now
+        last = now
+    return last
+
+
+class Flood:
+    """Connections that each send half a request (the request line and `Host`, never the blank
+    line that ends the header) and then wait; who ends them, and when, is recorded."""
+
+    def __init__(self, port):
+        self.port = port
+        self.selector = selectors.DefaultSelector()
+        self.opened, self.refused, self.ended = 0, {}, {}
+
+    def open(self, count):
+        """Opens `count` more; after 20 failures in a row (a server that no longer accepts),
+        the rest are given up."""
+        failures = 0
+        for n in range(count):
+            if failures == 20:
+                self.refused["given up"] = self.refused.get("given up", 0) + count - n
+                break
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            try:
+                sock.settimeout(3)
+                sock.connect(("127.0.0.1", self.port))
+                sock.sendall(FLOOD_REQUEST)
+                sock.setblocking(False)
+            except OSError as e:
+                self.refused[type(e).__name__] = self.refused.get(type(e).__name__, 0) + 1
+                sock.close()
+                failures += 1
+                continue
+            failures = 0
+            self.selector.register(sock, selectors.EVENT_READ, time.perf_counter())
+            self.opened += 1
+
+    def watch(self, seconds):
+        """Notes every connection the other side ends within `seconds`: closed (FIN), reset
+        (RST) or answered (an HTTP status, then closed)."""
+        deadline = time.perf_counter() + seconds
+        while (left := deadline - time.perf_counter()) > 0:
+            for key, _ in self.selector.select(timeout=min(left, 0.5)):
+                sock, opened = key.fileobj, key.data
+                try:
+                    data = sock.recv(4096)
+                    how = f"answered {data.split(b' ')[1].decode(errors='replace')}" if data else "closed"
+                except BlockingIOError:
+                    continue
+                except OSError as e:
+                    how = "reset" if isinstance(e, ConnectionResetError) else type(e).__name__
+                self.ended.setdefault(how, []).append(time.perf_counter() - opened)
+                self.selector.unregister(sock)
+                sock.close()
+
+    def still_open(self):
+        return len(self.selector.get_map())
+
+    def close(self):
+        for key in list(self.selector.get_map().values()):
+            self.selector.unregister(key.fileobj)
+            key.fileobj.close()
+        self.selector.close()
+
+
+def fresh_probe(port, token, rate, seconds, results):
+    """GET /auth/profile on a fixed schedule, each on a new connection (as a new visitor would
+    come: a flood of connections may well stop those first); status or error, and latency. A
+    slot more than a second past while an earlier probe waited out its timeout is not sent, and
+    counts as not answered, so the probe ends on time."""
+    start = time.perf_counter()
+    for i in range(int(rate * seconds)):
+        delay = start + i / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        elif delay < -1:
+            results.append(("not sent", 0))
+            continue
+        sent = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("GET", "/auth/profile", headers={"Authorization": f"Bearer {token}"})
+            response = conn.getresponse()
+            response.read()
+            outcome = response.status
+        except OSError as e:
+            outcome = type(e).__name__
+        finally:
+            conn.close()
+        results.append((outcome, (time.perf_counter() - sent) * 1000))
+
+
+def flood_run(target, front, size, hold, steps=(1000,)):
+    """MiniAuth (`target`) flooded with `size` half-sent requests, directly or through `front`,
+    held `hold` seconds with the profile probe at 20 req/s; RSS at 0, each of `steps` and
+    `size` connections, once steady."""
+    user, password = f"flood{uuid.uuid4().hex[:8]}", "quiet lantern trombone"
+    assert request(target.port, "POST", "/auth/register", {"username": user, "password": password})[0] == 201
+    status, body = request(target.port, "POST", "/auth/login", {"username": user, "password": password})
+    assert status == 200, f"login answered {status}"
+    token = json.loads(body)["access_token"]
+    port = front.port if front else target.port
+    # The profile once through the way the probe takes, so the idle figure is a serving one.
+    assert request(port, "GET", "/auth/profile", headers={"Authorization": f"Bearer {token}"})[0] == 200
+    pid, front_pid = target.pid(), front.pid() if front else None
+    result = {"rss_steps": [(0, steady_rss_kb(pid), front_pid and steady_rss_kb(front_pid))]}
+    flood = Flood(port)
+    try:
+        for count in (*steps, size):
+            flood.open(count - flood.opened - sum(flood.refused.values()))
+            result["rss_steps"].append((count, steady_rss_kb(pid), front_pid and steady_rss_kb(front_pid)))
+        log(f"{'nginx' if front else 'direct'}: {flood.opened} half-sent requests open "
+            f"({sum(flood.refused.values())} refused); held {hold} s with the probe at 20 req/s")
+        probes = []
+        prober = threading.Thread(target=fresh_probe, args=(port, token, 20, hold, probes))
+        prober.start()
+        most_sockets = sockets_of(pid)
+        held_until = time.perf_counter() + hold
+        while time.perf_counter() < held_until:
+            flood.watch(min(1.0, held_until - time.perf_counter()))
+            most_sockets = max(most_sockets, sockets_of(pid))
+        prober.join()
+        result.update(opened=flood.opened, refused=dict(flood.refused), still_open=flood.still_open(),
+                      ended={how: sorted(times) for how, times in flood.ended.items()},
+                      most_sockets=most_sockets, probes=probes, hwm_kb=rss_kb(pid)[0],
+                      front_hwm_kb=front_pid and rss_kb(front_pid)[0])
+    finally:
+        flood.close()
+    # What MiniAuth keeps once the flood's connections are gone (glibc keeps freed memory).
+    result["rss_after_kb"] = steady_rss_kb(pid)
+    if front:
+        result["front_ended"] = front.ended()
+    return result
+
+
+def flood_phase(args, work, extra_env):
+    """--flood: 5,000 half-sent requests held 30 s with the profile probe, directly against
+    MiniAuth and through the docs' nginx front proxy, each on an instance of its own."""
+    size, hold = args.flood_size, args.flood_seconds
+    needed = size + 1024
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < needed:
+        if hard != resource.RLIM_INFINITY and hard < needed:
+            raise SystemExit(f"--flood needs {needed} open files; the hard limit is {hard} (ulimit -Hn)")
+        # MiniAuth and nginx inherit it: each holds the flood's connections.
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
+    if not shutil.which("nginx"):
+        raise SystemExit("nginx is missing: apt-get install nginx")
+    results = {}
+    for name, offset in (("direct", 5), ("nginx", 6)):
+        target = miniauth(os.path.join(work, f"flood-{name}"), args.port + offset, 4, args.postgres, extra_env)
+        os.makedirs(target.cwd)
+        front = FrontNginx(os.path.join(work, "nginx"), args.port + 7, target.port) if name == "nginx" else None
+        try:
+            target.start()
+            if front:
+                front.start()
+            results[name] = flood_run(target, front, size, hold)
+        finally:
+            if front:
+                front.stop()
+            target.stop()
+    return results
+
+
+def report_flood(results, size, hold):
+    direct, nginx = results["direct"], results["nginx"]
+
+    def mb(kb):
+        return f"{kb / 1024:.1f} MB"
+
+    def probe_cell(r):
+        answered = [ms for outcome, ms in r["probes"] if outcome == 200]
+        others = {}
+        for outcome, _ in r["probes"]:
+            if outcome != 200:
+                others[outcome] = others.get(outcome, 0) + 1
+        answered.sort()
+        if not answered:
+            return f"0 of {len(r['probes'])} answered {others}"
+        nearest = lambda p: answered[max(0, math.ceil(p / 100 * len(answered)) - 1)]
+        extra = f" (others: {others})" if others else ""
+        return (f"{len(answered)} of {len(r['probes'])} answered 200{extra}, p50 {nearest(50):.2f} ms, "
+                f"p99 {nearest(99):.2f} ms, max {answered[-1]:.2f} ms")
+
+    def probe_ok(r):
+        answered = sorted(ms for outcome, ms in r["probes"] if outcome == 200)
+        return (len(answered) == len(r["probes"]) and answered
+                and answered[max(0, math.ceil(0.99 * len(answered)) - 1)] <= 100)
+
+    def ended_cell(r, front_name):
+        parts = []
+        for how, times in sorted(r["ended"].items()):
+            parts.append(f"{len(times):,} {how} by {front_name} after {times[0]:.1f}–{times[-1]:.1f} s")
+        if r["refused"]:
+            parts.append(f"refused at connect: {r['refused']}")
+        parts.append(f"{r['still_open']:,} still open after {hold} s")
+        return f"{r['opened']:,} opened: " + "; ".join(parts)
+
+    print(f"\nFloods: {size:,} half-sent requests (\"GET /auth/profile HTTP/1.1\\r\\nHost: …\\r\\n\" and nothing "
+          f"more) held {hold} s from 127.0.0.1, the profile probe at 20 req/s (bearer, a new connection each), "
+          f"{CORES} cores, release build:\n")
+    print("| figure | directly | through the docs' nginx | target | |")
+    print("|---|---|---|---|---|")
+    ok = nginx["hwm_kb"] <= 48 * 1024
+    print(f"| MiniAuth peak RSS (VmHWM) | {mb(direct['hwm_kb'])} | {mb(nginx['hwm_kb'])} | ≤ 48 MB through nginx | "
+          f"{'PASS' if ok else 'MISS'} |")
+    steps = lambda r: ", ".join(f"{count:,}: {mb(kb)}" for count, kb, _ in r["rss_steps"])
+    print(f"| MiniAuth RSS at 0 / 1,000 / {size:,} connections, steady | {steps(direct)} | {steps(nginx)} | | |")
+    per = lambda r: (r["rss_steps"][-1][1] - r["rss_steps"][0][1]) * 1024 / size
+    print(f"| MiniAuth memory per held connection | {per(direct):,.0f} bytes | {per(nginx):,.0f} bytes | | |")
+    print(f"| MiniAuth RSS once the flood's connections are gone | {mb(direct['rss_after_kb'])} | "
+          f"{mb(nginx['rss_after_kb'])} | | |")
+    print(f"| sockets MiniAuth held at most | {direct['most_sockets']:,} | {nginx['most_sockets']:,} | | |")
+    ok = probe_ok(direct) and probe_ok(nginx)
+    print(f"| profile probe | {probe_cell(direct)} | {probe_cell(nginx)} | every probe answered, p99 ≤ 100 ms | "
+          f"{'PASS' if probe_ok(nginx) else 'MISS'} (nginx), {'PASS' if probe_ok(direct) else 'MISS'} (direct) |")
+    print(f"| the flood's connections | {ended_cell(direct, 'MiniAuth')} | {ended_cell(nginx, 'nginx')} | | |")
+    said = nginx.get("front_ended", {})
+    print(f"| nginx's log: ended for | | header timeout {said.get('header_timeout', 0):,}, limit_conn "
+          f"{said.get('limit_conn', 0):,}, worker_connections {said.get('worker_connections', 0):,} | | |")
+    front_steps = ", ".join(f"{count:,}: {mb(kb)}" for count, _, kb in nginx["rss_steps"])
+    print(f"| nginx RSS at 0 / 1,000 / {size:,} connections; peak | | {front_steps}; peak "
+          f"{mb(nginx['front_hwm_kb'])} | | |")
+
+
 # --- targets --------------------------------------------------------------------------------
 
 def miniauth(work, port, cost, postgres, extra_env):
@@ -689,7 +1014,13 @@ def main():
     parser.add_argument("--json", metavar="FILE", help="also write the raw figures here")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="extra environment for MiniAuth, e.g. ROCKET_WORKERS=4 (repeatable)")
+    parser.add_argument("--flood", action="store_true",
+                        help="only the flood phase: half-sent requests held, directly and through nginx")
+    parser.add_argument("--flood-size", type=int, default=5000, help="connections of the flood phase")
+    parser.add_argument("--flood-seconds", type=int, default=30, help="how long the flood phase holds them")
     args = parser.parse_args()
+    if args.flood:
+        return flood_main(args)
     if not shutil.which("wrk"):
         raise SystemExit("wrk is missing: apt-get install wrk")
     peer_dir = peer_folder(args.peer) if args.peer else None
@@ -776,6 +1107,17 @@ def main():
     if args.scale:
         scale = results["scale"]
         report_scale(results["miniauth"], results["scaled"], scale["seeding"], scale["bytes"], scale["users"])
+
+
+def flood_main(args):
+    log("building the release binary")
+    subprocess.run(["cargo", "build", "--release", "--bin", "miniauth"], cwd=REPO, check=True)
+    with tempfile.TemporaryDirectory(prefix="miniauth-bench-") as work:
+        results = flood_phase(args, work, dict(pair.split("=", 1) for pair in args.env))
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"cores": CORES, "flood": results}, out, indent=2, default=str)
+    report_flood(results, args.flood_size, args.flood_seconds)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ mod crash;
 mod docs;
 mod errors;
 mod file_modes;
+mod floods;
 mod forward_auth;
 mod groups;
 mod hashing;
