@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use rocket::serde::json::{serde_json, Value};
 
-use common::proxy::Process;
+use common::proxy::{run_nginx, Process};
 use common::server::{free_port, Server, JSON};
 use common::{Backend, TestDatabase};
 
@@ -177,8 +177,6 @@ fn start_miniauth(dir: &Path) -> (Server, TestDatabase) {
 /// returned one), and of `::1` too when `ipv6`.
 fn start_nginx(dir: &Path, miniauth: u16, ipv6: bool, changes: &[(&str, &str)]) -> (Process, u16) {
     let port = free_port();
-    let prefix = dir.join("nginx");
-    std::fs::create_dir_all(&prefix).unwrap();
     let mut listen = format!("listen 127.0.0.1:{port};");
     if ipv6 {
         listen += &format!("\n    listen [::1]:{port};");
@@ -191,32 +189,7 @@ fn start_nginx(dir: &Path, miniauth: u16, ipv6: bool, changes: &[(&str, &str)]) 
     for (from, to) in changes {
         site = substituted(&site, from, to);
     }
-    let temp = |name: &str| format!("{name} {}/{name};", prefix.display());
-    let config = format!(
-        "daemon off;\nmaster_process off;\nuser root;\npid {p}/nginx.pid;\nerror_log {p}/error.log info;\n\
-         {NGINX_FRONT_MAIN}\nhttp {{\n    access_log off;\n    {}\n    {}\n    {}\n    {}\n    {}\n{site}}}\n",
-        temp("client_body_temp_path"),
-        temp("proxy_temp_path"),
-        temp("fastcgi_temp_path"),
-        temp("uwsgi_temp_path"),
-        temp("scgi_temp_path"),
-        p = prefix.display(),
-    );
-    std::fs::write(prefix.join("nginx.conf"), config).unwrap();
-    let log = prefix.join("error.log");
-    let mut command = Command::new("nginx");
-    command
-        .arg("-p")
-        .arg(&prefix)
-        .arg("-c")
-        .arg(prefix.join("nginx.conf"))
-        .arg("-e")
-        .arg(&log)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let mut nginx = Process::spawn("nginx", &mut command);
-    nginx.wait_for(port, &log);
-    (nginx, port)
+    (run_nginx(&dir.join("nginx"), NGINX_FRONT_MAIN, &site, port), port)
 }
 
 /// Caddy with the docs' configuration, likewise (no admin endpoint, no certificates).

@@ -142,16 +142,22 @@ fn localised(config: &str, miniauth: u16, app: u16) -> String {
 /// that block is not the default server: another one answers every other host with `421`.
 pub fn start_nginx(dir: &Path, miniauth: u16, app: u16) -> (Process, u16) {
     let port = free_port();
-    let prefix = dir.join("nginx");
-    std::fs::create_dir_all(&prefix).unwrap();
     let site = localised(NGINX, miniauth, app)
         .replace("listen 80;", &format!("listen 127.0.0.1:{port};"))
         .replace("server_name app.example.com;", "server_name 127.0.0.1;");
+    let http = format!("server {{\n    listen 127.0.0.1:{port} default_server;\n    return 421;\n}}\n{site}");
+    (run_nginx(&dir.join("nginx"), "events { worker_connections 64; }", &http, port), port)
+}
+
+/// Debian's nginx in the foreground, one process, in its own `prefix` folder (its temporary
+/// files, pid and log there), with `main` in its main context and `http` in its `http` block;
+/// returned once it listens on `port`.
+pub fn run_nginx(prefix: &Path, main: &str, http: &str, port: u16) -> Process {
+    std::fs::create_dir_all(prefix).unwrap();
     let temp = |name: &str| format!("{name} {}/{name};", prefix.display());
     let config = format!(
         "daemon off;\nmaster_process off;\nuser root;\npid {p}/nginx.pid;\nerror_log {p}/error.log info;\n\
-         events {{ worker_connections 64; }}\nhttp {{\n    access_log off;\n    {}\n    {}\n    {}\n    {}\n    {}\n\
-         server {{\n    listen 127.0.0.1:{port} default_server;\n    return 421;\n}}\n{site}}}\n",
+         {main}\nhttp {{\n    access_log off;\n    {}\n    {}\n    {}\n    {}\n    {}\n{http}}}\n",
         temp("client_body_temp_path"),
         temp("proxy_temp_path"),
         temp("fastcgi_temp_path"),
@@ -164,7 +170,7 @@ pub fn start_nginx(dir: &Path, miniauth: u16, app: u16) -> (Process, u16) {
     let mut command = Command::new("nginx");
     command
         .arg("-p")
-        .arg(&prefix)
+        .arg(prefix)
         .arg("-c")
         .arg(prefix.join("nginx.conf"))
         .arg("-e")
@@ -173,7 +179,7 @@ pub fn start_nginx(dir: &Path, miniauth: u16, app: u16) -> (Process, u16) {
         .stderr(Stdio::null());
     let mut nginx = Process::spawn("nginx", &mut command);
     nginx.wait_for(port, &log);
-    (nginx, port)
+    nginx
 }
 
 /// Caddy with the README's site, likewise: every other host gets `421` from another site.
