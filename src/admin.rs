@@ -20,7 +20,7 @@ use crate::domain::{NewAccount, PasswordReset, TypedPassword, Username};
 use crate::error::Error;
 use crate::routes::rfc3339;
 use crate::store::invitations::Standing;
-use crate::store::{self, DbPool, Store};
+use crate::store::{self, DbPool, Event, EventKind, Store};
 
 #[derive(Parser)]
 #[command(
@@ -57,6 +57,23 @@ pub enum Command {
     Client(ClientCommand),
     /// Apply the database migrations (servers do it at start too)
     Migrate,
+    /// Show the security events (sign-ins, failures, changes to accounts, administrator
+    /// commands), oldest first
+    Events {
+        /// Only the events of this name: its account's (a deleted one's too) and sign-ins that
+        /// typed it
+        #[arg(long, value_name = "NAME")]
+        user: Option<String>,
+        /// Only the events of this last while, e.g. 30m, 24h, 7d [default: all that are kept]
+        #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+        since: Option<std::time::Duration>,
+        /// At most this many, the newest
+        #[arg(long, value_name = "N", default_value_t = 1000)]
+        limit: u32,
+        /// One JSON array instead of a table
+        #[arg(long)]
+        json: bool,
+    },
     /// Delete ended sessions, spent refresh tokens, spent counters and spent invitations now
     Purge,
 }
@@ -225,6 +242,7 @@ pub async fn run(command: Command) -> Result<(), String> {
         Command::Client(command) => admin.client(command).await,
         Command::Migrate => Ok(()),
         Command::Purge => admin.purge().await,
+        Command::Events { user, since, limit, json } => admin.events(user, since, limit, json).await,
     };
     admin.pool().close().await;
     result
@@ -258,12 +276,14 @@ impl Admin {
                 let parse = move || NewAccount::parse(&username, &password, &policy);
                 let (account, hash) =
                     self.hasher().await?.choose(parse, async |_| Ok(())).await.map_err(refusal)?;
-                let user = store::users::insert_user(self.pool(), &account.username, &hash, store::now())
-                    .await
-                    .map_err(|e| match e {
-                        Error::UsernameTaken => format!("the username {name:?} is already taken"),
-                        e => failure(e),
-                    })?;
+                let event = Event::command("user create");
+                let user =
+                    store::users::insert_user(self.pool(), &account.username, &hash, store::now(), event)
+                        .await
+                        .map_err(|e| match e {
+                            Error::UsernameTaken => format!("the username {name:?} is already taken"),
+                            e => failure(e),
+                        })?;
                 println!("created user {} (id {})", user.username, user.id);
             }
             UserCommand::SetPassword { name, .. } => {
@@ -272,8 +292,9 @@ impl Admin {
                 let parse = move || PasswordReset::parse(&username, &password, &policy);
                 let (_, hash) =
                     self.hasher().await?.choose(parse, async |_| Ok(())).await.map_err(refusal)?;
-                store::users::set_password_hash(self.pool(), user.id, &hash).await.map_err(failure)?;
-                let revoked = self.cut_off(user.id).await?;
+                let event = about("user set-password", &user);
+                store::users::set_password_hash(self.pool(), user.id, &hash, event).await.map_err(failure)?;
+                let revoked = self.cut_off(&user, ended_by_administrator(&user)).await?;
                 println!("set the password of {}; revoked {revoked}", user.username);
             }
             UserCommand::List { json } => {
@@ -295,18 +316,17 @@ impl Admin {
             }
             UserCommand::Delete { name } => {
                 let user = self.find(&name).await?;
-                store::users::delete_user(self.pool(), user.id).await.map_err(failure)?;
+                let event = about("user delete", &user);
+                store::users::delete_user(self.pool(), user.id, event).await.map_err(failure)?;
                 println!("deleted user {}", user.username);
             }
             UserCommand::ResetSecondFactor { name, json } => {
                 let user = self.find(&name).await?;
+                let event = about("user reset-second-factor", &user);
                 let removed =
-                    store::second_factor::remove_all(self.pool(), user.id).await.map_err(failure)?;
-                let now = store::now();
-                let grants =
-                    store::oauth::revoke_user_grants(self.pool(), user.id, now).await.map_err(failure)?;
-                let revoked =
-                    store::sessions::sign_out_everywhere(self.pool(), user.id, now).await.map_err(failure)?;
+                    store::second_factor::remove_all(self.pool(), user.id, event).await.map_err(failure)?;
+                let (revoked, grants) =
+                    self.sign_out_everywhere(&user, ended_by_administrator(&user)).await?;
                 log::info!(target: crate::logging::AUDIT, "second factor of {} reset, {revoked} sessions revoked", user.username);
                 let apps = match grants {
                     0 => String::new(),
@@ -329,7 +349,7 @@ impl Admin {
             }
             UserCommand::RevokeSessions { name } => {
                 let user = self.find(&name).await?;
-                let revoked = self.cut_off(user.id).await?;
+                let revoked = self.cut_off(&user, about("user revoke-sessions", &user)).await?;
                 println!("revoked {revoked} of {}", user.username);
             }
         }
@@ -338,15 +358,27 @@ impl Admin {
 
     /// Signs a user out everywhere and revokes what every app holds of them: "N sessions", and
     /// ", M app grants" when there were any.
-    async fn cut_off(&self, user_id: i64) -> Result<String, String> {
-        let now = store::now();
-        let grants = store::oauth::revoke_user_grants(self.pool(), user_id, now).await.map_err(failure)?;
-        let sessions =
-            store::sessions::sign_out_everywhere(self.pool(), user_id, now).await.map_err(failure)?;
+    async fn cut_off(&self, user: &crate::domain::User, event: Event) -> Result<String, String> {
+        let (sessions, grants) = self.sign_out_everywhere(user, event).await?;
         Ok(match grants {
             0 => format!("{sessions} sessions"),
             grants => format!("{sessions} sessions and {grants} app grants"),
         })
+    }
+
+    /// Revokes what every app holds of the user, then every session, recorded as `event` (with
+    /// the count of app grants): how many sessions, and how many app grants.
+    async fn sign_out_everywhere(
+        &self,
+        user: &crate::domain::User,
+        event: Event,
+    ) -> Result<(u64, u64), String> {
+        let now = store::now();
+        let grants = store::oauth::revoke_user_grants(self.pool(), user.id, now).await.map_err(failure)?;
+        let event = event.with("app_grants", grants);
+        let sessions =
+            store::sessions::sign_out_everywhere(self.pool(), user.id, now, event).await.map_err(failure)?;
+        Ok((sessions, grants))
     }
 
     async fn find(&self, name: &str) -> Result<crate::domain::User, String> {
@@ -403,7 +435,8 @@ impl Admin {
                     ));
                 }
                 for algorithm in rotatable {
-                    match keys::rotate(self.pool(), algorithm, &self.settings.tokens, force).await {
+                    let event = Event::command("keys rotate").with("force", force);
+                    match keys::rotate(self.pool(), algorithm, &self.settings.tokens, force, event).await {
                         Ok(kid) => println!(
                             "rotated {}: key {kid} signs now; running servers follow within {} seconds",
                             algorithm.name(),
@@ -444,7 +477,9 @@ impl Admin {
                     public,
                     id_token_alg,
                 };
-                let registered = oidc::register(self.pool(), new).await.map_err(refusal)?;
+                let registered = oidc::register(self.pool(), new, Event::command("client create"))
+                    .await
+                    .map_err(refusal)?;
                 let client = &registered.client;
                 log::info!(target: crate::logging::AUDIT, "client {} ({}) registered", client.id, client.name);
                 if json {
@@ -478,7 +513,11 @@ impl Admin {
                 );
             }
             ClientCommand::Delete { client_id } => {
-                if !store::oauth::delete_client(self.pool(), client_id.trim()).await.map_err(failure)? {
+                let event = Event::command("client delete").with("client_id", client_id.trim());
+                if !store::oauth::delete_client(self.pool(), client_id.trim(), event)
+                    .await
+                    .map_err(failure)?
+                {
                     return Err(format!("there is no client {client_id:?}"));
                 }
                 log::info!(target: crate::logging::AUDIT, "client {client_id} deleted, with its consents and tokens");
@@ -511,10 +550,15 @@ impl Admin {
                     (Some(name), None) => (Some(name.to_ascii_lowercase()), None),
                     (None, None) => (None, None),
                 };
-                let cleared =
-                    store::throttle::clear_matching(self.pool(), username.as_deref(), address.as_deref())
-                        .await
-                        .map_err(failure)?;
+                let event = Event::command("throttle clear").with("of", target.unwrap_or("everyone"));
+                let cleared = store::throttle::clear_matching(
+                    self.pool(),
+                    username.as_deref(),
+                    address.as_deref(),
+                    event,
+                )
+                .await
+                .map_err(failure)?;
                 println!(
                     "cleared {cleared} counters{}",
                     target.map(|t| format!(" of {t}")).unwrap_or_default()
@@ -548,7 +592,8 @@ impl Admin {
                     }
                 }
                 let (public_url, now) = (&self.settings.public_url, store::now());
-                let invitation = invitations::invite(self.pool(), public_url, &ids, lifetime, now)
+                let event = Event::command("invite create").with("groups", names.clone());
+                let invitation = invitations::invite(self.pool(), public_url, &ids, (lifetime, now), event)
                     .await
                     .map_err(failure)?;
                 audit(format_args!(
@@ -590,7 +635,8 @@ impl Admin {
                 print_rows(json, &rows, &["id", "state", "groups", "created_at", "expires_at", "used_by"]);
             }
             InviteCommand::Revoke { id } => {
-                if !store::invitations::revoke(self.pool(), id, store::now()).await.map_err(failure)? {
+                let event = Event::command("invite revoke").with("invitation", id);
+                if !store::invitations::revoke(self.pool(), id, store::now(), event).await.map_err(failure)? {
                     let invitation = store::invitations::find(self.pool(), id).await.map_err(failure)?;
                     return Err(match invitation {
                         None => format!("there is no invitation {id}"),
@@ -616,7 +662,8 @@ impl Admin {
             GroupCommand::Create { name } => {
                 let parsed = Username::parse(&name)
                     .map_err(|e| format!("{e} (a group name follows the username rule)"))?;
-                match store::groups::create(self.pool(), &parsed, now).await.map_err(failure)? {
+                let event = Event::command("group create").with("group", parsed.as_str());
+                match store::groups::create(self.pool(), &parsed, now, event).await.map_err(failure)? {
                     Some(_) => {
                         audit(format_args!("group {parsed} created"));
                         println!("created group {parsed}");
@@ -626,7 +673,8 @@ impl Admin {
             }
             GroupCommand::Delete { name } => {
                 let group = self.find_group(&name).await?;
-                store::groups::delete(self.pool(), group.id).await.map_err(failure)?;
+                let event = Event::command("group delete").with("group", group.name.as_str());
+                store::groups::delete(self.pool(), group.id, event).await.map_err(failure)?;
                 audit(format_args!(
                     "group {} deleted, with its members [{}]",
                     group.name,
@@ -647,7 +695,11 @@ impl Admin {
             }
             GroupCommand::Add { group, user } => {
                 let (group, user) = (self.find_group(&group).await?, self.find(&user).await?);
-                match store::groups::add_member(self.pool(), group.id, user.id, now).await.map_err(failure)? {
+                let event = about("group add", &user).with("group", group.name.as_str());
+                match store::groups::add_member(self.pool(), (group.id, user.id), now, event)
+                    .await
+                    .map_err(failure)?
+                {
                     true => {
                         audit(format_args!("group {}: {} added", group.name, user.username));
                         println!("added {} to {}", user.username, group.name);
@@ -657,7 +709,11 @@ impl Admin {
             }
             GroupCommand::Remove { group, user } => {
                 let (group, user) = (self.find_group(&group).await?, self.find(&user).await?);
-                match store::groups::remove_member(self.pool(), group.id, user.id).await.map_err(failure)? {
+                let event = about("group remove", &user).with("group", group.name.as_str());
+                match store::groups::remove_member(self.pool(), group.id, user.id, event)
+                    .await
+                    .map_err(failure)?
+                {
                     true => {
                         audit(format_args!("group {}: {} removed", group.name, user.username));
                         println!("removed {} from {}", user.username, group.name);
@@ -676,13 +732,53 @@ impl Admin {
             .ok_or_else(|| format!("there is no group named {name:?} (miniauth group create {name})"))
     }
 
+    async fn events(
+        &self,
+        user: Option<String>,
+        since: Option<std::time::Duration>,
+        limit: u32,
+        json: bool,
+    ) -> Result<(), String> {
+        let since = since.map_or(0, |since| store::now().saturating_sub(store::seconds(since)));
+        let events = store::events::query(self.pool(), user.as_deref().map(str::trim), since, limit.into())
+            .await
+            .map_err(failure)?;
+        let rows: Vec<Value> = events
+            .into_iter()
+            .map(|event| {
+                json!({"id": event.id, "at": rfc3339(event.at), "kind": event.kind, "user_id": event.user_id,
+                       "username": event.username, "address": event.address, "device": event.device,
+                       "user_agent": event.user_agent, "detail": event.detail})
+            })
+            .collect();
+        print_rows(json, &rows, &["at", "kind", "username", "address", "device", "detail"]);
+        Ok(())
+    }
+
     async fn purge(&self) -> Result<(), String> {
-        let retention = store::seconds(self.settings.retention);
+        let retention =
+            (store::seconds(self.settings.retention), store::seconds(self.settings.event_retention));
         let deleted =
             store::purge::purge_ended(self.pool(), store::now(), retention).await.map_err(failure)?;
+        let event = Event::command("purge").with("deleted", deleted);
+        self.pool().record(&[event]).await.map_err(failure)?;
         println!("purged {deleted} rows of ended sessions, spent tokens, counters and invitations");
         Ok(())
     }
+}
+
+/// The event of the sessions an administrator's command ended (a new password, second factors
+/// reset).
+fn ended_by_administrator(user: &crate::domain::User) -> Event {
+    Event::new(EventKind::SessionRevoked, String::new(), store::events::COMMAND_LINE)
+        .of(user.id, &user.username)
+        .with("which", "all")
+        .with("by", "administrator")
+}
+
+/// The event of an administrator's `name` command about `user`.
+fn about(name: &str, user: &crate::domain::User) -> Event {
+    Event::command(name).of(user.id, &user.username)
 }
 
 /// Records a change of groups or invitations: one line in the log (never a token).

@@ -75,6 +75,11 @@ pub struct Written {
     pub retention_days: u64,
     /// Seconds between two purges of ended data.
     pub purge_interval: u64,
+    /// Days a security event is kept before it is purged.
+    pub event_retention_days: u64,
+    /// Where security events go besides the database: `"off"` or `"stdout"` (one JSON line
+    /// each).
+    pub event_log: String,
     /// Seconds the requests in flight at SIGTERM or SIGINT get to finish before the server
     /// cuts their connections and exits.
     pub shutdown_grace: u64,
@@ -173,6 +178,8 @@ impl Default for Written {
             trusted_proxies: Vec::new(),
             metrics_from: vec!["127.0.0.1/32".into(), "::1/128".into()],
             retention_days: 7,
+            event_retention_days: 90,
+            event_log: "off".into(),
             purge_interval: 600,
             shutdown_grace: 10,
             login_max_failures_pair: 5,
@@ -215,6 +222,10 @@ pub struct Settings {
     pub limits: Limits,
     /// How long ended sessions and spent tokens are kept.
     pub retention: Duration,
+    /// How long security events are kept.
+    pub event_retention: Duration,
+    /// Whether security events are also printed on standard output.
+    pub events_to_stdout: bool,
     pub purge_interval: Duration,
     pub shutdown_grace: Duration,
     pub mail: MailSettings,
@@ -317,6 +328,14 @@ impl Settings {
         }
         let trusted_proxies = TrustedProxies::parse(&w.trusted_proxies)?;
         let metrics_from = MetricsFrom(Networks::parse("metrics_from", &w.metrics_from)?);
+        if w.event_retention_days == 0 {
+            return Err("event_retention_days must be at least 1".into());
+        }
+        let events_to_stdout = match w.event_log.as_str() {
+            "off" => false,
+            "stdout" => true,
+            other => return Err(format!("event_log must be \"off\" or \"stdout\", not {other:?}")),
+        };
         if w.token_secret.as_ref().is_some_and(|key| key.expose_secret().len() < 32) {
             return Err("token_secret must be at least 32 characters".into());
         }
@@ -407,6 +426,8 @@ impl Settings {
                 mail_address_hour: w.mail_max_per_address_hour.into(),
             },
             retention: seconds(w.retention_days.saturating_mul(24 * 3600)),
+            event_retention: seconds(w.event_retention_days.saturating_mul(24 * 3600)),
+            events_to_stdout,
             purge_interval: seconds(w.purge_interval.max(1)),
             shutdown_grace: seconds(w.shutdown_grace),
             mail,

@@ -52,7 +52,11 @@ pub fn stage() -> AdHoc {
         Ok(rocket
             .attach(assets::stage(settings.template_dir.clone(), settings.static_dir.clone(), form_rules))
             .attach(store::stage())
-            .attach(store::purge::stage(settings.retention, keep_retired_keys, settings.purge_interval))
+            .attach(store::purge::stage(
+                (settings.retention, settings.event_retention),
+                keep_retired_keys,
+                settings.purge_interval,
+            ))
             // After the database's own stages, which `store::stage` attaches as it runs: the
             // signing keys and the shared secret live in the database.
             .attach(AdHoc::on_ignite("Authentication and routes", |rocket| async {
@@ -74,6 +78,7 @@ fn authentication() -> AdHoc {
         ) else {
             return Err(rocket);
         };
+        db.print_events(settings.events_to_stdout);
         let started = match Mailer::start(&settings.mail, &assets.template_dir, metrics.clone()) {
             Ok(mailer) => accounts(settings, db, mailer, metrics.clone()).await,
             Err(e) => Err(Error::internal(e)),

@@ -19,8 +19,9 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::metrics::{Gauges, Metrics, SignInOutcome};
+use crate::store::events::Recorded;
 use crate::store::invitations::Standing;
-use crate::store::{self, sessions::NewSession, SessionChecker, Store};
+use crate::store::{self, sessions::NewSession, Event, EventKind, SessionChecker, Store};
 
 /// The account operations, each written once for every door: what the server builds at start
 /// from the settings and the database, and keeps.
@@ -63,6 +64,18 @@ pub struct Client {
     pub device_tokens: Vec<String>,
 }
 
+impl Client {
+    /// A security event of this client's, about `user`.
+    pub fn event(&self, kind: EventKind, user: &User) -> Event {
+        self.stranger_event(kind).of(user.id, &user.username)
+    }
+
+    /// A security event of this client's, about no account (yet).
+    pub fn stranger_event(&self, kind: EventKind) -> Event {
+        Event::new(kind, self.address.to_string(), &self.user_agent)
+    }
+}
+
 /// Who may create an account.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Registration {
@@ -98,6 +111,9 @@ impl Registration {
 pub fn registration_closed() -> Error {
     Error::Forbidden("Sign-up is closed on this server: ask its administrator for an account.".into())
 }
+
+/// How many of their security events a user sees.
+pub const ACTIVITY_SHOWN: i64 = 50;
 
 /// A bad, expired or revoked credential.
 const INVALID: Error = Error::Unauthenticated { invalid_token: true };
@@ -200,8 +216,8 @@ impl Accounts {
 
     /// Renews a browser's expired access token with its refresh token (rotating both): the
     /// signed-in user, and the tokens its cookies now carry.
-    pub async fn renew(&self, refresh_token: &str) -> Result<(SignedInUser, Issued)> {
-        let issued = match self.refresh(refresh_token).await {
+    pub async fn renew(&self, refresh_token: &str, client: &Client) -> Result<(SignedInUser, Issued)> {
+        let issued = match self.refresh(refresh_token, client).await {
             Err(Error::InvalidRefreshToken) => return Err(INVALID),
             other => other?,
         };
@@ -248,14 +264,21 @@ impl Accounts {
                 async |_| self.throttle().sign_up(&client.address, store::now()).await,
             )
             .await?;
+        let event = client.stranger_event(EventKind::AccountCreated);
         let Some(invitation) = invitation else {
-            let user = store::users::insert_user(&self.db, &account.username, &hash, store::now()).await?;
+            let user =
+                store::users::insert_user(&self.db, &account.username, &hash, store::now(), event).await?;
             self.metrics.sign_up();
             return Ok(user);
         };
-        let signed_up =
-            store::invitations::sign_up(&self.db, &account.username, &hash, &invitation, store::now())
-                .await?;
+        let signed_up = store::invitations::sign_up(
+            &self.db,
+            (&account.username, &hash),
+            &invitation,
+            store::now(),
+            event,
+        )
+        .await?;
         match signed_up {
             Some((id, user)) => {
                 self.metrics.sign_up();
@@ -348,6 +371,10 @@ impl Accounts {
             .as_ref()
             .is_some_and(|user| self.devices.knows(&client.device_tokens, user.id, generation, now));
         let counted = self.throttle().begin(&attempt, known, now).await?;
+        let failure = match &user {
+            Some(user) => client.event(EventKind::SignInFailed, user),
+            None => client.stranger_event(EventKind::SignInFailed).named(username),
+        };
         match (self.hasher.verify(password, hash.as_deref()).await?, user) {
             // The right password of a user with a second factor finishes nothing: the pair's
             // count of wrong codes stays, or signing in again would wipe it.
@@ -360,7 +387,7 @@ impl Accounts {
                 self.open_session(&user, client, Methods::Password).await.map(SignIn::Done)
             }
             _ => {
-                self.throttle().failed(counted, now).await?;
+                self.throttle().failed(counted, now, failure.with("step", "password")).await?;
                 Err(Error::InvalidCredentials)
             }
         }
@@ -382,7 +409,8 @@ impl Accounts {
             address: &address,
             amr: methods.stored(),
         };
-        store::sessions::insert_session(&self.db, session).await?;
+        let event = client.event(EventKind::SignedIn, user).with("methods", methods.label());
+        store::sessions::insert_session(&self.db, session, event).await?;
         let mut issued = self.issue(user, session_id, session_ends, now, methods).await?;
         let generation = store::users::device_generation(&self.db, user.id).await?;
         issued.device_token = self.devices.issue(user.id, generation, now);
@@ -434,8 +462,8 @@ impl Accounts {
     /// and a session never forks into two chains that both renew. Later, a token already
     /// exchanged can only be a copy in the wrong hands: the whole session is revoked, so thief
     /// and owner both sign in again.
-    pub async fn refresh(&self, presented: &str) -> Result<Issued> {
-        let renewed = self.rotate(presented).await;
+    pub async fn refresh(&self, presented: &str, client: &Client) -> Result<Issued> {
+        let renewed = self.rotate(presented, client).await;
         match &renewed {
             Ok(_) => self.metrics.refresh(true),
             Err(Error::InvalidRefreshToken) => self.metrics.refresh(false),
@@ -444,7 +472,7 @@ impl Accounts {
         renewed
     }
 
-    async fn rotate(&self, presented: &str) -> Result<Issued> {
+    async fn rotate(&self, presented: &str, client: &Client) -> Result<Issued> {
         let presented = presented.trim();
         let hash = token_hash(presented);
         let now = store::now();
@@ -467,7 +495,12 @@ impl Accounts {
         // Used before, or a concurrent exchange of the same token won the race just now.
         let used_at = target.used_at.unwrap_or(now);
         if now - used_at > self.refresh_grace {
-            store::sessions::revoke_session(&self.db, &session_id, now).await?;
+            let event = client.stranger_event(EventKind::RefreshTokenReused);
+            let event = match store::users::find_user_by_id(&self.db, target.user_id).await? {
+                Some(user) => event.of(user.id, &user.username),
+                None => event,
+            };
+            store::sessions::revoke_session(&self.db, &session_id, now, event).await?;
             self.metrics.refresh_reuse();
             log::warn!("a refresh token was reused after rotation: its session is revoked");
             return Err(Error::InvalidRefreshToken);
@@ -482,20 +515,35 @@ impl Accounts {
     }
 
     /// Ends this session, the others, or all of the user's sessions.
-    pub async fn sign_out(&self, me: &SignedInUser, scope: Scope) -> Result<ThisSession> {
+    pub async fn sign_out(&self, me: &SignedInUser, scope: Scope, client: &Client) -> Result<ThisSession> {
         let now = store::now();
         let (id, user_id) = (me.session_id.as_str(), me.user.id);
+        let revoked = |which: &str| client.event(EventKind::SessionRevoked, &me.user).with("which", which);
         match scope {
-            Scope::Local => store::sessions::revoke_session(&self.db, id, now).await?,
-            Scope::Others => {
-                store::sessions::revoke_user_sessions(&self.db, user_id, Some(id), now).await.map(drop)?
+            Scope::Local => {
+                let event = client.event(EventKind::SignedOut, &me.user);
+                store::sessions::revoke_session(&self.db, id, now, event).await?
             }
-            Scope::Global => store::sessions::sign_out_everywhere(&self.db, user_id, now).await.map(drop)?,
+            Scope::Others => {
+                let event = revoked("others");
+                store::sessions::revoke_user_sessions(&self.db, user_id, Some(id), now, event)
+                    .await
+                    .map(drop)?
+            }
+            Scope::Global => {
+                let event = revoked("all");
+                store::sessions::sign_out_everywhere(&self.db, user_id, now, event).await.map(drop)?
+            }
         }
         Ok(match scope {
             Scope::Others => ThisSession::Continues,
             Scope::Local | Scope::Global => ThisSession::Ended,
         })
+    }
+
+    /// The user's last [`ACTIVITY_SHOWN`] security events, newest first.
+    pub async fn activity(&self, me: &SignedInUser) -> Result<Vec<Recorded>> {
+        store::events::of_user(&self.db, me.user.id, ACTIVITY_SHOWN).await
     }
 
     /// The user's live sessions, most recently used first, the current one marked.
@@ -505,8 +553,10 @@ impl Accounts {
 
     /// Revokes one of the user's live sessions (the current one too: that is a sign-out).
     /// Another user's session is as unknown as one that never existed.
-    pub async fn revoke_session(&self, me: &SignedInUser, id: &str) -> Result<ThisSession> {
-        if !store::sessions::revoke_user_session(&self.db, me.user.id, id, store::now()).await? {
+    pub async fn revoke_session(&self, me: &SignedInUser, id: &str, client: &Client) -> Result<ThisSession> {
+        let event =
+            client.event(EventKind::SessionRevoked, &me.user).with("which", "one").with("sessions", 1);
+        if !store::sessions::revoke_user_session(&self.db, me.user.id, id, store::now(), event).await? {
             return Err(Error::NotFound);
         }
         Ok(match id == me.session_id {
@@ -536,8 +586,9 @@ impl Accounts {
                 },
             )
             .await?;
-        store::users::set_password_hash(&self.db, me.user.id, &hash).await?;
-        self.sign_out(me, Scope::Others).await.map(drop)
+        let event = client.event(EventKind::PasswordChanged, &me.user);
+        store::users::set_password_hash(&self.db, me.user.id, &hash, event).await?;
+        self.sign_out(me, Scope::Others, client).await.map(drop)
     }
 
     /// Deletes the account after checking its password; sessions and tokens go with it, and the
@@ -550,7 +601,8 @@ impl Accounts {
     ) -> Result<ThisSession> {
         required("password", password.expose_secret())?;
         self.check_password(&me.user, password, "password", client).await?;
-        store::users::delete_user(&self.db, me.user.id).await?;
+        let event = client.event(EventKind::AccountDeleted, &me.user);
+        store::users::delete_user(&self.db, me.user.id, event).await?;
         Ok(ThisSession::Ended)
     }
 
@@ -570,7 +622,9 @@ impl Accounts {
         match self.hasher.verify(password.expose_secret(), hash.as_deref()).await? {
             true => self.throttle().succeeded(counted).await,
             false => {
-                self.throttle().failed(counted, now).await?;
+                let failure =
+                    client.event(EventKind::SignInFailed, user).with("step", "password confirmation");
+                self.throttle().failed(counted, now, failure).await?;
                 Err(Error::WrongPassword(field))
             }
         }

@@ -9,7 +9,7 @@ use super::accounts::{random_token, token_hash};
 use crate::domain::PublicUrl;
 use crate::error::{Error, Result};
 use crate::store::invitations::Standing;
-use crate::store::{self, Store};
+use crate::store::{self, Event, Store};
 
 /// How long an invitation works unless its maker says otherwise.
 pub const DEFAULT_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -31,12 +31,12 @@ pub async fn invite(
     db: &Store,
     public_url: &PublicUrl,
     group_ids: &[i64],
-    lifetime: Duration,
-    now: i64,
+    (lifetime, now): (Duration, i64),
+    event: Event,
 ) -> Result<Invitation> {
     let token = random_token();
     let expires_at = now.saturating_add(store::seconds(lifetime));
-    let id = store::invitations::insert(db, &token_hash(&token), group_ids, now, expires_at).await?;
+    let id = store::invitations::insert(db, &token_hash(&token), group_ids, (now, expires_at), event).await?;
     let link = format!("{}?invite={token}", public_url.at("/register"));
     Ok(Invitation { id, token, link, expires_at })
 }

@@ -33,7 +33,7 @@ use serde_json::Value;
 use super::token::TokenSettings;
 use crate::error::{Error, Result};
 use crate::store::keys::{KeyRow, Role};
-use crate::store::{self, Store};
+use crate::store::{self, Event, Store};
 
 /// How often each instance reloads the keys from the database.
 pub const RELOAD_EVERY: Duration = Duration::from_secs(5);
@@ -404,6 +404,7 @@ pub async fn rotate(
     algorithm: SigningAlgorithm,
     settings: &TokenSettings,
     force: bool,
+    event: Event,
 ) -> Result<String, RotateRefused> {
     ensure(db, algorithm).await?;
     let now = store::now();
@@ -416,7 +417,8 @@ pub async fn rotate(
         return Err(RotateRefused::TooSoon { age, wait: published_long_enough - age });
     }
     let new_next = generate(algorithm, now)?;
-    store::keys::rotate(db, now, &next.kid, &new_next, now - store::seconds(settings.keep_retired_keys()))
-        .await?;
+    let forget_before = now - store::seconds(settings.keep_retired_keys());
+    let event = event.with("algorithm", algorithm.name()).with("kid", next.kid.as_str());
+    store::keys::rotate(db, (now, forget_before), &next.kid, &new_next, event).await?;
     Ok(next.kid.clone())
 }

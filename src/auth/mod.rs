@@ -20,6 +20,7 @@ mod token;
 
 pub use accounts::{
     registration_closed, Accounts, Client, Issued, Registration, Scope, SignedInUser, ThisSession,
+    ACTIVITY_SHOWN,
 };
 pub use address::{ClientAddress, Networks, TrustedProxies};
 pub use csrf::CsrfKey;

@@ -16,7 +16,7 @@ use jsonwebtoken::{decode, decode_header, encode, Header, Validation};
 use rocket::tokio::sync::OnceCell;
 use serde_json::{json, Map, Value};
 
-use super::accounts::{random_token, token_hash};
+use super::accounts::{random_token, token_hash, Client};
 use super::keys::{KeyRing, SigningAlgorithm};
 use super::{MacKey, SignedInUser};
 use crate::domain::oauth::{self, code_challenge, verifier_matches, Prompt, Scopes};
@@ -24,7 +24,7 @@ use crate::domain::{Methods, PublicUrl, User};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
 use crate::store::oauth::{ClientRow, CodeRow, ConnectedApp, NewGrant};
-use crate::store::{self, Store};
+use crate::store::{self, Event, EventKind, Store};
 
 /// Seconds an authorization code may be exchanged.
 pub const CODE_TTL: i64 = 60;
@@ -141,6 +141,8 @@ pub enum Step {
 /// The browser's session, for the authorization endpoint.
 pub struct Visitor<'a> {
     pub user: &'a SignedInUser,
+    /// The browser it comes with.
+    pub client: &'a Client,
     /// When the session signed in (unix seconds).
     pub auth_time: i64,
 }
@@ -405,7 +407,10 @@ impl Provider {
         let (user, client) = (visitor.user.user.id, &request.client.id);
         let before = store::oauth::consent(&self.db, user, client).await?.unwrap_or_default();
         let scope = request.scopes.with(&Scopes::parse(&before)).to_text();
-        store::oauth::consent_to(&self.db, user, client, &scope, store::now()).await?;
+        let event = visitor.client.event(EventKind::AppConsentGranted, &visitor.user.user);
+        let event = event.with("client_id", client.as_str()).with("app", request.client.name.as_str());
+        let event = event.with("scope", scope.as_str());
+        store::oauth::consent_to(&self.db, user, client, (&scope, store::now()), event).await?;
         self.issue_code(request, visitor).await
     }
 
@@ -479,11 +484,17 @@ impl Provider {
     }
 
     /// The token endpoint: a code (with its PKCE verifier) or a refresh token, exchanged.
-    pub async fn token(&self, client: &ClientRow, request: &TokenRequest) -> Result<TokenResponse> {
+    /// `caller`: who sent the request (the app's server), for the security log.
+    pub async fn token(
+        &self,
+        client: &ClientRow,
+        request: &TokenRequest,
+        caller: &Client,
+    ) -> Result<TokenResponse> {
         match request.grant_type.as_str() {
-            "authorization_code" => self.exchange_code(client, request).await,
+            "authorization_code" => self.exchange_code(client, request, caller).await,
             "refresh_token" => {
-                let renewed = self.refresh(client, request).await;
+                let renewed = self.refresh(client, request, caller).await;
                 match &renewed {
                     Ok(_) => self.metrics.refresh(true),
                     Err(Error::OAuth { error: "invalid_grant", .. }) => self.metrics.refresh(false),
@@ -499,7 +510,12 @@ impl Provider {
         }
     }
 
-    async fn exchange_code(&self, client: &ClientRow, request: &TokenRequest) -> Result<TokenResponse> {
+    async fn exchange_code(
+        &self,
+        client: &ClientRow,
+        request: &TokenRequest,
+        caller: &Client,
+    ) -> Result<TokenResponse> {
         for (field, value) in [
             ("code", &request.code),
             ("redirect_uri", &request.redirect_uri),
@@ -515,7 +531,7 @@ impl Provider {
             .await?
             .ok_or_else(|| invalid_grant("The code is unknown."))?;
         if code.used_at.is_some() {
-            return Err(self.code_reused(&code).await);
+            return Err(self.code_reused(&code, caller).await);
         }
         if code.expires_at <= now {
             return Err(invalid_grant("The code has expired."));
@@ -552,7 +568,7 @@ impl Provider {
             // A concurrent exchange of the same code won: it is reused all the same.
             let code = store::oauth::find_code(&self.db, &hash).await?;
             return Err(match code {
-                Some(code) => self.code_reused(&code).await,
+                Some(code) => self.code_reused(&code, caller).await,
                 None => invalid_grant("The code is unknown."),
             });
         }
@@ -563,9 +579,13 @@ impl Provider {
 
     /// A code presented after its exchange can only be a copy: the grant its exchange made is
     /// revoked (RFC 6749 §4.1.2), and the app signs the user in again.
-    async fn code_reused(&self, code: &CodeRow) -> Error {
+    async fn code_reused(&self, code: &CodeRow, caller: &Client) -> Error {
         if let Some(grant) = &code.grant_id {
-            if let Err(e) = store::oauth::revoke_grant(&self.db, grant, store::now()).await {
+            let event = match self.reuse_event(code.user_id, &code.client_id, "code", caller).await {
+                Ok(event) => event,
+                Err(e) => return e,
+            };
+            if let Err(e) = store::oauth::revoke_grant(&self.db, grant, store::now(), Some(event)).await {
                 return e;
             }
             log::warn!("an authorization code was used twice: the tokens it gave are revoked");
@@ -576,7 +596,22 @@ impl Provider {
     /// Exchanges a refresh token for a new access token, ID token and refresh token (rotation),
     /// as sessions do: each token has exactly one successor, derived from it, which a retry
     /// within `refresh_grace` gets again; later, a token exchanged already revokes its grant.
-    async fn refresh(&self, client: &ClientRow, request: &TokenRequest) -> Result<TokenResponse> {
+    /// The event of an app's code or refresh token presented again, about its user.
+    async fn reuse_event(&self, user_id: i64, client_id: &str, what: &str, caller: &Client) -> Result<Event> {
+        let event =
+            caller.stranger_event(EventKind::AppTokenReused).with("client_id", client_id).with("token", what);
+        Ok(match store::users::find_user_by_id(&self.db, user_id).await? {
+            Some(user) => event.of(user.id, &user.username),
+            None => event,
+        })
+    }
+
+    async fn refresh(
+        &self,
+        client: &ClientRow,
+        request: &TokenRequest,
+        caller: &Client,
+    ) -> Result<TokenResponse> {
         let presented = request.refresh_token.trim();
         if presented.is_empty() {
             return Err(oauth("invalid_request", "refresh_token is required."));
@@ -612,7 +647,8 @@ impl Provider {
         if !rotated {
             let used_at = target.used_at.unwrap_or(now);
             if now - used_at > self.refresh_grace {
-                store::oauth::revoke_grant(&self.db, &target.grant_id, now).await?;
+                let event = self.reuse_event(target.user_id, &client.id, "refresh token", caller).await?;
+                store::oauth::revoke_grant(&self.db, &target.grant_id, now, Some(event)).await?;
                 self.metrics.refresh_reuse();
                 log::warn!("an app's refresh token was reused after rotation: its grant is revoked");
                 return Err(invalid());
@@ -693,7 +729,10 @@ impl Provider {
             return Ok(());
         };
         match (target.client_id == client.id, target.kind.as_str()) {
-            (true, "refresh") => store::oauth::revoke_grant(&self.db, &target.grant_id, store::now()).await,
+            (true, "refresh") => {
+                // The app letting go of its own tokens: no security event (its consent stays).
+                store::oauth::revoke_grant(&self.db, &target.grant_id, store::now(), None).await
+            }
             (true, _) => store::oauth::delete_token(&self.db, &target.token_hash).await,
             (false, _) => Ok(()),
         }
@@ -705,8 +744,9 @@ impl Provider {
     }
 
     /// Ends what the user allowed an app: its consent, and every token it holds.
-    pub async fn revoke_app(&self, user: &User, client_id: &str) -> Result<()> {
-        match store::oauth::revoke_app(&self.db, user.id, client_id, store::now()).await? {
+    pub async fn revoke_app(&self, user: &User, client_id: &str, caller: &Client) -> Result<()> {
+        let event = caller.event(EventKind::AppConsentRevoked, user).with("client_id", client_id);
+        match store::oauth::revoke_app(&self.db, user.id, client_id, store::now(), event).await? {
             true => Ok(()),
             false => Err(Error::NotFound),
         }
@@ -782,7 +822,7 @@ impl Provider {
 
 /// Registers an app; a confidential one gets a secret, returned once and stored hashed. The ID
 /// tokens' RSA keys are made by the servers, at the first use.
-pub async fn register(db: &Store, new: NewClient<'_>) -> Result<Registered> {
+pub async fn register(db: &Store, new: NewClient<'_>, event: Event) -> Result<Registered> {
     let name = new.name.trim();
     if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
         return Err(Error::field("name", "The app's name must be 1–100 characters, on one line."));
@@ -805,7 +845,8 @@ pub async fn register(db: &Store, new: NewClient<'_>) -> Result<Registered> {
         id_token_alg: new.id_token_alg.name().to_owned(),
         created_at: store::now(),
     };
-    store::oauth::insert_client(db, &client).await?;
+    let event = event.with("client_id", client.id.as_str()).with("app", client.name.as_str());
+    store::oauth::insert_client(db, &client, event).await?;
     Ok(Registered { client, secret })
 }
 

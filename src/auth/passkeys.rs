@@ -18,8 +18,8 @@ use super::Attempt;
 use crate::domain::{required, PublicUrl};
 use crate::error::{Error, Result};
 use crate::metrics::SignInOutcome;
-use crate::store;
 use crate::store::passkeys::{Listed, NewPasskey, Purpose, Stored};
+use crate::store::{self, EventKind};
 
 /// Seconds a ceremony waits for its answer.
 pub const CEREMONY_FOR: i64 = 5 * 60;
@@ -142,6 +142,7 @@ impl Accounts {
         ceremony: &str,
         name: &str,
         credential: &serde_json::Value,
+        client: &Client,
     ) -> Result<Added> {
         let webauthn = self.relying_party.webauthn()?;
         // The ceremony first: no schema tells a live one from any other string, so a made-up
@@ -170,7 +171,8 @@ impl Accounts {
             counter: counter_of(&passkey),
             now: store::now(),
         };
-        let (passkey, first) = store::passkeys::insert(&self.db, new, &hashes)
+        let event = client.event(EventKind::PasskeyAdded, &me.user);
+        let (passkey, first) = store::passkeys::insert(&self.db, new, &hashes, event)
             .await?
             .ok_or_else(|| Error::Conflict("This passkey is registered already.".into()))?;
         log::info!("a passkey was added for {}", me.user.username);
@@ -192,7 +194,8 @@ impl Accounts {
     ) -> Result<()> {
         required("password", password.expose_secret())?;
         self.check_password(&me.user, password, "password", client).await?;
-        if !store::passkeys::remove(&self.db, me.user.id, id).await? {
+        let event = client.event(EventKind::PasskeyRemoved, &me.user);
+        if !store::passkeys::remove(&self.db, me.user.id, id, event).await? {
             return Err(Error::NotFound);
         }
         log::info!("a passkey was removed for {}", me.user.username);
@@ -250,6 +253,7 @@ impl Accounts {
             None => false,
         };
         let counted = self.throttle().begin(&attempt, known, now).await?;
+        let owner_of_failure = owner.clone();
         // The ceremony is spent whatever the answer: a challenge is answered once.
         let state = self.take_ceremony(ceremony, Purpose::SignIn, None).await;
         let checked = match (state, stored, owner) {
@@ -279,7 +283,11 @@ impl Accounts {
                 self.open_session(&user, client, Methods::Passkey { synced }).await
             }
             Err(e @ (Error::PasskeyRefused(_) | Error::CeremonyExpired)) => {
-                self.throttle().failed(counted, now).await?;
+                let failure = match &owner_of_failure {
+                    Some(user) => client.event(EventKind::SignInFailed, user),
+                    None => client.stranger_event(EventKind::SignInFailed),
+                };
+                self.throttle().failed(counted, now, failure.with("step", "passkey")).await?;
                 Err(e)
             }
             Err(e) => Err(e),

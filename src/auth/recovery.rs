@@ -18,7 +18,7 @@ use crate::domain::{Email, Lookup, PasswordReset, PublicUrl, TypedPassword, User
 use crate::error::{duration, Error, Result};
 use crate::mail::{Kind, Letter, Mailer};
 use crate::store::recovery::{self as store, NewToken};
-use crate::store::Store;
+use crate::store::{EventKind, Store};
 
 /// Reset requests waiting for the background task; beyond this, new ones are dropped (counted,
 /// and logged).
@@ -116,7 +116,8 @@ impl Accounts {
         let recovery = &self.recovery;
         let (token, now) = (random_token(), crate::store::now());
         let stored = NewToken { hash: &token_hash(&token), now, expires_at: now + recovery.confirm_ttl };
-        store::set_email(&self.db, me.user.id, &email, stored).await?;
+        let event = client.event(EventKind::EmailChanged, &me.user);
+        store::set_email(&self.db, me.user.id, &email, stored, event).await?;
         // An address another account has confirmed cannot be confirmed here: no link is mailed
         // to it, and the answer is the same as for any other (it tells nobody whose it is).
         if store::confirmed_elsewhere(&self.db, me.user.id, &email).await? {
@@ -142,13 +143,14 @@ impl Accounts {
     }
 
     /// Removes the user's address; the links mailed to it stop working.
-    pub async fn remove_email(&self, me: &SignedInUser) -> Result<()> {
-        store::remove_email(&self.db, me.user.id).await
+    pub async fn remove_email(&self, me: &SignedInUser, client: &Client) -> Result<()> {
+        store::remove_email(&self.db, me.user.id, client.event(EventKind::EmailRemoved, &me.user)).await
     }
 
     /// Confirms the address a confirmation link was mailed to (if it is still the user's).
-    pub async fn confirm_email(&self, token: &str) -> Result<()> {
-        match store::confirm_email(&self.db, &token_hash(token.trim()), crate::store::now()).await? {
+    pub async fn confirm_email(&self, token: &str, client: &Client) -> Result<()> {
+        let (hash, event) = (token_hash(token.trim()), client.stranger_event(EventKind::EmailConfirmed));
+        match store::confirm_email(&self.db, &hash, crate::store::now(), event).await? {
             true => Ok(()),
             false => Err(Error::InvalidLink),
         }
@@ -187,7 +189,12 @@ impl Accounts {
 
     /// Sets a new password through a reset link (the same rules as sign-up), spends the link
     /// and signs out every session. Returns the user, whom the page then signs in.
-    pub async fn reset_password(&self, token: &str, new: &str, confirmation: Option<&str>) -> Result<User> {
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        (new, confirmation): (&str, Option<&str>),
+        client: &Client,
+    ) -> Result<User> {
         let token_hash = token_hash(token.trim());
         let user = self.reset_link_owner(&token_hash).await?;
         let (username, new) = (user.username.clone(), TypedPassword::new(new, confirmation));
@@ -195,7 +202,8 @@ impl Accounts {
         let parse = move || PasswordReset::parse(&username, &new, &policy);
         let (_, hash) = self.hasher.choose(parse, async |_| Ok(())).await?;
         let now = crate::store::now();
-        match store::reset_password(&self.db, &token_hash, user.id, &hash, now).await? {
+        let event = client.event(EventKind::PasswordReset, &user);
+        match store::reset_password(&self.db, &token_hash, (user.id, &hash), now, event).await? {
             true => Ok(user),
             false => Err(Error::InvalidLink),
         }

@@ -17,7 +17,7 @@ pub use crate::domain::Methods;
 use crate::domain::{required, User};
 use crate::error::{Error, Result};
 use crate::metrics::SignInOutcome;
-use crate::store;
+use crate::store::{self, EventKind};
 
 /// Seconds per time step.
 pub const STEP: i64 = 30;
@@ -172,7 +172,7 @@ impl Accounts {
 
     /// Turns the waiting factor on with a first code from the app: the recovery codes, shown
     /// this once. `409` when nothing waits, `422` for a wrong code.
-    pub async fn confirm_totp(&self, me: &SignedInUser, code: &str) -> Result<Vec<String>> {
+    pub async fn confirm_totp(&self, me: &SignedInUser, code: &str, client: &Client) -> Result<Vec<String>> {
         required("code", code)?;
         let pending = match store::second_factor::find(&self.db, me.user.id).await? {
             Some(factor) if !factor.confirmed => factor,
@@ -182,7 +182,8 @@ impl Accounts {
         let step = Totp::decode(&pending.secret)?.step_of(code, now).ok_or_else(wrong_code_field)?;
         let codes = recovery_codes();
         let hashes: Vec<String> = codes.iter().map(|code| recovery_hash(code)).collect();
-        if !store::second_factor::confirm(&self.db, me.user.id, step, &hashes, now).await? {
+        let event = client.event(EventKind::SecondFactorAdded, &me.user);
+        if !store::second_factor::confirm(&self.db, me.user.id, (step, now), &hashes, event).await? {
             return Err(nothing_pending());
         }
         log::info!("two-step sign-in turned on for {}", me.user.username);
@@ -212,7 +213,8 @@ impl Accounts {
                 Error::InvalidCode => wrong_code_field(),
                 e => e,
             })?;
-        store::second_factor::remove(&self.db, me.user.id).await?;
+        let event = client.event(EventKind::SecondFactorRemoved, &me.user);
+        store::second_factor::remove(&self.db, me.user.id, event).await?;
         log::info!("two-step sign-in turned off for {}", me.user.username);
         Ok(())
     }
@@ -230,7 +232,8 @@ impl Accounts {
         self.check_password(&me.user, password, "password", client).await?;
         let codes = recovery_codes();
         let hashes: Vec<String> = codes.iter().map(|code| recovery_hash(code)).collect();
-        if !store::second_factor::replace_recovery_codes(&self.db, me.user.id, &hashes).await? {
+        let event = client.event(EventKind::RecoveryCodesRenewed, &me.user);
+        if !store::second_factor::replace_recovery_codes(&self.db, me.user.id, &hashes, event).await? {
             return Err(Error::Conflict(
                 "Two-step sign-in is off: there are no recovery codes to replace.".into(),
             ));
@@ -336,7 +339,11 @@ impl Accounts {
         match right {
             Some(methods) => self.throttle().succeeded(counted).await.map(|()| methods),
             None => {
-                self.throttle().failed(counted, now).await?;
+                let failure = client
+                    .stranger_event(EventKind::SignInFailed)
+                    .of(user_id, username)
+                    .with("step", "second factor");
+                self.throttle().failed(counted, now, failure).await?;
                 Err(Error::InvalidCode)
             }
         }

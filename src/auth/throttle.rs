@@ -16,7 +16,7 @@ use super::ClientAddress;
 use crate::domain::Username;
 use crate::error::{Error, Result};
 use crate::store::throttle::{self as store, Count, Counter, Kind};
-use crate::store::Store;
+use crate::store::{Event, Store};
 
 /// The per-username limit counts over an hour.
 const HOUR: i64 = 3600;
@@ -178,18 +178,24 @@ impl Throttle<'_> {
 
     /// A counted check failed: it stays counted, and a counter at its limit is blocked (the
     /// pair and the address for `login_block_seconds`, a username for the rest of its hour).
-    pub async fn failed(&self, counted: Counted, now: i64) -> Result<()> {
-        for (kind, count) in &counted.counts {
-            if count.count < self.limit(*kind) {
-                continue;
-            }
-            let until = match kind {
-                Kind::User => count.window_start + HOUR,
-                _ => now + self.limits.block_seconds,
-            };
-            store::block(self.db, counted.attempt.counter(*kind), until).await?;
-            if *kind != Kind::User {
-                self.seen.remember(counted.attempt.counter(*kind), until, now);
+    /// The failure (`event`) is recorded with the blocks it leads to.
+    pub async fn failed(&self, counted: Counted, now: i64, event: Event) -> Result<()> {
+        let blocks: Vec<_> = counted
+            .counts
+            .iter()
+            .filter(|(kind, count)| count.count >= self.limit(*kind))
+            .map(|(kind, count)| {
+                let until = match kind {
+                    Kind::User => count.window_start + HOUR,
+                    _ => now + self.limits.block_seconds,
+                };
+                (counted.attempt.counter(*kind), until)
+            })
+            .collect();
+        store::fail(self.db, &blocks, event).await?;
+        for (counter, until) in blocks {
+            if counter.kind != Kind::User {
+                self.seen.remember(counter, until, now);
             }
         }
         Ok(())

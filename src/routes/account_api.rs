@@ -16,10 +16,11 @@ use super::views::rfc3339;
 use crate::auth::{Accounts, Client};
 use crate::domain::Session;
 use crate::error::Result;
+use crate::store::events::Recorded;
 use crate::web::{ApiUser, SessionCookies};
 
 pub fn routes() -> Vec<rocket::Route> {
-    rocket::routes![change_password, delete_account, sessions, revoke_session]
+    rocket::routes![change_password, delete_account, sessions, revoke_session, events]
 }
 
 /// `{current_password, new_password}`.
@@ -78,6 +79,64 @@ impl From<Session> for SessionOut {
             methods: session.methods.to_owned(),
         }
     }
+}
+
+/// A security event of the user's account.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventOut {
+    pub id: i64,
+    #[schema(format = DateTime)]
+    pub at: String,
+    /// What happened: `sign_in.succeeded`, `sign_in.failed`, `sign_in.throttled`,
+    /// `session.signed_out`, `session.revoked`, `refresh_token.reused`, `second_factor.added`,
+    /// `second_factor.removed`, `recovery_codes.renewed`, `passkey.added`, `passkey.removed`,
+    /// `password.changed`, `password.reset`, `email.changed`, `email.removed`, `email.confirmed`,
+    /// `account.created`, `app.consent_granted`, `app.consent_revoked`, `app.token_reused`,
+    /// `admin.command`.
+    pub kind: String,
+    /// The same, in words.
+    pub description: String,
+    /// Where the request came from: an IPv4 address, or an IPv6 /64; empty for the command line.
+    pub address: String,
+    /// The device, as people name it (e.g. "Chrome on Linux").
+    pub device: String,
+    /// The client's `User-Agent`, as sent.
+    pub user_agent: String,
+    /// What else tells the event apart (e.g. `methods` of a sign-in, `step` of a failure).
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Value,
+}
+
+impl From<Recorded> for EventOut {
+    fn from(event: Recorded) -> Self {
+        EventOut {
+            id: event.id,
+            at: rfc3339(event.at),
+            kind: event.kind,
+            description: event.label,
+            address: event.address,
+            device: event.device,
+            user_agent: event.user_agent,
+            detail: event.detail,
+        }
+    }
+}
+
+/// The account's last 50 security events, newest first: sign-ins (and failed or throttled
+/// ones), sign-outs and revoked sessions, changes of password, email, second factors and
+/// passkeys, apps allowed and disconnected, what administrators did to it.
+#[utoipa::path(
+    get, path = "/auth/events", tag = "account",
+    security(("bearer" = [])),
+    responses(
+        Authenticated, Database,
+        (status = 200, description = "Security events, newest first", body = Vec<EventOut>),
+    )
+)]
+#[rocket::get("/auth/events")]
+pub async fn events(user: ApiUser, accounts: &State<Accounts>) -> Result<Json<Vec<EventOut>>> {
+    let events = accounts.activity(&user).await?;
+    Ok(Json(events.into_iter().map(EventOut::from).collect()))
 }
 
 /// Change the password: checks the current one, then signs out every other session.
@@ -164,8 +223,9 @@ pub async fn revoke_session(
     accounts: &State<Accounts>,
     cookies: &State<SessionCookies>,
     jar: &CookieJar<'_>,
+    client: Client,
 ) -> Result<Status> {
-    let this = accounts.revoke_session(&user, id).await?;
+    let this = accounts.revoke_session(&user, id, &client).await?;
     cookies.forget_ended(jar, &user, this);
     Ok(Status::NoContent)
 }

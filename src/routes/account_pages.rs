@@ -9,7 +9,7 @@ use rocket::State;
 use rocket_dyn_templates::{context, Template};
 
 use super::body::{Button, CsrfForm};
-use super::views::{Rejection, SessionView, UserView};
+use super::views::{EventView, Rejection, SessionView, UserView};
 use crate::auth::{Accounts, Client, Provider, Scope, ThisSession};
 use crate::error::{Error, FieldErrors};
 use crate::web::{CsrfToken, PageUser, SessionCookies};
@@ -17,6 +17,7 @@ use crate::web::{CsrfToken, PageUser, SessionCookies};
 pub fn routes() -> Vec<rocket::Route> {
     rocket::routes![
         profile,
+        activity,
         revoke_session,
         revoke_other_sessions,
         password_page,
@@ -49,6 +50,25 @@ pub async fn profile(
     ))
 }
 
+/// The account's recent security activity.
+#[rocket::get("/account/activity")]
+pub async fn activity(
+    user: PageUser,
+    csrf: CsrfToken,
+    accounts: &State<Accounts>,
+) -> Result<Template, Error> {
+    let events: Vec<EventView> = accounts.activity(&user).await?.into_iter().map(EventView::from).collect();
+    Ok(Template::render(
+        "activity",
+        context! {
+            user: UserView::from(&user.user),
+            csrf_token: csrf.token(),
+            events,
+            shown: crate::auth::ACTIVITY_SHOWN,
+        },
+    ))
+}
+
 #[rocket::post("/account/sessions/<id>/revoke", data = "<_button>")]
 pub async fn revoke_session(
     user: PageUser,
@@ -57,8 +77,9 @@ pub async fn revoke_session(
     accounts: &State<Accounts>,
     cookies: &State<SessionCookies>,
     jar: &CookieJar<'_>,
+    client: Client,
 ) -> Result<Flash<Redirect>, Error> {
-    let this = accounts.revoke_session(&user, id).await?;
+    let this = accounts.revoke_session(&user, id, &client).await?;
     cookies.forget_ended(jar, &user, this);
     Ok(match this {
         ThisSession::Ended => Flash::success(Redirect::to("/login"), "You have been signed out."),
@@ -73,8 +94,9 @@ pub async fn revoke_other_sessions(
     user: PageUser,
     _button: CsrfForm<Button>,
     accounts: &State<Accounts>,
+    client: Client,
 ) -> Result<Flash<Redirect>, Error> {
-    accounts.sign_out(&user, Scope::Others).await?;
+    accounts.sign_out(&user, Scope::Others, &client).await?;
     Ok(Flash::success(Redirect::to("/profile"), "Every other session has been signed out."))
 }
 

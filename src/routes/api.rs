@@ -189,8 +189,9 @@ pub async fn login(
 pub async fn refresh(
     accounts: &State<Accounts>,
     body: ApiJson<RefreshRequest>,
+    client: Client,
 ) -> Result<NoStore<Json<TokenResponse>>> {
-    let issued = accounts.refresh(required("refresh_token", &body.0.refresh_token)?).await?;
+    let issued = accounts.refresh(required("refresh_token", &body.0.refresh_token)?, &client).await?;
     Ok(TokenResponse::new(issued, accounts, None))
 }
 
@@ -238,6 +239,7 @@ pub async fn logout(
     accounts: &State<Accounts>,
     cookies: &State<SessionCookies>,
     jar: &CookieJar<'_>,
+    client: Client,
 ) -> Result<Status> {
     // Every value is collected: a `scope` given twice is refused, not half-read.
     let scope = match scope.as_slice() {
@@ -246,7 +248,7 @@ pub async fn logout(
         ["global"] => Scope::Global,
         _ => return Err(Error::field("scope", "Give one scope: local, others or global.")),
     };
-    let this = accounts.sign_out(&user, scope).await?;
+    let this = accounts.sign_out(&user, scope, &client).await?;
     cookies.forget_ended(jar, &user, this);
     Ok(Status::NoContent)
 }

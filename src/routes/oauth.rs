@@ -21,7 +21,7 @@ use crate::auth::oidc::{
     AuthorizeParams, AuthorizeRequest, ClientCredentials, LogoutRequest, Refusal, Step, TokenRequest,
     TokenResponse, Visitor,
 };
-use crate::auth::{Accounts, Provider, Scope, SignedInUser};
+use crate::auth::{Accounts, Client, Provider, Scope, SignedInUser};
 use crate::domain::oauth::Scopes;
 use crate::error::Error;
 use crate::store::oauth::ConnectedApp;
@@ -105,8 +105,9 @@ pub async fn authorize(
     user: Option<PageUser>,
     csrf: CsrfToken,
     provider: &State<Provider>,
+    client: Client,
 ) -> Result<Answer, Error> {
-    answer_authorization(query.into(), user, &csrf, provider).await
+    answer_authorization(query.into(), user, (&csrf, &client), provider).await
 }
 
 /// The same, with the parameters sent as a form (OpenID Connect allows both).
@@ -116,8 +117,9 @@ pub async fn authorize_form(
     user: Option<PageUser>,
     csrf: CsrfToken,
     provider: &State<Provider>,
+    client: Client,
 ) -> Result<Answer, Error> {
-    answer_authorization(form.into_inner().into(), user, &csrf, provider).await
+    answer_authorization(form.into_inner().into(), user, (&csrf, &client), provider).await
 }
 
 /// A checked request, or the answer that refuses it (an error page, or back to the app).
@@ -135,7 +137,7 @@ async fn checked(
 async fn answer_authorization(
     params: AuthorizeParams,
     user: Option<PageUser>,
-    csrf: &CsrfToken,
+    (csrf, client): (&CsrfToken, &Client),
     provider: &Provider,
 ) -> Result<Answer, Error> {
     let request = match checked(provider, &params).await? {
@@ -143,7 +145,7 @@ async fn answer_authorization(
         Err(refused) => return Ok(refused),
     };
     let visitor = match &user {
-        Some(user) => Some(Visitor { user, auth_time: provider.auth_time(&user.session_id).await? }),
+        Some(user) => Some(Visitor { user, client, auth_time: provider.auth_time(&user.session_id).await? }),
         None => None,
     };
     Ok(match provider.authorize(&request, visitor.as_ref()).await? {
@@ -242,6 +244,7 @@ pub async fn consent(
     user: PageUser,
     form: CsrfForm<ConsentForm>,
     provider: &State<Provider>,
+    client: Client,
 ) -> Result<Redirect, Error> {
     let ConsentForm { decision, request } = form.fields;
     let params = AuthorizeParams::from(request);
@@ -255,7 +258,8 @@ pub async fn consent(
         "deny" => false,
         _ => return Err(Error::BadRequest("Choose whether to allow the app or not.".into())),
     };
-    let visitor = Visitor { user: &user, auth_time: provider.auth_time(&user.session_id).await? };
+    let visitor =
+        Visitor { user: &user, client: &client, auth_time: provider.auth_time(&user.session_id).await? };
     provider.consent(&request, &visitor, allow).await.map(Redirect::to)
 }
 
@@ -308,6 +312,7 @@ pub async fn token(
     basic: BasicClient,
     form: OAuthForm<TokenForm>,
     provider: &State<Provider>,
+    caller: Client,
 ) -> Result<NoStore<TokenResponse>, Error> {
     let form = form.0;
     let credentials =
@@ -321,7 +326,7 @@ pub async fn token(
         refresh_token: form.refresh_token,
         scope: form.scope,
     };
-    provider.token(&client, &request).await.map(NoStore::new)
+    provider.token(&client, &request, &caller).await.map(NoStore::new)
 }
 
 /// The token endpoint's form, as the OpenAPI document describes it.
@@ -492,6 +497,7 @@ pub async fn logout(
     accounts: &State<Accounts>,
     cookies: &State<SessionCookies>,
     jar: &CookieJar<'_>,
+    client: Client,
 ) -> Result<AfterLogout, Error> {
     let request = LogoutRequest::from(query);
     let logout = provider.logout(&request).await?;
@@ -500,7 +506,7 @@ pub async fn logout(
     };
     match logout.subject {
         Some(subject) if subject == user.user.id.to_string() => {
-            let this = accounts.sign_out(&user, Scope::Local).await?;
+            let this = accounts.sign_out(&user, Scope::Local, &client).await?;
             cookies.forget_ended(jar, &user, this);
             Ok(signed_out(logout.redirect))
         }
@@ -535,10 +541,11 @@ pub async fn logout_confirmed(
     accounts: &State<Accounts>,
     cookies: &State<SessionCookies>,
     jar: &CookieJar<'_>,
+    client: Client,
 ) -> Result<AfterLogout, Error> {
     let logout = provider.logout(&LogoutRequest::from(form.fields)).await?;
     if let Some(user) = user {
-        let this = accounts.sign_out(&user, Scope::Local).await?;
+        let this = accounts.sign_out(&user, Scope::Local, &client).await?;
         cookies.forget_ended(jar, &user, this);
     }
     Ok(signed_out(logout.redirect))
@@ -599,8 +606,13 @@ pub async fn apps(user: ApiUser, provider: &State<Provider>) -> Result<Json<Vec<
         (status = 204, description = "Disconnected: its consent ended and its tokens revoked"),
     ))]
 #[rocket::delete("/auth/apps/<client_id>")]
-pub async fn revoke_app(user: ApiUser, client_id: &str, provider: &State<Provider>) -> Result<Status, Error> {
-    provider.revoke_app(&user.user, client_id).await?;
+pub async fn revoke_app(
+    user: ApiUser,
+    client_id: &str,
+    provider: &State<Provider>,
+    client: Client,
+) -> Result<Status, Error> {
+    provider.revoke_app(&user.user, client_id, &client).await?;
     Ok(Status::NoContent)
 }
 
@@ -611,8 +623,9 @@ pub async fn revoke_app_page(
     client_id: &str,
     _button: CsrfForm<Button>,
     provider: &State<Provider>,
+    client: Client,
 ) -> Result<Flash<Redirect>, Error> {
-    provider.revoke_app(&user.user, client_id).await?;
+    provider.revoke_app(&user.user, client_id, &client).await?;
     Ok(Flash::success(
         Redirect::to("/profile"),
         "The app is disconnected: it can no longer see your account.",

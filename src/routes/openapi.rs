@@ -35,6 +35,7 @@ use crate::error::{Error, FieldErrors};
         super::account_api::delete_account,
         super::account_api::sessions,
         super::account_api::revoke_session,
+        super::account_api::events,
         super::second_factor_api::begin_totp,
         super::second_factor_api::confirm_totp,
         super::second_factor_api::disable_totp,

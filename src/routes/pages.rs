@@ -443,8 +443,9 @@ pub async fn logout(
     accounts: &State<Accounts>,
     cookies: &State<SessionCookies>,
     jar: &CookieJar<'_>,
+    client: Client,
 ) -> Result<Flash<Redirect>, Error> {
-    let this = accounts.sign_out(&user, Scope::Local).await?;
+    let this = accounts.sign_out(&user, Scope::Local, &client).await?;
     cookies.forget_ended(jar, &user, this);
     Ok(Flash::success(Redirect::to("/login"), "You have been signed out."))
 }

@@ -160,11 +160,12 @@ pub async fn finish_registration(
     user: ApiUser,
     accounts: &State<Accounts>,
     body: ApiJson<PasskeyRegistration>,
+    client: Client,
 ) -> Result<(Status, NoStore<Json<PasskeyAdded>>)> {
     let PasskeyRegistration { ceremony, name, credential } = body.0;
     let credential = credential.ok_or_else(|| missing("credential"))?;
     let Added { passkey, recovery_codes } =
-        accounts.finish_passkey_registration(&user, &ceremony, &name, &credential).await?;
+        accounts.finish_passkey_registration(&user, &ceremony, &name, &credential, &client).await?;
     Ok((Status::Created, NoStore::new(Json(PasskeyAdded { passkey: passkey.into(), recovery_codes }))))
 }
 

@@ -118,10 +118,13 @@ pub async fn add(
     user: PageUser,
     form: CsrfForm<AddForm>,
     accounts: &State<Accounts>,
+    client: Client,
 ) -> Result<Result<Template, Flash<Redirect>>, Rejection> {
     let AddForm { name, ceremony, credential } = &form.fields;
     let added = match serde_json::from_str::<serde_json::Value>(credential) {
-        Ok(credential) => accounts.finish_passkey_registration(&user, ceremony, name, &credential).await,
+        Ok(credential) => {
+            accounts.finish_passkey_registration(&user, ceremony, name, &credential, &client).await
+        }
         Err(_) => Err(Error::field(
             "credential",
             "Your browser made no passkey: adding one needs JavaScript and a browser with passkeys.",

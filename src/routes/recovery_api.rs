@@ -123,8 +123,8 @@ pub async fn set_email(
     )
 )]
 #[rocket::delete("/auth/email")]
-pub async fn remove_email(user: ApiUser, accounts: &State<Accounts>) -> Result<Status> {
-    accounts.remove_email(&user).await?;
+pub async fn remove_email(user: ApiUser, accounts: &State<Accounts>, client: Client) -> Result<Status> {
+    accounts.remove_email(&user, &client).await?;
     Ok(Status::NoContent)
 }
 
@@ -139,8 +139,12 @@ pub async fn remove_email(user: ApiUser, accounts: &State<Accounts>) -> Result<S
     )
 )]
 #[rocket::post("/auth/email/confirm", data = "<body>")]
-pub async fn confirm_email(accounts: &State<Accounts>, body: ApiJson<TokenRequest>) -> Result<Status> {
-    accounts.confirm_email(required("token", &body.0.token)?).await?;
+pub async fn confirm_email(
+    accounts: &State<Accounts>,
+    body: ApiJson<TokenRequest>,
+    client: Client,
+) -> Result<Status> {
+    accounts.confirm_email(required("token", &body.0.token)?, &client).await?;
     Ok(Status::NoContent)
 }
 
@@ -187,8 +191,14 @@ pub async fn request_reset(
     )
 )]
 #[rocket::post("/auth/password-reset/confirm", data = "<body>")]
-pub async fn confirm_reset(accounts: &State<Accounts>, body: ApiJson<ResetConfirmation>) -> Result<Status> {
+pub async fn confirm_reset(
+    accounts: &State<Accounts>,
+    body: ApiJson<ResetConfirmation>,
+    client: Client,
+) -> Result<Status> {
     let ResetConfirmation { token, new_password } = body.0;
-    accounts.reset_password(required("token", &token)?, new_password.expose_secret(), None).await?;
+    accounts
+        .reset_password(required("token", &token)?, (new_password.expose_secret(), None), &client)
+        .await?;
     Ok(Status::NoContent)
 }

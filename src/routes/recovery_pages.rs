@@ -72,8 +72,9 @@ pub async fn remove_email(
     user: PageUser,
     _button: CsrfForm<Button>,
     accounts: &State<Accounts>,
+    client: Client,
 ) -> Result<Flash<Redirect>, Error> {
-    accounts.remove_email(&user).await?;
+    accounts.remove_email(&user, &client).await?;
     Ok(Flash::success(Redirect::to("/profile"), "Your email address has been removed."))
 }
 
@@ -94,8 +95,9 @@ pub async fn confirm_email(
     form: CsrfForm<TokenForm>,
     user: Option<PageUser>,
     accounts: &State<Accounts>,
+    client: Client,
 ) -> Result<Flash<Redirect>, Error> {
-    accounts.confirm_email(&form.fields.token).await?;
+    accounts.confirm_email(&form.fields.token, &client).await?;
     let notice = "Your email address is confirmed: it can now receive password reset links.";
     let to = if user.is_some() { "/profile" } else { "/login" };
     Ok(Flash::success(Redirect::to(to), notice))
@@ -176,7 +178,7 @@ pub async fn reset(
     jar: &CookieJar<'_>,
 ) -> Result<Flash<Redirect>, Rejection> {
     let ResetForm { token, new_password, new_password_confirm } = &form.fields;
-    let reset = accounts.reset_password(token, new_password, Some(new_password_confirm)).await;
+    let reset = accounts.reset_password(token, (new_password, Some(new_password_confirm)), &client).await;
     let user = match reset {
         Ok(user) => user,
         Err(e @ Error::InvalidLink) => return Err(Rejection::Error(e)),

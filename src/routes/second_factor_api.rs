@@ -129,8 +129,9 @@ pub async fn confirm_totp(
     user: ApiUser,
     accounts: &State<Accounts>,
     body: ApiJson<TotpCode>,
+    client: Client,
 ) -> Result<NoStore<Json<RecoveryCodes>>> {
-    let recovery_codes = accounts.confirm_totp(&user, &body.0.code).await?;
+    let recovery_codes = accounts.confirm_totp(&user, &body.0.code, &client).await?;
     Ok(NoStore::new(Json(RecoveryCodes { recovery_codes })))
 }
 

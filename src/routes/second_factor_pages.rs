@@ -142,8 +142,9 @@ pub async fn confirm(
     user: PageUser,
     form: CsrfForm<CodeForm>,
     accounts: &State<Accounts>,
+    client: Client,
 ) -> Result<Template, Rejection> {
-    match accounts.confirm_totp(&user, &form.fields.code).await {
+    match accounts.confirm_totp(&user, &form.fields.code, &client).await {
         Ok(codes) => Ok(codes_page(&user, &form.csrf, codes)),
         Err(e) => Err(refused(e, &user, &form.csrf, accounts).await),
     }

@@ -12,6 +12,7 @@ use crate::domain::{
     USERNAME_MAX, USERNAME_MIN,
 };
 use crate::error::{Error, FieldErrors};
+use crate::store::events::Recorded;
 
 /// Where a form's errors hold a message about the whole form, shown above its fields.
 pub const FORM: &str = "form";
@@ -127,6 +128,57 @@ impl From<Session> for SessionView {
             address: session.address,
             methods: session.methods,
             id: session.id,
+        }
+    }
+}
+
+/// A security event, as the activity page shows it.
+#[derive(Serialize)]
+pub struct EventView {
+    at: String,
+    kind: String,
+    label: String,
+    device: String,
+    address: String,
+    /// The detail that tells it apart, in words (e.g. "with password + code").
+    note: String,
+    /// Worth a second look: a failure, a block, a token reused.
+    alarming: bool,
+}
+
+impl From<Recorded> for EventView {
+    fn from(event: Recorded) -> Self {
+        let text = |key: &str| event.detail.get(key).and_then(|value| value.as_str()).map(str::to_owned);
+        let note = match event.kind.as_str() {
+            "sign_in.succeeded" => text("methods").map(|methods| format!("with {methods}")),
+            "sign_in.failed" => text("step").map(|step| format!("wrong {step}")),
+            "sign_in.throttled" => {
+                let until = event.detail.get("until").and_then(|until| until.as_i64());
+                text("scope")
+                    .map(|scope| format!("{scope}, until {}", until.map(date_time).unwrap_or_default()))
+            }
+            "session.revoked" => text("which").map(|which| match which.as_str() {
+                "others" => "every other session".to_owned(),
+                "all" => "every session".to_owned(),
+                _ => "one session".to_owned(),
+            }),
+            "passkey.added" | "passkey.removed" => text("passkey"),
+            "app.consent_granted" => text("app"),
+            "app.consent_revoked" | "app.token_reused" => text("client_id"),
+            "admin.command" => text("command").map(|command| format!("miniauth {command}")),
+            _ => None,
+        };
+        EventView {
+            at: date_time(event.at),
+            alarming: matches!(
+                event.kind.as_str(),
+                "sign_in.failed" | "sign_in.throttled" | "refresh_token.reused" | "app.token_reused"
+            ),
+            kind: event.kind,
+            label: event.label,
+            device: event.device,
+            address: event.address,
+            note: note.unwrap_or_default(),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use sqlx::{AnyPool, FromRow};
 
-use super::Store;
+use super::{Event, Store};
 use crate::domain::Username;
 use crate::error::{Error, Result};
 
@@ -44,24 +44,23 @@ pub fn names(joined: Option<String>) -> Vec<String> {
     names
 }
 
-/// Creates a group: its id, or `None` when the name is taken (in any case).
-pub async fn create(db: &Store, name: &Username, now: i64) -> Result<Option<i64>> {
-    let (db, _turn) = db.write().await?;
+/// Creates a group, recording `event`: its id, or `None` when the name is taken (in any case).
+pub async fn create(db: &Store, name: &Username, now: i64, event: Event) -> Result<Option<i64>> {
+    let mut change = db.change().await?;
     let created: sqlx::Result<Vec<i64>> = sqlx::query_scalar(
         "INSERT INTO user_groups (name, name_key, created_at) VALUES ($1, $2, $3) RETURNING id",
     )
     .bind(name.as_str())
     .bind(name.canonical())
     .bind(now)
-    .fetch_all(db)
+    .fetch_all(&mut *change)
     .await;
-    match created {
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(None),
-        other => match other?.pop() {
-            Some(id) => Ok(Some(id)),
-            None => Err(Error::internal("INSERT … RETURNING gave no row")),
-        },
-    }
+    let id = match created {
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(None),
+        other => other?.pop().ok_or_else(|| Error::internal("INSERT … RETURNING gave no row"))?,
+    };
+    change.commit(&[event]).await?;
+    Ok(Some(id))
 }
 
 /// The group of that name, in any case (a name no group could have is nobody's).
@@ -88,16 +87,17 @@ const SELECT_GROUPS: &str = "SELECT g.id, g.name, g.created_at, \
        JOIN users u ON u.id = m.user_id WHERE m.group_id = g.id), '') AS members \
      FROM user_groups g";
 
-/// Deletes a group: its members leave it, and invitations no longer put anyone in it.
-pub async fn delete(db: &Store, group_id: i64) -> Result<()> {
-    let (db, _turn) = db.write().await?;
-    sqlx::query("DELETE FROM user_groups WHERE id = $1").bind(group_id).execute(db).await?;
-    Ok(())
+/// Deletes a group, recording `event`: its members leave it, and invitations no longer put
+/// anyone in it.
+pub async fn delete(db: &Store, group_id: i64, event: Event) -> Result<()> {
+    let mut change = db.change().await?;
+    sqlx::query("DELETE FROM user_groups WHERE id = $1").bind(group_id).execute(&mut *change).await?;
+    change.commit(&[event]).await
 }
 
-/// Puts a user in a group; `false` when they were in it already.
-pub async fn add_member(db: &Store, group_id: i64, user_id: i64, now: i64) -> Result<bool> {
-    let (db, _turn) = db.write().await?;
+/// Puts a user in a group, recording `event`; `false` when they were in it already.
+pub async fn add_member(db: &Store, (group_id, user_id): (i64, i64), now: i64, event: Event) -> Result<bool> {
+    let mut change = db.change().await?;
     let added = sqlx::query(
         "INSERT INTO group_members (user_id, group_id, added_at) VALUES ($1, $2, $3) \
          ON CONFLICT (user_id, group_id) DO NOTHING",
@@ -105,18 +105,22 @@ pub async fn add_member(db: &Store, group_id: i64, user_id: i64, now: i64) -> Re
     .bind(user_id)
     .bind(group_id)
     .bind(now)
-    .execute(db)
+    .execute(&mut *change)
     .await?;
-    Ok(added.rows_affected() == 1)
+    let added = added.rows_affected() == 1;
+    change.commit(&added.then_some(event).into_iter().collect::<Vec<_>>()).await?;
+    Ok(added)
 }
 
-/// Takes a user out of a group; `false` when they were not in it.
-pub async fn remove_member(db: &Store, group_id: i64, user_id: i64) -> Result<bool> {
-    let (db, _turn) = db.write().await?;
+/// Takes a user out of a group, recording `event`; `false` when they were not in it.
+pub async fn remove_member(db: &Store, group_id: i64, user_id: i64, event: Event) -> Result<bool> {
+    let mut change = db.change().await?;
     let removed = sqlx::query("DELETE FROM group_members WHERE user_id = $1 AND group_id = $2")
         .bind(user_id)
         .bind(group_id)
-        .execute(db)
+        .execute(&mut *change)
         .await?;
-    Ok(removed.rows_affected() == 1)
+    let removed = removed.rows_affected() == 1;
+    change.commit(&removed.then_some(event).into_iter().collect::<Vec<_>>()).await?;
+    Ok(removed)
 }

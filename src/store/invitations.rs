@@ -5,7 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyPool, FromRow, Row};
 
 use super::users::insert_user_in;
-use super::Store;
+use super::{Event, Store};
 use crate::domain::{User, Username};
 use crate::error::{Error, Result};
 
@@ -79,16 +79,16 @@ const SELECT_INVITATIONS: &str = "SELECT i.id AS id, i.created_at AS created_at,
        JOIN user_groups g ON g.id = ig.group_id WHERE ig.invitation_id = i.id) AS groups \
      FROM invitations i LEFT JOIN users u ON u.id = i.used_by";
 
-/// Stores an invitation (the hash of its token) that puts its account in `group_ids`: its id.
+/// Stores an invitation (the hash of its token) that puts its account in `group_ids`, recording
+/// `event` with its id: its id.
 pub async fn insert(
     db: &Store,
     token_hash: &str,
     group_ids: &[i64],
-    now: i64,
-    expires_at: i64,
+    (now, expires_at): (i64, i64),
+    event: Event,
 ) -> Result<i64> {
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
+    let mut tx = db.change().await?;
     let id: Option<i64> = sqlx::query_scalar(
         "INSERT INTO invitations (token_hash, created_at, expires_at) VALUES ($1, $2, $3) RETURNING id",
     )
@@ -109,7 +109,7 @@ pub async fn insert(
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
+    tx.commit(&[event.with("invitation", id)]).await?;
     Ok(id)
 }
 
@@ -136,33 +136,35 @@ pub async fn find_by_hash(db: &AnyPool, token_hash: &str) -> Result<Option<Invit
 }
 
 /// Revokes an invitation not used yet; `false` (nothing changed) when it was used or revoked
-/// already, or does not exist.
-pub async fn revoke(db: &Store, id: i64, now: i64) -> Result<bool> {
-    let (db, _turn) = db.write().await?;
+/// already, or does not exist. Recorded as `event`.
+pub async fn revoke(db: &Store, id: i64, now: i64, event: Event) -> Result<bool> {
+    let mut change = db.change().await?;
     let revoked = sqlx::query(
         "UPDATE invitations SET revoked_at = $2 WHERE id = $1 AND used_at IS NULL AND revoked_at IS NULL",
     )
     .bind(id)
     .bind(now)
-    .execute(db)
+    .execute(&mut *change)
     .await?;
-    Ok(revoked.rows_affected() == 1)
+    let revoked = revoked.rows_affected() == 1;
+    change.commit(&revoked.then_some(event).into_iter().collect::<Vec<_>>()).await?;
+    Ok(revoked)
 }
 
 /// Creates the account an invitation admits, in one transaction with spending the invitation
 /// and putting the account in the invitation's groups: the invitation's id and the account;
 /// `Ok(None)`, and nothing created, when
 /// the invitation was not pending at `now` (used, revoked, expired, unknown); a name taken is
-/// [`Error::UsernameTaken`], and the invitation stays unused.
+/// [`Error::UsernameTaken`], and the invitation stays unused. Recorded as `event`, about the
+/// new account, with the invitation.
 pub async fn sign_up(
     db: &Store,
-    username: &Username,
-    password_hash: &str,
+    (username, password_hash): (&Username, &str),
     token_hash: &str,
     now: i64,
+    event: Event,
 ) -> Result<Option<(i64, User)>> {
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
+    let mut tx = db.change().await?;
     let mut user = insert_user_in(&mut tx, username, password_hash, now).await?;
     let spent: Option<i64> = sqlx::query_scalar(
         "UPDATE invitations SET used_at = $2, used_by = $3 \
@@ -193,6 +195,6 @@ pub async fn sign_up(
         .fetch_one(&mut *tx)
         .await?;
     user.groups = super::groups::names(super::nullable(&row, "groups")?);
-    tx.commit().await?;
+    tx.commit(&[event.of(user.id, &user.username).with("invitation", invitation_id)]).await?;
     Ok(Some((invitation_id, user)))
 }

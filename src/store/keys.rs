@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, FromRow, Row};
 
-use super::Store;
+use super::{Event, Store};
 use crate::error::{Error, Result};
 
 /// One signing key as stored. The key material is base64url text (see the migration). No
@@ -119,10 +119,15 @@ fn insert_query(key: &KeyRow) -> sqlx::query::Query<'_, sqlx::Any, sqlx::any::An
 /// In one transaction: the current key of `next`'s algorithm retires, the next key `promote`
 /// starts signing, `next` is published to follow it, and keys retired before `forget_before`
 /// are deleted. Fails, changing nothing, when `promote` is no longer the next key (another
-/// rotation ran meanwhile).
-pub async fn rotate(db: &Store, now: i64, promote: &str, next: &KeyRow, forget_before: i64) -> Result<()> {
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
+/// rotation ran meanwhile). Recorded as `event`.
+pub async fn rotate(
+    db: &Store,
+    (now, forget_before): (i64, i64),
+    promote: &str,
+    next: &KeyRow,
+    event: Event,
+) -> Result<()> {
+    let mut tx = db.change().await?;
     // A write first: SQLite then takes the write lock at once (with its busy timeout) rather
     // than failing to upgrade a read.
     sqlx::query(
@@ -144,8 +149,7 @@ pub async fn rotate(db: &Store, now: i64, promote: &str, next: &KeyRow, forget_b
     }
     insert_query(next).execute(&mut *tx).await?;
     delete_retired(&mut *tx, forget_before).await?;
-    tx.commit().await?;
-    Ok(())
+    tx.commit(&[event]).await
 }
 
 /// Deletes the keys retired before `before`: no token they signed is still valid.

@@ -15,6 +15,7 @@ macro_rules! groups_of {
     };
 }
 
+pub mod events;
 pub mod groups;
 pub mod invitations;
 pub mod keys;
@@ -32,7 +33,8 @@ pub mod users;
 use sqlx::any::AnyRow;
 use sqlx::{Row, TypeInfo, ValueRef};
 
-pub use pool::{stage, Backend, Db, DbPool, Store};
+pub use events::{Event, Kind as EventKind};
+pub use pool::{stage, Backend, Change, Db, DbPool, Store};
 pub use session_check::SessionChecker;
 
 /// Now, as stored: unix seconds, UTC.

@@ -4,7 +4,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, FromRow, Row};
 
-use super::Store;
+use super::{Event, Store};
 use crate::error::Result;
 
 /// An app registered by an administrator.
@@ -40,8 +40,9 @@ impl FromRow<'_, AnyRow> for ClientRow {
 
 const CLIENT_COLUMNS: &str = "id, name, secret_hash, redirect_uris, logout_uris, id_token_alg, created_at";
 
-pub async fn insert_client(db: &Store, client: &ClientRow) -> Result<()> {
-    let (db, _turn) = db.write().await?;
+/// Registers a client, recording `event`.
+pub async fn insert_client(db: &Store, client: &ClientRow, event: Event) -> Result<()> {
+    let mut change = db.change().await?;
     sqlx::query(&format!("INSERT INTO oauth_clients ({CLIENT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"))
         .bind(&client.id)
         .bind(&client.name)
@@ -50,9 +51,9 @@ pub async fn insert_client(db: &Store, client: &ClientRow) -> Result<()> {
         .bind(client.logout_uris.join("\n"))
         .bind(&client.id_token_alg)
         .bind(client.created_at)
-        .execute(db)
+        .execute(&mut *change)
         .await?;
-    Ok(())
+    change.commit(&[event]).await
 }
 
 /// Whether `id` has the shape of a client id (random, base64url): anything else is not looked
@@ -88,14 +89,17 @@ pub async fn list_clients(db: &AnyPool) -> Result<Vec<ClientRow>> {
     Ok(clients)
 }
 
-/// Deletes a client with its consents, codes, grants and tokens; `false` when there was none.
-pub async fn delete_client(db: &Store, id: &str) -> Result<bool> {
+/// Deletes a client with its consents, codes, grants and tokens, recording `event`; `false`
+/// when there was none.
+pub async fn delete_client(db: &Store, id: &str, event: Event) -> Result<bool> {
     if !is_client_id(id) {
         return Ok(false);
     }
-    let (db, _turn) = db.write().await?;
-    let done = sqlx::query("DELETE FROM oauth_clients WHERE id = $1").bind(id).execute(db).await?;
-    Ok(done.rows_affected() == 1)
+    let mut change = db.change().await?;
+    let done = sqlx::query("DELETE FROM oauth_clients WHERE id = $1").bind(id).execute(&mut *change).await?;
+    let deleted = done.rows_affected() == 1;
+    change.commit(&deleted.then_some(event).into_iter().collect::<Vec<_>>()).await?;
+    Ok(deleted)
 }
 
 /// The scopes the user allowed the client, if they did.
@@ -108,9 +112,15 @@ pub async fn consent(db: &AnyPool, user_id: i64, client_id: &str) -> Result<Opti
     Ok(scope)
 }
 
-/// Records what the user allowed the client (replacing what they allowed before).
-pub async fn consent_to(db: &Store, user_id: i64, client_id: &str, scope: &str, now: i64) -> Result<()> {
-    let (db, _turn) = db.write().await?;
+/// Records what the user allowed the client (replacing what they allowed before), and `event`.
+pub async fn consent_to(
+    db: &Store,
+    user_id: i64,
+    client_id: &str,
+    (scope, now): (&str, i64),
+    event: Event,
+) -> Result<()> {
+    let mut change = db.change().await?;
     sqlx::query(
         "INSERT INTO oauth_consents (user_id, client_id, scope, granted_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
@@ -119,9 +129,9 @@ pub async fn consent_to(db: &Store, user_id: i64, client_id: &str, scope: &str, 
     .bind(client_id)
     .bind(scope)
     .bind(now)
-    .execute(db)
+    .execute(&mut *change)
     .await?;
-    Ok(())
+    change.commit(&[event]).await
 }
 
 /// An app a user allowed, as their profile lists it.
@@ -148,13 +158,12 @@ pub async fn connected_apps(db: &AnyPool, user_id: i64) -> Result<Vec<ConnectedA
 }
 
 /// Ends what the user allowed the client: the consent goes and every grant is revoked, in one
-/// transaction. `false` when the user had allowed it nothing.
-pub async fn revoke_app(db: &Store, user_id: i64, client_id: &str, now: i64) -> Result<bool> {
+/// transaction with `event`. `false` when the user had allowed it nothing.
+pub async fn revoke_app(db: &Store, user_id: i64, client_id: &str, now: i64, event: Event) -> Result<bool> {
     if !is_client_id(client_id) {
         return Ok(false);
     }
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
+    let mut tx = db.change().await?;
     let revoked = sqlx::query(
         "UPDATE oauth_grants SET revoked_at = $3 WHERE user_id = $1 AND client_id = $2 AND revoked_at IS NULL",
     )
@@ -168,8 +177,9 @@ pub async fn revoke_app(db: &Store, user_id: i64, client_id: &str, now: i64) -> 
         .bind(client_id)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
-    Ok(deleted.rows_affected() + revoked.rows_affected() > 0)
+    let revoked = deleted.rows_affected() + revoked.rows_affected() > 0;
+    tx.commit(&revoked.then_some(event).into_iter().collect::<Vec<_>>()).await?;
+    Ok(revoked)
 }
 
 /// Revokes every grant of a user (an administrator cutting an account off): returns how many
@@ -346,15 +356,15 @@ pub async fn insert_access_token(
     insert_token(db, token_hash, grant_id, "access", now, expires_at).await
 }
 
-/// Revokes a grant (and so every token of it).
-pub async fn revoke_grant(db: &Store, grant_id: &str, now: i64) -> Result<()> {
-    let (db, _turn) = db.write().await?;
+/// Revokes a grant (and so every token of it), recording `event` when given.
+pub async fn revoke_grant(db: &Store, grant_id: &str, now: i64, event: Option<Event>) -> Result<()> {
+    let mut change = db.change().await?;
     sqlx::query("UPDATE oauth_grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
         .bind(grant_id)
         .bind(now)
-        .execute(db)
+        .execute(&mut *change)
         .await?;
-    Ok(())
+    change.commit(&event.into_iter().collect::<Vec<_>>()).await
 }
 
 /// A token with its grant, found by the token's hash.

@@ -6,7 +6,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, FromRow, Row};
 
-use super::Store;
+use super::{Event, Store};
 use crate::error::Result;
 
 /// A passkey as its owner sees it in the list.
@@ -111,18 +111,21 @@ pub async fn used(db: &Store, id: i64, counter: i64, credential: &str, now: i64)
 }
 
 /// Removes one of the user's passkeys; when it was their last second factor (no passkey left
-/// and no authenticator app on), their recovery codes go too. `false` when it is not theirs.
-pub async fn remove(db: &Store, user_id: i64, id: i64) -> Result<bool> {
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
-    let removed = sqlx::query("DELETE FROM passkeys WHERE id = $1 AND user_id = $2")
-        .bind(id)
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
-    if removed.rows_affected() != 1 {
+/// and no authenticator app on), their recovery codes go too. Recorded as `event`, with the
+/// passkey's name. `false` when it is not theirs.
+pub async fn remove(db: &Store, user_id: i64, id: i64, event: Event) -> Result<bool> {
+    let mut tx = db.change().await?;
+    // `fetch_all`: SQLite finishes a `DELETE … RETURNING` only when the statement runs to
+    // completion.
+    let removed: Vec<String> =
+        sqlx::query_scalar("DELETE FROM passkeys WHERE id = $1 AND user_id = $2 RETURNING name")
+            .bind(id)
+            .bind(user_id)
+            .fetch_all(&mut *tx)
+            .await?;
+    let Some(name) = removed.into_iter().next() else {
         return Ok(false);
-    }
+    };
     sqlx::query(
         "DELETE FROM recovery_codes WHERE user_id = $1 \
          AND NOT EXISTS (SELECT 1 FROM passkeys WHERE user_id = $1) \
@@ -131,20 +134,21 @@ pub async fn remove(db: &Store, user_id: i64, id: i64) -> Result<bool> {
     .bind(user_id)
     .execute(&mut *tx)
     .await?;
-    tx.commit().await?;
+    tx.commit(&[event.with("passkey", name)]).await?;
     Ok(true)
 }
 
 /// Stores a passkey and, when it is the user's first second factor, the hashes of their new
 /// recovery codes, in one transaction. `None`, and nothing stored, when the credential is
-/// registered already; otherwise the passkey and whether the codes were stored.
+/// registered already; otherwise the passkey and whether the codes were stored. Recorded as
+/// `event`, with the passkey's name.
 pub async fn insert(
     db: &Store,
     passkey: NewPasskey<'_>,
     code_hashes: &[String],
+    event: Event,
 ) -> Result<Option<(Listed, bool)>> {
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
+    let mut tx = db.change().await?;
     let first: Option<i64> = sqlx::query_scalar(
         "SELECT COUNT(*) FROM users u WHERE u.id = $1 \
          AND NOT EXISTS (SELECT 1 FROM passkeys p WHERE p.user_id = u.id) \
@@ -176,7 +180,7 @@ pub async fn insert(
     if first {
         super::second_factor::replace_codes(&mut tx, passkey.user_id, code_hashes).await?;
     }
-    tx.commit().await?;
+    tx.commit(&[event.with("passkey", passkey.name)]).await?;
     Ok(Some((inserted, first)))
 }
 

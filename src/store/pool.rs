@@ -4,10 +4,11 @@
 
 use std::fs::{DirBuilder, OpenOptions};
 use std::io::ErrorKind;
-use std::ops::Deref;
+use std::ops::{Deref, DerefMut};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,11 +19,12 @@ use rocket::tokio::time::timeout;
 use rocket::{Build, Rocket};
 use rocket_db_pools::Database;
 
+use super::events::{self, Event};
 use super::session_check::SessionChecker;
 use crate::error::Error;
 use sqlx::any::AnyPoolOptions;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{AnyPool, Executor};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
 /// WAL lets readers run beside the writer; `busy_timeout` makes writers queue instead of
 /// failing; `synchronous=FULL` makes every acknowledged commit survive a crash.
@@ -95,12 +97,67 @@ pub struct Store {
     writers: Option<Arc<Mutex<()>>>,
     /// How long a writer waits for its turn.
     patience: Duration,
+    /// Whether committed security events are also printed on standard output.
+    events_to_stdout: Arc<AtomicBool>,
+}
+
+/// A write in one transaction, committed with the security events it makes (see
+/// [`super::events`]): both are kept, or neither. It holds the writer's turn until it ends;
+/// dropped without [`Change::commit`], it rolls back.
+pub struct Change<'s> {
+    tx: Transaction<'static, Any>,
+    _turn: Option<MutexGuard<'s, ()>>,
+    store: &'s Store,
+}
+
+impl Change<'_> {
+    /// Records `events` and commits; then, when the settings ask, prints them.
+    pub async fn commit(mut self, events: &[Event]) -> Result<(), Error> {
+        for event in events {
+            events::insert(&mut self.tx, event).await?;
+        }
+        self.tx.commit().await?;
+        if !events.is_empty() && self.store.events_to_stdout.load(Ordering::Relaxed) {
+            events::print(events);
+        }
+        Ok(())
+    }
+}
+
+impl Deref for Change<'_> {
+    type Target = AnyConnection;
+
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl DerefMut for Change<'_> {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
+    }
 }
 
 impl Store {
     fn new(pool: AnyPool, backend: Backend, patience: Duration) -> Store {
         let writers = (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(())));
-        Store { pool, writers, patience }
+        Store { pool, writers, patience, events_to_stdout: Arc::default() }
+    }
+
+    /// Prints each security event on standard output too, once committed (`event_log = "stdout"`).
+    pub fn print_events(&self, on: bool) {
+        self.events_to_stdout.store(on, Ordering::Relaxed);
+    }
+
+    /// A transaction for a change, once this writer's turn has come (see [`Store::write`]).
+    pub async fn change(&self) -> Result<Change<'_>, Error> {
+        let (pool, turn) = self.write().await?;
+        Ok(Change { tx: pool.begin().await?, _turn: turn, store: self })
+    }
+
+    /// A change that is only `events` (a failed sign-in, an administrator's command).
+    pub async fn record(&self, events: &[Event]) -> Result<(), Error> {
+        self.change().await?.commit(events).await
     }
 
     /// A store on `url` with sqlx's default pool, for a tool beside the server (the database

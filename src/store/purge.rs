@@ -26,9 +26,9 @@ const BETWEEN_BATCHES: Duration = Duration::from_millis(50);
 
 /// Deletes, in batches, sessions that ended more than `retention` seconds before `now` (unix
 /// seconds) with their refresh tokens, refresh tokens spent that long ago, spent throttling
-/// counters, expired mailed links, and invitations spent that long ago. Returns the rows
-/// deleted.
-pub async fn purge_ended(db: &Store, now: i64, retention: i64) -> Result<u64> {
+/// counters, expired mailed links, and invitations spent that long ago, and security events
+/// older than `event_retention` seconds. Returns the rows deleted.
+pub async fn purge_ended(db: &Store, now: i64, (retention, event_retention): (i64, i64)) -> Result<u64> {
     let before = now - retention;
     // Each statement deletes rows older than $1, at most $2 of them.
     let statements = [
@@ -82,6 +82,11 @@ pub async fn purge_ended(db: &Store, now: i64, retention: i64) -> Result<u64> {
           WHERE expires_at < $1 OR used_at < $1 OR revoked_at < $1 LIMIT $2)",
             before,
         ),
+        (
+            "DELETE FROM security_events WHERE id IN (SELECT id FROM security_events \
+          WHERE at < $1 LIMIT $2)",
+            now - event_retention,
+        ),
     ];
     let mut deleted = 0;
     for (statement, cutoff) in statements {
@@ -100,16 +105,21 @@ pub async fn purge_ended(db: &Store, now: i64, retention: i64) -> Result<u64> {
 }
 
 /// Starts the purge at lift-off: every `every`, the first time right away, of what ended
-/// `retention` ago, and of the signing keys retired `keep_retired_keys` ago.
-pub fn stage(retention: Duration, keep_retired_keys: Duration, every: Duration) -> AdHoc {
+/// `retention` ago, of the security events older than `event_retention`, and of the signing
+/// keys retired `keep_retired_keys` ago.
+pub fn stage(
+    (retention, event_retention): (Duration, Duration),
+    keep_retired_keys: Duration,
+    every: Duration,
+) -> AdHoc {
     AdHoc::on_liftoff("Purge of ended data", move |rocket| {
         Box::pin(async move {
             let Some(db) = Db::fetch(rocket) else {
                 return;
             };
             let store = Store::clone(db);
-            let (retention, keep_retired_keys) =
-                (super::seconds(retention), super::seconds(keep_retired_keys));
+            let retention = (super::seconds(retention), super::seconds(event_retention));
+            let keep_retired_keys = super::seconds(keep_retired_keys);
             let mut ticks = interval(every);
             ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
             rocket::tokio::spawn(async move {

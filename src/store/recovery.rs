@@ -4,10 +4,10 @@
 //! Every change that spends tokens runs in one transaction that starts by writing, so SQLite
 //! takes its write lock at once and two requests never both spend one token.
 
-use sqlx::AnyPool;
+use sqlx::{AnyConnection, AnyPool};
 
 use super::users::USER_COLUMNS;
-use super::Store;
+use super::{Event, Store};
 use crate::domain::{Email, Lookup, User, Username};
 use crate::error::{Error, Result};
 
@@ -37,9 +37,15 @@ pub struct NewToken<'a> {
 /// Sets a new, unconfirmed address, spends the user's tokens (a reset link sent to the old
 /// address included) and stores the confirmation token: one transaction. Another account's
 /// claim of the address, unconfirmed, is no obstacle: the first to confirm it keeps it.
-pub async fn set_email(db: &Store, user_id: i64, email: &Email, token: NewToken<'_>) -> Result<()> {
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
+/// Recorded as `event`.
+pub async fn set_email(
+    db: &Store,
+    user_id: i64,
+    email: &Email,
+    token: NewToken<'_>,
+    event: Event,
+) -> Result<()> {
+    let mut tx = db.change().await?;
     sqlx::query("UPDATE users SET email = $2, email_key = $3, email_confirmed_at = NULL WHERE id = $1")
         .bind(user_id)
         .bind(email.as_str())
@@ -48,8 +54,7 @@ pub async fn set_email(db: &Store, user_id: i64, email: &Email, token: NewToken<
         .await?;
     spend_tokens(&mut tx, user_id, None).await?;
     insert_token(&mut tx, user_id, Purpose::Confirm, email.as_str(), token).await?;
-    tx.commit().await?;
-    Ok(())
+    tx.commit(&[event]).await
 }
 
 /// Whether another account has confirmed this address.
@@ -64,26 +69,28 @@ pub async fn confirmed_elsewhere(db: &AnyPool, user_id: i64, email: &Email) -> R
     Ok(found.is_some())
 }
 
-/// Removes the address and spends every token mailed to it.
-pub async fn remove_email(db: &Store, user_id: i64) -> Result<()> {
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
-    sqlx::query("UPDATE users SET email = NULL, email_key = NULL, email_confirmed_at = NULL WHERE id = $1")
-        .bind(user_id)
-        .execute(&mut *tx)
-        .await?;
+/// Removes the address and spends every token mailed to it, recording `event` when there was
+/// one.
+pub async fn remove_email(db: &Store, user_id: i64, event: Event) -> Result<()> {
+    let mut tx = db.change().await?;
+    let removed = sqlx::query(
+        "UPDATE users SET email = NULL, email_key = NULL, email_confirmed_at = NULL \
+         WHERE id = $1 AND email IS NOT NULL",
+    )
+    .bind(user_id)
+    .execute(&mut *tx)
+    .await?;
     spend_tokens(&mut tx, user_id, None).await?;
-    tx.commit().await?;
-    Ok(())
+    tx.commit(&(removed.rows_affected() > 0).then_some(event).into_iter().collect::<Vec<_>>()).await
 }
 
 /// Spends a confirmation token and confirms the address it was mailed to, if that is still the
 /// user's; every other account's unconfirmed claim of the address ends (with the links mailed
 /// for it). `false` for a token unknown, spent, expired, or of an address changed since;
-/// [`Error::EmailTaken`] when another account confirmed the address first.
-pub async fn confirm_email(db: &Store, token_hash: &str, now: i64) -> Result<bool> {
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
+/// [`Error::EmailTaken`] when another account confirmed the address first. Recorded as
+/// `event`, about the account.
+pub async fn confirm_email(db: &Store, token_hash: &str, now: i64, event: Event) -> Result<bool> {
+    let mut tx = db.change().await?;
     let Some((user_id, email)) = take_token(&mut tx, token_hash, Purpose::Confirm, now).await? else {
         return Ok(false);
     };
@@ -116,7 +123,15 @@ pub async fn confirm_email(db: &Store, token_hash: &str, now: i64) -> Result<boo
         .execute(&mut *tx)
         .await?;
     }
-    tx.commit().await?;
+    let mut events = Vec::new();
+    if confirmed {
+        let username: String = sqlx::query_scalar("SELECT username FROM users WHERE id = $1")
+            .bind(user_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        events.push(event.of(user_id, &username));
+    }
+    tx.commit(&events).await?;
     Ok(confirmed)
 }
 
@@ -188,16 +203,15 @@ pub async fn find_reset_token(db: &AnyPool, token_hash: &str, now: i64) -> Resul
 
 /// Spends a reset token of `user_id` and, in the same transaction, sets the new password hash
 /// (which spends the user's other reset tokens) and revokes every session. `false`, and nothing
-/// changed, when the token was spent meanwhile.
+/// changed, when the token was spent meanwhile. Recorded as `event`.
 pub async fn reset_password(
     db: &Store,
     token_hash: &str,
-    user_id: i64,
-    password_hash: &str,
+    (user_id, password_hash): (i64, &str),
     now: i64,
+    event: Event,
 ) -> Result<bool> {
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
+    let mut tx = db.change().await?;
     match take_token(&mut tx, token_hash, Purpose::Reset, now).await? {
         Some((owner, _)) if owner == user_id => {}
         _ => return Ok(false),
@@ -208,23 +222,19 @@ pub async fn reset_password(
         .bind(now)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
+    tx.commit(&[event]).await?;
     Ok(true)
 }
 
 /// Sets a password hash, spends the user's reset tokens and ends their device tokens: no reset
 /// link and no device token survives a password change, whichever way it came.
-pub async fn set_password_hash(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    user_id: i64,
-    password_hash: &str,
-) -> Result<()> {
+pub async fn set_password_hash(tx: &mut AnyConnection, user_id: i64, password_hash: &str) -> Result<()> {
     sqlx::query(
         "UPDATE users SET password_hash = $2, device_generation = device_generation + 1 WHERE id = $1",
     )
     .bind(user_id)
     .bind(password_hash)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     spend_tokens(tx, user_id, Some(Purpose::Reset)).await
 }
@@ -232,7 +242,7 @@ pub async fn set_password_hash(
 /// Spends a token: deletes it and returns its user and address, if it was there, of that
 /// purpose, unexpired, and (a reset token) sent to the user's confirmed address.
 async fn take_token(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut AnyConnection,
     token_hash: &str,
     purpose: Purpose,
     now: i64,
@@ -251,27 +261,23 @@ async fn take_token(
     .bind(token_hash)
     .bind(purpose.as_str())
     .bind(now)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?;
     Ok(rows.pop())
 }
 
 /// Deletes the user's tokens of one purpose, or of every purpose.
-async fn spend_tokens(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    user_id: i64,
-    purpose: Option<Purpose>,
-) -> Result<()> {
+async fn spend_tokens(tx: &mut AnyConnection, user_id: i64, purpose: Option<Purpose>) -> Result<()> {
     sqlx::query("DELETE FROM mail_tokens WHERE user_id = $1 AND ($2 = '' OR purpose = $2)")
         .bind(user_id)
         .bind(purpose.map_or("", Purpose::as_str))
-        .execute(&mut **tx)
+        .execute(&mut *tx)
         .await?;
     Ok(())
 }
 
 async fn insert_token(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut AnyConnection,
     user_id: i64,
     purpose: Purpose,
     email: &str,
@@ -287,7 +293,7 @@ async fn insert_token(
     .bind(email)
     .bind(token.now)
     .bind(token.expires_at)
-    .execute(&mut **tx)
+    .execute(&mut *tx)
     .await?;
     Ok(())
 }

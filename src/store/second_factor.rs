@@ -3,9 +3,9 @@
 //! two instances (or two requests) never both accept the same one.
 
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, FromRow, Row};
+use sqlx::{AnyConnection, AnyPool, FromRow, Row};
 
-use super::Store;
+use super::{Event, Store};
 use crate::error::Result;
 
 /// A user's authenticator-app secret, on or waiting for its first code.
@@ -49,10 +49,16 @@ pub async fn begin(db: &Store, user_id: i64, secret: &str, now: i64) -> Result<b
 }
 
 /// Turns the waiting factor on with the code of time step `step`, and stores the hashes of its
-/// recovery codes, in one transaction; `false`, and nothing changed, when nothing waits.
-pub async fn confirm(db: &Store, user_id: i64, step: i64, code_hashes: &[String], now: i64) -> Result<bool> {
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
+/// recovery codes, in one transaction with `event`; `false`, and nothing changed, when nothing
+/// waits.
+pub async fn confirm(
+    db: &Store,
+    user_id: i64,
+    (step, now): (i64, i64),
+    code_hashes: &[String],
+    event: Event,
+) -> Result<bool> {
+    let mut tx = db.change().await?;
     let confirmed = sqlx::query(
         "UPDATE totp_factors SET confirmed_at = $2, last_step = $3 \
          WHERE user_id = $1 AND confirmed_at IS NULL AND last_step < $3",
@@ -66,15 +72,19 @@ pub async fn confirm(db: &Store, user_id: i64, step: i64, code_hashes: &[String]
         return Ok(false);
     }
     replace_codes(&mut tx, user_id, code_hashes).await?;
-    tx.commit().await?;
+    tx.commit(&[event]).await?;
     Ok(true)
 }
 
-/// Replaces the user's recovery codes; `false`, and nothing changed, when they have no second
-/// factor (no authenticator app on and no passkey).
-pub async fn replace_recovery_codes(db: &Store, user_id: i64, code_hashes: &[String]) -> Result<bool> {
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
+/// Replaces the user's recovery codes, recording `event`; `false`, and nothing changed, when
+/// they have no second factor (no authenticator app on and no passkey).
+pub async fn replace_recovery_codes(
+    db: &Store,
+    user_id: i64,
+    code_hashes: &[String],
+    event: Event,
+) -> Result<bool> {
+    let mut tx = db.change().await?;
     let on: i64 = sqlx::query_scalar(
         "SELECT (SELECT COUNT(*) FROM totp_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL) \
               + (SELECT COUNT(*) FROM passkeys WHERE user_id = $1)",
@@ -86,21 +96,21 @@ pub async fn replace_recovery_codes(db: &Store, user_id: i64, code_hashes: &[Str
         return Ok(false);
     }
     replace_codes(&mut tx, user_id, code_hashes).await?;
-    tx.commit().await?;
+    tx.commit(&[event]).await?;
     Ok(true)
 }
 
 pub(super) async fn replace_codes(
-    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tx: &mut AnyConnection,
     user_id: i64,
     code_hashes: &[String],
 ) -> Result<()> {
-    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut **tx).await?;
+    sqlx::query("DELETE FROM recovery_codes WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
     for hash in code_hashes {
         sqlx::query("INSERT INTO recovery_codes (user_id, code_hash) VALUES ($1, $2)")
             .bind(user_id)
             .bind(hash)
-            .execute(&mut **tx)
+            .execute(&mut *tx)
             .await?;
     }
     Ok(())
@@ -137,10 +147,9 @@ pub async fn use_recovery_code(db: &Store, user_id: i64, code_hash: &str, now: i
 }
 
 /// Turns the user's authenticator app off: its secret goes, and so do the recovery codes when
-/// no passkey remains. `false` when it was not on.
-pub async fn remove(db: &Store, user_id: i64) -> Result<bool> {
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
+/// no passkey remains, recording `event`. `false` when it was not on.
+pub async fn remove(db: &Store, user_id: i64, event: Event) -> Result<bool> {
+    let mut tx = db.change().await?;
     let removed = sqlx::query("DELETE FROM totp_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL")
         .bind(user_id)
         .execute(&mut *tx)
@@ -152,15 +161,15 @@ pub async fn remove(db: &Store, user_id: i64) -> Result<bool> {
     .execute(&mut *tx)
     .await?;
     sqlx::query("DELETE FROM totp_factors WHERE user_id = $1").bind(user_id).execute(&mut *tx).await?;
-    tx.commit().await?;
-    Ok(removed.rows_affected() == 1)
+    let removed = removed.rows_affected() == 1;
+    tx.commit(&removed.then_some(event).into_iter().collect::<Vec<_>>()).await?;
+    Ok(removed)
 }
 
 /// Removes every second factor of the user (for an administrator): the authenticator app, the
-/// passkeys and the recovery codes. `false` when there was none.
-pub async fn remove_all(db: &Store, user_id: i64) -> Result<bool> {
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
+/// passkeys and the recovery codes, recording `event`. `false` when there was none.
+pub async fn remove_all(db: &Store, user_id: i64, event: Event) -> Result<bool> {
+    let mut tx = db.change().await?;
     let delete = |statement| sqlx::query(statement).bind(user_id);
     let app = delete("DELETE FROM totp_factors WHERE user_id = $1 AND confirmed_at IS NOT NULL")
         .execute(&mut *tx)
@@ -169,7 +178,7 @@ pub async fn remove_all(db: &Store, user_id: i64) -> Result<bool> {
     delete("DELETE FROM totp_factors WHERE user_id = $1").execute(&mut *tx).await?;
     delete("DELETE FROM recovery_codes WHERE user_id = $1").execute(&mut *tx).await?;
     let removed = app.rows_affected() + passkeys.rows_affected();
-    tx.commit().await?;
+    tx.commit(&[event]).await?;
     Ok(removed > 0)
 }
 

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyPool, FromRow, Row};
 
-use super::Store;
+use super::{Event, Store};
 use crate::domain::{device_name, Methods, Session};
 use crate::error::Result;
 
@@ -66,8 +66,9 @@ impl FromRow<'_, AnyRow> for RefreshTarget {
     }
 }
 
-pub async fn insert_session(db: &Store, session: NewSession<'_>) -> Result<()> {
-    let (db, _turn) = db.write().await?;
+/// Opens a session, recording the sign-in `event`.
+pub async fn insert_session(db: &Store, session: NewSession<'_>, event: Event) -> Result<()> {
+    let mut change = db.change().await?;
     sqlx::query(
         "INSERT INTO sessions (id, user_id, created_at, last_used_at, expires_at, user_agent, address, amr) \
          VALUES ($1, $2, $3, $3, $4, $5, $6, $7)",
@@ -79,19 +80,25 @@ pub async fn insert_session(db: &Store, session: NewSession<'_>) -> Result<()> {
     .bind(session.user_agent)
     .bind(session.address)
     .bind(session.amr)
-    .execute(db)
+    .execute(&mut *change)
     .await?;
-    Ok(())
+    change.commit(&[event]).await
 }
 
-pub async fn revoke_session(db: &Store, session_id: &str, now: i64) -> Result<()> {
-    let (db, _turn) = db.write().await?;
-    sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+/// Revokes a session, recording `event` when it was live.
+pub async fn revoke_session(db: &Store, session_id: &str, now: i64, event: Event) -> Result<()> {
+    let mut change = db.change().await?;
+    let done = sqlx::query("UPDATE sessions SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
         .bind(session_id)
         .bind(now)
-        .execute(db)
+        .execute(&mut *change)
         .await?;
-    Ok(())
+    change.commit(&event_if(done.rows_affected() > 0, event)).await
+}
+
+/// `event`, when what it describes happened.
+fn event_if(happened: bool, event: Event) -> Vec<Event> {
+    happened.then_some(event).into_iter().collect()
 }
 
 /// Whether `id` has the shape of a session id (256 bits, base64url): anything else is not
@@ -100,13 +107,19 @@ fn is_session_id(id: &str) -> bool {
     id.len() == 43 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Revokes one of the user's live sessions; `false` when the user has no such live session
-/// (another user's session is never touched).
-pub async fn revoke_user_session(db: &Store, user_id: i64, session_id: &str, now: i64) -> Result<bool> {
-    let (db, _turn) = db.write().await?;
+/// Revokes one of the user's live sessions, recording `event`; `false` when the user has no such
+/// live session (another user's session is never touched).
+pub async fn revoke_user_session(
+    db: &Store,
+    user_id: i64,
+    session_id: &str,
+    now: i64,
+    event: Event,
+) -> Result<bool> {
     if !is_session_id(session_id) {
         return Ok(false);
     }
+    let mut change = db.change().await?;
     let done = sqlx::query(
         "UPDATE sessions SET revoked_at = $3 \
          WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3",
@@ -114,14 +127,23 @@ pub async fn revoke_user_session(db: &Store, user_id: i64, session_id: &str, now
     .bind(session_id)
     .bind(user_id)
     .bind(now)
-    .execute(db)
+    .execute(&mut *change)
     .await?;
-    Ok(done.rows_affected() == 1)
+    let revoked = done.rows_affected() == 1;
+    change.commit(&event_if(revoked, event)).await?;
+    Ok(revoked)
 }
 
-/// Revokes every live session of the user, except `keep` when given.
-pub async fn revoke_user_sessions(db: &Store, user_id: i64, keep: Option<&str>, now: i64) -> Result<u64> {
-    let (db, _turn) = db.write().await?;
+/// Revokes every live session of the user, except `keep` when given, recording `event` (with
+/// how many there were) when there was one.
+pub async fn revoke_user_sessions(
+    db: &Store,
+    user_id: i64,
+    keep: Option<&str>,
+    now: i64,
+    event: Event,
+) -> Result<u64> {
+    let mut change = db.change().await?;
     let done = sqlx::query(
         "UPDATE sessions SET revoked_at = $2 \
          WHERE user_id = $1 AND revoked_at IS NULL AND id <> $3",
@@ -129,16 +151,17 @@ pub async fn revoke_user_sessions(db: &Store, user_id: i64, keep: Option<&str>, 
     .bind(user_id)
     .bind(now)
     .bind(keep.unwrap_or_default())
-    .execute(db)
+    .execute(&mut *change)
     .await?;
-    Ok(done.rows_affected())
+    let revoked = done.rows_affected();
+    change.commit(&event_if(revoked > 0, event.with("sessions", revoked))).await?;
+    Ok(revoked)
 }
 
 /// Signs the user out everywhere: every session revoked and every device token ended, in one
-/// transaction. Returns how many sessions were live.
-pub async fn sign_out_everywhere(db: &Store, user_id: i64, now: i64) -> Result<u64> {
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
+/// transaction with `event`. Returns how many sessions were live.
+pub async fn sign_out_everywhere(db: &Store, user_id: i64, now: i64, event: Event) -> Result<u64> {
+    let mut tx = db.change().await?;
     sqlx::query("UPDATE users SET device_generation = device_generation + 1 WHERE id = $1")
         .bind(user_id)
         .execute(&mut *tx)
@@ -148,8 +171,9 @@ pub async fn sign_out_everywhere(db: &Store, user_id: i64, now: i64) -> Result<u
         .bind(now)
         .execute(&mut *tx)
         .await?;
-    tx.commit().await?;
-    Ok(done.rows_affected())
+    let revoked = done.rows_affected();
+    tx.commit(&[event.with("sessions", revoked)]).await?;
+    Ok(revoked)
 }
 
 /// The user's live sessions, most recently used first, the one of id `current` marked.

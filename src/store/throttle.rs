@@ -3,7 +3,7 @@
 
 use sqlx::{AnyPool, FromRow};
 
-use super::Store;
+use super::{Event, EventKind, Store};
 use crate::error::Result;
 
 /// What a counter counts.
@@ -32,6 +32,15 @@ impl Kind {
             Kind::Register => "register",
             Kind::MailAccount => "mail_account",
             Kind::MailAddress => "mail_address",
+        }
+    }
+
+    /// Whose sign-ins a block of this counter holds back, as the throttling event says.
+    fn scope(self) -> &'static str {
+        match self {
+            Kind::Pair => "this name from this address",
+            Kind::Address | Kind::Register | Kind::MailAddress => "this address",
+            Kind::User | Kind::MailAccount => "this name from anywhere",
         }
     }
 
@@ -133,20 +142,31 @@ pub async fn uncount(db: &Store, counters: &[Counter<'_>]) -> Result<()> {
     Ok(())
 }
 
-/// Blocks a counter until `until` (unix seconds); its row is kept at least as long.
-pub async fn block(db: &Store, counter: Counter<'_>, until: i64) -> Result<()> {
-    let (db, _turn) = db.write().await?;
-    sqlx::query(
-        "UPDATE throttle SET blocked_until = $4, expires_at = $4 \
-         WHERE kind = $1 AND username = $2 AND address = $3 AND blocked_until < $4",
-    )
-    .bind(counter.kind.as_str())
-    .bind(counter.username)
-    .bind(counter.address)
-    .bind(until)
-    .execute(db)
-    .await?;
-    Ok(())
+/// Records a failed password or code check (`failure`), and blocks each of `blocks` until its
+/// time (unix seconds; its row is kept at least as long), each newly blocked one recorded as a
+/// throttling event, in one transaction.
+pub async fn fail(db: &Store, blocks: &[(Counter<'_>, i64)], failure: Event) -> Result<()> {
+    let mut change = db.change().await?;
+    let mut events = Vec::with_capacity(1 + blocks.len());
+    for (counter, until) in blocks {
+        let done = sqlx::query(
+            "UPDATE throttle SET blocked_until = $4, expires_at = $4 \
+             WHERE kind = $1 AND username = $2 AND address = $3 AND blocked_until < $4",
+        )
+        .bind(counter.kind.as_str())
+        .bind(counter.username)
+        .bind(counter.address)
+        .bind(*until)
+        .execute(&mut *change)
+        .await?;
+        if done.rows_affected() > 0 {
+            let mut blocked = failure.clone().with("scope", counter.kind.scope()).with("until", *until);
+            blocked.kind = EventKind::SignInThrottled;
+            events.push(blocked);
+        }
+    }
+    events.insert(0, failure);
+    change.commit(&events).await
 }
 
 /// Forgets a counter (a success clears its pair).
@@ -186,20 +206,27 @@ pub async fn list(db: &AnyPool, now: i64) -> Result<Vec<Entry>> {
 }
 
 /// Forgets every counter of a (lower-cased) username or of an address (as counted), or every
-/// counter when both are `None`. Returns how many.
-pub async fn clear_matching(db: &Store, username: Option<&str>, address: Option<&str>) -> Result<u64> {
-    let (db, _turn) = db.write().await?;
+/// counter when both are `None`, recording `event` (with how many). Returns how many.
+pub async fn clear_matching(
+    db: &Store,
+    username: Option<&str>,
+    address: Option<&str>,
+    event: Event,
+) -> Result<u64> {
+    let mut change = db.change().await?;
     let done = match (username, address) {
-        (None, None) => sqlx::query("DELETE FROM throttle").execute(db).await?,
+        (None, None) => sqlx::query("DELETE FROM throttle").execute(&mut *change).await?,
         (username, address) => {
             sqlx::query(
                 "DELETE FROM throttle WHERE (username = $1 AND $1 <> '') OR (address = $2 AND $2 <> '')",
             )
             .bind(username.unwrap_or_default())
             .bind(address.unwrap_or_default())
-            .execute(db)
+            .execute(&mut *change)
             .await?
         }
     };
-    Ok(done.rows_affected())
+    let cleared = done.rows_affected();
+    change.commit(&[event.with("cleared", cleared)]).await?;
+    Ok(cleared)
 }

@@ -3,7 +3,7 @@
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, AnyPool, FromRow, Row};
 
-use super::Store;
+use super::{Event, Store};
 use crate::domain::{User, Username};
 use crate::error::{Error, Result};
 
@@ -58,11 +58,19 @@ pub struct Listed {
 
 /// Inserts a user; the unique index on its key (`username_key`, computed here, never by the
 /// database's collation) decides races, so two concurrent
-/// registrations of one name give one row and one [`Error::UsernameTaken`].
-pub async fn insert_user(db: &Store, username: &Username, password_hash: &str, now: i64) -> Result<User> {
-    let (db, _turn) = db.write().await?;
-    let mut connection = db.acquire().await?;
-    insert_user_in(&mut connection, username, password_hash, now).await
+/// registrations of one name give one row and one [`Error::UsernameTaken`]. Recorded as
+/// `event`, about the new account.
+pub async fn insert_user(
+    db: &Store,
+    username: &Username,
+    password_hash: &str,
+    now: i64,
+    event: Event,
+) -> Result<User> {
+    let mut change = db.change().await?;
+    let user = insert_user_in(&mut change, username, password_hash, now).await?;
+    change.commit(&[event.of(user.id, &user.username)]).await?;
+    Ok(user)
 }
 
 /// [`insert_user`] on a connection of the caller's (a transaction's).
@@ -122,20 +130,20 @@ pub async fn find_password_hash(db: &AnyPool, user_id: i64) -> Result<Option<Str
     Ok(hash)
 }
 
-/// Sets a new password hash; every reset link of the user stops working with it.
-pub async fn set_password_hash(db: &Store, user_id: i64, password_hash: &str) -> Result<()> {
-    let (db, _turn) = db.write().await?;
-    let mut tx = db.begin().await?;
-    super::recovery::set_password_hash(&mut tx, user_id, password_hash).await?;
-    tx.commit().await?;
-    Ok(())
+/// Sets a new password hash, recording `event`; every reset link of the user stops working
+/// with it.
+pub async fn set_password_hash(db: &Store, user_id: i64, password_hash: &str, event: Event) -> Result<()> {
+    let mut change = db.change().await?;
+    super::recovery::set_password_hash(&mut change, user_id, password_hash).await?;
+    change.commit(&[event]).await
 }
 
-/// Deletes the user; sessions and refresh tokens go with it (`ON DELETE CASCADE`).
-pub async fn delete_user(db: &Store, user_id: i64) -> Result<()> {
-    let (db, _turn) = db.write().await?;
-    sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(db).await?;
-    Ok(())
+/// Deletes the user, recording `event`; sessions and refresh tokens go with it (`ON DELETE
+/// CASCADE`), the user's security events stay (until their retention ends).
+pub async fn delete_user(db: &Store, user_id: i64, event: Event) -> Result<()> {
+    let mut change = db.change().await?;
+    sqlx::query("DELETE FROM users WHERE id = $1").bind(user_id).execute(&mut *change).await?;
+    change.commit(&[event]).await
 }
 
 /// The user of that id.

@@ -115,7 +115,7 @@ impl PageUser {
         // for as long as the session lives, so a person stays signed in without noticing.
         let refresh = req.cookies().get(REFRESH_COOKIE).map(|c| c.value().to_owned());
         let refresh = refresh.ok_or(Error::Unauthenticated { invalid_token: access.is_some() })?;
-        let (user, issued) = accounts.renew(&refresh).await?;
+        let (user, issued) = accounts.renew(&refresh, &client_of(req)).await?;
         state::<SessionCookies>(req)?.set(req.cookies(), issued);
         Ok(PageUser(user))
     }
@@ -203,11 +203,17 @@ impl<'r> FromRequest<'r> for Client {
     type Error = std::convert::Infallible;
 
     async fn from_request(req: &'r Request<'_>) -> Outcome<Self, Self::Error> {
-        let agent = req.headers().get_one("User-Agent").unwrap_or_default();
-        Outcome::Success(Client {
-            address: client_address(req),
-            user_agent: agent.chars().take(256).collect(),
-            device_tokens: cookies::device_tokens(req.cookies()),
-        })
+        Outcome::Success(client_of(req))
+    }
+}
+
+/// Who sent the request: its address as counted, its `User-Agent` (shortened) and its device
+/// tokens.
+fn client_of(req: &Request<'_>) -> Client {
+    let agent = req.headers().get_one("User-Agent").unwrap_or_default();
+    Client {
+        address: client_address(req),
+        user_agent: agent.chars().take(256).collect(),
+        device_tokens: cookies::device_tokens(req.cookies()),
     }
 }

@@ -453,9 +453,15 @@ async fn specific(app: &TestApp, route: &str) -> BTreeSet<u16> {
             let (app_id, _) = oidc_app(app).await;
             let token = signed_in_token(app, "prober").await;
             let user_id = app.count("SELECT id FROM users WHERE username = 'prober'").await;
-            miniauth::store::oauth::consent_to(&app.store(), user_id, &app_id, "openid", common::now())
-                .await
-                .unwrap();
+            miniauth::store::oauth::consent_to(
+                &app.store(),
+                user_id,
+                &app_id,
+                ("openid", common::now()),
+                miniauth::store::Event::command("test"),
+            )
+            .await
+            .unwrap();
             record(app.client.delete(format!("/auth/apps/{app_id}")).header(bearer(&token)).dispatch().await);
         }
         "DELETE /auth/sessions/{id}" => {
@@ -482,7 +488,10 @@ async fn oidc_app(app: &TestApp) -> (String, String) {
         public: false,
         id_token_alg: miniauth::auth::SigningAlgorithm::RS256,
     };
-    let registered = miniauth::auth::oidc::register(&app.store(), new).await.unwrap();
+    let registered =
+        miniauth::auth::oidc::register(&app.store(), new, miniauth::store::Event::command("test"))
+            .await
+            .unwrap();
     (registered.client.id, registered.secret.unwrap())
 }
 

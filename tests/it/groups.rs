@@ -41,7 +41,10 @@ backend_tests_with!(
 /// A group of that name (made if need be): its id.
 async fn group(db: &Store, name: &str) -> i64 {
     let parsed = Username::parse(name).unwrap();
-    match store::groups::create(db, &parsed, store::now()).await.unwrap() {
+    match store::groups::create(db, &parsed, store::now(), miniauth::store::Event::command("test"))
+        .await
+        .unwrap()
+    {
         Some(id) => id,
         None => store::groups::find(db, name).await.unwrap().unwrap().id,
     }
@@ -71,7 +74,14 @@ async fn groups_reach_the_profile_the_token_and_the_proxy(app: TestApp) {
     let alice = user_id(&db, "alice").await;
     for name in ["family", "Admins"] {
         let id = group(&db, name).await;
-        assert!(store::groups::add_member(&db, id, alice, store::now()).await.unwrap());
+        assert!(store::groups::add_member(
+            &db,
+            (id, alice),
+            store::now(),
+            miniauth::store::Event::command("test")
+        )
+        .await
+        .unwrap());
     }
     // The profile reads them as they are now, for a token minted before.
     let profile = expect(app.profile(&before.access).await, Status::Ok).await;
@@ -104,7 +114,9 @@ async fn a_group_rule_admits_its_members_as_they_are_now(app: TestApp) {
     let photos = "https://photos.example.com/album";
     let family = group(&db, "family").await;
     let alice_id = user_id(&db, "alice").await;
-    store::groups::add_member(&db, family, alice_id, store::now()).await.unwrap();
+    store::groups::add_member(&db, (family, alice_id), store::now(), miniauth::store::Event::command("test"))
+        .await
+        .unwrap();
     assert_eq!(ask(&app, photos, &alice.access).await.status(), Status::Ok, "a member");
     assert_eq!(ask(&app, photos, &carol.access).await.status(), Status::Ok, "listed by name");
     let refused = ask(&app, photos, &bob.access).await;
@@ -112,13 +124,17 @@ async fn a_group_rule_admits_its_members_as_they_are_now(app: TestApp) {
     let refused = refused.into_string().await.unwrap_or_default();
     assert!(refused.contains("bob may not use photos.example.com"), "{refused}");
     // Out of the group: refused at the next request, with the token that passed just now.
-    assert!(store::groups::remove_member(&db, family, alice_id).await.unwrap());
+    assert!(store::groups::remove_member(&db, family, alice_id, miniauth::store::Event::command("test"))
+        .await
+        .unwrap());
     assert_eq!(ask(&app, photos, &alice.access).await.status(), Status::Forbidden);
     assert_eq!(ask(&app, "https://wiki.example.com/", &alice.access).await.status(), Status::Ok);
     // Back in, then the group deleted: the same.
-    store::groups::add_member(&db, family, alice_id, store::now()).await.unwrap();
+    store::groups::add_member(&db, (family, alice_id), store::now(), miniauth::store::Event::command("test"))
+        .await
+        .unwrap();
     assert_eq!(ask(&app, photos, &alice.access).await.status(), Status::Ok);
-    store::groups::delete(&db, family).await.unwrap();
+    store::groups::delete(&db, family, miniauth::store::Event::command("test")).await.unwrap();
     assert_eq!(ask(&app, photos, &alice.access).await.status(), Status::Forbidden);
     let profile = expect(app.profile(&alice.access).await, Status::Ok).await;
     assert_eq!(profile["groups"], json!([]));

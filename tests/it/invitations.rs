@@ -51,14 +51,25 @@ async fn invitation(app: &TestApp, groups: &[&str], lifetime: Duration, now: i64
     let mut ids = Vec::new();
     for name in groups {
         let name = Username::parse(name).unwrap();
-        let id = match store::groups::create(&db, &name, now).await.unwrap() {
+        let id = match store::groups::create(&db, &name, now, miniauth::store::Event::command("test"))
+            .await
+            .unwrap()
+        {
             Some(id) => id,
             None => store::groups::find(&db, name.as_str()).await.unwrap().unwrap().id,
         };
         ids.push(id);
     }
     let public_url = PublicUrl::parse("http://127.0.0.1:8000").unwrap();
-    let made = miniauth::auth::invitations::invite(&db, &public_url, &ids, lifetime, now).await.unwrap();
+    let made = miniauth::auth::invitations::invite(
+        &db,
+        &public_url,
+        &ids,
+        (lifetime, now),
+        miniauth::store::Event::command("test"),
+    )
+    .await
+    .unwrap();
     assert_eq!(made.link, format!("http://127.0.0.1:8000/register?invite={}", made.token));
     (made.id, made.token)
 }
@@ -107,7 +118,9 @@ async fn a_sign_up_without_a_usable_invitation_says_why_and_creates_nothing(app:
     let db = app.store();
     let now = store::now();
     let (revoked_id, revoked) = invitation(&app, &["family"], HOUR, now).await;
-    assert!(store::invitations::revoke(&db, revoked_id, now).await.unwrap());
+    assert!(store::invitations::revoke(&db, revoked_id, now, miniauth::store::Event::command("test"))
+        .await
+        .unwrap());
     let (_, expired) = invitation(&app, &[], HOUR, now - 2 * 3600).await;
     let cases = [
         (None, "Sign-up on this server needs an invitation: ask its administrator for one, and open the link it gives."),
@@ -213,19 +226,44 @@ async fn an_invitation_expires_by_the_clock(app: TestApp) {
     let hash = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
     let hashed = |name: &str| ("$2b$04$".to_owned() + &"a".repeat(53), Username::parse(name).unwrap());
     let (password_hash, late) = hashed("late");
-    let refused = store::invitations::sign_up(&db, &late, &password_hash, &hash, t + 60).await.unwrap();
+    let refused = store::invitations::sign_up(
+        &db,
+        (&late, &password_hash),
+        &hash,
+        t + 60,
+        miniauth::store::Event::command("test"),
+    )
+    .await
+    .unwrap();
     assert!(refused.is_none(), "expired at t + 60");
     assert_eq!(app.count("SELECT COUNT(*) FROM users").await, 0, "the account went with the refusal");
     let found = store::invitations::find(&db, id).await;
     let found = found.unwrap_or_else(|e| panic!("{e:?}")).unwrap_or_else(|| panic!("no invitation {id}"));
     assert_eq!((found.standing(t + 59), found.standing(t + 60)), (Standing::Pending, Standing::Expired));
     let (_, on_time) = hashed("on_time");
-    let (used, user) =
-        store::invitations::sign_up(&db, &on_time, &password_hash, &hash, t + 59).await.unwrap().unwrap();
+    let (used, user) = store::invitations::sign_up(
+        &db,
+        (&on_time, &password_hash),
+        &hash,
+        t + 59,
+        miniauth::store::Event::command("test"),
+    )
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!((used, user.groups), (id, vec!["family".to_owned()]));
     // Spent: not even the clock turned back brings it back.
     let (_, again) = hashed("again");
-    assert!(store::invitations::sign_up(&db, &again, &password_hash, &hash, t).await.unwrap().is_none());
+    assert!(store::invitations::sign_up(
+        &db,
+        (&again, &password_hash),
+        &hash,
+        t,
+        miniauth::store::Event::command("test")
+    )
+    .await
+    .unwrap()
+    .is_none());
     let late = problem(sign_up(&app, "later", Some(&token)).await, Status::Forbidden).await;
     assert!(late["detail"].as_str().unwrap().contains("used already"), "{late}");
 }
@@ -236,14 +274,14 @@ async fn the_purge_removes_spent_invitations_once_retention_is_over(app: TestApp
     let (_, used) = invitation(&app, &["family"], HOUR, now).await;
     expect(sign_up(&app, "alice", Some(&used)).await, Status::Created).await;
     let (revoked, _) = invitation(&app, &[], HOUR, now).await;
-    store::invitations::revoke(&db, revoked, now).await.unwrap();
+    store::invitations::revoke(&db, revoked, now, miniauth::store::Event::command("test")).await.unwrap();
     invitation(&app, &[], HOUR, now - 2 * 3600).await; // expired an hour ago
     let (pending, _) = invitation(&app, &["family"], 30 * 24 * HOUR, now).await;
     // Kept while retention lasts (for `miniauth invite list`)…
-    store::purge::purge_ended(&db, now + 60, 3 * 3600).await.unwrap();
+    store::purge::purge_ended(&db, now + 60, (3 * 3600, 90 * 86400)).await.unwrap();
     assert_eq!(app.count("SELECT COUNT(*) FROM invitations").await, 4);
     // …then gone, with their groups; the pending one stays.
-    store::purge::purge_ended(&db, now + 4 * 3600, 3600).await.unwrap();
+    store::purge::purge_ended(&db, now + 4 * 3600, (3600, 90 * 86400)).await.unwrap();
     let left: Vec<i64> = store::invitations::list(&db).await.unwrap().iter().map(|i| i.id).collect();
     assert_eq!(left, vec![pending]);
     assert_eq!(app.count("SELECT COUNT(*) FROM invitation_groups").await, 1);

@@ -117,7 +117,15 @@ fn thumbprint(x: &str) -> String {
 async fn rotate(app: &TestApp, algorithm: SigningAlgorithm, force: bool) -> Result<String, String> {
     let db = app.client.rocket().state::<miniauth::store::Db>().expect("the pool");
     let settings = TokenSettings { algorithm, ..miniauth::config::Settings::default().tokens };
-    miniauth::auth::keys::rotate(db, settings.algorithm, &settings, force).await.map_err(|e| format!("{e:?}"))
+    miniauth::auth::keys::rotate(
+        db,
+        settings.algorithm,
+        &settings,
+        force,
+        miniauth::store::Event::command("test"),
+    )
+    .await
+    .map_err(|e| format!("{e:?}"))
 }
 
 /// Makes the app reload its keys now rather than within five seconds.
@@ -359,7 +367,7 @@ needs_postgres! {
             let pool = miniauth::store::Store::connect_lazy(&database.url).unwrap();
             sqlx::query("UPDATE signing_keys SET created_at = created_at - 700").execute(&*pool).await.unwrap();
             let settings = miniauth::config::Settings::default().tokens;
-            let promoted = miniauth::auth::keys::rotate(&pool, settings.algorithm, &settings, false).await.unwrap();
+            let promoted = miniauth::auth::keys::rotate(&pool, settings.algorithm, &settings, false, miniauth::store::Event::command("test")).await.unwrap();
             pool.close().await;
             promoted
         });

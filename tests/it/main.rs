@@ -15,6 +15,7 @@ mod contract;
 mod crash;
 mod docs;
 mod errors;
+mod events;
 mod file_modes;
 mod floods;
 mod forward_auth;

@@ -82,7 +82,8 @@ pub async fn app_of(test: &TestApp, public: bool, alg: SigningAlgorithm) -> App 
         public,
         id_token_alg: alg,
     };
-    let registered = register(&test.store(), new).await.expect("registered");
+    let registered =
+        register(&test.store(), new, miniauth::store::Event::command("test")).await.expect("registered");
     App { id: registered.client.id, secret: registered.secret }
 }
 
@@ -951,12 +952,12 @@ async fn the_purge_removes_spent_codes(test: TestApp) {
     let day = 24 * 3600;
     let now = common::now();
     // Within the retention, spent codes stay (a reuse must still revoke); past it, they go.
-    miniauth::store::purge::purge_ended(&test.store(), now, 7 * day).await.unwrap();
+    miniauth::store::purge::purge_ended(&test.store(), now, (7 * day, 90 * day)).await.unwrap();
     assert_eq!(test.count("SELECT COUNT(*) FROM oauth_codes").await, 2);
-    miniauth::store::purge::purge_ended(&test.store(), now + 8 * day, 7 * day).await.unwrap();
+    miniauth::store::purge::purge_ended(&test.store(), now + 8 * day, (7 * day, 90 * day)).await.unwrap();
     assert_eq!(test.count("SELECT COUNT(*) FROM oauth_codes").await, 0);
     // Grants past their end go with their tokens.
-    miniauth::store::purge::purge_ended(&test.store(), now + 40 * day, 7 * day).await.unwrap();
+    miniauth::store::purge::purge_ended(&test.store(), now + 40 * day, (7 * day, 90 * day)).await.unwrap();
     assert_eq!(test.count("SELECT COUNT(*) FROM oauth_grants").await, 0);
     assert_eq!(test.count("SELECT COUNT(*) FROM oauth_tokens").await, 0);
 }

@@ -549,12 +549,27 @@ async fn the_administrators_reset_removes_the_passkeys(app: TestApp) {
     let [tokens] = app.register_and_sign_in("alice", PASSWORD).await;
     let (mut passkey, _) = add_passkey(&app, &tokens.access).await;
     let id = common::user_id(&expect(app.profile(&tokens.access).await, Status::Ok).await);
-    assert!(miniauth::store::second_factor::remove_all(&app.store(), id).await.unwrap());
+    assert!(miniauth::store::second_factor::remove_all(
+        &app.store(),
+        id,
+        miniauth::store::Event::command("test")
+    )
+    .await
+    .unwrap());
     assert_eq!(app.count("SELECT COUNT(*) FROM passkeys").await, 0);
     assert_eq!(app.count("SELECT COUNT(*) FROM recovery_codes").await, 0);
     assert_eq!(app.login("alice", PASSWORD).await.status(), Status::Ok);
     assert_eq!(sign_in_with(&app, &mut passkey).await.status(), Status::Unauthorized);
-    assert!(!miniauth::store::second_factor::remove_all(&app.store(), id).await.unwrap(), "nothing left");
+    assert!(
+        !miniauth::store::second_factor::remove_all(
+            &app.store(),
+            id,
+            miniauth::store::Event::command("test")
+        )
+        .await
+        .unwrap(),
+        "nothing left"
+    );
 }
 
 /// The start-up log says why passkeys are off (a `public_url` of an IP address, as the test

@@ -85,8 +85,15 @@ fn pyjwt_verifies_tokens_with_the_published_keys_across_a_rotation() {
         // The next key has been published since the server started, before the verifier
         // fetched the set: no need to wait out a cache time.
         let settings = miniauth::config::Settings::default().tokens;
-        let promoted =
-            miniauth::auth::keys::rotate(&pool, settings.algorithm, &settings, true).await.unwrap();
+        let promoted = miniauth::auth::keys::rotate(
+            &pool,
+            settings.algorithm,
+            &settings,
+            true,
+            miniauth::store::Event::command("test"),
+        )
+        .await
+        .unwrap();
         pool.close().await;
         promoted
     });
