@@ -70,6 +70,15 @@ pub enum Error {
         error: &'static str,
         description: String,
     },
+    /// `of`, of a request that came as an OAuth 2.0 form (`POST /auth/login`, `POST
+    /// /auth/refresh`) and that no RFC 6749 code of its own answers (a throttle's block, the
+    /// database out of reach): answered as `of` is (status, `Retry-After`, log), with the
+    /// `error` member `error` beside it, which OAuth2 client libraries raise on. See
+    /// [`Error::for_oauth2`].
+    ForOAuth2 {
+        error: &'static str,
+        of: Box<Error>,
+    },
     /// The body could not be read as the declared type (400).
     BadRequest(String),
     UnsupportedMediaType(String),
@@ -104,6 +113,7 @@ impl Error {
     /// Whether the database failed this request: out of reach, or an error of its own.
     pub fn is_database_failure(&self) -> bool {
         match self {
+            Error::ForOAuth2 { of, .. } => of.is_database_failure(),
             Error::Unavailable => true,
             Error::Internal(cause) => cause.downcast_ref::<sqlx::Error>().is_some(),
             _ => false,
@@ -118,6 +128,7 @@ impl Error {
     /// pass: a throttle's block, a database that is briefly out of reach.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
+            Error::ForOAuth2 { of, .. } => of.retry_after(),
             Error::TooManyAttempts { retry_after } => Some((*retry_after).max(1) as u64),
             Error::Unavailable => Some(5),
             _ => None,
@@ -145,6 +156,7 @@ impl Error {
             Error::BadRequest(_) => Status::BadRequest,
             Error::OAuth { error: "invalid_client", .. } => Status::Unauthorized,
             Error::OAuth { .. } => Status::BadRequest,
+            Error::ForOAuth2 { of, .. } => of.status(),
             Error::UnsupportedMediaType(_) => Status::UnsupportedMediaType,
             Error::PayloadTooLarge => Status::PayloadTooLarge,
             Error::HeadersTooLarge => Status::RequestHeaderFieldsTooLarge,
@@ -161,6 +173,7 @@ impl Error {
     pub fn cause(&self) -> String {
         match self {
             Error::Internal(cause) => with_sources(&**cause),
+            Error::ForOAuth2 { of, .. } => of.cause(),
             _ => self.detail(),
         }
     }
@@ -184,6 +197,7 @@ impl Error {
             Error::Csrf => "The form is missing a valid CSRF token: reload the page and try again.".into(),
             Error::NotFound => "There is nothing at this address.".into(),
             Error::OAuth { description, .. } => description.clone(),
+            Error::ForOAuth2 { of, .. } => of.detail(),
             Error::BadRequest(detail)
             | Error::UnsupportedMediaType(detail)
             | Error::Forbidden(detail)
@@ -217,6 +231,39 @@ impl Error {
             },
             Error::Internal(_) => "Something went wrong on our side.".into(),
         }
+    }
+
+    /// This error as an OAuth2 client library reads it (RFC 6749 §5.2), for a request that came
+    /// as an OAuth 2.0 form: a wrong password or a refresh token unknown, spent or revoked is
+    /// `invalid_grant`, a field missing or a form unreadable `invalid_request` (400 each; a body
+    /// too large keeps its `413`); a throttled client keeps its `429` and `Retry-After` with
+    /// `slow_down` (the code RFC 8628 gives a client that must wait), the database out of reach
+    /// its `503` with `temporarily_unavailable`, anything else of the server's `server_error`. An
+    /// OAuth error already, and a sign-in that waits for its second factor (`mfa_required`),
+    /// stay as they are.
+    pub fn for_oauth2(self) -> Error {
+        let error = match &self {
+            Error::OAuth { .. } | Error::ForOAuth2 { .. } | Error::SecondFactorRequired { .. } => {
+                return self
+            }
+            Error::InvalidCredentials | Error::InvalidRefreshToken | Error::BadRequest(_) => {
+                let error =
+                    if matches!(self, Error::BadRequest(_)) { "invalid_request" } else { "invalid_grant" };
+                return Error::OAuth { error, description: self.detail() };
+            }
+            Error::Validation(fields) => {
+                let messages = fields.iter().flat_map(|(field, messages)| {
+                    messages.iter().map(move |message| format!("{field}: {message}"))
+                });
+                let description = messages.collect::<Vec<_>>().join(" ");
+                return Error::OAuth { error: "invalid_request", description };
+            }
+            Error::TooManyAttempts { .. } => "slow_down",
+            Error::Unavailable => "temporarily_unavailable",
+            e if e.status().code >= 500 => "server_error",
+            _ => "invalid_request",
+        };
+        Error::ForOAuth2 { error, of: Box::new(self) }
     }
 
     /// The messages per field this error carries: a problem's `errors`, and what a form shows

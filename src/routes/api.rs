@@ -5,17 +5,19 @@ use rocket::response::Responder;
 use rocket::serde::json::Json;
 use rocket::State;
 use secrecy::ExposeSecret;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::body::{ApiJson, Credentials, LoginCredentials, NewCredentials};
+use super::body::{
+    ApiJson, Credentials, LoginCredentials, NewCredentials, RefreshCredentials, RefreshForm, RefreshRequest,
+};
 use super::openapi::{
     Authenticated, AuthenticatedChange, Database, IssuedTokens, JsonBody, LogoutRefusals, RefreshRefusals,
     SignInRefusals, SignUpRefusals, Throttled,
 };
 use super::views::rfc3339;
 use crate::auth::{Accounts, Client, Issued, Scope, SignIn};
-use crate::domain::{required, User};
+use crate::domain::User;
 use crate::error::{Error, Result};
 use crate::web::{ApiUser, SessionCookies};
 
@@ -95,14 +97,6 @@ impl TokenResponse {
     }
 }
 
-/// `{refresh_token}`.
-#[derive(Deserialize, ToSchema)]
-pub struct RefreshRequest {
-    #[serde(default)]
-    #[schema(required = true, min_length = 1)]
-    pub refresh_token: String,
-}
-
 /// A response that must never be cached (it carries a token).
 #[derive(Responder)]
 pub struct NoStore<T> {
@@ -161,9 +155,9 @@ pub async fn login(
     credentials: LoginCredentials,
     mut client: Client,
 ) -> Result<NoStore<Json<TokenResponse>>> {
-    let Credentials { username, password, device_token, .. } = credentials.0;
-    client.device_tokens.extend(device_token);
-    match accounts.sign_in(&username, password.expose_secret(), &client).await? {
+    let Credentials { username, password, device_token, .. } = &credentials.body;
+    client.device_tokens.extend(device_token.clone());
+    match credentials.answer(accounts.sign_in(username, password.expose_secret(), &client).await)? {
         SignIn::Done(mut issued) => {
             let device_token = std::mem::take(&mut issued.device_token);
             Ok(TokenResponse::new(issued, accounts, Some(device_token)))
@@ -179,7 +173,10 @@ pub async fn login(
 /// except within a few seconds of its first use (`refresh_grace`: a client's retry).
 #[utoipa::path(
     post, path = "/auth/refresh", tag = "auth",
-    request_body = RefreshRequest,
+    request_body(content(
+        (RefreshRequest = "application/json"),
+        (RefreshForm = "application/x-www-form-urlencoded"),
+    )),
     responses(
         JsonBody, Database, IssuedTokens,
         RefreshRefusals,
@@ -188,10 +185,10 @@ pub async fn login(
 #[rocket::post("/auth/refresh", data = "<body>")]
 pub async fn refresh(
     accounts: &State<Accounts>,
-    body: ApiJson<RefreshRequest>,
+    body: RefreshCredentials,
     client: Client,
 ) -> Result<NoStore<Json<TokenResponse>>> {
-    let issued = accounts.refresh(required("refresh_token", &body.0.refresh_token)?, &client).await?;
+    let issued = body.answer(accounts.refresh(&body.body.refresh_token, &client).await)?;
     Ok(TokenResponse::new(issued, accounts, None))
 }
 

@@ -3,7 +3,7 @@
 //! form without its CSRF token) and never reaches a handler.
 
 use rocket::data::{self, Data, FromData, ToByteUnit};
-use rocket::form::{Form, FromForm};
+use rocket::form::{Form, FromForm, Lenient};
 use rocket::http::RawStr;
 use rocket::request::{Outcome, Request};
 use secrecy::{ExposeSecret, SecretString};
@@ -58,9 +58,37 @@ pub struct Credentials {
     pub device_token: Option<String>,
 }
 
+/// `{refresh_token}`, as JSON or as the OAuth2 refresh form.
+#[derive(Deserialize, ToSchema)]
+pub struct RefreshRequest {
+    #[serde(default)]
+    #[schema(required = true, min_length = 1)]
+    pub refresh_token: String,
+}
+
+/// The OAuth2 refresh grant (RFC 6749 §6), as OAuth2 client libraries send it to
+/// `POST /auth/refresh`: `application/x-www-form-urlencoded`.
+#[derive(FromForm, ToSchema)]
+pub struct RefreshForm {
+    /// `refresh_token` when present.
+    #[schema(value_type = Option<RefreshGrantType>, required = false)]
+    grant_type: Option<String>,
+    #[field(default = String::new())]
+    #[schema(required = true, min_length = 1)]
+    refresh_token: String,
+}
+
+/// The grant of the refresh form, as the OpenAPI document describes it.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum RefreshGrantType {
+    RefreshToken,
+}
+
 /// The same fields sent as a form (never `Debug`: it holds a password).
 #[derive(FromForm)]
-struct CredentialsForm {
+pub struct CredentialsForm {
     #[field(default = String::new())]
     username: String,
     #[field(default = String::new())]
@@ -232,47 +260,136 @@ impl<'r, T: for<'a> FromForm<'a> + Send + 'static> FromData<'r> for OAuthForm<T>
     }
 }
 
-/// Sign-in credentials: a JSON body, or the OAuth2 password form
-/// (`application/x-www-form-urlencoded`, optional `grant_type=password`).
-pub struct LoginCredentials(pub Credentials);
+/// What a request to `POST /auth/login` or `POST /auth/refresh` sent: a JSON body, or the
+/// OAuth2 form (`application/x-www-form-urlencoded`) that OAuth2 client libraries send. Every
+/// error of a form request, from its body to the handler's answer, is then one such a library
+/// reads: RFC 6749's `error` member (see [`Error::for_oauth2`]); the JSON routes keep theirs.
+pub struct OAuth2Or<T> {
+    pub body: T,
+    /// The request came as an OAuth2 form.
+    pub oauth2: bool,
+}
 
-impl LoginCredentials {
-    async fn parse(req: &Request<'_>, data: Data<'_>) -> Result<Credentials> {
-        let credentials: Credentials = if is_json(req) {
-            parse_json(&read_body(req, data, "json").await?)?
-        } else if is_form(req) {
-            let body = read_body(req, data, "form").await?;
-            let form = Form::<CredentialsForm>::parse_encoded(RawStr::new(&body))
-                .map_err(|_| Error::BadRequest("The form body could not be parsed.".into()))?;
-            Credentials {
-                username: form.username,
-                password: form.password.into(),
-                grant_type: form.grant_type,
-                device_token: form.device_token,
-            }
-        } else {
+impl<T> OAuth2Or<T> {
+    /// `result`, its error as the client reads errors.
+    pub fn answer<R>(&self, result: Result<R>) -> Result<R> {
+        match self.oauth2 {
+            true => result.map_err(Error::for_oauth2),
+            false => result,
+        }
+    }
+}
+
+/// Sign-in credentials: a JSON body, or the OAuth2 password form (optional
+/// `grant_type=password`).
+pub type LoginCredentials = OAuth2Or<Credentials>;
+
+/// A refresh token: a JSON body, or the OAuth2 refresh form (optional
+/// `grant_type=refresh_token`).
+pub type RefreshCredentials = OAuth2Or<RefreshRequest>;
+
+/// Reads a body of one of the two kinds.
+pub trait OAuth2Body: Sized {
+    /// The `grant_type` the form may name.
+    const GRANT: &'static str;
+    type Form: for<'a> FromForm<'a> + 'static;
+
+    /// From the JSON body.
+    fn json(body: &str) -> Result<Self>;
+    /// From the form, and the `grant_type` it names.
+    fn form(form: Self::Form) -> (Self, Option<String>);
+    /// The body, when its fields are all there.
+    fn checked(self) -> Result<Self>;
+}
+
+impl OAuth2Body for Credentials {
+    const GRANT: &'static str = "password";
+    type Form = CredentialsForm;
+
+    fn json(body: &str) -> Result<Self> {
+        let credentials: Credentials = parse_json(body)?;
+        if credentials.grant_type.as_deref().is_some_and(|grant| grant != Self::GRANT) {
+            return Err(Error::field("grant_type", "Only grant_type=password is supported."));
+        }
+        Ok(credentials)
+    }
+
+    fn form(form: CredentialsForm) -> (Self, Option<String>) {
+        let grant = form.grant_type.clone();
+        let credentials = Credentials {
+            username: form.username,
+            password: form.password.into(),
+            grant_type: form.grant_type,
+            device_token: form.device_token,
+        };
+        (credentials, grant)
+    }
+
+    fn checked(self) -> Result<Self> {
+        // A blank name is simply unknown (401); only an empty field is missing.
+        let mut fields = Fields::default();
+        let username = fields.required("username", &self.username).is_some();
+        let password = fields.required("password", self.password.expose_secret()).is_some();
+        fields.finish((username && password).then_some(self))
+    }
+}
+
+impl OAuth2Body for RefreshRequest {
+    const GRANT: &'static str = "refresh_token";
+    type Form = RefreshForm;
+
+    fn json(body: &str) -> Result<Self> {
+        parse_json(body)
+    }
+
+    fn form(form: RefreshForm) -> (Self, Option<String>) {
+        (RefreshRequest { refresh_token: form.refresh_token }, form.grant_type)
+    }
+
+    fn checked(self) -> Result<Self> {
+        crate::domain::required("refresh_token", &self.refresh_token)?;
+        Ok(self)
+    }
+}
+
+impl<T: OAuth2Body> OAuth2Or<T> {
+    async fn parse(req: &Request<'_>, data: Data<'_>) -> Result<Self> {
+        if is_json(req) {
+            let body = T::json(&read_body(req, data, "json").await?)?.checked()?;
+            return Ok(OAuth2Or { body, oauth2: false });
+        }
+        if !is_form(req) {
             return Err(Error::UnsupportedMediaType(
                 "Send JSON or an application/x-www-form-urlencoded form.".into(),
             ));
-        };
-        if credentials.grant_type.as_deref().is_some_and(|grant| grant != "password") {
-            return Err(Error::field("grant_type", "Only grant_type=password is supported."));
         }
-        // A blank name is simply unknown (401); only an empty field is missing.
-        let mut fields = Fields::default();
-        let username = fields.required("username", &credentials.username).is_some();
-        let password = fields.required("password", credentials.password.expose_secret()).is_some();
-        fields.finish((username && password).then_some(credentials))
+        let read = async {
+            let body = read_body(req, data, "form").await?;
+            // Parameters it does not know are ignored, as RFC 6749 (§3.2) asks: a library may
+            // add its `client_id` or a `scope`.
+            let form = Form::<Lenient<T::Form>>::parse_encoded(RawStr::new(&body))
+                .map_err(|_| Error::BadRequest("The form body could not be parsed.".into()))?;
+            let (body, grant) = T::form(form.into_inner());
+            if let Some(grant) = grant.filter(|grant| grant != T::GRANT) {
+                return Err(Error::OAuth {
+                    error: "unsupported_grant_type",
+                    description: format!("grant_type must be {}, not {grant:?}.", T::GRANT),
+                });
+            }
+            body.checked()
+        };
+        let body = read.await.map_err(Error::for_oauth2)?;
+        Ok(OAuth2Or { body, oauth2: true })
     }
 }
 
 #[rocket::async_trait]
-impl<'r> FromData<'r> for LoginCredentials {
+impl<'r, T: OAuth2Body + Send + 'static> FromData<'r> for OAuth2Or<T> {
     type Error = Error;
 
     async fn from_data(req: &'r Request<'_>, data: Data<'r>) -> data::Outcome<'r, Self> {
-        match LoginCredentials::parse(req, data).await {
-            Ok(credentials) => data::Outcome::Success(LoginCredentials(credentials)),
+        match OAuth2Or::parse(req, data).await {
+            Ok(parsed) => data::Outcome::Success(parsed),
             Err(e) => data::Outcome::Error(e.stash(req)),
         }
     }

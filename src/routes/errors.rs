@@ -74,6 +74,10 @@ impl From<&Error> for Problem {
             problem.error = Some(error);
             problem.error_description = Some(description.clone());
         }
+        if let Error::ForOAuth2 { error, of } = error {
+            problem.error = Some(error);
+            problem.error_description = Some(of.detail());
+        }
         if let Error::SecondFactorRequired { mfa_token, methods, passkey } = error {
             problem.error = Some("mfa_required");
             problem.mfa_token = Some(mfa_token.clone());
@@ -131,7 +135,11 @@ fn login_redirect(req: &Request<'_>) -> String {
 
 impl<'r> Responder<'r, 'static> for Error {
     fn respond_to(self, req: &'r Request<'_>) -> response::Result<'static> {
-        if let Error::Internal(_) = &self {
+        let internal = match &self {
+            Error::ForOAuth2 { of, .. } => matches!(**of, Error::Internal(_)),
+            error => matches!(error, Error::Internal(_)),
+        };
+        if internal {
             log::error!("{} {}: internal error: {}", req.method(), req.uri().path(), self.cause());
         }
         if self.is_database_failure() {

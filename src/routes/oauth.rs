@@ -489,6 +489,8 @@ fn signed_out(redirect: Option<String>) -> AfterLogout {
 /// must not sign anyone out). Then back to a registered `post_logout_redirect_uri`, or to the
 /// sign-in page.
 #[rocket::get("/oauth/logout?<query..>")]
+// Each is a guard Rocket fills from the request: a handler's arguments cannot be grouped.
+#[allow(clippy::too_many_arguments)]
 pub async fn logout(
     query: LogoutQuery,
     user: Option<PageUser>,

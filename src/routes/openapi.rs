@@ -310,7 +310,8 @@ impl IntoResponses for Throttled {
     fn responses() -> BTreeMap<String, RefOr<Response>> {
         let (status, response) = refusal(
             Error::TooManyAttempts { retry_after: 0 },
-            "Too many failed password checks (or sign-ups) from this client or for this account",
+            "Too many failed password checks (or sign-ups) from this client or for this account; a request sent as \
+             the OAuth2 form also gets `error`: `slow_down`",
         );
         set([(status, header(response, "Retry-After", "Seconds until the block ends"))])
     }
@@ -384,9 +385,19 @@ refusal_set!(
              (`POST /auth/login/second-factor`), with `ceremony` and `publicKey` when `methods` lists `passkey`; \
              `error` is `mfa_required`",
         Error::UnsupportedMediaType(String::new()) => "Neither JSON nor a form",
-        Error::Validation(FieldErrors::new()) => "Missing fields, or a `grant_type` other than `password`",
+        Error::Validation(FieldErrors::new()) => "JSON: missing fields, or a `grant_type` other than `password`",
+        oauth("invalid_grant") => OAUTH2_FORM_REFUSALS,
     }
 );
+
+/// What the `400` of `POST /auth/login` and `POST /auth/refresh` covers: malformed JSON, and
+/// every refusal of a request sent as the OAuth2 form.
+const OAUTH2_FORM_REFUSALS: &str =
+    "Malformed JSON. A request sent as the OAuth2 form gets its refusals as OAuth2 \
+     client libraries read them (RFC 6749 §5.2), `error` and `error_description` beside the problem: \
+     `invalid_grant` (a wrong username or password, a refresh token unknown, used or revoked), \
+     `invalid_request` (a field missing, a form that cannot be read) or `unsupported_grant_type`; its `429` \
+     has `error` `slow_down`, its `503` `temporarily_unavailable`";
 
 refusal_set!(
     /// `POST /auth/totp`.
@@ -485,7 +496,9 @@ refusal_set!(
 refusal_set!(
     /// `POST /auth/refresh`.
     RefreshRefusals {
-        Error::InvalidRefreshToken => "Unknown, used or revoked refresh token",
+        Error::InvalidRefreshToken => "JSON: unknown, used or revoked refresh token",
+        Error::UnsupportedMediaType(String::new()) => "Neither JSON nor a form",
+        oauth("invalid_grant") => OAUTH2_FORM_REFUSALS,
     }
 );
 

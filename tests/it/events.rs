@@ -27,6 +27,7 @@ backend_tests!(
     a_user_sees_their_own_last_fifty_and_nobody_elses,
     the_activity_page_lists_them_for_the_signed_in_user,
     the_purge_keeps_events_for_event_retention_days,
+    email_changes_and_an_apps_consent_ending_are_recorded,
 );
 
 /// The kinds of the holder of `token`'s events, newest first.
@@ -303,6 +304,57 @@ async fn the_purge_keeps_events_for_event_retention_days(app: TestApp) {
     assert_eq!(app.count("SELECT COUNT(*) FROM security_events").await, 2);
     miniauth::store::purge::purge_ended(&store, now + 91 * day, (7 * day, 90 * day)).await.unwrap();
     assert_eq!(app.count("SELECT COUNT(*) FROM security_events").await, 0);
+}
+
+async fn email_changes_and_an_apps_consent_ending_are_recorded(app: TestApp) {
+    app.registered("ev-nina", PASSWORD).await;
+    let nina = app.sign_in("ev-nina", PASSWORD).await;
+    let set = app
+        .client
+        .put("/auth/email")
+        .header(bearer(&nina.access))
+        .header(ContentType::JSON)
+        .body(json!({ "email": "nina@example.com" }).to_string())
+        .dispatch()
+        .await;
+    assert_eq!(set.status(), Status::Accepted);
+    assert_eq!(
+        app.client.delete("/auth/email").header(bearer(&nina.access)).dispatch().await.status(),
+        Status::NoContent
+    );
+    // Removing an address the account no longer has changes nothing, and records nothing.
+    assert_eq!(
+        app.client.delete("/auth/email").header(bearer(&nina.access)).dispatch().await.status(),
+        Status::NoContent
+    );
+    // An app the user allowed, then disconnected.
+    let new = miniauth::auth::oidc::NewClient {
+        name: "Photos",
+        redirect_uris: &["https://photos.example.com/callback".to_owned()],
+        logout_uris: &[],
+        public: false,
+        id_token_alg: miniauth::auth::SigningAlgorithm::RS256,
+    };
+    let registered =
+        miniauth::auth::oidc::register(&app.store(), new, miniauth::store::Event::command("client create"))
+            .await
+            .unwrap();
+    let client_id = registered.client.id;
+    let user_id = app.count("SELECT id FROM users WHERE username = 'ev-nina'").await;
+    let consent =
+        miniauth::store::Event::new(miniauth::store::EventKind::AppConsentGranted, String::new(), "")
+            .of(user_id, "ev-nina");
+    miniauth::store::oauth::consent_to(&app.store(), user_id, &client_id, ("openid", common::now()), consent)
+        .await
+        .unwrap();
+    let revoked =
+        app.client.delete(format!("/auth/apps/{client_id}")).header(bearer(&nina.access)).dispatch().await;
+    assert_eq!(revoked.status(), Status::NoContent);
+    let events = events(&app, &nina.access).await;
+    let kinds: Vec<&str> = events.iter().map(|event| event["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds[..4], ["app.consent_revoked", "app.consent_granted", "email.removed", "email.changed"]);
+    assert_eq!(events[0]["detail"]["client_id"], client_id.as_str());
+    assert!(!events[3].to_string().contains("nina@example.com"), "the address stays out of the log");
 }
 
 /// A server, its command line and `event_log = "stdout"`, on each backend.

@@ -26,6 +26,7 @@ mod invitations;
 mod keys;
 mod mail;
 mod metrics;
+mod oauth2_clients;
 mod oidc;
 mod outage;
 mod pages;

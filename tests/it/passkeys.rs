@@ -333,6 +333,18 @@ async fn a_passkey_is_removed_behind_the_password(app: TestApp) {
         (json!([]), json!(0))
     );
     assert_eq!(app.login("alice", PASSWORD).await.status(), Status::Ok, "the password alone again");
+    // Both are security events, with the passkey's name; the refusals are not.
+    let events =
+        expect(app.client.get("/auth/events").header(bearer(&tokens.access)).dispatch().await, Status::Ok)
+            .await;
+    let changes: Vec<(&str, &str)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|event| event["kind"].as_str().unwrap().starts_with("passkey."))
+        .map(|event| (event["kind"].as_str().unwrap(), event["detail"]["passkey"].as_str().unwrap()))
+        .collect();
+    assert_eq!(changes, [("passkey.removed", "Laptop"), ("passkey.added", "Laptop")]);
     // With an authenticator app on as well, the codes stay.
     let (_, _) = app.turn_on_totp(&tokens.access, PASSWORD).await;
     add_passkey_named(&app, &tokens.access, "Phone").await;
