@@ -174,6 +174,14 @@ CEREMONY_PATHS='^/auth/passkeys/register/finish$'
 write_config "$WORK/links.toml" "display = [${ALL_WARNINGS/\"validation_mismatch\", /}]" \
     '[checks.positive_data_acceptance]
 expected-statuses = ["2xx", 400, 401, 403, 404, 409, 429]'
+# Sign-in and refresh take the OAuth2 grants' forms too, whose refusals are OAuth2's: a made-up
+# username and password, or refresh token, in a schema-valid form is refused with 400
+# (invalid_grant), as RFC 6749 has it, where the JSON body gets 401. They run on their own with
+# that allowed (tests/it/oauth2_clients.rs checks each refusal).
+OAUTH2_FORM_PATHS='^/auth/(login|refresh)$'
+write_config "$WORK/oauth2.toml" "display = [${ALL_WARNINGS/\"validation_mismatch\", /}]" \
+    '[checks.positive_data_acceptance]
+expected-statuses = ["2xx", 400, 401, 403, 404]'
 write_config "$WORK/app.toml" "display = [\"missing_auth\", ${ALL_WARNINGS/\"validation_mismatch\", /}]" \
     '[checks.positive_data_acceptance]
 expected-statuses = ["2xx", 400, 401]
@@ -321,13 +329,14 @@ APP_TOKEN_PATHS='^/oauth/userinfo$'
 ID_PATHS='^/auth/(sessions/\{id\}|apps/\{client_id\})$'
 fuzz_backend() {
     local backend=$1 token app
-    fuzz "$backend anonymous" "$WORK/anonymous.toml" --exclude-path-regex "$LINK_PATHS|$CEREMONY_PATHS"
+    fuzz "$backend anonymous" "$WORK/anonymous.toml" --exclude-path-regex "$LINK_PATHS|$CEREMONY_PATHS|$OAUTH2_FORM_PATHS"
+    fuzz "$backend sign-in and refresh" "$WORK/oauth2.toml" --include-path-regex "$OAUTH2_FORM_PATHS"
     fuzz "$backend mailed links" "$WORK/links.toml" --include-path-regex "$LINK_PATHS"
     token=$(sign_in)
     fuzz "$backend authenticated" "$WORK/authenticated.toml" \
         -H "Authorization: Bearer $token" --exclude-path /auth/register \
         --exclude-path /auth/login/second-factor --exclude-path /auth/passkeys/login/finish \
-        --exclude-path-regex "$LINK_PATHS|$CEREMONY_PATHS|$ENDING_PATHS|$APP_PATHS|$APP_TOKEN_PATHS|$ID_PATHS"
+        --exclude-path-regex "$LINK_PATHS|$CEREMONY_PATHS|$ENDING_PATHS|$APP_PATHS|$APP_TOKEN_PATHS|$ID_PATHS|$OAUTH2_FORM_PATHS"
     fuzz "$backend passkey ceremonies" "$WORK/links.toml" \
         -H "Authorization: Bearer $token" --include-path-regex "$CEREMONY_PATHS"
     token=$(sign_in)

@@ -400,6 +400,7 @@ impl Accounts {
         let now = store::now();
         let session_ends = now + self.session_ttl;
         let address = client.address.to_string();
+        let refresh_token = random_token();
         let session = NewSession {
             id: &session_id,
             user_id: user.id,
@@ -408,28 +409,15 @@ impl Accounts {
             user_agent: &client.user_agent,
             address: &address,
             amr: methods.stored(),
+            refresh_token_hash: &token_hash(&refresh_token),
         };
         let event = client.event(EventKind::SignedIn, user).with("methods", methods.label());
         store::sessions::insert_session(&self.db, session, event).await?;
-        let mut issued = self.issue(user, session_id, session_ends, now, methods).await?;
+        let claims = (user.id, user.groups.as_slice(), methods.amr());
+        let mut issued = self.issued(claims, session_id, session_ends, refresh_token, now)?;
         let generation = store::users::device_generation(&self.db, user.id).await?;
         issued.device_token = self.devices.issue(user.id, generation, now);
         Ok(issued)
-    }
-
-    /// A new access token and a new refresh token for a live session.
-    async fn issue(
-        &self,
-        user: &User,
-        session_id: String,
-        session_ends: i64,
-        now: i64,
-        methods: Methods,
-    ) -> Result<Issued> {
-        let refresh_token = random_token();
-        store::sessions::insert_refresh_token(&self.db, &token_hash(&refresh_token), &session_id, now)
-            .await?;
-        self.issued((user.id, &user.groups, methods.amr()), session_id, session_ends, refresh_token, now)
     }
 
     /// The tokens of a session whose new refresh token is stored: an access token is signed for

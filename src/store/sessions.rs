@@ -1,7 +1,7 @@
 //! Queries on `sessions` and their `refresh_tokens`.
 
 use sqlx::any::AnyRow;
-use sqlx::{AnyPool, FromRow, Row};
+use sqlx::{AnyConnection, AnyPool, FromRow, Row};
 
 use super::{Event, Store};
 use crate::domain::{device_name, Methods, Session};
@@ -17,6 +17,8 @@ pub struct NewSession<'a> {
     pub address: &'a str,
     /// How it signed in (RFC 8176 methods, space-separated).
     pub amr: &'a str,
+    /// The hash of its first refresh token.
+    pub refresh_token_hash: &'a str,
 }
 
 /// A session as stored; not the current one until its reader says so.
@@ -66,7 +68,8 @@ impl FromRow<'_, AnyRow> for RefreshTarget {
     }
 }
 
-/// Opens a session, recording the sign-in `event`.
+/// Opens a session with its first refresh token, recording the sign-in `event`: one
+/// transaction, one commit (and one sync to disk).
 pub async fn insert_session(db: &Store, session: NewSession<'_>, event: Event) -> Result<()> {
     let mut change = db.change().await?;
     sqlx::query(
@@ -82,6 +85,7 @@ pub async fn insert_session(db: &Store, session: NewSession<'_>, event: Event) -
     .bind(session.amr)
     .execute(&mut *change)
     .await?;
+    insert_refresh_token(&mut change, session.refresh_token_hash, session.id, session.now).await?;
     change.commit(&[event]).await
 }
 
@@ -209,8 +213,12 @@ pub async fn touch_sessions(db: &Store, ids: &[&str], now: i64) -> Result<()> {
     Ok(())
 }
 
-pub async fn insert_refresh_token(db: &Store, token_hash: &str, session_id: &str, now: i64) -> Result<()> {
-    let (db, _turn) = db.write().await?;
+async fn insert_refresh_token(
+    db: &mut AnyConnection,
+    token_hash: &str,
+    session_id: &str,
+    now: i64,
+) -> Result<()> {
     sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
         .bind(token_hash)
         .bind(session_id)
@@ -271,12 +279,7 @@ pub async fn rotate_refresh_token(
         .bind(now)
         .execute(&mut *tx)
         .await?;
-    sqlx::query("INSERT INTO refresh_tokens (token_hash, session_id, created_at) VALUES ($1, $2, $3)")
-        .bind(new_hash)
-        .bind(session_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
+    insert_refresh_token(&mut tx, new_hash, session_id, now).await?;
     tx.commit().await?;
     Ok(true)
 }
